@@ -1,0 +1,33 @@
+# The two set-up commands for a fresh machine with python3 and pip: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := sample_models/kws_tdnn/config.yaml
+
+.PHONY: run test install install-test bench samples clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+run: install
+	$(BIN)/npu-tui compile -w $(SAMPLE)
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python benchmarks/bench_compile.py
+
+samples: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[samples]"
+	$(BIN)/python sample_models/make_samples.py
+
+clean:
+	rm -rf $(VENV) npu_jpgs .pytest_cache

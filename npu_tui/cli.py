@@ -1,0 +1,106 @@
+"""The `npu-tui` command. Imports only the core at start; the workbench is imported when it opens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+from .core.errors import UserError
+from .core.text import printable
+
+EXIT_OK, EXIT_BUG, EXIT_USER = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one `error:` line, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        raise SystemExit(EXIT_USER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="npu-tui", description="Debug int8 weight quantization for the GRUS (GX8002) NPU.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    comp = commands.add_parser("compile", help="quantize the weights as gxnpuc does and report on each one")
+    comp.add_argument("config", help="the vendor config.yaml")
+    comp.add_argument("-w", "--weights", action="store_true", help="print each quantized weight as NAME: [shape]")
+    comp.add_argument("-s", "--save-hist", action="store_true", help="save a JPEG histogram per quantized weight")
+    comp.add_argument("--hist-dir", default="npu_jpgs", help="folder for -s (default: ./npu_jpgs)")
+    comp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    comp.add_argument("--sim", metavar="PATH", help="write the NPU simulation model (ONNX) to PATH")
+    comp.add_argument(
+        "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
+    )
+    comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            return _compile(args)
+        build_parser().print_help()
+        return EXIT_OK
+    except UserError as exc:
+        sys.stderr.write(f"error: {printable(str(exc))}\n")
+        return EXIT_USER
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # an internal bug: short unless asked for the details
+        if args.debug:
+            traceback.print_exc()
+        else:
+            sys.stderr.write(f"internal error: {printable(repr(exc))} (run with --debug for the traceback)\n")
+        return EXIT_BUG
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from .core.histogram import write_jpegs
+    from .core.project import open_project
+    from .core.report import compilation_json, summary_lines, weight_lines
+    from .core.simulation import build_simulation
+
+    project = open_project(args.config)
+    for warning in project.config.warnings:
+        sys.stderr.write(f"warning: {printable(warning)}\n")
+    settings = replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
+    compilation = project.compile(settings)
+    if args.sim:
+        _check_not_output_file(project.config, Path(args.sim))
+        sim = build_simulation(project.compiler, compilation, settings.fp16_activations)
+        try:
+            sim.save(args.sim)
+        except OSError as exc:
+            raise UserError(f"--sim {args.sim}: cannot write: {exc.strerror}") from None
+    if args.save_hist:
+        try:
+            write_jpegs(project.compiler, compilation, Path(args.hist_dir))
+        except OSError as exc:
+            raise UserError(f"--hist-dir {args.hist_dir}: cannot write: {exc.strerror}") from None
+    if args.json:
+        document = compilation_json(project, compilation)
+        document["warnings"] += [{"code": "config", "weight": None, "message": w} for w in project.config.warnings]
+        json.dump(document, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    lines = weight_lines(compilation) if args.weights else []
+    lines += summary_lines(project, compilation)
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _check_not_output_file(config, target: Path) -> None:
+    output = config.data.get("OUTPUT_FILE")
+    if isinstance(output, str) and (config.path.parent / output).resolve() == target.resolve():
+        raise UserError(f"--sim {target}: that is OUTPUT_FILE, which belongs to gxnpuc; choose another path")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Compile a model under Settings: fuse, quantize and measure every weight, redoing only what changed.
+
+Results are cached per (weight, quantized, range, fusion), so the workbench can flip one switch and
+recompile in the time it takes to quantize the weights that switch touches.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ModelError
+from .fusion import fuse_bn
+from .inventory import Inventory, Weight
+from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
+from .plan import WeightPlan, plan_weights
+from .quantize import QuantParams, quant_params, simulate, tensor_range
+from .settings import Settings
+
+FP16_MAX = 65504.0
+RESULTS_KEPT_PER_WEIGHT = 4
+
+
+@dataclass(frozen=True)
+class CompileWarning:
+    """Something the user should see; `weight` is None for model-wide warnings."""
+
+    code: str
+    weight: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class WeightResult:
+    """One weight as the NPU will hold it, and how far that is from float."""
+
+    weight: Weight
+    plan: WeightPlan
+    range: tuple[float, float]
+    params: QuantParams | None
+    simulated: np.ndarray
+    fused_bias: np.ndarray | None
+    errors: ErrorMetrics
+    tail_ratio: float | None
+
+    @property
+    def stored_bytes(self) -> int:
+        size = self.weight.size
+        return size + 4 if self.plan.quantized else 2 * size
+
+
+@dataclass
+class Compilation:
+    """Everything a compile produced; the sizes follow SPEC section 7."""
+
+    settings: Settings
+    plans: dict[str, WeightPlan]
+    results: dict[str, WeightResult]
+    fp16_bytes: int
+    npu_bytes: int
+    warnings: list[CompileWarning] = field(default_factory=list)
+
+
+class Compiler:
+    """Holds one model's inventory and the caches that make recompiling cheap."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._references: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray | None]] = {}
+        self._tails: dict[tuple[str, bool], float | None] = {}
+        self._results: dict[str, OrderedDict[tuple, WeightResult]] = {}
+        self._fp16: dict[str, np.ndarray] = {}
+
+    def compile(self, settings: Settings) -> Compilation:
+        plans = plan_weights(self.inventory, settings)
+        results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
+        fp16_bytes, npu_bytes = self._sizes(results)
+        warnings = [w for r in results.values() for w in _weight_warnings(r)]
+        warnings += self._constant_warnings(results)
+        return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
+
+    def reference(self, weight: Weight, fused: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The float weight that gets quantized (BN folded in when fused), and its fused bias."""
+        key = (weight.name, fused)
+        if key not in self._references:
+            arrays = self.inventory.arrays
+            w = arrays[weight.name]
+            bias = None
+            if fused and weight.bn is not None:
+                bn = weight.bn
+                conv_bias = arrays[bn.bias] if bn.bias else None
+                w, bias = fuse_bn(w, conv_bias, arrays[bn.scale], arrays[bn.offset], arrays[bn.mean], arrays[bn.var], bn.epsilon)
+            self._references[key] = (w, bias)
+        return self._references[key]
+
+    def result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
+        """The weight under `plan`, from the cache when nothing it depends on changed."""
+        key = (plan.quantized, plan.range, plan.fused)
+        cached = self._results.setdefault(weight.name, OrderedDict())
+        if key in cached:
+            cached.move_to_end(key)
+            return cached[key]
+        w, bias = self.reference(weight, plan.fused)
+        if plan.quantized and not np.isfinite(w).all():
+            raise ModelError(
+                f"{self.inventory.path}: weight {weight.name!r} holds NaN or Inf; fix the model or exclude the weight"
+            )
+        rng = plan.range if plan.range is not None else tensor_range(w)
+        params = quant_params(*rng) if plan.quantized else None
+        simulated = simulate(w, params)
+        clipped = count_clipped(w, params.nudged_min, params.nudged_max) if params else 0
+        result = WeightResult(
+            weight=weight,
+            plan=plan,
+            range=rng,
+            params=params,
+            simulated=simulated,
+            fused_bias=bias.astype(np.float16) if bias is not None else None,
+            errors=error_metrics(w, simulated, clipped),
+            tail_ratio=self.tail(weight, plan.fused, w),
+        )
+        cached[key] = result
+        while len(cached) > RESULTS_KEPT_PER_WEIGHT:
+            cached.popitem(last=False)
+        return result
+
+    def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
+        key = (weight.name, fused)
+        if key not in self._tails:
+            self._tails[key] = tail_ratio(w)
+        return self._tails[key]
+
+    def fp16(self, name: str) -> np.ndarray:
+        """A constant that is not a weight, as the NPU stores it: rounded to fp16."""
+        if name not in self._fp16:
+            self._fp16[name] = self.inventory.arrays[name].astype(np.float16)
+        return self._fp16[name]
+
+    def _sizes(self, results: dict[str, WeightResult]) -> tuple[int, int]:
+        stored = dict(self.inventory.stored)
+        for result in results.values():
+            bn = result.weight.bn
+            if result.plan.fused and bn is not None:
+                for name in (bn.scale, bn.offset, bn.mean, bn.var):
+                    stored.pop(name, None)
+                if bn.bias is None:
+                    stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
+        fp16_bytes = 2 * sum(stored.values())
+        saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())
+        return fp16_bytes, fp16_bytes - saved
+
+    def _constant_warnings(self, results: dict[str, WeightResult]) -> list[CompileWarning]:
+        warnings = []
+        weights = set(results)
+        for name in self.inventory.stored:
+            if name in weights:
+                continue
+            values = self.fp16(name)
+            if np.isinf(values).any() and np.isfinite(self.inventory.arrays[name]).all():
+                warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+        return warnings
+
+
+def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
+    name, plan, params = result.weight.name, result.plan, result.params
+    warnings = []
+    if params is not None and plan.range is not None:
+        lo, hi = plan.range
+        if lo > 0 or hi < 0:
+            warnings.append(
+                CompileWarning(
+                    "nudge_shift",
+                    name,
+                    f"{name}: WEIGHT_MIN_MAX [{lo:g}, {hi:g}] does not contain 0; "
+                    f"the nudge shifts it to [{params.nudged_min:.6g}, {params.nudged_max:.6g}]",
+                )
+            )
+        if result.errors.clipped_fraction > 0:
+            warnings.append(
+                CompileWarning(
+                    "saturation",
+                    name,
+                    f"{name}: {result.errors.clipped_fraction:.2%} of values lie outside "
+                    f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}] and saturate",
+                )
+            )
+    overflow = not np.isfinite(result.simulated).all()
+    if result.fused_bias is not None:
+        overflow = overflow or not np.isfinite(result.fused_bias).all()
+    if overflow:
+        warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+    return warnings

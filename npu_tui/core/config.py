@@ -1,0 +1,246 @@
+"""Read and validate a vendor config.yaml (SPEC section 2), keeping line numbers for messages."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .settings import Settings
+
+CORENAMES = ("GRUS", "AQUILA", "LEO")
+MODEL_KEYS = ("ONNX_FILE", "PB_FILE", "GRAPH_FILE")
+BOOL_KEYS = ("COMPRESS", "CONV2D_COMPRESS", "FUSE_BN")
+NAME_LIST_KEYS = ("EXCLUDE_COMPRESS_OPS", "EXCLUDE_CONV2D_COMPRESS_OPS", "EXCLUDE_FUSE_BN_OPS")
+VENDOR_KEYS = frozenset(
+    {
+        "CORENAME",
+        *MODEL_KEYS,
+        *BOOL_KEYS,
+        *NAME_LIST_KEYS,
+        "WEIGHT_MIN_MAX",
+        "OUTPUT_FILE",
+        "OUTPUT_TYPE",
+        "NPU_UNIT",
+        "MODEL_INFO",
+        "INPUT_OPS",
+        "OUTPUT_OPS",
+        "FP16_OUT_OPS",
+        "FUSE_BIASADD",
+        "WEIGHT_CACHE_SIZE",
+        "SPACE_OPTIMIZATION",
+    }
+)
+
+
+@dataclass
+class Config:
+    """A parsed config: every key in file order, plus where each one was written."""
+
+    path: Path
+    data: dict[str, Any]
+    model_path: Path
+    settings: Settings
+    corename: str
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    output_names: list[str] = field(default_factory=list)
+    key_lines: dict[str, int] = field(default_factory=dict)
+    item_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def where(self, key: str, item: str | None = None) -> str:
+        """'file:line' for a key, or for one name inside it when known."""
+        return _where(self.path, self.key_lines, self.item_lines, key, item)
+
+
+def _where(path: Path, key_lines: dict, item_lines: dict, key: str, item: str | None) -> str:
+    line = item_lines.get((key, item)) if item is not None else None
+    line = line or key_lines.get(key)
+    return f"{path}:{line}" if line else str(path)
+
+
+def load_config(path: str | Path) -> Config:
+    """Parse config.yaml with the safe loader and validate every key SPEC section 2 names."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the path of config.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    root, data = _parse(path, text)
+    key_lines, item_lines = _lines(root)
+    cfg = _Validator(path, data, key_lines, item_lines).run()
+    return cfg
+
+
+def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "could not determine a constructor" in problem:
+            problem = f"YAML tag not allowed ({problem.split('tag ')[-1]}); config.yaml holds plain values only"
+        raise ConfigError(f"{path}{line}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; it needs at least CORENAME and ONNX_FILE")
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ConfigError(f"{path}:1: the top level is a {kind}; it must be a mapping of KEY: value")
+    return root, data
+
+
+def _lines(root: yaml.Node) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    key_lines: dict[str, int] = {}
+    item_lines: dict[tuple[str, str], int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return key_lines, item_lines
+    for key_node, value_node in root.value:
+        key = str(key_node.value)
+        key_lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.MappingNode):
+            for sub_key, _ in value_node.value:
+                item_lines[(key, str(sub_key.value))] = sub_key.start_mark.line + 1
+        elif isinstance(value_node, yaml.SequenceNode):
+            for item in value_node.value:
+                if isinstance(item, yaml.ScalarNode):
+                    item_lines[(key, str(item.value))] = item.start_mark.line + 1
+    return key_lines, item_lines
+
+
+class _Validator:
+    def __init__(self, path: Path, data: dict, key_lines: dict, item_lines: dict) -> None:
+        self.path = path
+        self.data = data
+        self.key_lines = key_lines
+        self.item_lines = item_lines
+        self.warnings: list[str] = []
+
+    def where(self, key: str, item: str | None = None) -> str:
+        return _where(self.path, self.key_lines, self.item_lines, key, item)
+
+    def fail(self, key: str, message: str, item: str | None = None) -> ConfigError:
+        return ConfigError(f"{self.where(key, item)}: {message}")
+
+    def run(self) -> Config:
+        for key in self.data:
+            if not isinstance(key, str):
+                raise self.fail(str(key), f"key {key!r} is not a name; keys are upper-case words")
+            if key not in VENDOR_KEYS:
+                self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
+        settings = Settings(
+            compress=self.boolean("COMPRESS"),
+            conv2d_compress=self.boolean("CONV2D_COMPRESS"),
+            fuse_bn=self.boolean("FUSE_BN"),
+            exclude=self.names("EXCLUDE_COMPRESS_OPS"),
+            exclude_conv2d=self.names("EXCLUDE_CONV2D_COMPRESS_OPS"),
+            exclude_fuse_bn=self.names("EXCLUDE_FUSE_BN_OPS"),
+            weight_min_max=self.min_max(),
+        )
+        return Config(
+            path=self.path,
+            data=self.data,
+            model_path=self.model_path(),
+            settings=settings,
+            corename=self.corename(),
+            input_shapes=self.input_shapes(),
+            output_names=list(self.names("OUTPUT_OPS")),
+            key_lines=self.key_lines,
+            item_lines=self.item_lines,
+            warnings=self.warnings,
+        )
+
+    def corename(self) -> str:
+        if "CORENAME" not in self.data:
+            raise ConfigError(f"{self.path}: CORENAME is missing; set it to one of {', '.join(CORENAMES)}")
+        value = self.data["CORENAME"]
+        if value not in CORENAMES:
+            raise self.fail("CORENAME", f"CORENAME: unknown chip {value!r}; use one of {', '.join(CORENAMES)}")
+        return value
+
+    def model_path(self) -> Path:
+        key = next((k for k in MODEL_KEYS if k in self.data), None)
+        if key is None:
+            raise ConfigError(f"{self.path}: no model: set ONNX_FILE to the .onnx file, relative to this config")
+        value = self.data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"{key}: {value!r} is not a file path")
+        if value.lower().endswith((".pb", ".pbtxt", ".h5", ".tflite")):
+            raise self.fail(
+                key,
+                f"{key}: {value!r} is a TensorFlow model; npu-tui reads ONNX: export it "
+                "(for example with tf2onnx) and set ONNX_FILE",
+            )
+        return (self.path.parent / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+    def boolean(self, key: str) -> bool:
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"{key}: {value!r} is not a bool; write true or false")
+        return value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value] if key == "OUTPUT_OPS" else value
+        if not isinstance(value, list):
+            raise self.fail(key, f"{key}: {value!r} is not a list; write [name1, name2]")
+        for item in value:
+            if not isinstance(item, str):
+                raise self.fail(key, f"{key}: item {item!r} is not a name; names are strings")
+        return tuple(value)
+
+    def min_max(self) -> dict[str, tuple[float, float]]:
+        key = "WEIGHT_MIN_MAX"
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"{key}: {value!r} is not a mapping; write {{weight_name: [min, max]}}")
+        ranges: dict[str, tuple[float, float]] = {}
+        for name, bounds in value.items():
+            label = f"{key}[{str(name)!r}]"
+            if not isinstance(name, str):
+                raise self.fail(key, f"{label}: the weight name must be a string", str(name))
+            if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+                raise self.fail(key, f"{label}: {bounds!r} is not exactly two bounds; write [min, max]", name)
+            for bound in bounds:
+                if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                    raise self.fail(key, f"{label}: bound {bound!r} is not a number; write [min, max]", name)
+                if not math.isfinite(bound):
+                    raise self.fail(key, f"{label}: bound {bound} is not a finite number", name)
+            lo, hi = float(bounds[0]), float(bounds[1])
+            if not lo < hi:
+                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}", name)
+            ranges[name] = (lo, hi)
+        return ranges
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        key = "INPUT_OPS"
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"{key}: {value!r} is not a mapping; write {{input_name: [1, 40]}}")
+        shapes: dict[str, list[int]] = {}
+        for name, shape in value.items():
+            ok = isinstance(shape, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+            )
+            if not ok:
+                raise self.fail(key, f"{key}[{str(name)!r}]: {shape!r} is not a shape; write [1, 40]", str(name))
+            shapes[str(name)] = shape
+        return shapes

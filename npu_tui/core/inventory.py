@@ -1,0 +1,316 @@
+"""Find every weight of a model (SPEC section 3) and pull all float constants out as numpy arrays.
+
+The ModelProto left behind is a skeleton: its float constants hold no data, so a 100 MB model is held
+once (as arrays) and the skeleton can be cheaply rebuilt into a simulation model or an evaluation graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .errors import ModelError
+from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label
+
+FLOAT_TYPES = frozenset(
+    {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+)
+WEIGHT_INPUTS: dict[str, tuple[tuple[int, str], ...]] = {
+    "MatMul": ((1, "fc"),),
+    "Gemm": ((1, "fc"),),
+    "LSTM": ((1, "fc"), (2, "fc")),
+    "GRU": ((1, "fc"), (2, "fc")),
+    "RNN": ((1, "fc"), (2, "fc")),
+    "Conv": ((1, "conv"),),
+    "ConvTranspose": ((1, "conv"),),
+}
+PASS_THROUGH = frozenset({"Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze"})
+NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"})
+
+
+@dataclass
+class Constant:
+    """A constant tensor: an initializer (node is None) or the value of a Constant node."""
+
+    name: str
+    tensor: onnx.TensorProto
+    graph: onnx.GraphProto
+    node: onnx.NodeProto | None
+
+    @property
+    def is_float(self) -> bool:
+        return self.tensor.data_type in FLOAT_TYPES
+
+
+@dataclass(frozen=True)
+class BnSite:
+    """A Conv whose only consumer is a BatchNormalization that FUSE_BN can fold into it."""
+
+    conv: onnx.NodeProto
+    bn: onnx.NodeProto
+    graph: onnx.GraphProto
+    bias: str | None
+    scale: str
+    offset: str
+    mean: str
+    var: str
+    epsilon: float
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return node_label(self.conv), node_label(self.bn)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A weight computed from constants alone, and the nodes and constants that compute it."""
+
+    nodes: tuple[NodeRef, ...]
+    sources: tuple[str, ...]
+
+
+@dataclass
+class Weight:
+    """One quantizable weight, listed once however many nodes consume it."""
+
+    name: str
+    kind: str
+    nodes: list[str]
+    op_types: list[str]
+    shape: tuple[int, ...]
+    origin: str
+    scope: str = ""
+    folded_from: tuple[str, ...] = ()
+    bn: BnSite | None = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass
+class Inventory:
+    """The weights of a model, the float values of all its constants, and the data-free skeleton."""
+
+    path: Path
+    model: onnx.ModelProto
+    weights: list[Weight]
+    constants: dict[str, Constant]
+    arrays: dict[str, np.ndarray]
+    folds: dict[str, Fold]
+    node_ops: dict[str, str]
+    stored: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_name = {w.name: w for w in self.weights}
+
+
+def build_inventory(model: onnx.ModelProto, path: Path | str = "model.onnx") -> Inventory:
+    """Find the weights and move every float constant's data out of `model` into arrays."""
+    return _Finder(model, Path(path)).run()
+
+
+class _Finder:
+    def __init__(self, model: onnx.ModelProto, path: Path) -> None:
+        self.model = model
+        self.path = path
+        self.constants: dict[str, Constant] = {}
+        self.producers: dict[str, NodeRef] = {}
+        self.consumers: dict[str, list[NodeRef]] = {}
+        self.graph_outputs: set[str] = set()
+        self.foldable: dict[str, bool] = {}
+        for graph, _ in iter_graphs(model.graph):
+            for tensor in graph.initializer:
+                self.constants[tensor.name] = Constant(tensor.name, tensor, graph, None)
+            self.graph_outputs.update(o.name for o in graph.output)
+        self.nodes = list(iter_nodes(model.graph))
+        for ref in self.nodes:
+            value = constant_value(ref.node)
+            if value is not None and ref.node.output:
+                self.constants[ref.node.output[0]] = Constant(ref.node.output[0], value, ref.graph, ref.node)
+            for out in ref.node.output:
+                if out:
+                    self.producers[out] = ref
+            for name in _inputs_with_outer(ref.node):
+                self.consumers.setdefault(name, []).append(ref)
+
+    def run(self) -> Inventory:
+        weights: dict[str, Weight] = {}
+        folds: dict[str, Fold] = {}
+        for ref in self.nodes:
+            for index, kind in WEIGHT_INPUTS.get(ref.node.op_type, ()):
+                if index >= len(ref.node.input) or not ref.node.input[index]:
+                    continue
+                tensor = ref.node.input[index]
+                found = self.trace(tensor)
+                if found is None:
+                    continue
+                name, origin = found
+                if name in weights:
+                    weight = weights[name]
+                    if ref.label not in weight.nodes:
+                        weight.nodes.append(ref.label)
+                        weight.op_types.append(ref.node.op_type)
+                    continue
+                weight = Weight(name, kind, [ref.label], [ref.node.op_type], (), origin, ref.scope)
+                if origin == "folded":
+                    folds[name] = self.fold_plan(name)
+                    weight.folded_from = folds[name].sources
+                weights[name] = weight
+        arrays = self.extract_arrays(folds, weights)
+        for weight in weights.values():
+            weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
+            weight.bn = self.bn_site(weight)
+        node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
+        inventory = Inventory(self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops)
+        inventory.stored = self.stored_sizes(folds, arrays)
+        return inventory
+
+    def trace(self, tensor: str) -> tuple[str, str] | None:
+        """The constant a weight input comes from, through pass-through ops, or a foldable tensor."""
+        current = tensor
+        while True:
+            const = self.constants.get(current)
+            if const is not None:
+                if not const.is_float:
+                    return None
+                return current, "initializer" if const.node is None else "constant"
+            producer = self.producers.get(current)
+            if producer is None or producer.node.op_type not in PASS_THROUGH:
+                break
+            current = producer.node.input[0]
+        if self.is_foldable(tensor):
+            return tensor, "folded"
+        return None
+
+    def is_foldable(self, tensor: str) -> bool:
+        if tensor in self.foldable:
+            return self.foldable[tensor]
+        self.foldable[tensor] = False
+        if tensor in self.constants:
+            result = True
+        else:
+            producer = self.producers.get(tensor)
+            result = (
+                producer is not None
+                and producer.node.op_type not in NOT_FOLDABLE
+                and not any(True for _ in _subgraph_attrs(producer.node))
+                and all(self.is_foldable(i) for i in producer.node.input if i)
+            )
+        self.foldable[tensor] = result
+        return result
+
+    def fold_plan(self, tensor: str) -> Fold:
+        nodes: dict[int, NodeRef] = {}
+        sources: list[str] = []
+        stack = [tensor]
+        seen: set[str] = set()
+        while stack:
+            name = stack.pop()
+            if name in seen or not name:
+                continue
+            seen.add(name)
+            if name in self.constants:
+                if self.constants[name].is_float and name not in sources:
+                    sources.append(name)
+                continue
+            ref = self.producers[name]
+            nodes[id(ref.node)] = ref
+            stack.extend(ref.node.input)
+        order = {id(ref.node): i for i, ref in enumerate(self.nodes)}
+        ordered = sorted(nodes.values(), key=lambda r: order[id(r.node)])
+        return Fold(tuple(ordered), tuple(sorted(sources, key=lambda s: list(self.constants).index(s))))
+
+    def extract_arrays(self, folds: dict[str, Fold], weights: dict[str, Weight]) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for name, fold in folds.items():
+            arrays[name] = self.evaluate_fold(name, fold)
+        for name, const in self.constants.items():
+            if not const.is_float:
+                continue
+            array = numpy_helper.to_array(const.tensor)
+            arrays[name] = np.ascontiguousarray(array, dtype=np.float32)
+            for field_name in ("raw_data", "float_data", "double_data", "int32_data"):
+                const.tensor.ClearField(field_name)
+        return arrays
+
+    def evaluate_fold(self, name: str, fold: Fold) -> np.ndarray:
+        from onnx.reference import ReferenceEvaluator
+
+        used = {i for ref in fold.nodes for i in ref.node.input if i in self.constants}
+        inits = [_renamed(self.constants[c].tensor, c) for c in sorted(used)]
+        output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
+        graph = onnx.helper.make_graph([ref.node for ref in fold.nodes], "fold", [], [output], initializer=inits)
+        model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        try:
+            value = ReferenceEvaluator(model).run(None, {})[0]
+        except Exception as exc:
+            raise ModelError(f"{self.path}: weight {name!r} is computed from constants but cannot be folded: {exc}") from None
+        return np.ascontiguousarray(value, dtype=np.float32)
+
+    def bn_site(self, weight: Weight) -> BnSite | None:
+        users = self.consumers.get(weight.name, [])
+        if weight.kind != "conv" or weight.origin == "folded" or len(users) != 1:
+            return None
+        conv = users[0]
+        if conv.node.op_type != "Conv" or conv.node.input[1] != weight.name:
+            return None
+        out = conv.node.output[0]
+        after = self.consumers.get(out, [])
+        if out in self.graph_outputs or len(after) != 1 or after[0].node.op_type != "BatchNormalization":
+            return None
+        bn = after[0].node
+        if len(bn.input) < 5 or len([o for o in bn.output if o]) != 1 or after[0].graph is not conv.graph:
+            return None
+        params = list(bn.input[1:5])
+        bias = conv.node.input[2] if len(conv.node.input) > 2 and conv.node.input[2] else None
+        direct = [p for p in params + ([bias] if bias else []) if p in self.constants and self.constants[p].is_float]
+        if len(direct) != len(params) + (1 if bias else 0):
+            return None
+        epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        return BnSite(conv.node, bn, conv.graph, bias, *params, epsilon=float(epsilon))
+
+    def stored_sizes(self, folds: dict[str, Fold], arrays: dict[str, np.ndarray]) -> dict[str, int]:
+        """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight."""
+        fold_nodes = {id(ref.node) for fold in folds.values() for ref in fold.nodes}
+        stored: dict[str, int] = {}
+        for name, const in self.constants.items():
+            if not const.is_float:
+                continue
+            users = self.consumers.get(name, [])
+            if not (users and all(id(u.node) in fold_nodes for u in users)):
+                stored[name] = int(arrays[name].size)
+        for name in folds:
+            stored[name] = int(arrays[name].size)
+        return stored
+
+
+def _renamed(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
+    copy = onnx.TensorProto()
+    copy.CopyFrom(tensor)
+    copy.name = name
+    return copy
+
+
+def _subgraph_attrs(node: onnx.NodeProto):
+    return (a for a in node.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS))
+
+
+def _inputs_with_outer(node: onnx.NodeProto) -> list[str]:
+    """The node's inputs, plus the outer-scope names its subgraphs read (an If reading a weight)."""
+    names = [i for i in node.input if i]
+    for attr in _subgraph_attrs(node):
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for graph in graphs:
+            names.extend(_outer_names(graph))
+    return names
+
+
+def _outer_names(graph: onnx.GraphProto) -> list[str]:
+    local = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+    local |= {o for n in graph.node for o in n.output}
+    return [i for n in graph.node for i in n.input if i and i not in local]

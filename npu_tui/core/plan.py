@@ -1,0 +1,71 @@
+"""Turn Settings into a decision per weight, and check that every name in them exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+from .errors import ConfigError, closest
+from .inventory import Inventory, Weight
+from .settings import Settings
+
+COMPRESS_OFF = "compress_off"
+CONV2D_COMPRESS_OFF = "conv2d_compress_off"
+EXCLUDED = "excluded"
+
+
+@dataclass(frozen=True)
+class WeightPlan:
+    """What the compiler does with one weight under the current settings."""
+
+    name: str
+    quantized: bool
+    reason: str | None
+    range: tuple[float, float] | None
+    fused: bool
+
+
+def names_of(weight: Weight) -> set[str]:
+    """The names a config may use for a weight: its own, and those of the nodes consuming it."""
+    return {weight.name, *weight.nodes}
+
+
+def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPlan]:
+    """One plan per weight, in model order."""
+    excluded = set(settings.exclude)
+    excluded_conv = set(settings.exclude_conv2d)
+    no_fuse = set(settings.exclude_fuse_bn)
+    plans: dict[str, WeightPlan] = {}
+    for weight in inventory.weights:
+        names = names_of(weight)
+        reason = None
+        if weight.kind == "fc" and not settings.compress:
+            reason = COMPRESS_OFF
+        elif weight.kind == "conv" and not settings.conv2d_compress:
+            reason = CONV2D_COMPRESS_OFF
+        elif names & excluded or (weight.kind == "conv" and names & excluded_conv):
+            reason = EXCLUDED
+        rng = next((settings.weight_min_max[n] for n in sorted(names) if n in settings.weight_min_max), None)
+        fused = bool(settings.fuse_bn and weight.bn is not None and not (names | set(weight.bn.labels)) & no_fuse)
+        plans[weight.name] = WeightPlan(weight.name, reason is None, reason, rng, fused)
+    return plans
+
+
+def check_names(inventory: Inventory, settings: Settings, config: Config | None = None) -> None:
+    """Refuse a name that matches no weight or node, pointing at the closest real ones."""
+    all_names = {n for w in inventory.weights for n in names_of(w)}
+    conv_names = {n for w in inventory.weights if w.kind == "conv" for n in names_of(w)}
+    bn_names = conv_names | {n for w in inventory.weights if w.bn is not None for n in w.bn.labels}
+    groups = (
+        ("EXCLUDE_COMPRESS_OPS", settings.exclude, all_names, "weight or node"),
+        ("EXCLUDE_CONV2D_COMPRESS_OPS", settings.exclude_conv2d, conv_names, "convolution weight or node"),
+        ("EXCLUDE_FUSE_BN_OPS", settings.exclude_fuse_bn, bn_names, "convolution or BatchNormalization"),
+        ("WEIGHT_MIN_MAX", tuple(settings.weight_min_max), all_names, "weight or node"),
+    )
+    for key, names, known, what in groups:
+        for name in names:
+            if name in known:
+                continue
+            where = config.where(key, name) if config is not None else key
+            label = f"{key}[{name!r}]" if key == "WEIGHT_MIN_MAX" else key
+            raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")

@@ -1,0 +1,35 @@
+"""A config and its model, opened and checked together: the unit the CLI and the workbench work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compiler import Compilation, Compiler
+from .config import Config, load_config
+from .inventory import Inventory, build_inventory
+from .model_file import load_model
+from .plan import check_names
+from .settings import Settings
+
+
+@dataclass
+class Project:
+    config: Config
+    inventory: Inventory
+    compiler: Compiler
+
+    def compile(self, settings: Settings | None = None) -> Compilation:
+        """Compile under `settings`, or under the config's own settings."""
+        settings = settings or self.config.settings
+        check_names(self.inventory, settings, self.config)
+        return self.compiler.compile(settings)
+
+
+def open_project(config_path: str | Path) -> Project:
+    """Load and validate config.yaml, read its model and take the weight inventory."""
+    config = load_config(config_path)
+    model = load_model(config.model_path)
+    inventory = build_inventory(model, config.model_path)
+    check_names(inventory, config.settings, config)
+    return Project(config, inventory, Compiler(inventory))

@@ -1,0 +1,88 @@
+"""What `compile` prints: the vendor's `-w` lines, the JSON document and the human summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compiler import Compilation, WeightResult
+from .project import Project
+from .text import printable
+
+
+def weight_lines(compilation: Compilation) -> list[str]:
+    """The vendor's `-w` format: `NAME: [d0, d1, ...]` per quantized weight, in model order."""
+    return [
+        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shape)}]"
+        for r in compilation.results.values()
+        if r.plan.quantized
+    ]
+
+
+def weight_record(result: WeightResult) -> dict[str, Any]:
+    weight, params, errors = result.weight, result.params, result.errors
+    return {
+        "name": weight.name,
+        "kind": weight.kind,
+        "nodes": list(weight.nodes),
+        "op_types": list(weight.op_types),
+        "shape": list(weight.shape),
+        "size": weight.size,
+        "origin": weight.origin,
+        "folded_from": list(weight.folded_from),
+        "quantized": result.plan.quantized,
+        "reason": result.plan.reason,
+        "fused_bn": result.plan.fused,
+        "min": result.range[0],
+        "max": result.range[1],
+        "nudged_min": params.nudged_min if params else None,
+        "nudged_max": params.nudged_max if params else None,
+        "scale": params.scale if params else None,
+        "zero_point": params.zero_point if params else None,
+        "sqnr_db": errors.sqnr_db,
+        "mse": errors.mse,
+        "max_abs_err": errors.max_abs_err,
+        "clipped_fraction": errors.clipped_fraction,
+        "tail_ratio": result.tail_ratio,
+    }
+
+
+def compilation_json(project: Project, compilation: Compilation) -> dict[str, Any]:
+    return {
+        "model": str(project.config.model_path),
+        "config": str(project.config.path),
+        "weights": [weight_record(r) for r in compilation.results.values()],
+        "fp16_bytes": compilation.fp16_bytes,
+        "npu_bytes": compilation.npu_bytes,
+        "warnings": [{"code": w.code, "weight": w.weight, "message": w.message} for w in compilation.warnings],
+    }
+
+
+def summary_lines(project: Project, compilation: Compilation) -> list[str]:
+    """A few lines a person reads: what got quantized, what it saves, what to look at."""
+    lines = [f"model: {project.config.model_path} ({project.config.corename})"]
+    for kind, label in (("fc", "fully-connected"), ("conv", "convolution")):
+        results = [r for r in compilation.results.values() if r.weight.kind == kind]
+        if not results:
+            continue
+        done = [r for r in results if r.plan.quantized]
+        lines.append(f"{label} weights quantized: {len(done)} of {len(results)}{_reasons(results)}")
+    ratio = compilation.npu_bytes / compilation.fp16_bytes if compilation.fp16_bytes else 1.0
+    lines.append(
+        f"size: {compilation.fp16_bytes:,} bytes as fp16 -> {compilation.npu_bytes:,} bytes on the NPU ({ratio:.1%})"
+    )
+    worst = sorted(
+        (r for r in compilation.results.values() if r.plan.quantized and r.errors.sqnr_db is not None),
+        key=lambda r: r.errors.sqnr_db,
+    )[:3]
+    if worst:
+        lines.append("lowest SQNR: " + ", ".join(f"{printable(r.weight.name)} {r.errors.sqnr_db:.1f} dB" for r in worst))
+    lines.extend(f"warning: {printable(w.message)}" for w in compilation.warnings)
+    return lines
+
+
+def _reasons(results: list[WeightResult]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.plan.reason:
+            counts[r.plan.reason] = counts.get(r.plan.reason, 0) + 1
+    return "" if not counts else " (" + ", ".join(f"{n} {reason}" for reason, n in counts.items()) + ")"

@@ -1,0 +1,199 @@
+"""The NPU simulation model (SPEC section 6): every weight replaced in place by the value the NPU
+computes with, BatchNorm folded where FUSE_BN says so, and activations rounded to fp16 after each node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx.helper import tensor_dtype_to_np_dtype
+
+from .compiler import Compilation, Compiler
+from .graph import iter_graphs, iter_nodes, node_label, subgraphs
+from .onnx_writer import write_model
+
+ROUNDED_SUFFIX = "__npu_f32"
+HALF_SUFFIX = "__npu_f16"
+
+
+@dataclass
+class SimModel:
+    """A simulation graph; the data of its main-graph float initializers lives in `arrays`."""
+
+    model: onnx.ModelProto
+    arrays: dict[str, np.ndarray]
+
+    def save(self, path: str | Path) -> None:
+        write_model(self.model, self.arrays, path)
+
+    def to_proto(self, keep_as_inputs: frozenset[str] = frozenset()) -> onnx.ModelProto:
+        """A self-contained ModelProto; names in `keep_as_inputs` become graph inputs instead."""
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        graph = model.graph
+        kept = []
+        for tensor in graph.initializer:
+            if tensor.name in keep_as_inputs:
+                graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+                continue
+            if tensor.name in self.arrays:
+                _fill(tensor, self.arrays[tensor.name])
+            kept.append(tensor)
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        return model
+
+
+def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activations: bool = True) -> SimModel:
+    """Apply one compilation to a copy of the model skeleton."""
+    inventory = compiler.inventory
+    model = onnx.ModelProto()
+    model.CopyFrom(inventory.model)
+    twin_node = {id(a.node): b.node for a, b in zip(iter_nodes(inventory.model.graph), iter_nodes(model.graph))}
+    twin_graph = {id(a): b for (a, _), (b, _) in zip(iter_graphs(inventory.model.graph), iter_graphs(model.graph))}
+    values: dict[str, np.ndarray] = {}
+    removed: set[int] = set()
+    for name, result in compilation.results.items():
+        values[name] = result.simulated
+        weight = result.weight
+        if result.plan.fused and weight.bn is not None:
+            bn = weight.bn
+            conv, norm = twin_node[id(bn.conv)], twin_node[id(bn.bn)]
+            bias = bn.bias or f"{node_label(bn.conv)}.fused_bias"
+            while len(conv.input) < 3:
+                conv.input.append("")
+            conv.input[2] = bias
+            conv.output[0] = norm.output[0]
+            removed.add(id(norm))
+            values[bias] = result.fused_bias
+            if bn.bias is None:
+                twin_graph[id(bn.graph)].initializer.append(
+                    onnx.helper.make_tensor(bias, onnx.TensorProto.FLOAT, result.fused_bias.shape, [])
+                )
+        if weight.origin == "folded":
+            fold = inventory.folds[name]
+            producer = next(r for r in fold.nodes if name in r.node.output)
+            removed.add(id(twin_node[id(producer.node)]))
+            dtype = onnx.TensorProto.FLOAT
+            twin_graph[id(producer.graph)].initializer.append(
+                onnx.helper.make_tensor(name, dtype, result.simulated.shape, [])
+            )
+            _prune_dead(model.graph, {id(twin_node[id(r.node)]) for r in fold.nodes}, removed)
+    _remove_nodes(model.graph, removed)
+    arrays = _place_values(compiler, model, values)
+    if fp16_activations:
+        _round_activations(model)
+    return SimModel(model, arrays)
+
+
+def _remove_nodes(graph: onnx.GraphProto, removed: set[int]) -> None:
+    for g, _ in iter_graphs(graph):
+        keep = [n for n in g.node if id(n) not in removed]
+        if len(keep) != len(g.node):
+            del g.node[:]
+            g.node.extend(keep)
+
+
+def _used_names(graph: onnx.GraphProto, removed: set[int]) -> set[str]:
+    used: set[str] = set()
+    for g, _ in iter_graphs(graph):
+        used.update(o.name for o in g.output)
+        for node in g.node:
+            if id(node) not in removed:
+                used.update(node.input)
+    return used
+
+
+def _prune_dead(graph: onnx.GraphProto, candidates: set[int], removed: set[int]) -> None:
+    """Remove fold nodes whose outputs nothing reads any more."""
+    changed = True
+    while changed:
+        used = _used_names(graph, removed)
+        changed = False
+        for ref in iter_nodes(graph):
+            key = id(ref.node)
+            if key in candidates and key not in removed and not any(o in used for o in ref.node.output):
+                removed.add(key)
+                changed = True
+
+
+def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Give every float constant its NPU value; drop constants nothing reads any more."""
+    float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+    used = _used_names(model.graph, set())
+    main_arrays: dict[str, np.ndarray] = {}
+
+    def npu_value(name: str) -> np.ndarray:
+        return values[name] if name in values else compiler.fp16(name)
+
+    for g, _ in iter_graphs(model.graph):
+        kept = []
+        for tensor in g.initializer:
+            if tensor.data_type not in float_types:
+                kept.append(tensor)
+            elif tensor.name in used or tensor.name in {i.name for i in g.input}:
+                kept.append(tensor)
+                if g is model.graph:
+                    main_arrays[tensor.name] = npu_value(tensor.name)
+                else:
+                    _fill(tensor, npu_value(tensor.name))
+        if len(kept) != len(g.initializer):
+            del g.initializer[:]
+            g.initializer.extend(kept)
+        nodes = []
+        for node in g.node:
+            value = _constant_tensor(node)
+            if value is not None and value.data_type in float_types:
+                if node.output[0] not in used:
+                    continue
+                _fill(value, npu_value(node.output[0]))
+            nodes.append(node)
+        if len(nodes) != len(g.node):
+            del g.node[:]
+            g.node.extend(nodes)
+    return main_arrays
+
+
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    if node.op_type != "Constant":
+        return None
+    return next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+
+
+def _fill(tensor: onnx.TensorProto, values: np.ndarray) -> None:
+    dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    for field_name in ("float_data", "double_data", "int32_data"):
+        tensor.ClearField(field_name)
+    tensor.raw_data = np.ascontiguousarray(values, dtype=dtype).tobytes()
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types: dict[str, int] = {}
+    for g, _ in iter_graphs(inferred.graph):
+        for info in list(g.value_info) + list(g.input) + list(g.output):
+            if info.type.HasField("tensor_type"):
+                types[info.name] = info.type.tensor_type.elem_type
+    return types
+
+
+def _round_activations(model: onnx.ModelProto) -> None:
+    """After each node, every fp32 output goes through fp16 and back, keeping its name."""
+    types = _elem_types(model)
+    for g, _ in iter_graphs(model.graph):
+        nodes: list[onnx.NodeProto] = []
+        for node in g.node:
+            nodes.append(node)
+            if node.op_type == "Constant" or any(True for _ in subgraphs(node)):
+                continue
+            for i, out in enumerate(node.output):
+                if not out or types.get(out) != onnx.TensorProto.FLOAT:
+                    continue
+                raw, half = out + ROUNDED_SUFFIX, out + HALF_SUFFIX
+                node.output[i] = raw
+                nodes.append(onnx.helper.make_node("Cast", [raw], [half], to=onnx.TensorProto.FLOAT16, name=half))
+                nodes.append(onnx.helper.make_node("Cast", [half], [out], to=onnx.TensorProto.FLOAT, name=out + "__npu_round"))
+        del g.node[:]
+        g.node.extend(nodes)
