@@ -20,6 +20,7 @@ from .quantize import QuantParams, quant_params, simulate, tensor_range
 from .settings import Settings
 
 FP16_MAX = 65504.0
+FP16_MIN_NORMAL = 2.0**-14
 RESULTS_KEPT_PER_WEIGHT = 4
 
 
@@ -186,6 +187,14 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
                     f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}] and saturate",
                 )
             )
+    if params is not None and params.scale < FP16_MIN_NORMAL:
+        warnings.append(
+            CompileWarning(
+                "fp16_scale",
+                name,
+                f"{name}: scale {params.scale:.3g} is below fp16's normal range; the stored scale loses precision",
+            )
+        )
     overflow = not np.isfinite(result.simulated).all()
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()

@@ -110,7 +110,10 @@ class Inventory:
 
 
 def build_inventory(model: onnx.ModelProto, path: Path | str = "model.onnx") -> Inventory:
-    """Find the weights and move every float constant's data out of `model` into arrays."""
+    """Find the weights and move every float constant's data out of `model` into arrays.
+
+    `model` is changed in place: it becomes the skeleton. Pass a copy to keep the original.
+    """
     return _Finder(model, Path(path)).run()
 
 

@@ -69,23 +69,23 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
             removed.add(id(norm))
             values[bias] = result.fused_bias
             if bn.bias is None:
-                twin_graph[id(bn.graph)].initializer.append(
-                    onnx.helper.make_tensor(bias, onnx.TensorProto.FLOAT, result.fused_bias.shape, [])
-                )
+                twin_graph[id(bn.graph)].initializer.append(_empty_tensor(bias, result.fused_bias.shape))
         if weight.origin == "folded":
             fold = inventory.folds[name]
             producer = next(r for r in fold.nodes if name in r.node.output)
             removed.add(id(twin_node[id(producer.node)]))
-            dtype = onnx.TensorProto.FLOAT
-            twin_graph[id(producer.graph)].initializer.append(
-                onnx.helper.make_tensor(name, dtype, result.simulated.shape, [])
-            )
+            twin_graph[id(producer.graph)].initializer.append(_empty_tensor(name, result.simulated.shape))
             _prune_dead(model.graph, {id(twin_node[id(r.node)]) for r in fold.nodes}, removed)
     _remove_nodes(model.graph, removed)
     arrays = _place_values(compiler, model, values)
     if fp16_activations:
         _round_activations(model)
     return SimModel(model, arrays)
+
+
+def _empty_tensor(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+    """A float initializer whose data is placed later, with the others."""
+    return onnx.TensorProto(name=name, data_type=onnx.TensorProto.FLOAT, dims=shape)
 
 
 def _remove_nodes(graph: onnx.GraphProto, removed: set[int]) -> None:

@@ -1,0 +1,68 @@
+"""Small ONNX models built inside the tests, and config files that point at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def value(name: str, shape: list | None, dtype: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset: int = OPSET) -> onnx.ModelProto:
+    graph = helper.make_graph(list(nodes), "test", list(inputs), list(outputs), list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def conv_bn_fc(rng: np.random.Generator, tiny_var: bool = True) -> onnx.ModelProto:
+    """x[1,3,6] -> Conv1d(4) -> BN -> Relu -> Flatten -> MatMul(24x5)."""
+    var = np.array([1.0, 0.5, 1e-4 if tiny_var else 1.0, 2.0], np.float32)
+    inits = [
+        tensor("conv1.weight", rng.normal(0, 0.3, (4, 3, 3)).astype(np.float32)),
+        tensor("conv1.bias", rng.normal(0, 0.1, 4).astype(np.float32)),
+        tensor("bn1.scale", rng.uniform(0.5, 1.5, 4).astype(np.float32)),
+        tensor("bn1.bias", rng.normal(0, 0.1, 4).astype(np.float32)),
+        tensor("bn1.mean", rng.normal(0, 0.1, 4).astype(np.float32)),
+        tensor("bn1.var", var),
+        tensor("fc.weight", rng.normal(0, 0.2, (24, 5)).astype(np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", pads=[1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["b1"], name="bn1", epsilon=1e-5),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Flatten", ["r1"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "fc.weight"], ["y"], name="fc"),
+    ]
+    return make_model(nodes, [value("x", [1, 3, 6])], [value("y", [1, 5])], inits)
+
+
+def write_project(folder: Path, model: onnx.ModelProto | None, config: str, model_name: str = "model.onnx") -> Path:
+    """Save the model and a config.yaml beside it; the config text is used as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        onnx.save(model, str(folder / model_name))
+    path = folder / "config.yaml"
+    path.write_text(config, encoding="utf-8")
+    return path
+
+
+BASE_CONFIG = """\
+# a vendor-style config
+CORENAME: GRUS
+ONNX_FILE: model.onnx
+OUTPUT_FILE: model.h
+COMPRESS: true
+CONV2D_COMPRESS: true
+"""

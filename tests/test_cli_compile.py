@@ -1,0 +1,129 @@
+"""`npu-tui compile` through a subprocess: the vendor's -w lines, JSON, --sim, -s and the summary."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from clirun import npu_tui
+from modelkit import BASE_CONFIG, conv_bn_fc, make_model, tensor, value, write_project
+
+JSON_WEIGHT_KEYS = {
+    "name", "kind", "nodes", "op_types", "shape", "quantized", "reason", "min", "max", "nudged_min",
+    "nudged_max", "scale", "zero_point", "sqnr_db", "mse", "max_abs_err", "clipped_fraction", "tail_ratio",
+}
+
+
+def project(tmp_path, extra=""):
+    return write_project(tmp_path, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG + extra)
+
+
+def test_w_prints_the_vendor_lines_then_the_summary(tmp_path):
+    result = npu_tui("compile", "-w", str(project(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["conv1.weight: [4, 3, 3]", "fc.weight: [24, 5]"]
+    assert lines[2].startswith("model: ")
+    assert "fully-connected weights quantized: 1 of 1" in result.stdout
+
+
+def test_w_leaves_out_weights_that_stay_fp16(tmp_path):
+    config = project(tmp_path, "EXCLUDE_COMPRESS_OPS: [fc]\n")
+    result = npu_tui("compile", "-w", str(config))
+    assert result.stdout.splitlines()[0] == "conv1.weight: [4, 3, 3]"
+    assert "fc.weight: [" not in result.stdout
+    assert "fully-connected weights quantized: 0 of 1 (1 excluded)" in result.stdout
+
+
+def test_json_document(tmp_path):
+    config = project(tmp_path, "FUSE_BN: true\nWEIGHT_MIN_MAX:\n  fc.weight: [0.1, 0.5]\n")
+    result = npu_tui("compile", "--json", str(config))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"model", "config", "weights", "fp16_bytes", "npu_bytes", "warnings"}
+    weights = {w["name"]: w for w in doc["weights"]}
+    assert all(JSON_WEIGHT_KEYS <= set(w) for w in weights.values())
+    fc = weights["fc.weight"]
+    assert fc["min"] == 0.1 and fc["max"] == 0.5
+    assert fc["nudged_min"] == 0.0 and math.isclose(fc["nudged_max"], 0.4, rel_tol=1e-6)
+    assert fc["zero_point"] == 0 and fc["clipped_fraction"] > 0.3
+    assert weights["conv1.weight"]["op_types"] == ["Conv"]
+    # every float constant: conv 36 + conv bias 4 + fc 120 (BN folded away) = 160 values
+    assert doc["fp16_bytes"] == 2 * 160
+    # quantized weights as uint8 plus 4 bytes each: 160*2 - (72-40) - (240-124)
+    assert doc["npu_bytes"] == 320 - (72 - 40) - (240 - 124)
+    codes = {(w["code"], w["weight"]) for w in doc["warnings"]}
+    assert ("nudge_shift", "fc.weight") in codes and ("saturation", "fc.weight") in codes
+
+
+def test_reason_says_why_a_weight_stays_fp16(tmp_path):
+    text = BASE_CONFIG.replace("COMPRESS: true\nCONV2D_COMPRESS: true", "COMPRESS: false\nCONV2D_COMPRESS: false")
+    config = write_project(tmp_path, conv_bn_fc(np.random.default_rng(0)), text)
+    doc = json.loads(npu_tui("compile", "--json", str(config)).stdout)
+    assert {w["name"]: w["reason"] for w in doc["weights"]} == {"conv1.weight": "conv2d_compress_off", "fc.weight": "compress_off"}
+    assert doc["npu_bytes"] == doc["fp16_bytes"]
+
+
+def test_sim_model_runs_and_never_touches_output_file(tmp_path):
+    config = project(tmp_path)
+    result = npu_tui("compile", "--sim", str(tmp_path / "sim.onnx"), str(config))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "model.h").exists()
+    session = ort.InferenceSession(str(tmp_path / "sim.onnx"), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": np.ones((1, 3, 6), np.float32)})[0]
+    assert y.shape == (1, 5)
+    refused = npu_tui("compile", "--sim", str(tmp_path / "model.h"), str(config))
+    assert refused.returncode == 2 and "OUTPUT_FILE" in refused.stderr
+    assert not (tmp_path / "model.h").exists()
+
+
+def test_save_histograms_writes_one_jpeg_per_quantized_weight(tmp_path):
+    config = project(tmp_path)
+    result = npu_tui("compile", "-s", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in (tmp_path / "npu_jpgs").iterdir())
+    assert files == ["0001_conv1.weight.jpg", "0002_fc.weight.jpg", "index.json"]
+    assert (tmp_path / "npu_jpgs" / "0001_conv1.weight.jpg").read_bytes()[:2] == b"\xff\xd8"
+    index = json.loads((tmp_path / "npu_jpgs" / "index.json").read_text())
+    assert index == {"0001_conv1.weight.jpg": "conv1.weight", "0002_fc.weight.jpg": "fc.weight"}
+
+
+def test_hostile_weight_names_are_printed_literally_and_filed_safely(tmp_path):
+    name = "../[bold red]evil[/]\x1b[2J.weight"
+    model = make_model(
+        [helper.make_node("MatMul", ["x", name], ["y"], name="fc")],
+        [value("x", [1, 3])],
+        [value("y", [1, 2])],
+        [tensor(name, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    result = npu_tui("compile", "-w", "-s", "--hist-dir", str(tmp_path / "h"), str(config))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert result.stdout.splitlines()[0] == "../[bold red]evil[/]\\x1b[2J.weight: [3, 2]"
+    files = sorted(p.name for p in (tmp_path / "h").iterdir())
+    assert files == ["0001_bold_red_evil_2J.weight.jpg", "index.json"]
+    assert json.loads((tmp_path / "h" / "index.json").read_text()) == {"0001_bold_red_evil_2J.weight.jpg": name}
+
+
+def test_unknown_keys_warn_and_compile_goes_on(tmp_path):
+    result = npu_tui("compile", str(project(tmp_path, "MY_NOTE: keep me\n")))
+    assert result.returncode == 0
+    assert "config.yaml:7: unknown key MY_NOTE is kept as it is" in result.stderr
+
+
+def test_core_and_cli_import_no_ui_or_runtime():
+    code = (
+        "import sys, npu_tui.core, npu_tui.cli\n"
+        "import npu_tui.core.project, npu_tui.core.simulation, npu_tui.core.report, npu_tui.core.histogram\n"
+        "bad = [m for m in ('textual', 'rich', 'onnxruntime', 'matplotlib') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

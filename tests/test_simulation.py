@@ -1,0 +1,129 @@
+"""FUSE_BN against a direct computation, and the NPU simulation model of SPEC section 6."""
+
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+from modelkit import conv_bn_fc, make_model, tensor, value
+from npu_tui.core.compiler import Compiler
+from npu_tui.core.fusion import fuse_bn
+from npu_tui.core.inventory import build_inventory
+from npu_tui.core.settings import Settings
+from npu_tui.core.simulation import build_simulation
+from test_inventory import lstm_from_constants
+
+ALL_ON = Settings(compress=True, conv2d_compress=True)
+
+
+def run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def test_fuse_bn_matches_conv_then_batchnorm():
+    rng = np.random.default_rng(1)
+    model = conv_bn_fc(rng)
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    w, b = fuse_bn(arrays["conv1.weight"], arrays["conv1.bias"], arrays["bn1.scale"], arrays["bn1.bias"], arrays["bn1.mean"], arrays["bn1.var"], 1e-5)
+    # the formula, one channel at a time
+    for k in range(4):
+        factor = arrays["bn1.scale"][k] / np.sqrt(arrays["bn1.var"][k] + 1e-5)
+        np.testing.assert_allclose(w[k], arrays["conv1.weight"][k] * factor, rtol=1e-6)
+        np.testing.assert_allclose(b[k], (arrays["conv1.bias"][k] - arrays["bn1.mean"][k]) * factor + arrays["bn1.bias"][k], rtol=1e-5)
+    # and what onnxruntime computes with the BN node
+    x = rng.normal(size=(1, 3, 6)).astype(np.float32)
+    conv_bn = make_model(list(model.graph.node[:2]), [value("x", [1, 3, 6])], [value("b1", None)], model.graph.initializer[:6])
+    fused = make_model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["b1"], pads=[1, 1])], [value("x", [1, 3, 6])], [value("b1", None)], [tensor("w", w), tensor("b", b)]
+    )
+    np.testing.assert_allclose(run(fused, {"x": x})[0], run(conv_bn, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_fused_weight_without_conv_bias_gets_a_new_bias_name():
+    rng = np.random.default_rng(2)
+    model = conv_bn_fc(rng)
+    conv = model.graph.node[0]
+    del conv.input[2]
+    compiler = Compiler(build_inventory(model))
+    compilation = compiler.compile(Settings(fuse_bn=True))
+    sim = build_simulation(compiler, compilation).to_proto()
+    conv = sim.graph.node[0]
+    assert conv.op_type == "Conv" and conv.input[2] == "conv1.fused_bias"
+    assert "BatchNormalization" not in [n.op_type for n in sim.graph.node]
+
+
+def test_simulation_keeps_names_and_holds_the_npu_values():
+    rng = np.random.default_rng(3)
+    model = conv_bn_fc(rng)
+    compiler = Compiler(build_inventory(model))
+    compilation = compiler.compile(replace(ALL_ON, fuse_bn=True))
+    sim = build_simulation(compiler, compilation).to_proto()
+    inits = {t.name: numpy_helper.to_array(t) for t in sim.graph.initializer}
+    assert set(inits) == {"conv1.weight", "conv1.bias", "fc.weight"}
+    for name in ("conv1.weight", "fc.weight"):
+        np.testing.assert_array_equal(inits[name], compilation.results[name].simulated.astype(np.float32))
+    np.testing.assert_array_equal(inits["conv1.bias"], compilation.results["conv1.weight"].fused_bias.astype(np.float32))
+    conv = next(n for n in sim.graph.node if n.op_type == "Conv")
+    assert conv.output[0] == "b1__npu_f32"
+    outputs = run(sim, {"x": rng.normal(size=(1, 3, 6)).astype(np.float32)})
+    assert outputs[0].shape == (1, 5)
+    np.testing.assert_array_equal(outputs[0], outputs[0].astype(np.float16).astype(np.float32))
+
+
+def test_fp16_activation_rounding_can_be_turned_off():
+    rng = np.random.default_rng(4)
+    model = conv_bn_fc(rng)
+    compiler = Compiler(build_inventory(onnx.ModelProto.FromString(model.SerializeToString())))
+    compilation = compiler.compile(Settings())
+    rounded = build_simulation(compiler, compilation, fp16_activations=True).to_proto()
+    plain = build_simulation(compiler, compilation, fp16_activations=False).to_proto()
+    assert [n.op_type for n in plain.graph.node] == ["Conv", "BatchNormalization", "Relu", "Flatten", "MatMul"]
+    assert sum(n.op_type == "Cast" for n in rounded.graph.node) == 2 * 5
+    # with nothing quantized and fp32 activations, the only difference from float is fp16 weight storage
+    x = rng.normal(size=(1, 3, 6)).astype(np.float32)
+    np.testing.assert_allclose(run(plain, {"x": x})[0], run(model, {"x": x})[0], rtol=2e-3, atol=2e-3)
+
+
+def test_folded_weights_become_constants_named_by_the_tensor_feeding_the_lstm():
+    model, _, _ = lstm_from_constants()
+    compiler = Compiler(build_inventory(model))
+    compilation = compiler.compile(ALL_ON)
+    sim = build_simulation(compiler, compilation).to_proto()
+    names = {t.name for t in sim.graph.initializer}
+    assert {"lstm.W", "lstm.R"} <= names and "r.all" not in names
+    assert [n.op_type for n in sim.graph.node if n.op_type != "Cast"] == ["LSTM"]
+    lstm_w = next(t for t in sim.graph.initializer if t.name == "lstm.W")
+    np.testing.assert_array_equal(numpy_helper.to_array(lstm_w), compilation.results["lstm.W"].simulated.astype(np.float32))
+    assert run(sim, {"x": np.ones((2, 1, 3), np.float32)})[0].shape == (2, 1, 1, 4)
+
+
+def test_streamed_save_equals_the_in_memory_model(tmp_path):
+    rng = np.random.default_rng(5)
+    model = conv_bn_fc(rng)
+    compiler = Compiler(build_inventory(model))
+    sim = build_simulation(compiler, compiler.compile(ALL_ON))
+    sim.save(tmp_path / "sim.onnx")
+    saved = onnx.load(str(tmp_path / "sim.onnx"))
+    onnx.checker.check_model(saved)
+    expected = sim.to_proto()
+    assert saved.graph.node == expected.graph.node
+    for a, b in zip(saved.graph.initializer, expected.graph.initializer):
+        assert a.name == b.name
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
+
+
+def test_nan_in_a_weight_to_quantize_is_an_error_naming_it():
+    from npu_tui.core.errors import ModelError
+
+    model = conv_bn_fc(np.random.default_rng(6))
+    fc = next(t for t in model.graph.initializer if t.name == "fc.weight")
+    values = numpy_helper.to_array(fc).copy()
+    values[0, 0] = np.nan
+    fc.CopyFrom(tensor("fc.weight", values))
+    compiler = Compiler(build_inventory(model))
+    with pytest.raises(ModelError, match="'fc.weight' holds NaN or Inf"):
+        compiler.compile(ALL_ON)
+    compiler.compile(Settings(conv2d_compress=True))
