@@ -9,9 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from npu_tui.core.metrics import error_metrics, tail_ratio
-from npu_tui.core.quantize import dequantize, quant_params, quantize, simulate, tensor_range
+from npu_tui.core.quantize import auto_range, dequantize, quant_params, quantize, simulate
 
 f16 = np.float16
+
+
+def tensor_range(w):
+    return auto_range(w.min(), w.max())
 
 
 def test_range_without_zero_is_nudged_to_contain_it():
@@ -170,13 +174,30 @@ def test_out_of_range_values_saturate_to_nudged_bounds(case):
 
 
 @settings(max_examples=200, deadline=None)
+@given(weight_and_range())
+def test_simulate_is_quantize_then_dequantize(case):
+    w, rng = case
+    p = quant_params(*rng)
+    if p is not None:
+        np.testing.assert_array_equal(simulate(w, p), dequantize(quantize(w, p), p))
+
+
+@settings(max_examples=200, deadline=None)
 @given(arrays(np.float32, st.integers(1, 64), elements=finite))
 def test_automatic_range_always_holds_zero_and_clips_nothing_beyond_half_a_step(w):
     lo, hi = tensor_range(w)
     assert lo <= 0.0 <= hi
     p = quant_params(lo, hi)
-    if p is None:
-        assert not w.any()
+    if p is None:  # no step: all zeros, or a range of float32 subnormals, stored as fp16 (zero)
+        assert np.all(np.abs(w) < 1e-37)
         return
     assert p.nudged_min <= 0.0 <= p.nudged_max
     assert p.nudged_min - p.scale / 2 <= w.min() and w.max() <= p.nudged_max + p.scale / 2 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 300_000, 1_000_003])
+def test_tail_ratio_equals_numpy_percentile(n):
+    w = np.random.default_rng(n).standard_t(3, n).astype(np.float32)
+    magnitude = np.abs(w)
+    expected = float(magnitude.max()) / float(np.percentile(magnitude, 99.9))
+    assert tail_ratio(w) == pytest.approx(expected, rel=1e-6)

@@ -16,7 +16,7 @@ from .fusion import fuse_bn
 from .inventory import Inventory, Weight
 from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
-from .quantize import QuantParams, quant_params, simulate, tensor_range
+from .quantize import QuantParams, auto_range, quant_params, simulate
 from .settings import Settings
 
 FP16_MAX = 65504.0
@@ -40,6 +40,7 @@ class WeightResult:
     weight: Weight
     plan: WeightPlan
     range: tuple[float, float]
+    extent: tuple[float, float]
     params: QuantParams | None
     simulated: np.ndarray
     fused_bias: np.ndarray | None
@@ -71,6 +72,7 @@ class Compiler:
         self.inventory = inventory
         self._references: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray | None]] = {}
         self._tails: dict[tuple[str, bool], float | None] = {}
+        self._extents: dict[tuple[str, bool], tuple[float, float]] = {}
         self._results: dict[str, OrderedDict[tuple, WeightResult]] = {}
         self._fp16: dict[str, np.ndarray] = {}
 
@@ -104,11 +106,12 @@ class Compiler:
             cached.move_to_end(key)
             return cached[key]
         w, bias = self.reference(weight, plan.fused)
-        if plan.quantized and not np.isfinite(w).all():
+        lo, hi = self.extent(weight, plan.fused, w)
+        if plan.quantized and not (np.isfinite(lo) and np.isfinite(hi)):
             raise ModelError(
                 f"{self.inventory.path}: weight {weight.name!r} holds NaN or Inf; fix the model or exclude the weight"
             )
-        rng = plan.range if plan.range is not None else tensor_range(w)
+        rng = plan.range if plan.range is not None else auto_range(lo, hi)
         params = quant_params(*rng) if plan.quantized else None
         simulated = simulate(w, params)
         clipped = count_clipped(w, params.nudged_min, params.nudged_max) if params else 0
@@ -116,6 +119,7 @@ class Compiler:
             weight=weight,
             plan=plan,
             range=rng,
+            extent=(lo, hi),
             params=params,
             simulated=simulated,
             fused_bias=bias.astype(np.float16) if bias is not None else None,
@@ -126,6 +130,13 @@ class Compiler:
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
         return result
+
+    def extent(self, weight: Weight, fused: bool, w: np.ndarray) -> tuple[float, float]:
+        """The weight's smallest and largest value (NaN or Inf show up here too)."""
+        key = (weight.name, fused)
+        if key not in self._extents:
+            self._extents[key] = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
+        return self._extents[key]
 
     def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
         key = (weight.name, fused)
@@ -195,7 +206,10 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
                 f"{name}: scale {params.scale:.3g} is below fp16's normal range; the stored scale loses precision",
             )
         )
-    overflow = not np.isfinite(result.simulated).all()
+    if params is not None:
+        overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
+    else:
+        overflow = not np.isfinite(np.float16(max(abs(result.extent[0]), abs(result.extent[1]))))
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:

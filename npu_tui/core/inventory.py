@@ -15,6 +15,7 @@ from onnx import numpy_helper
 
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label
+from .model_file import LoadedModel
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -109,28 +110,31 @@ class Inventory:
         self.by_name = {w.name: w for w in self.weights}
 
 
-def build_inventory(model: onnx.ModelProto, path: Path | str = "model.onnx") -> Inventory:
-    """Find the weights and move every float constant's data out of `model` into arrays.
+def build_inventory(model: LoadedModel | onnx.ModelProto) -> Inventory:
+    """Find the weights and move every float constant's data out of the model into arrays.
 
-    `model` is changed in place: it becomes the skeleton. Pass a copy to keep the original.
+    The model is changed in place: it becomes the skeleton. Pass a copy to keep the original.
     """
-    return _Finder(model, Path(path)).run()
+    if isinstance(model, onnx.ModelProto):
+        model = LoadedModel(Path("model.onnx"), model)
+    return _Finder(model).run()
 
 
 class _Finder:
-    def __init__(self, model: onnx.ModelProto, path: Path) -> None:
-        self.model = model
-        self.path = path
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.path = loaded.path
         self.constants: dict[str, Constant] = {}
         self.producers: dict[str, NodeRef] = {}
         self.consumers: dict[str, list[NodeRef]] = {}
         self.graph_outputs: set[str] = set()
         self.foldable: dict[str, bool] = {}
-        for graph, _ in iter_graphs(model.graph):
+        for graph, _ in iter_graphs(self.model.graph):
             for tensor in graph.initializer:
                 self.constants[tensor.name] = Constant(tensor.name, tensor, graph, None)
             self.graph_outputs.update(o.name for o in graph.output)
-        self.nodes = list(iter_nodes(model.graph))
+        self.nodes = list(iter_nodes(self.model.graph))
         for ref in self.nodes:
             value = constant_value(ref.node)
             if value is not None and ref.node.output:
@@ -230,22 +234,27 @@ class _Finder:
 
     def extract_arrays(self, folds: dict[str, Fold], weights: dict[str, Weight]) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
-        for name, fold in folds.items():
-            arrays[name] = self.evaluate_fold(name, fold)
+        dtypes: dict[str, np.dtype] = {}
         for name, const in self.constants.items():
             if not const.is_float:
                 continue
-            array = numpy_helper.to_array(const.tensor)
+            array = self.loaded.read(const.tensor)
+            dtypes[name] = array.dtype
             arrays[name] = np.ascontiguousarray(array, dtype=np.float32)
             for field_name in ("raw_data", "float_data", "double_data", "int32_data"):
                 const.tensor.ClearField(field_name)
+        for name, fold in folds.items():
+            arrays[name] = self.evaluate_fold(name, fold, arrays, dtypes)
         return arrays
 
-    def evaluate_fold(self, name: str, fold: Fold) -> np.ndarray:
+    def evaluate_fold(self, name: str, fold: Fold, arrays: dict, dtypes: dict) -> np.ndarray:
         from onnx.reference import ReferenceEvaluator
 
-        used = {i for ref in fold.nodes for i in ref.node.input if i in self.constants}
-        inits = [_renamed(self.constants[c].tensor, c) for c in sorted(used)]
+        used = sorted({i for ref in fold.nodes for i in ref.node.input if i in self.constants})
+        inits = [
+            numpy_helper.from_array(arrays[c].astype(dtypes[c]), c) if c in arrays else _renamed(self.constants[c].tensor, c)
+            for c in used
+        ]
         output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
         graph = onnx.helper.make_graph([ref.node for ref in fold.nodes], "fold", [], [output], initializer=inits)
         model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import))

@@ -1,15 +1,21 @@
-"""Open an ONNX file safely: clear errors for wrong files, external data kept inside the model folder."""
+"""Open an ONNX file safely and cheaply: clear errors for wrong files, external data kept inside the
+model's folder, and the weights' bytes left in the file until the inventory reads them into arrays."""
 
 from __future__ import annotations
 
+import mmap
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx.helper import tensor_dtype_to_np_dtype
 
 from .errors import ModelError
-from .graph import iter_tensors
+from .graph import iter_nodes, iter_tensors
+from .wire import Blob, WireError, split_model
 
 QUANTIZED_OPS = frozenset(
     {
@@ -28,8 +34,43 @@ QUANTIZED_OPS = frozenset(
 )
 
 
-def load_model(path: str | Path) -> onnx.ModelProto:
-    """Parse the model, load its external data, and refuse files that are not float ONNX models."""
+@dataclass(frozen=True)
+class DataRef:
+    """Where a tensor's bytes are: a range of the model file or of an external data file."""
+
+    file: Path
+    blob: Blob
+
+
+@dataclass
+class LoadedModel:
+    """The model's structure, with the raw data of main-graph initializers still on disk."""
+
+    path: Path
+    model: onnx.ModelProto
+    data: dict[str, DataRef] = field(default_factory=dict)
+
+    def read(self, tensor: onnx.TensorProto) -> np.ndarray:
+        """The tensor's values, read from disk when its data was left there."""
+        ref = self.data.get(tensor.name)
+        return onnx.numpy_helper.to_array(tensor) if ref is None else _read_ref(self.path, tensor, ref)
+
+
+def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
+    dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    if ref.blob.length != count * dtype.itemsize:
+        raise ModelError(f"{path}: tensor {tensor.name!r} holds {ref.blob.length} bytes; its shape needs {count * dtype.itemsize}")
+    array = np.empty(count, dtype)
+    with open(ref.file, "rb") as handle:
+        handle.seek(ref.blob.offset)
+        if handle.readinto(memoryview(array).cast("B")) != ref.blob.length:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: data in {ref.file.name} is truncated")
+    return array.reshape(tuple(tensor.dims))
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Parse the model's structure and refuse files that are not float ONNX models."""
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder; the model must be an .onnx file")
@@ -37,19 +78,31 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise ModelError(f"{path}: model file not found")
     if path.suffix.lower() in (".pb", ".pbtxt", ".h5", ".tflite"):
         raise ModelError(f"{path}: a TensorFlow model; npu-tui reads ONNX: export it (for example with tf2onnx)")
-    model = onnx.ModelProto()
     try:
-        with open(path, "rb") as handle:
-            model.ParseFromString(handle.read())
-    except (DecodeError, RuntimeError, ValueError) as exc:
+        skeleton, blobs = _read_structure(path)
+        model = onnx.ModelProto()
+        model.ParseFromString(skeleton)
+    except (WireError, DecodeError, RuntimeError, ValueError) as exc:
         raise ModelError(f"{path}: not an ONNX model ({_short(exc)}); the file may be truncated") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model (no graph inside); the file may be truncated or of another kind")
-    _load_external_data(model, path)
+    loaded = LoadedModel(path, model)
+    for tensor, blob in zip(model.graph.initializer, blobs):
+        if blob is not None:
+            loaded.data[tensor.name] = DataRef(path, blob)
+    _external_data(loaded)
     _refuse_quantized(model, path)
-    return model
+    return loaded
+
+
+def _read_structure(path: Path) -> tuple[bytes, list[Blob | None]]:
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise WireError("the file is empty")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return split_model(mapped)
 
 
 def _short(exc: Exception) -> str:
@@ -57,9 +110,11 @@ def _short(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
-    folder = path.resolve().parent
-    for tensor, _ in iter_tensors(model.graph):
+def _external_data(loaded: LoadedModel) -> None:
+    """Point main-graph initializers at their external files; load the few others into the message."""
+    folder = loaded.path.resolve().parent
+    main = {id(t) for t in loaded.model.graph.initializer}
+    for tensor, _ in iter_tensors(loaded.model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {entry.key: entry.value for entry in tensor.external_data}
@@ -67,27 +122,23 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         target = (folder / location).resolve()
         if not location or os.path.isabs(location) or not target.is_relative_to(folder):
             raise ModelError(
-                f"{path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the model's folder; "
+                f"{loaded.path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the model's folder; "
                 "external data must sit beside the model"
             )
+        if not target.is_file():
+            raise ModelError(f"{loaded.path}: tensor {tensor.name!r}: external data file {location!r} not found")
         offset = int(info.get("offset", 0) or 0)
-        length = int(info["length"]) if info.get("length") else -1
-        try:
-            with open(target, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(length)
-        except OSError as exc:
-            raise ModelError(f"{path}: tensor {tensor.name!r}: cannot read external data {location!r}: {exc.strerror}") from None
-        if length >= 0 and len(data) != length:
-            raise ModelError(f"{path}: tensor {tensor.name!r}: external data {location!r} is truncated")
-        tensor.raw_data = data
+        length = int(info["length"]) if info.get("length") else target.stat().st_size - offset
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
+        ref = DataRef(target, Blob(offset, length))
+        if id(tensor) in main:
+            loaded.data[tensor.name] = ref
+        else:
+            tensor.raw_data = _read_ref(loaded.path, tensor, ref).tobytes()
 
 
 def _refuse_quantized(model: onnx.ModelProto, path: Path) -> None:
-    from .graph import iter_nodes
-
     for ref in iter_nodes(model.graph):
         if ref.node.op_type in QUANTIZED_OPS:
             raise ModelError(

@@ -13,21 +13,12 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
-MODEL_GRAPH_TAG = b"\x3a"
-GRAPH_INITIALIZER_TAG = b"\x2a"
-TENSOR_RAW_DATA_TAG = b"\x4a"
+from .wire import GRAPH_INITIALIZER, LENGTH_DELIMITED, MODEL_GRAPH, TENSOR_RAW_DATA
+from .wire import encode_varint as varint
 
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+MODEL_GRAPH_TAG = varint(MODEL_GRAPH << 3 | LENGTH_DELIMITED)
+GRAPH_INITIALIZER_TAG = varint(GRAPH_INITIALIZER << 3 | LENGTH_DELIMITED)
+TENSOR_RAW_DATA_TAG = varint(TENSOR_RAW_DATA << 3 | LENGTH_DELIMITED)
 
 
 def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str | Path) -> None:

@@ -30,6 +30,6 @@ def open_project(config_path: str | Path) -> Project:
     """Load and validate config.yaml, read its model and take the weight inventory."""
     config = load_config(config_path)
     model = load_model(config.model_path)
-    inventory = build_inventory(model, config.model_path)
+    inventory = build_inventory(model)
     check_names(inventory, config.settings, config)
     return Project(config, inventory, Compiler(inventory))

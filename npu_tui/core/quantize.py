@@ -33,19 +33,19 @@ class QuantParams:
         return F32(np.float16(self.nudged_min))
 
 
-def tensor_range(w: np.ndarray) -> tuple[float, float]:
+def auto_range(lo: float, hi: float) -> tuple[float, float]:
     """min(0, tensor min) and max(0, tensor max): 0 is always inside the automatic range."""
-    if w.size == 0:
-        return 0.0, 0.0
-    return float(min(F32(0), w.min())), float(max(F32(0), w.max()))
+    return min(0.0, float(lo)), max(0.0, float(hi))
 
 
 def quant_params(lo: float, hi: float) -> QuantParams | None:
-    """Scale, zero point and nudged range; None when lo == hi (nothing to scale: stored exactly)."""
+    """Scale, zero point and nudged range; None when there is no step (lo == hi): stored exactly."""
     lo32, hi32 = F32(lo), F32(hi)
     if not lo32 < hi32:
         return None
     scale = F32((hi32 - lo32) / F32(QUANT_MAX))
+    if scale == 0:  # a range of a few float32 subnormals: no usable step, store as is
+        return None
     zp_from_min = F32(0) - lo32 / scale
     if zp_from_min < 0:
         zero_point = 0
@@ -58,27 +58,38 @@ def quant_params(lo: float, hi: float) -> QuantParams | None:
     return QuantParams(float(lo32), float(hi32), float(scale), zero_point, float(nudged_min), float(nudged_max))
 
 
-def quantize(w: np.ndarray, p: QuantParams) -> np.ndarray:
-    """q = floor((clip(w, nudged_min, nudged_max) - nudged_min) / scale + 0.5) as uint8."""
+def _grid(w: np.ndarray, p: QuantParams) -> np.ndarray:
+    """floor((clip(w, nudged_min, nudged_max) - nudged_min) / scale + 0.5), as float32 integers 0..255."""
     buf = np.clip(w.astype(F32, copy=False), F32(p.nudged_min), F32(p.nudged_max))
     np.subtract(buf, F32(p.nudged_min), out=buf)
     np.divide(buf, F32(p.scale), out=buf)
     np.add(buf, F32(0.5), out=buf)
     np.floor(buf, out=buf)
     np.minimum(buf, F32(QUANT_MAX), out=buf)
-    return buf.astype(np.uint8)
+    return buf
+
+
+def quantize(w: np.ndarray, p: QuantParams) -> np.ndarray:
+    """The uint8 codes the NPU stores."""
+    return _grid(w, p).astype(np.uint8)
+
+
+def _to_npu(grid: np.ndarray, p: QuantParams) -> np.ndarray:
+    np.multiply(grid, p.stored_scale, out=grid)
+    np.add(grid, p.stored_bias, out=grid)
+    return grid.astype(np.float16)
 
 
 def dequantize(q: np.ndarray, p: QuantParams) -> np.ndarray:
     """fp16(q * fp16(scale) + fp16(nudged_min)): the value the NPU computes with."""
-    buf = q.astype(F32)
-    np.multiply(buf, p.stored_scale, out=buf)
-    np.add(buf, p.stored_bias, out=buf)
-    return buf.astype(np.float16)
+    return _to_npu(q.astype(F32), p)
 
 
 def simulate(w: np.ndarray, p: QuantParams | None) -> np.ndarray:
-    """The fp16 values the NPU holds for `w`: dequantized, or `w` itself when there is no scale."""
+    """The fp16 values the NPU holds for `w`: dequantized, or `w` itself when there is no scale.
+
+    Same as dequantize(quantize(w, p), p), in one buffer: the codes never leave float32.
+    """
     if p is None:
         return w.astype(np.float16)
-    return dequantize(quantize(w, p), p)
+    return _to_npu(_grid(w, p), p)
