@@ -38,7 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
     )
     comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ev = commands.add_parser("eval", help="run the float model and the NPU simulation and compare them")
+    ev.add_argument("config", help="the vendor config.yaml")
+    ev.add_argument("--data", metavar="NPZ", help="one array per model input (samples first), optional labels")
+    ev.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of --data, or 64 random)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random inputs without --data (default 0)")
+    ev.add_argument("--layers", action="store_true", help="also compare every layer's output")
+    ev.add_argument("--sensitivity", action="store_true", help="also rank weights by the damage each one does")
+    ev.add_argument("--no-fp16-activations", action="store_true", help="keep activations in fp32 in the simulation")
+    ev.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compile":
             return _compile(args)
+        if args.command == "eval":
+            return _evaluate(args)
         build_parser().print_help()
         return EXIT_OK
     except UserError as exc:
@@ -93,6 +112,41 @@ def _compile(args: argparse.Namespace) -> int:
     lines = weight_lines(compilation) if args.weights else []
     lines += summary_lines(project, compilation)
     sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+RANDOM_SAMPLES = 64
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .core.eval_data import load_npz, model_inputs, random_data
+    from .core.eval_report import evaluation_json, evaluation_lines
+    from .core.evaluate import Evaluator
+    from .core.progress import Progress
+    from .core.project import open_project
+
+    project = open_project(args.config)
+    for warning in project.config.warnings:
+        sys.stderr.write(f"warning: {printable(warning)}\n")
+    settings = replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
+    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
+    if args.data:
+        data = load_npz(args.data, inputs)
+        if args.samples:
+            data = data.head(args.samples)
+    else:
+        data = random_data(inputs, args.samples or RANDOM_SAMPLES, args.seed)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    evaluation = evaluator.evaluate(project.compile(settings), settings.fp16_activations, layers=args.layers)
+    sensitivity = None
+    if args.sensitivity:
+        with Progress("sensitivity", sys.stderr) as progress:
+            sensitivity = evaluator.sensitivity(settings, progress.update)
+    if args.json:
+        json.dump(evaluation_json(evaluation, sensitivity), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n".join(evaluation_lines(evaluation, sensitivity, data.source)) + "\n")
     return EXIT_OK
 
 

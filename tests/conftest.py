@@ -2,3 +2,27 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
+
+
+def open_sample(name: str):
+    from npu_tui.core.eval_data import load_npz, model_inputs
+    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.core.project import open_project
+
+    project = open_project(SAMPLES / name / "config.yaml")
+    data = load_npz(SAMPLES / name / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))
+    return project, Evaluator(project.compiler, data, project.config.output_names)
+
+
+@pytest.fixture(scope="module")
+def kws():
+    return open_sample("kws_tdnn")
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return open_sample("cnn_bn")

@@ -75,13 +75,17 @@ class Compiler:
         self._extents: dict[tuple[str, bool], tuple[float, float]] = {}
         self._results: dict[str, OrderedDict[tuple, WeightResult]] = {}
         self._fp16: dict[str, np.ndarray] = {}
+        self._constant_warning_list: list[CompileWarning] | None = None
 
     def compile(self, settings: Settings) -> Compilation:
-        plans = plan_weights(self.inventory, settings)
+        return self.compile_plans(settings, plan_weights(self.inventory, settings))
+
+    def compile_plans(self, settings: Settings, plans: dict[str, WeightPlan]) -> Compilation:
+        """Compile with a decision per weight given directly (what-if runs such as sensitivity)."""
         results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
         fp16_bytes, npu_bytes = self._sizes(results)
         warnings = [w for r in results.values() for w in _weight_warnings(r)]
-        warnings += self._constant_warnings(results)
+        warnings += self._constant_warnings(set(results))
         return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
 
     def reference(self, weight: Weight, fused: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -163,15 +167,17 @@ class Compiler:
         saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())
         return fp16_bytes, fp16_bytes - saved
 
-    def _constant_warnings(self, results: dict[str, WeightResult]) -> list[CompileWarning]:
+    def _constant_warnings(self, weights: set[str]) -> list[CompileWarning]:
+        if self._constant_warning_list is not None:
+            return self._constant_warning_list
         warnings = []
-        weights = set(results)
         for name in self.inventory.stored:
             if name in weights:
                 continue
             values = self.fp16(name)
             if np.isinf(values).any() and np.isfinite(self.inventory.arrays[name]).all():
                 warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+        self._constant_warning_list = warnings
         return warnings
 
 

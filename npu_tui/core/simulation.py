@@ -12,10 +12,17 @@ from onnx.helper import tensor_dtype_to_np_dtype
 
 from .compiler import Compilation, Compiler
 from .graph import iter_graphs, iter_nodes, node_label, subgraphs
+from .inventory import FLOAT_TYPES, BnSite, Inventory
 from .onnx_writer import write_model
 
 ROUNDED_SUFFIX = "__npu_f32"
 HALF_SUFFIX = "__npu_f16"
+FEED_SUFFIX = "__npu_feed"
+
+
+def feed_name(tensor: str) -> str:
+    """The fp16 graph input through which `to_proto(feeds=...)` lets a caller swap a tensor's values."""
+    return tensor + FEED_SUFFIX
 
 
 @dataclass
@@ -28,21 +35,27 @@ class SimModel:
     def save(self, path: str | Path) -> None:
         write_model(self.model, self.arrays, path)
 
-    def to_proto(self, keep_as_inputs: frozenset[str] = frozenset()) -> onnx.ModelProto:
-        """A self-contained ModelProto; names in `keep_as_inputs` become graph inputs instead."""
+    def to_proto(self, feeds: frozenset[str] = frozenset()) -> onnx.ModelProto:
+        """A self-contained ModelProto. Each initializer named in `feeds` is read instead from an fp16
+        graph input (see `feed_name`), cast in the graph: new weights need no new session."""
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         graph = model.graph
-        kept = []
+        kept, casts = [], []
         for tensor in graph.initializer:
-            if tensor.name in keep_as_inputs:
-                graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            if tensor.name in feeds:
+                source = feed_name(tensor.name)
+                graph.input.append(onnx.helper.make_tensor_value_info(source, onnx.TensorProto.FLOAT16, tensor.dims))
+                casts.append(onnx.helper.make_node("Cast", [source], [tensor.name], to=tensor.data_type, name=source))
                 continue
             if tensor.name in self.arrays:
                 _fill(tensor, self.arrays[tensor.name])
             kept.append(tensor)
         del graph.initializer[:]
         graph.initializer.extend(kept)
+        nodes = casts + list(graph.node)
+        del graph.node[:]
+        graph.node.extend(nodes)
         return model
 
 
@@ -53,21 +66,19 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
     model.CopyFrom(inventory.model)
     twin_node = {id(a.node): b.node for a, b in zip(iter_nodes(inventory.model.graph), iter_nodes(model.graph))}
     twin_graph = {id(a): b for (a, _), (b, _) in zip(iter_graphs(inventory.model.graph), iter_graphs(model.graph))}
-    values: dict[str, np.ndarray] = {}
+    values = npu_values(compilation)
     removed: set[int] = set()
     for name, result in compilation.results.items():
-        values[name] = result.simulated
         weight = result.weight
         if result.plan.fused and weight.bn is not None:
             bn = weight.bn
             conv, norm = twin_node[id(bn.conv)], twin_node[id(bn.bn)]
-            bias = bn.bias or f"{node_label(bn.conv)}.fused_bias"
+            bias = fused_bias_name(bn)
             while len(conv.input) < 3:
                 conv.input.append("")
             conv.input[2] = bias
             conv.output[0] = norm.output[0]
             removed.add(id(norm))
-            values[bias] = result.fused_bias
             if bn.bias is None:
                 twin_graph[id(bn.graph)].initializer.append(_empty_tensor(bias, result.fused_bias.shape))
         if weight.origin == "folded":
@@ -81,6 +92,21 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
     if fp16_activations:
         _round_activations(model)
     return SimModel(model, arrays)
+
+
+def fused_bias_name(bn: BnSite) -> str:
+    """A fused convolution keeps its bias's name; one without a bias gets a new one."""
+    return bn.bias or f"{node_label(bn.conv)}.fused_bias"
+
+
+def npu_values(compilation: Compilation) -> dict[str, np.ndarray]:
+    """What each weight, and each fused bias, holds on the NPU, by tensor name."""
+    values: dict[str, np.ndarray] = {}
+    for name, result in compilation.results.items():
+        values[name] = result.simulated
+        if result.plan.fused and result.weight.bn is not None:
+            values[fused_bias_name(result.weight.bn)] = result.fused_bias
+    return values
 
 
 def _empty_tensor(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
@@ -121,7 +147,6 @@ def _prune_dead(graph: onnx.GraphProto, candidates: set[int], removed: set[int])
 
 def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Give every float constant its NPU value; drop constants nothing reads any more."""
-    float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
     used = _used_names(model.graph, set())
     main_arrays: dict[str, np.ndarray] = {}
 
@@ -131,7 +156,7 @@ def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, 
     for g, _ in iter_graphs(model.graph):
         kept = []
         for tensor in g.initializer:
-            if tensor.data_type not in float_types:
+            if tensor.data_type not in FLOAT_TYPES:
                 kept.append(tensor)
             elif tensor.name in used or tensor.name in {i.name for i in g.input}:
                 kept.append(tensor)
@@ -145,7 +170,7 @@ def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, 
         nodes = []
         for node in g.node:
             value = _constant_tensor(node)
-            if value is not None and value.data_type in float_types:
+            if value is not None and value.data_type in FLOAT_TYPES:
                 if node.output[0] not in used:
                     continue
                 _fill(value, npu_value(node.output[0]))
@@ -162,6 +187,21 @@ def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     return next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
 
 
+def reference_model(inventory: Inventory) -> onnx.ModelProto:
+    """The float model as it was, rebuilt from the skeleton and the inventory's arrays."""
+    model = onnx.ModelProto()
+    model.CopyFrom(inventory.model)
+    for g, _ in iter_graphs(model.graph):
+        for tensor in g.initializer:
+            if tensor.name in inventory.arrays and tensor.data_type in FLOAT_TYPES:
+                _fill(tensor, inventory.arrays[tensor.name])
+        for node in g.node:
+            value = _constant_tensor(node)
+            if value is not None and value.data_type in FLOAT_TYPES:
+                _fill(value, inventory.arrays[node.output[0]])
+    return model
+
+
 def _fill(tensor: onnx.TensorProto, values: np.ndarray) -> None:
     dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
     for field_name in ("float_data", "double_data", "int32_data"):
@@ -169,7 +209,8 @@ def _fill(tensor: onnx.TensorProto, values: np.ndarray) -> None:
     tensor.raw_data = np.ascontiguousarray(values, dtype=dtype).tobytes()
 
 
-def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+def elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can type, subgraphs included."""
     inferred = onnx.shape_inference.infer_shapes(model)
     types: dict[str, int] = {}
     for g, _ in iter_graphs(inferred.graph):
@@ -181,7 +222,7 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
 
 def _round_activations(model: onnx.ModelProto) -> None:
     """After each node, every fp32 output goes through fp16 and back, keeping its name."""
-    types = _elem_types(model)
+    types = elem_types(model)
     for g, _ in iter_graphs(model.graph):
         nodes: list[onnx.NodeProto] = []
         for node in g.node:

@@ -1,0 +1,91 @@
+"""What `eval` prints: a table a person reads (worst first) or one JSON document."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .evaluate import Comparison, Evaluation, Sensitivity
+from .text import printable
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no infinity: a diverged NPU output (inf or NaN) reports null, like an exact one."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _rank(value: float | None) -> float:
+    """Sort key, worst (lowest SQNR) first; exact (None) last."""
+    return math.inf if value is None else value
+
+
+def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "samples": evaluation.samples,
+        "accuracy_float": evaluation.accuracy_float,
+        "accuracy_npu": evaluation.accuracy_npu,
+        "top1_agreement": evaluation.top1_agreement,
+        "outputs": [
+            {"name": o.name, "output_sqnr_db": _number(o.comparison.sqnr_db), "cosine": o.comparison.cosine, "max_abs_err": o.comparison.max_abs_err}
+            for o in evaluation.outputs
+        ],
+    }
+    if evaluation.layers is not None:
+        document["layers"] = [
+            {"node": d.node, "op_type": d.op_type, "output": d.output, "sqnr_db": _number(d.comparison.sqnr_db), "cosine": d.comparison.cosine}
+            for d in evaluation.layers
+        ]
+    if sensitivity is not None:
+        document["sensitivity"] = [
+            {
+                "weight": s.weight,
+                "output_sqnr_db": _number(s.output_sqnr_db),
+                "accuracy": s.accuracy,
+                "exclude_gain_db": _number(s.exclude_gain_db),
+                "fp16_cost_bytes": s.fp16_cost_bytes,
+            }
+            for s in sensitivity
+        ]
+    return document
+
+
+def _db(value: float | None) -> str:
+    return "exact" if value is None else f"{value:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _comparison(c: Comparison) -> str:
+    return f"{_db(c.sqnr_db):>9} {c.cosine:8.4f} {c.max_abs_err:12.5g}"
+
+
+def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str) -> list[str]:
+    lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
+    if evaluation.accuracy_float is not None:
+        delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
+        side = "below" if delta < 0 else "above"
+        lines.append(
+            f"accuracy: float {_pct(evaluation.accuracy_float)}, NPU {_pct(evaluation.accuracy_npu)} "
+            f"({abs(delta):.2f} points {side} float)"
+        )
+    lines.append(f"top-1 agreement: {_pct(evaluation.top1_agreement)}")
+    lines.append("")
+    lines.append(f"{'output':30} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
+    for o in evaluation.outputs:
+        lines.append(f"{printable(o.name)[:30]:30} {_comparison(o.comparison)}")
+    if evaluation.layers is not None:
+        lines.append("")
+        lines.append(f"{'layer output (worst first)':30} {'op':14} {'sqnr_db':>9} {'cosine':>8}")
+        for d in sorted(evaluation.layers, key=lambda d: _rank(d.comparison.sqnr_db)):
+            lines.append(f"{printable(d.output)[:30]:30} {d.op_type[:14]:14} {_db(d.comparison.sqnr_db):>9} {d.comparison.cosine:8.4f}")
+    if sensitivity is not None:
+        lines.append("")
+        lines.append(f"{'weight (most sensitive first)':30} {'alone_db':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
+        for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
+            gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
+            lines.append(
+                f"{printable(s.weight)[:30]:30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
+            )
+    return lines

@@ -1,0 +1,105 @@
+"""The evaluation engine: numbers against a closed-form case, sessions reused, sensitivity ranking."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from modelkit import make_model, tensor, value
+from npu_tui.core.compiler import Compiler
+from npu_tui.core.errors import UserError
+from npu_tui.core.eval_data import EvalData, model_inputs, random_data
+from npu_tui.core.evaluate import Evaluator, compare
+from npu_tui.core.inventory import build_inventory
+from npu_tui.core.settings import Settings
+
+# range (0, 3.984375): scale 1/64, zero point 0. Only 0.5078125 = 32.5/64 is off the grid: it becomes 33/64.
+W = np.array([[0.5078125, 1.0], [2.0, 3.984375]], np.float32)
+W_NPU = np.array([[0.515625, 1.0], [2.0, 3.984375]], np.float32)
+
+
+def single_matmul():
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])], [tensor("w", W)]
+    )
+    return Compiler(build_inventory(model))
+
+
+def identity_data(labels=None):
+    # feeding the identity matrix makes each output row one row of the weight
+    return EvalData({"x": np.eye(2, dtype=np.float32)}, labels, 2, "identity")
+
+
+def test_output_metrics_of_a_single_matmul_in_closed_form():
+    compiler = single_matmul()
+    evaluator = Evaluator(compiler, identity_data(np.array([1, 1])))
+    result = evaluator.evaluate(compiler.compile(Settings(compress=True)))
+    signal = float(np.sum(W.astype(np.float64) ** 2))
+    noise = (1 / 128) ** 2
+    out = result.outputs[0].comparison
+    assert out.sqnr_db == pytest.approx(10 * math.log10(signal / noise), rel=1e-9)
+    assert out.max_abs_err == 1 / 128
+    row0 = float(W[0] @ W_NPU[0]) / (np.linalg.norm(W[0]) * np.linalg.norm(W_NPU[0]))
+    assert out.cosine == pytest.approx((row0 + 1.0) / 2, rel=1e-9)
+    assert result.accuracy_float == 1.0 and result.accuracy_npu == 1.0 and result.top1_agreement == 1.0
+
+
+def test_nothing_quantized_and_fp16_exact_weights_is_exact():
+    compiler = single_matmul()
+    result = Evaluator(compiler, identity_data()).evaluate(compiler.compile(Settings()))
+    # every weight value is an fp16 number, so fp16 storage changes nothing
+    assert result.outputs[0].comparison.sqnr_db is None
+    assert result.accuracy_float is None and result.accuracy_npu is None
+
+
+def test_compare_by_hand():
+    c = compare(np.array([[3.0, 4.0]]), np.array([[3.0, 3.0]]))
+    assert c.sqnr_db == pytest.approx(10 * math.log10(25))
+    assert c.cosine == pytest.approx(21 / (5 * math.sqrt(18)))
+    assert c.max_abs_err == 1.0
+
+
+def test_recompiling_reuses_the_session(kws):
+    project, evaluator = kws
+    settings = project.config.settings
+    first = evaluator.evaluate(project.compile(settings))
+    excluded = evaluator.evaluate(project.compile(replace(settings, exclude=("tdnn1.affine",))))
+    clipped = evaluator.evaluate(project.compile(replace(settings, compress=False)))
+    assert len(evaluator._sessions) == 1
+    assert first.accuracy_npu < excluded.accuracy_npu
+    assert clipped.accuracy_npu != first.accuracy_npu
+
+
+def test_layers_are_compared_in_graph_order(kws):
+    project, evaluator = kws
+    result = evaluator.evaluate(project.compile(), layers=True)
+    assert [d.output for d in result.layers][:3] == ["tdnn1.out", "tdnn1.relu", "tdnn2.out"]
+    first = result.layers[0].comparison
+    assert first.sqnr_db < 0 and first.cosine < 0.5
+
+
+def test_sensitivity_ranks_the_long_tailed_weight_first(kws):
+    project, evaluator = kws
+    calls = []
+    found = evaluator.sensitivity(project.config.settings, progress=lambda d, t: calls.append((d, t)))
+    ranked = sorted(found, key=lambda s: s.output_sqnr_db)
+    assert ranked[0].weight == "tdnn1.affine"
+    assert ranked[0].accuracy < 0.5 and all(s.accuracy > 0.95 for s in ranked[1:])
+    best_gain = max(found, key=lambda s: s.exclude_gain_db)
+    assert best_gain.weight == "tdnn1.affine" and best_gain.exclude_gain_db > 30
+    sizes = {w.name: w.size for w in project.inventory.weights}
+    assert all(s.fp16_cost_bytes == sizes[s.weight] - 4 for s in found)
+    assert calls[-1] == (8, 8)
+
+
+def test_dynamic_dimension_without_shape_is_a_clear_error():
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", "seq", 2])], [value("y", None)], [tensor("w", W)]
+    )
+    inputs = model_inputs(model)
+    with pytest.raises(UserError, match=r"model input 'x' has a dynamic dimension \(seq\).*INPUT_OPS: \{x: \[1, \?, 2\]\}"):
+        random_data(inputs, 4, 0)
+    fixed = model_inputs(model, {"x": [1, 5, 2]})
+    assert random_data(fixed, 4, 0).inputs["x"].shape == (4, 5, 2)
