@@ -103,3 +103,50 @@ def test_dynamic_dimension_without_shape_is_a_clear_error():
         random_data(inputs, 4, 0)
     fixed = model_inputs(model, {"x": [1, 5, 2]})
     assert random_data(fixed, 4, 0).inputs["x"].shape == (4, 5, 2)
+
+
+def _brute_force(compiler, evaluator, settings):
+    """'Only this weight quantized', one full run each."""
+    from npu_tui.core.plan import EXCLUDED, plan_weights
+
+    base = plan_weights(compiler.inventory, settings)
+    nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
+    found = {}
+    for name in base:
+        alone = dict(nothing)
+        alone[name] = replace(base[name], quantized=True, reason=None)
+        found[name] = evaluator.evaluate(compiler.compile_plans(settings, alone))
+    return found
+
+
+@pytest.mark.parametrize("sample", ["kws", "cnn"])
+def test_sensitivity_from_a_cut_equals_full_runs(sample, request):
+    project, evaluator = request.getfixturevalue(sample)
+    settings = project.config.settings
+    expected = _brute_force(project.compiler, evaluator, settings)
+    for s in evaluator.sensitivity(settings):
+        assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
+        assert s.accuracy == pytest.approx(expected[s.weight].accuracy_npu, abs=0.002)
+
+
+def test_sensitivity_cut_with_a_skip_connection():
+    """Two tensors cross the cut before fc2: the residual `x` and `h`."""
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "w2"], ["m"], name="fc2"),
+            helper.make_node("Add", ["m", "x"], ["y"], name="skip"),
+        ],
+        [value("x", ["n", 4])],
+        [value("y", ["n", 4])],
+        [tensor("w1", rng.normal(size=(4, 4)).astype(np.float32)), tensor("w2", rng.normal(size=(4, 4)).astype(np.float32))],
+    )
+    compiler = Compiler(build_inventory(model))
+    data = EvalData({"x": rng.normal(size=(16, 4)).astype(np.float32)}, None, 16, "random")
+    evaluator = Evaluator(compiler, data)
+    settings = Settings(compress=True)
+    expected = _brute_force(compiler, evaluator, settings)
+    for s in evaluator.sensitivity(settings):
+        assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)

@@ -21,6 +21,7 @@ from .graph import node_label
 from .plan import EXCLUDED, plan_weights
 from .settings import Settings
 from .simulation import build_simulation, elem_types, feed_name, npu_values, reference_model
+from .suffix import extract_suffix, first_reader, live_at
 
 
 class Cancelled(Exception):
@@ -132,11 +133,20 @@ class Evaluator:
         except Exception as exc:  # onnxruntime raises its own classes for models it cannot run
             raise UserError(f"{self.compiler.inventory.path}: onnxruntime cannot run the model: {exc}") from None
 
-    def _run(self, session, names: list[str], extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(
+        self, session, names: list[str], extra: dict[str, np.ndarray], per_sample: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run over all samples, in batches when the model fixes its batch size.
+
+        `per_sample` arrays (samples first) are sliced with the batch; `extra` is fed whole.
+        """
         step = self.batch or max(self.data.samples, 1)
+        wanted = {i.name for i in session.get_inputs()}
+        sliced = {k: v for k, v in {**self.data.inputs, **(per_sample or {})}.items() if k in wanted}
+        extra = {k: v for k, v in extra.items() if k in wanted}
         parts: list[list[np.ndarray]] = [[] for _ in names]
         for start in range(0, self.data.samples, step):
-            feeds = {k: v[start : start + step] for k, v in self.data.inputs.items()}
+            feeds = {k: v[start : start + step] for k, v in sliced.items()}
             feeds.update(extra)
             try:
                 values = session.run(names, feeds)
@@ -179,7 +189,8 @@ class Evaluator:
                 self._float[layers] = self._run(self._session(model), names, {})
             return self._float[layers]
 
-    def run_npu(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> dict[str, np.ndarray]:
+    def _npu_entry(self, compilation: Compilation, fp16_activations: bool, layers: bool) -> tuple:
+        """(session, fed weight names, output names, model) for the compilation's graph structure."""
         values = npu_values(compilation)
         baked = tuple(
             (name, r.plan) for name, r in compilation.results.items() if r.weight.scope or r.weight.origin == "constant"
@@ -197,17 +208,21 @@ class Evaluator:
                     present = {o for n in model.graph.node for o in n.output}
                     names += [out for _, _, out in self.layer_names() if out in present]
                     self._expose(model, names[len(self.outputs) :])
-                entry = (self._session(model), feeds, names)
+                entry = (self._session(model), feeds, names, model)
                 self._sessions[key] = entry
-        session, feeds, names = entry
-        extra = {feed_name(n): values[n] for n in feeds}
-        return self._run(session, names, extra)
+        return entry
+
+    def run_npu(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> dict[str, np.ndarray]:
+        session, feeds, names, _ = self._npu_entry(compilation, fp16_activations, layers)
+        return self._run(session, names, _weight_feeds(compilation, feeds))
 
     # -- metrics
 
     def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
+        return self._measure(self.run_npu(compilation, fp16_activations, layers), layers)
+
+    def _measure(self, npu: dict[str, np.ndarray], layers: bool = False) -> Evaluation:
         reference = self.reference(layers)
-        npu = self.run_npu(compilation, fp16_activations, layers)
         outputs = [OutputMetrics(n, compare(reference[n], npu[n])) for n in self.outputs]
         first_ref, first_npu = reference[self.outputs[0]], npu[self.outputs[0]]
         agreement = float(np.mean(first_ref.argmax(axis=-1) == first_npu.argmax(axis=-1))) if first_ref.ndim >= 2 else None
@@ -230,32 +245,94 @@ class Evaluator:
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> list[Sensitivity]:
-        """Per weight: the model with only it quantized, and the current config with only it excluded."""
+        """Per weight: the model with only it quantized, and the current config with only it excluded.
+
+        Each run starts at the weight's first reader, from activations computed once for each side.
+        """
         inventory = self.compiler.inventory
+        fp16 = settings.fp16_activations
         base = plan_weights(inventory, settings)
-        current = self.evaluate(self.compiler.compile_plans(settings, base), settings.fp16_activations)
         nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
+        current_compilation = self.compiler.compile_plans(settings, base)
+        session, feeds, names, model = self._npu_entry(current_compilation, fp16, False)
+        cuts = _SuffixRuns(self, model, feeds, names, [w.name for w in inventory.weights])
+        starts = {
+            "only": cuts.upstream(self.compiler.compile_plans(settings, nothing)),
+            "current": cuts.upstream(current_compilation),
+        }
+        current = self._measure(cuts.run(current_compilation, None, starts["current"]))
         total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
         done = 0
         found = []
         for weight in inventory.weights:
+            _check(cancel)
             alone = dict(nothing)
             alone[weight.name] = replace(base[weight.name], quantized=True, reason=None)
-            only = self.evaluate(self.compiler.compile_plans(settings, alone), settings.fp16_activations)
+            only = self._measure(cuts.run(self.compiler.compile_plans(settings, alone), weight.name, starts["only"]))
             done += 1
             gain = 0.0
             if base[weight.name].quantized:
                 _check(cancel)
                 without = dict(base)
                 without[weight.name] = replace(base[weight.name], quantized=False, reason=EXCLUDED)
-                excluded = self.evaluate(self.compiler.compile_plans(settings, without), settings.fp16_activations)
+                excluded = self._measure(cuts.run(self.compiler.compile_plans(settings, without), weight.name, starts["current"]))
                 gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 done += 1
             found.append(Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4))
             if progress is not None:
                 progress(done, total)
-            _check(cancel)
         return found
+
+
+class _SuffixRuns:
+    """Sessions that start at a weight's first reader, at most MAX_CUTS of them per sweep."""
+
+    MAX_CUTS = 16
+
+    def __init__(self, evaluator: Evaluator, model: onnx.ModelProto, feeds: frozenset[str], names: list[str], weights: list[str]) -> None:
+        self.evaluator, self.model, self.feeds, self.names = evaluator, model, feeds, names
+        graph = model.graph
+        fed = {i.name for i in graph.input}
+        types = elem_types(model)
+        starts = {}
+        for weight in weights:
+            index = first_reader(graph, weight) if weight in feeds else None
+            if index is not None:
+                cut = live_at(graph, index) - feeds - fed
+                if all(types.get(t) for t in cut):
+                    starts[weight] = index
+        chosen = sorted(set(starts.values()))
+        if len(chosen) > self.MAX_CUTS:
+            chosen = [chosen[round(i * (len(chosen) - 1) / (self.MAX_CUTS - 1))] for i in range(self.MAX_CUTS)]
+        self.cut_of = {w: max((c for c in chosen if c <= i), default=None) for w, i in starts.items()}
+        self.cuts = {c: live_at(graph, c) - feeds - fed for c in chosen}
+        self.types = types
+        self.sessions: dict[int | None, object] = {}
+
+    def upstream(self, compilation: Compilation) -> dict[str, np.ndarray]:
+        """One full run that keeps every cut's tensors."""
+        wanted = sorted(set().union(*self.cuts.values())) if self.cuts else []
+        if not wanted:
+            return {}
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        del model.graph.output[:]
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, self.types[n], None) for n in wanted)
+        session = self.evaluator._session(model)
+        return self.evaluator._run(session, wanted, _weight_feeds(compilation, self.feeds))
+
+    def run(self, compilation: Compilation, weight: str | None, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cut = self.cut_of.get(weight) if weight is not None else None
+        if cut not in self.sessions:
+            model = self.model if cut is None else extract_suffix(self.model, self.cuts[cut], self.types)
+            self.sessions[cut] = self.evaluator._session(model)
+        per_sample = {t: start[t] for t in self.cuts[cut]} if cut is not None else None
+        return self.evaluator._run(self.sessions[cut], self.names, _weight_feeds(compilation, self.feeds), per_sample)
+
+
+def _weight_feeds(compilation: Compilation, feeds: frozenset[str]) -> dict[str, np.ndarray]:
+    values = npu_values(compilation)
+    return {feed_name(n): values[n] for n in feeds}
 
 
 def _check(cancel: threading.Event | None) -> None:
