@@ -182,7 +182,7 @@ class _Validator:
                 f"{key}: {value!r} is a TensorFlow model; npu-tui reads ONNX: export it "
                 "(for example with tf2onnx) and set ONNX_FILE",
             )
-        return (self.path.parent / value).resolve() if not Path(value).is_absolute() else Path(value)
+        return self.path.parent / value
 
     def boolean(self, key: str) -> bool:
         value = self.data.get(key, False)

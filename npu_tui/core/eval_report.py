@@ -65,11 +65,8 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
     if evaluation.accuracy_float is not None:
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
-        side = "below" if delta < 0 else "above"
-        lines.append(
-            f"accuracy: float {_pct(evaluation.accuracy_float)}, NPU {_pct(evaluation.accuracy_npu)} "
-            f"({abs(delta):.2f} points {side} float)"
-        )
+        versus = "same as float" if delta == 0 else f"{abs(delta):.2f} points {'below' if delta < 0 else 'above'} float"
+        lines.append(f"accuracy: float {_pct(evaluation.accuracy_float)}, NPU {_pct(evaluation.accuracy_npu)} ({versus})")
     lines.append(f"top-1 agreement: {_pct(evaluation.top1_agreement)}")
     lines.append("")
     lines.append(f"{'output':30} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
