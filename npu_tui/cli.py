@@ -58,15 +58,41 @@ def _positive(text: str) -> int:
     return value
 
 
+COMMANDS = ("compile", "eval")
+SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
+
+
+def build_tui_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="npu-tui",
+        description="Open the workbench (default: the bundled kws_tdnn sample). Commands: compile, eval (see npu-tui compile -h).",
+    )
+    parser.add_argument("config", nargs="?", help="the vendor config.yaml (default: the bundled kws_tdnn sample)")
+    parser.add_argument("--data", metavar="NPZ", help="evaluation data (default: eval.npz beside the config, else random inputs)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS and not {"-h", "--help"} & set(argv[:1]):
+        return _guarded(build_tui_parser().parse_args(argv), _workbench)
+    return _guarded(build_parser().parse_args(argv), _command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "compile":
+        return _compile(args)
+    if args.command == "eval":
+        return _evaluate(args)
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def _guarded(args: argparse.Namespace, run) -> int:
     try:
-        if args.command == "compile":
-            return _compile(args)
-        if args.command == "eval":
-            return _evaluate(args)
-        build_parser().print_help()
-        return EXIT_OK
+        return run(args)
     except UserError as exc:
         sys.stderr.write(f"error: {printable(str(exc))}\n")
         return EXIT_USER
@@ -116,6 +142,29 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 RANDOM_SAMPLES = 64
+
+
+def _workbench(args: argparse.Namespace) -> int:
+    from .core.eval_data import load_npz, model_inputs, random_data
+    from .core.project import open_project
+    from .core.workbench import Workbench
+
+    config = Path(args.config) if args.config else SAMPLE_CONFIG
+    project = open_project(config)
+    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
+    beside = config.parent / "eval.npz"
+    if args.data or beside.exists():
+        data = load_npz(args.data or beside, inputs)
+    else:
+        try:
+            data = random_data(inputs, RANDOM_SAMPLES, 0)
+        except UserError as exc:
+            sys.stderr.write(f"warning: no evaluation: {printable(str(exc))}\n")
+            data = None
+    from .tui.app import NpuTuiApp
+
+    NpuTuiApp(Workbench(project, data)).run()
+    return EXIT_OK
 
 
 def _evaluate(args: argparse.Namespace) -> int:

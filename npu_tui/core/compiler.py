@@ -6,6 +6,7 @@ recompile in the time it takes to quantize the weights that switch touches.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -76,6 +77,7 @@ class Compiler:
         self._results: dict[str, OrderedDict[tuple, WeightResult]] = {}
         self._fp16: dict[str, np.ndarray] = {}
         self._constant_warning_list: list[CompileWarning] | None = None
+        self._lock = threading.RLock()  # the workbench compiles on its UI thread and in a worker
 
     def compile(self, settings: Settings) -> Compilation:
         return self.compile_plans(settings, plan_weights(self.inventory, settings))
@@ -104,6 +106,10 @@ class Compiler:
 
     def result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
         """The weight under `plan`, from the cache when nothing it depends on changed."""
+        with self._lock:
+            return self._result(weight, plan)
+
+    def _result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
         key = (plan.quantized, plan.range, plan.fused)
         cached = self._results.setdefault(weight.name, OrderedDict())
         if key in cached:

@@ -1,0 +1,128 @@
+"""Save Settings back into config.yaml (SPEC section 8): only the keys npu-tui manages are rewritten,
+in place, so comments, key order and every other key stay as the user wrote them.
+
+pyyaml cannot round-trip comments, and a round-trip YAML library would be one more dependency for
+one job, so the managed keys' spans are found with pyyaml's node marks and replaced as text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from .config import load_config
+from .errors import ConfigError
+from .settings import Settings
+
+MANAGED_LISTS = {
+    "EXCLUDE_COMPRESS_OPS": "exclude",
+    "EXCLUDE_CONV2D_COMPRESS_OPS": "exclude_conv2d",
+    "EXCLUDE_FUSE_BN_OPS": "exclude_fuse_bn",
+}
+MANAGED_BOOLS = {"COMPRESS": "compress", "CONV2D_COMPRESS": "conv2d_compress", "FUSE_BN": "fuse_bn"}
+MIN_MAX = "WEIGHT_MIN_MAX"
+
+
+def _scalar(value: object) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("\n...").strip()
+
+
+def _render(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return f"{key}: {'true' if value else 'false'}"
+    if isinstance(value, dict):
+        if not value:
+            return f"{key}: {{}}"
+        rows = [f"  {_scalar(name)}: [{lo!r}, {hi!r}]" for name, (lo, hi) in value.items()]
+        return f"{key}:\n" + "\n".join(rows)
+    return f"{key}: [{', '.join(_scalar(v) for v in value)}]"
+
+
+def _value_end(node: yaml.Node) -> int:
+    """Where a value ends in the text, not counting the comments and blank lines after a block."""
+    if isinstance(node, yaml.MappingNode) and node.value and node.flow_style is False:
+        return _value_end(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and node.value and node.flow_style is False:
+        return _value_end(node.value[-1])
+    return node.end_mark.index
+
+
+def _wanted(settings: Settings) -> dict[str, object]:
+    wanted: dict[str, object] = {key: getattr(settings, attr) for key, attr in MANAGED_BOOLS.items()}
+    wanted.update({key: list(getattr(settings, attr)) for key, attr in MANAGED_LISTS.items()})
+    wanted[MIN_MAX] = {name: tuple(bounds) for name, bounds in settings.weight_min_max.items()}
+    return wanted
+
+
+def _same(current: object, wanted: object) -> bool:
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and {k: tuple(v) for k, v in current.items()} == wanted
+    if isinstance(wanted, list):
+        return current == wanted or (current is None and not wanted)
+    return current == wanted or (current is None and wanted is False)
+
+
+def render_config(text: str, settings: Settings) -> str:
+    """The config text with the managed keys changed to `settings`; untouched where already equal."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    data = yaml.safe_load(text) or {}
+    spans = {}
+    if isinstance(root, yaml.MappingNode):
+        for key_node, value_node in root.value:
+            spans[str(key_node.value)] = (key_node.start_mark.index, _value_end(value_node))
+    edits, appended = [], []
+    for key, value in _wanted(settings).items():
+        if _same(data.get(key), value):
+            continue
+        if key in spans:
+            edits.append((*spans[key], _render(key, value)))
+        else:
+            appended.append(_render(key, value))
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + _keep_comment_column(text[end:], end - start, len(replacement))
+    if appended:
+        text = (text if text.endswith("\n") or not text else text + "\n") + "\n".join(appended) + "\n"
+    return text
+
+
+def _keep_comment_column(rest: str, old_length: int, new_length: int) -> str:
+    """A comment after a one-line value stays in its column when the value's length changes."""
+    spaces = len(rest) - len(rest.lstrip(" "))
+    if not rest[spaces:].startswith("#"):
+        return rest
+    return " " * max(1, spaces + old_length - new_length) + rest[spaces:]
+
+
+def config_diff(path: Path, settings: Settings) -> str:
+    """What saving would change, as a unified diff."""
+    old = path.read_text(encoding="utf-8")
+    new = render_config(old, settings)
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), str(path)))
+
+
+def save_config(path: Path, settings: Settings) -> Path:
+    """Write atomically: the new text goes to a temporary file, is checked, then renamed over the old
+    one, which is kept as `<name>.bak`. Returns the backup's path."""
+    path = Path(path)
+    new = render_config(path.read_text(encoding="utf-8"), settings)
+    tmp = path.with_name(f".{path.name}.npu-tui.tmp")
+    backup = path.with_name(path.name + ".bak")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(new)
+            handle.flush()
+            os.fsync(handle.fileno())
+        load_config(tmp)
+        shutil.copy2(path, backup)
+        os.replace(tmp, path)
+    except ConfigError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot save: {exc.strerror}") from None
+    return backup

@@ -1,0 +1,184 @@
+"""The workbench's state without any UI: the settings being edited, undo and redo, the current
+compilation, the last evaluation and whether it is stale, and saving. The TUI drives this object."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import Compilation, WeightResult
+from .config_writer import config_diff, save_config
+from .eval_data import EvalData
+from .evaluate import Evaluation, Evaluator, Sensitivity
+from .metrics import error_metrics
+from .plan import WeightPlan, names_of
+from .project import Project
+from .quantize import quant_params, simulate
+from .settings import Settings
+
+SWITCHES = ("compress", "conv2d_compress", "fuse_bn")
+BULK_PERCENT = 99.9
+MSE_GRID = 64
+MSE_SAMPLE = 1 << 18
+
+
+@dataclass(frozen=True)
+class RangeSuggestion:
+    label: str
+    range: tuple[float, float]
+    sqnr_db: float | None
+
+
+class Workbench:
+    def __init__(self, project: Project, data: EvalData | None = None) -> None:
+        self.project = project
+        self.evaluator = Evaluator(project.compiler, data, project.config.output_names) if data is not None else None
+        self.saved = project.config.settings
+        self.settings = self.saved
+        self.undo_stack: list[Settings] = []
+        self.redo_stack: list[Settings] = []
+        self.compilation = project.compile(self.settings)
+        self.evaluation: Evaluation | None = None
+        self.evaluated_settings: Settings | None = None
+        self.sensitivity: dict[str, Sensitivity] = {}
+
+    # -- state
+
+    @property
+    def dirty(self) -> bool:
+        return self.settings != self.saved
+
+    @property
+    def stale(self) -> bool:
+        """The model-level numbers belong to other settings than the ones shown."""
+        return self.evaluation is None or self.evaluated_settings != self.settings
+
+    def result(self, name: str) -> WeightResult:
+        return self.compilation.results[name]
+
+    # -- edits (each recompiles the data-free numbers at once)
+
+    def apply(self, settings: Settings) -> Compilation:
+        if settings == self.settings:
+            return self.compilation
+        compilation = self.project.compile(settings)
+        self.undo_stack.append(self.settings)
+        self.redo_stack.clear()
+        self.settings, self.compilation = settings, compilation
+        return compilation
+
+    def toggle_exclude(self, name: str) -> Compilation:
+        weight = self.project.inventory.by_name[name]
+        names = names_of(weight)
+        excluded = set(self.settings.exclude) | set(self.settings.exclude_conv2d)
+        if names & excluded:
+            changed = replace(
+                self.settings,
+                exclude=tuple(n for n in self.settings.exclude if n not in names),
+                exclude_conv2d=tuple(n for n in self.settings.exclude_conv2d if n not in names),
+            )
+        else:
+            changed = replace(self.settings, exclude=(*self.settings.exclude, name))
+        return self.apply(changed)
+
+    def set_range(self, name: str, lo: float, hi: float) -> Compilation:
+        names = names_of(self.project.inventory.by_name[name])
+        ranges = {k: v for k, v in self.settings.weight_min_max.items() if k not in names}
+        ranges[name] = (float(lo), float(hi))
+        return self.apply(replace(self.settings, weight_min_max=ranges))
+
+    def reset_weight(self, name: str) -> Compilation:
+        """Back to the automatic range and not excluded."""
+        names = names_of(self.project.inventory.by_name[name])
+        return self.apply(
+            replace(
+                self.settings,
+                exclude=tuple(n for n in self.settings.exclude if n not in names),
+                exclude_conv2d=tuple(n for n in self.settings.exclude_conv2d if n not in names),
+                weight_min_max={k: v for k, v in self.settings.weight_min_max.items() if k not in names},
+            )
+        )
+
+    def set_switch(self, switch: str, value: bool) -> Compilation:
+        if switch not in SWITCHES:
+            raise ValueError(f"unknown switch {switch}")
+        return self.apply(replace(self.settings, **{switch: value}))
+
+    def undo(self) -> bool:
+        if not self.undo_stack:
+            return False
+        self.redo_stack.append(self.settings)
+        self.settings = self.undo_stack.pop()
+        self.compilation = self.project.compile(self.settings)
+        return True
+
+    def redo(self) -> bool:
+        if not self.redo_stack:
+            return False
+        self.undo_stack.append(self.settings)
+        self.settings = self.redo_stack.pop()
+        self.compilation = self.project.compile(self.settings)
+        return True
+
+    # -- evaluation (slow: the TUI runs these in a worker)
+
+    def evaluate(self, sensitivity: bool = True, cancel: threading.Event | None = None, progress=None) -> Evaluation | None:
+        if self.evaluator is None:
+            return None
+        settings, compilation = self.settings, self.compilation
+        evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
+        found = self.evaluator.sensitivity(settings, progress, cancel) if sensitivity else None
+        self.evaluation, self.evaluated_settings = evaluation, settings
+        if found is not None:
+            self.sensitivity = {s.weight: s for s in found}
+        return evaluation
+
+    # -- range suggestions for the min/max dialog
+
+    def range_suggestions(self, name: str) -> list[RangeSuggestion]:
+        """The bulk range (central 99.9%) and the MSE-optimal range, each with the SQNR it gives."""
+        plan = self.compilation.plans[name]
+        w, _ = self.project.compiler.reference(self.project.inventory.by_name[name], plan.fused)
+        flat = w.reshape(-1)
+        tail = (100 - BULK_PERCENT) / 2
+        bulk = (float(np.percentile(flat, tail)), float(np.percentile(flat, 100 - tail)))
+        found = []
+        for label, rng in (("bulk 99.9%", bulk), ("MSE-optimal", _mse_optimal(flat))):
+            if rng[0] < rng[1]:
+                found.append(RangeSuggestion(label, rng, self.sqnr_with_range(name, rng)))
+        return found
+
+    def sqnr_with_range(self, name: str, rng: tuple[float, float]) -> float | None:
+        weight = self.project.inventory.by_name[name]
+        plan = self.compilation.plans[name]
+        trial = WeightPlan(name, True, None, (float(rng[0]), float(rng[1])), plan.fused)
+        return self.project.compiler.result(weight, trial).errors.sqnr_db
+
+    # -- saving
+
+    def diff(self) -> str:
+        return config_diff(self.project.config.path, self.settings)
+
+    def save(self) -> Path:
+        backup = save_config(self.project.config.path, self.settings)
+        self.saved = self.settings
+        return backup
+
+
+def _mse_optimal(flat: np.ndarray) -> tuple[float, float]:
+    """The clipping of the automatic range that minimizes the quantization MSE, on a sample."""
+    sample = flat[:: max(1, flat.size // MSE_SAMPLE)]
+    lo, hi = min(0.0, float(sample.min())), max(0.0, float(sample.max()))
+    best, best_err = (lo, hi), np.inf
+    for fraction in np.linspace(1.0 / MSE_GRID, 1.0, MSE_GRID):
+        trial = (lo * fraction, hi * fraction)
+        params = quant_params(*trial)
+        if params is None:
+            continue
+        err = error_metrics(sample, simulate(sample, params)).mse
+        if err < best_err:
+            best, best_err = trial, err
+    return float(best[0]), float(best[1])

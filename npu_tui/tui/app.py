@@ -1,0 +1,311 @@
+"""The npu-tui workbench: pick a weight, fix it with a key, see its numbers at once, re-evaluate in
+the background, save a config.yaml the vendor compiler accepts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from functools import partial
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
+
+from ..core.errors import UserError
+from ..core.evaluate import Cancelled
+from ..core.histogram import histogram
+from ..core.workbench import Workbench
+from .confirm_screens import ConfirmScreen
+from .details import WeightDetails
+from .help_screen import HelpScreen
+from .histogram_view import BINS, HistogramView
+from .layer_table import LayerTable
+from .min_max_screen import MinMaxScreen
+from .summary import ModelSummary
+from .switches_screen import SwitchesScreen
+from .weight_tree import WeightTree
+
+
+class NpuTuiApp(App[None]):
+    TITLE = "npu-tui"
+    CSS = """
+    #main { height: 1fr; }
+    #left { width: 2fr; min-width: 30; }
+    #right { width: 3fr; }
+    WeightTree { height: 1fr; border: round $primary; }
+    #filter { display: none; height: 3; }
+    #filter.shown { display: block; }
+    HistogramView { height: 1fr; min-height: 8; }
+    WeightDetails { height: auto; max-height: 14; }
+    ModelSummary { height: 2; padding: 0 1; background: $boost; }
+    TabbedContent { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude"),
+        Binding("m", "min_max", "Min/max", id="set-min-max"),
+        Binding("r", "reset_weight", "Reset", id="reset-weight"),
+        Binding("g", "switches", "Switches", id="global-switches"),
+        Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True),
+        Binding("escape", "escape", "Cancel", show=False, id="escape"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("u", "undo", "Undo", id="undo"),
+        Binding("ctrl+y", "redo", "Redo", id="redo", priority=True),
+        Binding("ctrl+s", "save", "Save", id="save", priority=True),
+        Binding("t", "toggle_tab", "Table", id="toggle-table"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_app", "Quit", id="quit"),
+    ]
+
+    def __init__(self, workbench: Workbench) -> None:
+        super().__init__()
+        self.workbench = workbench
+        self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
+        self.cancel_event: threading.Event | None = None
+        self.running: str | None = None
+        self.histograms: dict[tuple[str, bool], object] = {}
+
+    # -- layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter weights (Esc clears)", id="filter")
+                yield WeightTree(id="weights")
+            with TabbedContent(id="right"):
+                with TabPane("Weight", id="tab-weight"):
+                    yield HistogramView(id="histogram")
+                    yield WeightDetails(id="details")
+                with TabPane("Table", id="tab-table"):
+                    yield LayerTable(id="table")
+        yield ModelSummary(id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.workbench.project.config.path)
+        names = [w.name for w in self.workbench.project.inventory.weights]
+        tree = self.query_one(WeightTree)
+        tree.build(self.workbench.compilation, names, self.workbench.sensitivity)
+        if self.selected is not None:
+            tree.select_weight(self.selected)
+        tree.focus()
+        self.refresh_all()
+        if self.workbench.evaluator is not None:
+            self.action_evaluate()
+
+    # -- showing
+
+    def refresh_all(self) -> None:
+        self.query_one(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity)
+        self.refresh_selected()
+        self.refill_table()
+        self.query_one(ModelSummary).show(self.workbench, self.running)
+
+    def refresh_selected(self) -> None:
+        if self.selected is None:
+            return
+        result = self.workbench.result(self.selected)
+        key = (self.selected, result.plan.fused)
+        if key not in self.histograms:
+            reference, _ = self.workbench.project.compiler.reference(result.weight, result.plan.fused)
+            self.histograms[key] = histogram(reference, BINS)
+        self.query_one(HistogramView).show(result, self.histograms[key])
+        self.query_one(WeightDetails).show(result, self.workbench.sensitivity.get(self.selected), self.workbench.stale)
+
+    def refill_table(self) -> None:
+        self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
+
+    def changed(self) -> None:
+        """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
+        self.refresh_all()
+
+    # -- selection
+
+    @on(Tree.NodeHighlighted)
+    def tree_moved(self, event: Tree.NodeHighlighted) -> None:
+        if event.node.data is not None and event.node.data != self.selected:
+            self.selected = event.node.data
+            self.refresh_selected()
+
+    @on(LayerTable.RowSelected)
+    def table_selected(self, event: LayerTable.RowSelected) -> None:
+        self.selected = event.row_key.value
+        self.query_one(WeightTree).select_weight(self.selected)
+        self.query_one(TabbedContent).active = "tab-weight"
+        self.refresh_selected()
+
+    # -- edits
+
+    def _need_weight(self) -> str | None:
+        if self.selected is None:
+            self.notify("select a weight first", severity="warning")
+        return self.selected
+
+    def action_toggle_exclude(self) -> None:
+        if (name := self._need_weight()) is not None:
+            self.workbench.toggle_exclude(name)
+            self.changed()
+
+    def action_reset_weight(self) -> None:
+        if (name := self._need_weight()) is not None:
+            self.workbench.reset_weight(name)
+            self.changed()
+
+    def action_min_max(self) -> None:
+        name = self._need_weight()
+        if name is None:
+            return
+
+        def apply(chosen: tuple[float, float] | None) -> None:
+            if chosen is not None:
+                self.workbench.set_range(name, *chosen)
+                self.changed()
+
+        self.push_screen(MinMaxScreen(self.workbench, name), apply)
+
+    def action_switches(self) -> None:
+        def apply(chosen: dict[str, bool] | None) -> None:
+            if chosen:
+                from dataclasses import replace
+
+                self.workbench.apply(replace(self.workbench.settings, **chosen))
+                self.histograms.clear()
+                self.changed()
+
+        self.push_screen(SwitchesScreen(self.workbench.settings), apply)
+
+    def action_undo(self) -> None:
+        if self.workbench.undo():
+            self.changed()
+        else:
+            self.notify("nothing to undo", timeout=2)
+
+    def action_redo(self) -> None:
+        if self.workbench.redo():
+            self.changed()
+        else:
+            self.notify("nothing to redo", timeout=2)
+
+    # -- evaluation in a worker
+
+    def action_evaluate(self) -> None:
+        if self.workbench.evaluator is None:
+            self.notify("no evaluation data: start with --data NPZ", severity="warning")
+            return
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+        self.cancel_event = threading.Event()
+        self.running = "evaluating..."
+        self.query_one(ModelSummary).show(self.workbench, self.running)
+        self.evaluate_in_background(self.cancel_event)
+
+    @work(thread=True, exclusive=True, group="evaluate")
+    def evaluate_in_background(self, cancel: threading.Event) -> None:
+        def progress(done: int, total: int) -> None:
+            self.call_from_thread(self._progress, done, total)
+
+        try:
+            self.workbench.evaluate(sensitivity=True, cancel=cancel, progress=progress)
+        except Cancelled:
+            self.call_from_thread(self._finished, "evaluation cancelled", "warning")
+            return
+        except UserError as exc:
+            self.call_from_thread(self._finished, str(exc), "error")
+            return
+        except Exception as exc:  # a bug must not take the workbench down
+            self.call_from_thread(self._finished, f"evaluation failed: {exc!r}", "error")
+            return
+        self.call_from_thread(self._finished, None, None)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.running = f"sensitivity {done}/{total}"
+        self.query_one(ModelSummary).show(self.workbench, self.running)
+
+    def _finished(self, message: str | None, severity: str | None) -> None:
+        self.running = None
+        self.cancel_event = None
+        if message:
+            self.notify(message, severity=severity or "information")
+        self.refresh_all()
+
+    # -- filter, tabs, escape
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        text = event.value.lower()
+        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
+        self.query_one(WeightTree).build(self.workbench.compilation, names, self.workbench.sensitivity)
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one(WeightTree).focus()
+
+    def action_escape(self) -> None:
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+            return
+        box = self.query_one("#filter", Input)
+        if box.has_class("shown"):
+            box.value = ""
+            box.remove_class("shown")
+            self.query_one(WeightTree).focus()
+
+    def action_toggle_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
+        if tabs.active == "tab-table":
+            self.query_one(LayerTable).focus()
+        else:
+            self.query_one(WeightTree).focus()
+
+    # -- save, help, quit
+
+    def action_save(self) -> None:
+        try:
+            diff = self.workbench.diff()
+        except (UserError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if not diff:
+            self.notify("nothing to save: the file already says this", timeout=3)
+            return
+
+        def write(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                backup = self.workbench.save()
+            except UserError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"saved {self.workbench.project.config.path} (previous kept as {backup.name})")
+            self.refresh_all()
+
+        self.push_screen(ConfirmScreen(f"Write these changes to {self.workbench.project.config.path}?", diff), write)
+
+    def action_help(self) -> None:
+        keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
+        keys += [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]
+        keys += [("L", "histogram: log / linear counts"), ("o", "table: cycle the sort")]
+        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, ModelSummary)]
+        self.push_screen(HelpScreen(keys, panels))
+
+    def action_quit_app(self) -> None:
+        if not self.workbench.dirty:
+            self.exit()
+            return
+        self.push_screen(ConfirmScreen("There are unsaved changes. Quit anyway?"), lambda yes: self.exit() if yes else None)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.description and binding.id not in ("escape",):
+                yield SystemCommand(binding.description, f"{binding.id} ({binding.key})", partial(self.run_action, binding.action))

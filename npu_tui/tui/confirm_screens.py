@@ -1,0 +1,40 @@
+"""Yes/no dialogs: saving (after showing the diff) and quitting with unsaved changes."""
+
+from __future__ import annotations
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm-yes"),
+        Binding("n", "answer(False)", "No", id="confirm-no"),
+        Binding("escape", "answer(False)", "No", show=False, id="confirm-escape"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical { width: 90%; height: auto; max-height: 90%; border: thick $accent; padding: 0 1; background: $surface; }
+    ConfirmScreen VerticalScroll { height: auto; max-height: 16; }
+    """
+
+    def __init__(self, question: str, diff: str | None = None) -> None:
+        super().__init__()
+        self.question = question
+        self.diff = diff
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            if self.diff is not None:
+                with VerticalScroll():
+                    body = Syntax(self.diff, "diff", theme="ansi_dark", word_wrap=True) if self.diff else Text("no change")
+                    yield Static(body)
+            yield Label(Text(f"{self.question}  [y]es / [n]o"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

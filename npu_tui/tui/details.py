@@ -1,0 +1,54 @@
+"""Everything npu-tui knows about the selected weight, as plain aligned lines."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..core.compiler import WeightResult
+from ..core.evaluate import Sensitivity
+from .labels import MARKS, db, plain, severity, status
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+class WeightDetails(Static):
+    HELP = "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost."
+
+    def show(self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool) -> None:
+        weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
+        state = status(result)
+        text = Text()
+        rows: list[tuple[str, str | Text]] = [
+            ("name", plain(weight.name)),
+            ("state", Text(f"{MARKS[state][0]} {state}" + (f" ({plan.reason})" if plan.reason else ""), style=MARKS[state][1])),
+            ("sqnr_db", Text(db(errors.sqnr_db), style=severity(errors.sqnr_db))),
+        ]
+        if sensitivity is not None:
+            suffix = " (stale)" if stale else ""
+            acc = "" if sensitivity.accuracy is None else f", accuracy {sensitivity.accuracy:.2%}"
+            gain = "-" if sensitivity.exclude_gain_db is None else f"{sensitivity.exclude_gain_db:+.2f} dB"
+            alone = Text("output ")
+            alone.append(db(sensitivity.output_sqnr_db), style=severity(sensitivity.output_sqnr_db))
+            alone.append(f"{acc}{suffix}")
+            rows.append(("alone", alone))
+            rows.append(("exclude", f"gain {gain}, costs +{weight.size - 4:,} bytes{suffix}"))
+        else:
+            rows.append(("fp16 cost", f"+{weight.size - 4:,} bytes to keep it fp16"))
+        rows += [
+            ("range", f"[{_g(result.range[0])}, {_g(result.range[1])}]" + (" from WEIGHT_MIN_MAX" if plan.range else "")),
+            ("nudged", f"[{_g(params.nudged_min)}, {_g(params.nudged_max)}]" if params else "-"),
+            ("scale", f"{_g(params.scale if params else None)}  zero point {params.zero_point if params else '-'}"),
+            ("mse", f"{errors.mse:.4g}  max_abs_err {errors.max_abs_err:.4g}"),
+            ("clipped", f"{errors.clipped_fraction:.3%}  tail_ratio {_g(result.tail_ratio)}"),
+            ("kind", f"{weight.kind}  shape {list(weight.shape)}  {weight.size:,} values"),
+            ("nodes", plain(", ".join(f"{n} ({o})" for n, o in zip(weight.nodes, weight.op_types)))),
+            ("fused BN", "yes" if plan.fused else ("possible" if weight.bn is not None else "no")),
+        ]
+        for label, value in rows:
+            text.append(f"{label:>10} ", style="bold")
+            text.append_text(value if isinstance(value, Text) else Text(value))
+            text.append("\n")
+        self.update(text)

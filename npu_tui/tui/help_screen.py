@@ -1,0 +1,52 @@
+"""The `?` screen: every key, what each panel shows, and the status marks."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from .labels import LEGEND
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="help-close"),
+        Binding("question_mark", "close", "Close", show=False, id="help-close-again"),
+        Binding("q", "close", "Close", show=False, id="help-close-q"),
+    ]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, keys: list[tuple[str, str]], panels: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.panels = panels
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, what in self.keys:
+            table.add_row(key, what)
+        panels = Table.grid(padding=(0, 2))
+        panels.add_column(style="bold", no_wrap=True)
+        panels.add_column()
+        for name, what in self.panels:
+            panels.add_row(name, what)
+        with VerticalScroll():
+            yield Static(Text("Keys (also in the command palette, ctrl+p)", style="bold underline"))
+            yield Static(table)
+            yield Static(Text("\nPanels", style="bold underline"))
+            yield Static(panels)
+            yield Static(Text("\nMarks: " + LEGEND))
+            yield Static(Text("\nEsc closes this help.", style="dim"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,56 @@
+"""How weights and numbers look on screen: status marks, severity colors, model names as plain text."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from ..core.compiler import WeightResult
+from ..core.text import printable
+
+MARKS = {
+    "quantized": ("q", "green"),
+    "clipped": ("c", "yellow"),
+    "excluded": ("x", "magenta"),
+    "fp16": ("-", "dim"),
+}
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)"
+
+
+def status(result: WeightResult) -> str:
+    plan = result.plan
+    if plan.quantized:
+        return "clipped" if plan.range is not None else "quantized"
+    return "excluded" if plan.reason == "excluded" else "fp16"
+
+
+def severity(sqnr_db: float | None) -> str:
+    """Red under 20 dB, yellow under 30 dB, green above; exact is green."""
+    if sqnr_db is None or sqnr_db >= 30:
+        return "green"
+    return "yellow" if sqnr_db >= 20 else "bold red"
+
+
+def db(value: float | None) -> str:
+    return "exact" if value is None else f"{value:.1f} dB"
+
+
+def plain(name: str) -> Text:
+    """A name from the model, shown literally: no markup, control characters spelled out."""
+    return Text(printable(name))
+
+
+def weight_label(result: WeightResult, shown_name: str | None = None, alone_db: float | None = None, evaluated: bool = False) -> Text:
+    """Mark, name, the weight's own SQNR and, once evaluated, the output SQNR with it alone quantized."""
+    mark, style = MARKS[status(result)]
+    label = Text.assemble((mark, style), " ")
+    label.append_text(plain(shown_name if shown_name is not None else result.weight.name))
+    label.append(" ")
+    label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
+    if evaluated:
+        label.append(" o:")
+        label.append(short_db(alone_db), style=severity(alone_db))
+    return label
+
+
+def short_db(value: float | None) -> str:
+    return "exact" if value is None else f"{value:.1f}"

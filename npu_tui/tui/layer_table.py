@@ -1,0 +1,76 @@
+"""All weights in one table, sortable by SQNR, sensitivity, tail ratio and size."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from ..core.compiler import Compilation
+from ..core.evaluate import Sensitivity
+from .labels import MARKS, db, plain, severity, status
+
+SORTS = ("sqnr", "sensitivity", "tail", "size")
+
+
+def _key(value: float | None, worst_first: bool = True) -> float:
+    if value is None:
+        return math.inf
+    return value if worst_first else -value
+
+
+class LayerTable(DataTable):
+    BINDINGS = [Binding("o", "cycle_sort", "Sort", id="table-sort")]
+    HELP = "Every weight. o cycles the sort: SQNR, sensitivity (output SQNR alone), tail ratio, size. Enter selects."
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.sort_by = "sqnr"
+        self._shown: tuple[Compilation, dict[str, Sensitivity]] | None = None
+
+    def on_mount(self) -> None:
+        self.add_column("", key="mark", width=1)
+        self.add_column("weight", key="weight")
+        self.add_column("SQNR", key="sqnr")
+        self.add_column("alone", key="sensitivity")
+        self.add_column("tail", key="tail")
+        self.add_column("size", key="size")
+
+    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity]) -> None:
+        self._shown = (compilation, sensitivity)
+        selected = self.selected_weight()
+        self.clear()
+        rows = list(compilation.results.values())
+        order = {
+            "sqnr": lambda r: _key(r.errors.sqnr_db),
+            "sensitivity": lambda r: _key(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
+            "tail": lambda r: _key(r.tail_ratio, worst_first=False),
+            "size": lambda r: -r.weight.size,
+        }[self.sort_by]
+        for result in sorted(rows, key=order):
+            mark, style = MARKS[status(result)]
+            alone = sensitivity.get(result.weight.name)
+            self.add_row(
+                Text(mark, style=style),
+                plain(result.weight.name),
+                Text(db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db)),
+                Text(db(alone.output_sqnr_db), style=severity(alone.output_sqnr_db)) if alone else Text("-"),
+                "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
+                f"{result.weight.size:,}",
+                key=result.weight.name,
+            )
+        if selected is not None and selected in compilation.results:
+            self.move_cursor(row=self.get_row_index(selected))
+
+    def selected_weight(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def action_cycle_sort(self) -> None:
+        self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
+        if self._shown is not None:
+            self.fill(*self._shown)
+        self.notify(f"sorted by {self.sort_by}", timeout=2)

@@ -1,0 +1,40 @@
+"""The model-level numbers: accuracy (or output SQNR), top-1 agreement and sizes, marked when stale."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..core.workbench import Workbench
+from .labels import db, severity
+
+
+class ModelSummary(Static):
+    HELP = "Model-level numbers from the last evaluation (ctrl+r re-runs it), and the sizes of the current config."
+
+    def show(self, workbench: Workbench, running: str | None = None) -> None:
+        c = workbench.compilation
+        text = Text()
+        ev = workbench.evaluation
+        if ev is None:
+            text.append("no evaluation yet" if workbench.evaluator is not None else "no evaluation data", style="dim")
+        else:
+            if ev.accuracy_float is not None:
+                style = "green" if ev.accuracy_float - ev.accuracy_npu <= 0.01 else "bold red"
+                text.append(f"accuracy float {ev.accuracy_float:.2%} NPU ")
+                text.append(f"{ev.accuracy_npu:.2%}", style=style)
+            else:
+                sqnr = ev.output_sqnr_db
+                text.append("output ")
+                text.append(db(sqnr), style=severity(sqnr))
+            if ev.top1_agreement is not None:
+                text.append(f"  top-1 {ev.top1_agreement:.1%}")
+        if workbench.stale and ev is not None:
+            text.append("  (stale: ctrl+r)", style="yellow")
+        ratio = c.npu_bytes / c.fp16_bytes if c.fp16_bytes else 1.0
+        text.append(f"\nNPU {c.npu_bytes:,} B of fp16 {c.fp16_bytes:,} B ({ratio:.1%})")
+        if workbench.dirty:
+            text.append("  unsaved", style="yellow")
+        if running:
+            text.append(f"  {running}", style="cyan")
+        self.update(text)

@@ -1,0 +1,101 @@
+"""The weight tree: weights grouped by name scope, each leaf a status mark, its name and its SQNR.
+
+Leaves are created once; a change relabels them in place, so a toggle never rebuilds the tree.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from ..core.compiler import Compilation
+from ..core.evaluate import Sensitivity
+from .labels import plain, weight_label
+
+SCOPE_SPLIT = re.compile(r"[/.]")
+
+
+class WeightTree(Tree[str]):
+    """Leaves hold weight names as data; groups hold None."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree-down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree-up"),
+        Binding("h", "fold", "Fold", show=False, id="tree-fold"),
+        Binding("l", "unfold", "Unfold", show=False, id="tree-unfold"),
+    ]
+    HELP = (
+        "Weights grouped by name scope: status mark, name, the weight's own SQNR and, after an evaluation, "
+        "'out': the model output's SQNR with only that weight quantized (low = this weight hurts). "
+        "j/k or arrows move, h/l fold and unfold a group."
+    )
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(Text("weights"), **kwargs)
+        self.show_root = False
+        self.guide_depth = 2
+        self.leaves: dict[str, TreeNode[str]] = {}
+        self.shown: dict[str, str] = {}
+
+    def build(self, compilation: Compilation, names: list[str], sensitivity: dict[str, Sensitivity] | None = None) -> None:
+        """(Re)create the leaves for `names`, in model order."""
+        self.clear()
+        self.leaves, self.shown = {}, {}
+        groups: dict[tuple[str, ...], TreeNode[str]] = {(): self.root}
+        counts: dict[tuple[str, ...], int] = {}
+        parts = {name: tuple(SCOPE_SPLIT.split(name)[:-1]) for name in names}
+        for scope in parts.values():
+            for depth in range(1, len(scope) + 1):
+                counts[scope[:depth]] = counts.get(scope[:depth], 0) + 1
+        for name in names:
+            parent: tuple[str, ...] = ()
+            for depth in range(1, len(parts[name]) + 1):
+                prefix = parts[name][:depth]
+                if counts[prefix] < 2:
+                    break
+                if prefix not in groups:
+                    groups[prefix] = groups[parent].add(plain(prefix[-1] or "."), expand=True)
+                parent = prefix
+            self.shown[name] = _within(name, parent)
+            self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
+        self.root.expand()
+        self.relabel(compilation, sensitivity or {})
+
+    def relabel(self, compilation: Compilation, sensitivity: dict[str, Sensitivity]) -> None:
+        for name, node in self.leaves.items():
+            alone = sensitivity.get(name)
+            label = weight_label(compilation.results[name], self.shown[name], alone.output_sqnr_db if alone else None, alone is not None)
+            node.set_label(label)
+
+    def select_weight(self, name: str) -> None:
+        node = self.leaves.get(name)
+        if node is not None:
+            self.move_cursor(node)
+
+    def action_fold(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.allow_expand and node.is_expanded:
+            node.collapse()
+        elif node.parent is not None and node.parent is not self.root:
+            self.move_cursor(node.parent)
+            node.parent.collapse()
+
+    def action_unfold(self) -> None:
+        node = self.cursor_node
+        if node is not None and node.allow_expand:
+            node.expand()
+
+
+def _within(name: str, scope: tuple[str, ...]) -> str:
+    """The part of a weight's name below its group, or the whole name at the top."""
+    depth = len(scope)
+    if not depth:
+        return name
+    pieces = re.split(r"([/.])", name)
+    return "".join(pieces[2 * depth :]) or name

@@ -1,0 +1,155 @@
+"""The workbench driven by keys at 80x24, as a user would: what the screen shows and what gets saved."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import yaml
+from onnx import helper
+from rich.text import Text
+
+from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+from npu_tui.core.config import load_config
+from npu_tui.tui.details import WeightDetails
+from npu_tui.tui.summary import ModelSummary
+from npu_tui.tui.weight_tree import WeightTree
+from tui_kit import copy_sample, make_app
+
+SIZE = (80, 24)
+
+
+def shown(widget) -> str:
+    rendered = widget.render()
+    return rendered.plain if isinstance(rendered, Text) else str(rendered)
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_select_exclude_recompile_undo(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "NPU 15.91%" in shown(app.query_one(ModelSummary))
+        await pilot.press("j")
+        assert app.selected == "tdnn2.affine"
+        await pilot.press("k")
+        assert app.selected == "tdnn1.affine"
+        assert "name tdnn1.affine" in shown(app.query_one(WeightDetails))
+        await pilot.press("x")
+        tree = app.query_one(WeightTree)
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("x tdnn1.affine")
+        assert "state x excluded (excluded)" in shown(app.query_one(WeightDetails))
+        assert "(stale: ctrl+r)" in shown(app.query_one(ModelSummary))
+        assert "NPU 13,728 B" in shown(app.query_one(ModelSummary))
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        summary = shown(app.query_one(ModelSummary))
+        assert "NPU 97.32%" in summary and "stale" not in summary
+        await pilot.press("u")
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("q tdnn1.affine")
+        assert "(stale: ctrl+r)" in shown(app.query_one(ModelSummary))
+        await pilot.press("ctrl+y")
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("x tdnn1.affine")
+
+
+async def test_min_max_dialog_validates_then_applies(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        dialog = app.screen
+        box = dialog.query_one("#minmax-input")
+        box.value = "0.5, -0.5"
+        await pilot.pause()
+        assert "min 0.5 is not less than max -0.5" in shown(dialog.query_one("#minmax-preview"))
+        box.value = "-19.2, 14.7"
+        await pilot.pause()
+        assert "would give SQNR 0.3 dB" in shown(dialog.query_one("#minmax-preview"))
+        await pilot.press("enter")
+        assert app.workbench.settings.weight_min_max == {"tdnn1.affine": (-19.2, 14.7)}
+        assert "from WEIGHT_MIN_MAX" in shown(app.query_one(WeightDetails))
+        assert str(app.query_one(WeightTree).leaves["tdnn1.affine"].label).startswith("c tdnn1.affine 0.3")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert "NPU 97.15%" in shown(app.query_one(ModelSummary))
+
+
+async def test_save_keeps_comments_and_writes_a_backup(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_text()
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "ctrl+s")
+        assert "+EXCLUDE_COMPRESS_OPS: [tdnn1.affine]" in app.screen.diff
+        await pilot.press("y")
+        await pilot.pause()
+    after = config.read_text()
+    assert (tmp_path / "config.yaml.bak").read_text() == before
+    assert after.splitlines()[0] == before.splitlines()[0] and after.startswith("# gxnpuc config")
+    assert "COMPRESS: true              # store fully-connected weights as int8" in after
+    assert yaml.safe_load(after)["EXCLUDE_COMPRESS_OPS"] == ["tdnn1.affine"]
+    assert load_config(config).settings.exclude == ("tdnn1.affine",)
+    assert not (tmp_path / "model.h").exists()
+
+
+async def test_quit_asks_first_when_there_are_unsaved_changes(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "q")
+        assert "unsaved changes" in shown(app.screen.query_one("Label"))
+        await pilot.press("n")
+        assert app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_global_switches(tmp_path):
+    app = make_app(copy_sample("cnn_bn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "NPU 18.93%" in shown(app.query_one(ModelSummary))
+        await pilot.press("g", "tab", "tab", "space", "enter")
+        assert app.workbench.settings.fuse_bn is False
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert "NPU 99.33%" in shown(app.query_one(ModelSummary))
+
+
+async def test_filter_and_escape(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "t", "d", "n", "n")
+        assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine"}
+        await pilot.press("escape")
+        assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine", "prefinal-l", "output"}
+
+
+async def test_hostile_names_are_shown_literally(tmp_path):
+    name = "[bold red]evil[/]\x1b[31m.weight"
+    model = make_model(
+        [helper.make_node("MatMul", ["x", name], ["y"], name="[link=http://x]fc[/link]")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor(name, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    app = make_app(config, with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        label = app.query_one(WeightTree).leaves[name].label
+        literal = "[bold red]evil[/]\\x1b[31m.weight"
+        assert label.plain.startswith("q " + literal)
+        # no style from the name itself: spans cover only the mark and the numbers after the name
+        assert all(span.end <= 2 or span.start >= 2 + len(literal) for span in label.spans)
+        details = shown(app.query_one(WeightDetails))
+        assert "[bold red]evil[/]\\x1b[31m.weight" in details and "[link=http://x]fc[/link] (MatMul)" in details
+        screen = app.export_screenshot()
+        assert "[bold&#160;red]evil[/]\\x1b[31m.weight" in screen or "[bold red]evil[/]\\x1b[31m.weight" in screen
+        assert "\x1b" not in screen

@@ -1,0 +1,41 @@
+"""SVG snapshots of the main screens at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
+
+import pytest
+
+from tui_kit import copy_sample, make_app
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def kws_app(tmp_path, monkeypatch):
+    copy_sample("kws_tdnn", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    from pathlib import Path
+
+    return make_app(Path("config.yaml"))
+
+
+async def _evaluated(pilot):
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_main_screen(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated)
+
+
+def test_excluded_weight_stale_summary(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["x"])
+
+
+def test_layer_table(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["t"])
+
+
+def test_min_max_dialog(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["m"])
+
+
+def test_help_screen(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["question_mark"])
