@@ -17,7 +17,7 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 run: install
-	$(BIN)/npu-tui compile -w $(SAMPLE)
+	$(BIN)/npu-tui $(SAMPLE)
 
 test: install-test
 	$(BIN)/python -m pytest -q

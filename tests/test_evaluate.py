@@ -150,3 +150,26 @@ def test_sensitivity_cut_with_a_skip_connection():
     expected = _brute_force(compiler, evaluator, settings)
     for s in evaluator.sensitivity(settings):
         assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
+
+
+def test_sensitivity_of_a_weight_held_in_a_constant_node():
+    rng = np.random.default_rng(1)
+    w2 = rng.normal(size=(4, 4)).astype(np.float32)
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            helper.make_node("Constant", [], ["w2"], value=tensor("v", w2)),
+            helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2"),
+        ],
+        [value("x", ["n", 4])],
+        [value("y", ["n", 4])],
+        [tensor("w1", rng.normal(size=(4, 4)).astype(np.float32))],
+    )
+    compiler = Compiler(build_inventory(model))
+    evaluator = Evaluator(compiler, EvalData({"x": rng.normal(size=(16, 4)).astype(np.float32)}, None, 16, "random"))
+    settings = Settings(compress=True)
+    expected = _brute_force(compiler, evaluator, settings)
+    found = {s.weight: s for s in evaluator.sensitivity(settings)}
+    assert set(found) == {"w1", "w2"}
+    for name, s in found.items():
+        assert s.output_sqnr_db == pytest.approx(expected[name].output_sqnr_db, abs=0.05)

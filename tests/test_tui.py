@@ -153,3 +153,16 @@ async def test_hostile_names_are_shown_literally(tmp_path):
         screen = app.export_screenshot()
         assert "[bold&#160;red]evil[/]\\x1b[31m.weight" in screen or "[bold red]evil[/]\\x1b[31m.weight" in screen
         assert "\x1b" not in screen
+
+
+async def test_every_key_is_in_the_command_palette(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = {c.title for c in app.get_system_commands(app.screen)}
+        assert {b.description for b in app.BINDINGS if b.id != "escape"} <= commands
+        await pilot.press("ctrl+p", *"Exclude")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.workbench.settings.exclude == ("tdnn1.affine",)

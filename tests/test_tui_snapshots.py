@@ -16,26 +16,35 @@ def kws_app(tmp_path, monkeypatch):
     return make_app(Path("config.yaml"))
 
 
-async def _evaluated(pilot):
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+def after(*keys: str):
+    """Wait for the evaluation, press the keys, then let the delayed histogram draw settle."""
+
+    async def run_before(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+
+    return run_before
 
 
 def test_main_screen(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated)
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after())
 
 
 def test_excluded_weight_stale_summary(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["x"])
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("x"))
 
 
 def test_layer_table(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["t"])
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("t"))
 
 
 def test_min_max_dialog(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["m"])
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("m"))
 
 
 def test_help_screen(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=_evaluated, press=["question_mark"])
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("question_mark"))

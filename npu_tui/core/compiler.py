@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class WeightResult:
     fused_bias: np.ndarray | None
     errors: ErrorMetrics
     tail_ratio: float | None
+    warnings: tuple[CompileWarning, ...] = ()
 
     @property
     def stored_bytes(self) -> int:
@@ -86,7 +87,7 @@ class Compiler:
         """Compile with a decision per weight given directly (what-if runs such as sensitivity)."""
         results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
         fp16_bytes, npu_bytes = self._sizes(results)
-        warnings = [w for r in results.values() for w in _weight_warnings(r)]
+        warnings = [w for r in results.values() for w in r.warnings]
         warnings += self._constant_warnings(set(results))
         return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
 
@@ -136,6 +137,7 @@ class Compiler:
             errors=error_metrics(w, simulated, clipped),
             tail_ratio=self.tail(weight, plan.fused, w),
         )
+        result = replace(result, warnings=tuple(_weight_warnings(result)))
         cached[key] = result
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)

@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import onnx
 
-from .compiler import Compilation, Compiler
+from .compiler import Compilation, Compiler, WeightResult
 from .errors import UserError
 from .eval_data import EvalData
 from .graph import node_label
 from .plan import EXCLUDED, plan_weights
 from .settings import Settings
-from .simulation import build_simulation, elem_types, feed_name, npu_values, reference_model
-from .suffix import extract_suffix, first_reader, live_at
+from .simulation import build_simulation, elem_types, feed_name, fused_bias_name, npu_values, reference_model
+from .suffix import GraphIndex, extract_suffix
 
 
 class Cancelled(Exception):
@@ -260,22 +260,30 @@ class Evaluator:
             "only": cuts.upstream(self.compiler.compile_plans(settings, nothing)),
             "current": cuts.upstream(current_compilation),
         }
-        current = self._measure(cuts.run(current_compilation, None, starts["current"]))
+        nothing_feeds = _weight_feeds(self.compiler.compile_plans(settings, nothing), feeds)
+        current_feeds = _weight_feeds(current_compilation, feeds)
+        current = self._measure(cuts.run(current_feeds, None, starts["current"]))
         total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
         done = 0
         found = []
+        all_fed = all(w.name in feeds for w in inventory.weights)
+
+        def variant(weight, plan, plans, weight_feeds, start) -> Evaluation:
+            if not all_fed:  # a weight held in a Constant node or a subgraph is baked into the session
+                return self.evaluate(self.compiler.compile_plans(settings, {**plans, weight.name: plan}), fp16)
+            changed = _swap(weight_feeds, self.compiler.result(weight, plan), feeds)
+            return self._measure(cuts.run(changed, weight.name, start))
+
         for weight in inventory.weights:
             _check(cancel)
-            alone = dict(nothing)
-            alone[weight.name] = replace(base[weight.name], quantized=True, reason=None)
-            only = self._measure(cuts.run(self.compiler.compile_plans(settings, alone), weight.name, starts["only"]))
+            quantized = replace(base[weight.name], quantized=True, reason=None)
+            only = variant(weight, quantized, nothing, nothing_feeds, starts["only"])
             done += 1
             gain = 0.0
             if base[weight.name].quantized:
                 _check(cancel)
-                without = dict(base)
-                without[weight.name] = replace(base[weight.name], quantized=False, reason=EXCLUDED)
-                excluded = self._measure(cuts.run(self.compiler.compile_plans(settings, without), weight.name, starts["current"]))
+                fp16 = replace(base[weight.name], quantized=False, reason=EXCLUDED)
+                excluded = variant(weight, fp16, base, current_feeds, starts["current"])
                 gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 done += 1
             found.append(Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4))
@@ -291,26 +299,23 @@ class _SuffixRuns:
 
     def __init__(self, evaluator: Evaluator, model: onnx.ModelProto, feeds: frozenset[str], names: list[str], weights: list[str]) -> None:
         self.evaluator, self.model, self.feeds, self.names = evaluator, model, feeds, names
-        graph = model.graph
-        fed = {i.name for i in graph.input}
+        fed = {i.name for i in model.graph.input}
         types = elem_types(model)
-        starts = {}
-        for weight in weights:
-            index = first_reader(graph, weight) if weight in feeds else None
-            if index is not None:
-                cut = live_at(graph, index) - feeds - fed
-                if all(types.get(t) for t in cut):
-                    starts[weight] = index
+        index = GraphIndex(model.graph)
+        starts = {w: index.first_read[w] for w in weights if w in feeds and w in index.first_read}
         chosen = sorted(set(starts.values()))
         if len(chosen) > self.MAX_CUTS:
-            chosen = [chosen[round(i * (len(chosen) - 1) / (self.MAX_CUTS - 1))] for i in range(self.MAX_CUTS)]
-        self.cut_of = {w: max((c for c in chosen if c <= i), default=None) for w, i in starts.items()}
-        self.cuts = {c: live_at(graph, c) - feeds - fed for c in chosen}
+            chosen = sorted({chosen[round(i * (len(chosen) - 1) / (self.MAX_CUTS - 1))] for i in range(self.MAX_CUTS)})
+        cuts = {c: index.live_at(c) - feeds - fed for c in chosen}
+        self.cuts = {c: cut for c, cut in cuts.items() if all(types.get(t) for t in cut)}
+        usable = sorted(self.cuts)
+        self.cut_of = {w: max((c for c in usable if c <= i), default=None) for w, i in starts.items()}
         self.types = types
         self.sessions: dict[int | None, object] = {}
 
     def upstream(self, compilation: Compilation) -> dict[str, np.ndarray]:
         """One full run that keeps every cut's tensors."""
+        weight_feeds = _weight_feeds(compilation, self.feeds)
         wanted = sorted(set().union(*self.cuts.values())) if self.cuts else []
         if not wanted:
             return {}
@@ -319,15 +324,24 @@ class _SuffixRuns:
         del model.graph.output[:]
         model.graph.output.extend(onnx.helper.make_tensor_value_info(n, self.types[n], None) for n in wanted)
         session = self.evaluator._session(model)
-        return self.evaluator._run(session, wanted, _weight_feeds(compilation, self.feeds))
+        return self.evaluator._run(session, wanted, weight_feeds)
 
-    def run(self, compilation: Compilation, weight: str | None, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, weight_feeds: dict[str, np.ndarray], weight: str | None, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cut = self.cut_of.get(weight) if weight is not None else None
         if cut not in self.sessions:
             model = self.model if cut is None else extract_suffix(self.model, self.cuts[cut], self.types)
             self.sessions[cut] = self.evaluator._session(model)
         per_sample = {t: start[t] for t in self.cuts[cut]} if cut is not None else None
-        return self.evaluator._run(self.sessions[cut], self.names, _weight_feeds(compilation, self.feeds), per_sample)
+        return self.evaluator._run(self.sessions[cut], self.names, weight_feeds, per_sample)
+
+
+def _swap(weight_feeds: dict[str, np.ndarray], result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
+    """The same feeds with one weight (and its fused bias) replaced: one what-if run of a sweep."""
+    changed = dict(weight_feeds)
+    changed[feed_name(result.weight.name)] = result.simulated
+    if result.plan.fused and result.weight.bn is not None and fused_bias_name(result.weight.bn) in feeds:
+        changed[feed_name(fused_bias_name(result.weight.bn))] = result.fused_bias
+    return changed
 
 
 def _weight_feeds(compilation: Compilation, feeds: frozenset[str]) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ once (as arrays) and the skeleton can be cheaply rebuilt into a simulation model
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class Weight:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 @dataclass
@@ -108,6 +109,15 @@ class Inventory:
 
     def __post_init__(self) -> None:
         self.by_name = {w.name: w for w in self.weights}
+        self.name_owners: dict[str, list[str]] = {}
+        self.fuse_owners: dict[str, list[str]] = {}
+        for weight in self.weights:
+            for name in {weight.name, *weight.nodes}:
+                self.name_owners.setdefault(name, []).append(weight.name)
+            if weight.kind == "conv":
+                names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
+                for name in names:
+                    self.fuse_owners.setdefault(name, []).append(weight.name)
 
 
 def build_inventory(model: LoadedModel | onnx.ModelProto) -> Inventory:

@@ -31,24 +31,33 @@ def names_of(weight: Weight) -> set[str]:
 
 
 def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPlan]:
-    """One plan per weight, in model order."""
-    excluded = set(settings.exclude)
-    excluded_conv = set(settings.exclude_conv2d)
-    no_fuse = set(settings.exclude_fuse_bn)
+    """One plan per weight, in model order. Names in the settings are resolved through an index, so
+    the cost is one dictionary lookup per weight however long the lists are."""
+    owners = inventory.name_owners
+    excluded = {owner for n in settings.exclude for owner in owners.get(n, ())}
+    excluded |= {owner for n in settings.exclude_conv2d for owner in owners.get(n, ())}
+    ranges = {}
+    for name in sorted(settings.weight_min_max):
+        for owner in owners.get(name, ()):
+            ranges.setdefault(owner, settings.weight_min_max[name])
+    no_fuse = {owner for n in settings.exclude_fuse_bn for owner in inventory.fuse_owners.get(n, ())}
     plans: dict[str, WeightPlan] = {}
     for weight in inventory.weights:
-        names = names_of(weight)
+        name = weight.name
         reason = None
         if weight.kind == "fc" and not settings.compress:
             reason = COMPRESS_OFF
         elif weight.kind == "conv" and not settings.conv2d_compress:
             reason = CONV2D_COMPRESS_OFF
-        elif names & excluded or (weight.kind == "conv" and names & excluded_conv):
+        elif name in excluded and (weight.kind == "conv" or _named_in(weight, settings.exclude)):
             reason = EXCLUDED
-        rng = next((settings.weight_min_max[n] for n in sorted(names) if n in settings.weight_min_max), None)
-        fused = bool(settings.fuse_bn and weight.bn is not None and not (names | set(weight.bn.labels)) & no_fuse)
-        plans[weight.name] = WeightPlan(weight.name, reason is None, reason, rng, fused)
+        fused = bool(settings.fuse_bn and weight.bn is not None and name not in no_fuse)
+        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused)
     return plans
+
+
+def _named_in(weight: Weight, names: tuple[str, ...]) -> bool:
+    return bool(names_of(weight) & set(names))
 
 
 def check_names(inventory: Inventory, settings: Settings, config: Config | None = None) -> None:

@@ -19,17 +19,29 @@ def _reads(node: onnx.NodeProto) -> list[str]:
     return names
 
 
-def live_at(graph: onnx.GraphProto, index: int) -> set[str]:
-    """Tensors computed before node `index` (or fed) and still read from it on."""
-    produced = {i.name for i in graph.input} | {o for n in graph.node[:index] for o in n.output if o}
-    produced -= {t.name for t in graph.initializer}
-    later = {name for n in graph.node[index:] for name in _reads(n)} | {o.name for o in graph.output}
-    return produced & later
+class GraphIndex:
+    """Who produces and who reads each tensor of a main graph, indexed once."""
 
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.graph = graph
+        initializers = {t.name for t in graph.initializer}
+        self.produced_at: dict[str, int] = {i.name: -1 for i in graph.input if i.name not in initializers}
+        self.first_read: dict[str, int] = {}
+        self.last_read: dict[str, int] = {}
+        end = len(graph.node)
+        for index, node in enumerate(graph.node):
+            for name in _reads(node):
+                self.first_read.setdefault(name, index)
+                self.last_read[name] = index
+            for out in node.output:
+                if out:
+                    self.produced_at[out] = index
+        for out in graph.output:
+            self.last_read[out.name] = end
 
-def first_reader(graph: onnx.GraphProto, tensor: str) -> int | None:
-    """Index of the first main-graph node that reads `tensor`, directly or from a subgraph."""
-    return next((i for i, n in enumerate(graph.node) if tensor in _reads(n)), None)
+    def live_at(self, index: int) -> set[str]:
+        """Tensors computed before node `index` (or fed) and still read from it on."""
+        return {t for t, p in self.produced_at.items() if p < index <= self.last_read.get(t, -1)}
 
 
 def extract_suffix(model: onnx.ModelProto, cut: set[str], types: dict[str, int]) -> onnx.ModelProto:

@@ -125,16 +125,21 @@ class Workbench:
 
     # -- evaluation (slow: the TUI runs these in a worker)
 
-    def evaluate(self, sensitivity: bool = True, cancel: threading.Event | None = None, progress=None) -> Evaluation | None:
+    def evaluate(self) -> Evaluation | None:
+        """Compare float and NPU on the data under the current settings (one run: fast)."""
         if self.evaluator is None:
             return None
         settings, compilation = self.settings, self.compilation
         evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
-        found = self.evaluator.sensitivity(settings, progress, cancel) if sensitivity else None
         self.evaluation, self.evaluated_settings = evaluation, settings
-        if found is not None:
-            self.sensitivity = {s.weight: s for s in found}
         return evaluation
+
+    def sweep(self, cancel: threading.Event | None = None, progress=None) -> None:
+        """Per-weight sensitivity under the current settings (one run per weight, or two: slow)."""
+        if self.evaluator is None:
+            return
+        found = self.evaluator.sensitivity(self.settings, progress, cancel)
+        self.sensitivity = {s.weight: s for s in found}
 
     # -- range suggestions for the min/max dialog
 

@@ -4,6 +4,7 @@ the background, save a config.yaml the vendor compiler accepts."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from functools import partial
 
@@ -29,6 +30,9 @@ from .switches_screen import SwitchesScreen
 from .weight_tree import WeightTree
 
 
+PROGRESS_INTERVAL = 0.2
+
+
 class NpuTuiApp(App[None]):
     TITLE = "npu-tui"
     CSS = """
@@ -39,10 +43,25 @@ class NpuTuiApp(App[None]):
     #filter { display: none; height: 3; }
     #filter.shown { display: block; }
     HistogramView { height: 1fr; min-height: 8; }
-    WeightDetails { height: auto; max-height: 14; }
+    WeightDetails { height: 13; }
     ModelSummary { height: 2; padding: 0 1; background: $boost; }
     TabbedContent { height: 1fr; }
     """
+    KEY_HELP = {
+        "toggle-exclude": "exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again",
+        "set-min-max": "set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first",
+        "reset-weight": "reset the weight: automatic range, not excluded",
+        "global-switches": "COMPRESS, CONV2D_COMPRESS and FUSE_BN",
+        "recompile": "recompile and re-test on the data, with sensitivity (background; Esc cancels)",
+        "escape": "cancel the running test, or clear the filter",
+        "filter": "filter the weights by name",
+        "undo": "undo the last change",
+        "redo": "redo",
+        "save": "save config.yaml (shows the diff first; keeps comments and a .bak)",
+        "toggle-table": "switch between the selected weight and the table of all weights",
+        "help": "this help",
+        "quit": "quit (asks first when there are unsaved changes)",
+    }
     BINDINGS = [
         Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude"),
         Binding("m", "min_max", "Min/max", id="set-min-max"),
@@ -50,12 +69,12 @@ class NpuTuiApp(App[None]):
         Binding("g", "switches", "Switches", id="global-switches"),
         Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True),
         Binding("escape", "escape", "Cancel", show=False, id="escape"),
-        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
         Binding("u", "undo", "Undo", id="undo"),
         Binding("ctrl+y", "redo", "Redo", id="redo", priority=True),
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
         Binding("t", "toggle_tab", "Table", id="toggle-table"),
-        Binding("question_mark", "help", "Help", id="help"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
@@ -116,7 +135,9 @@ class NpuTuiApp(App[None]):
         self.query_one(WeightDetails).show(result, self.workbench.sensitivity.get(self.selected), self.workbench.stale)
 
     def refill_table(self) -> None:
-        self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
+        """The table is filled when it is shown: 2,000 rows need not follow every keystroke."""
+        if self.query_one(TabbedContent).active == "tab-table":
+            self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
 
     def changed(self) -> None:
         """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
@@ -204,11 +225,18 @@ class NpuTuiApp(App[None]):
 
     @work(thread=True, exclusive=True, group="evaluate")
     def evaluate_in_background(self, cancel: threading.Event) -> None:
+        shown_at = [0.0]
+
         def progress(done: int, total: int) -> None:
-            self.call_from_thread(self._progress, done, total)
+            now = time.monotonic()
+            if now - shown_at[0] >= PROGRESS_INTERVAL or done == total:
+                shown_at[0] = now
+                self.call_from_thread(self._progress, done, total)
 
         try:
-            self.workbench.evaluate(sensitivity=True, cancel=cancel, progress=progress)
+            self.workbench.evaluate()
+            self.call_from_thread(self._evaluated)
+            self.workbench.sweep(cancel=cancel, progress=progress)
         except Cancelled:
             self.call_from_thread(self._finished, "evaluation cancelled", "warning")
             return
@@ -219,6 +247,11 @@ class NpuTuiApp(App[None]):
             self.call_from_thread(self._finished, f"evaluation failed: {exc!r}", "error")
             return
         self.call_from_thread(self._finished, None, None)
+
+    def _evaluated(self) -> None:
+        """The model-level numbers are in; the sensitivity sweep goes on."""
+        self.running = "sensitivity..."
+        self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def _progress(self, done: int, total: int) -> None:
         self.running = f"sensitivity {done}/{total}"
@@ -262,6 +295,7 @@ class NpuTuiApp(App[None]):
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
         if tabs.active == "tab-table":
+            self.refill_table()
             self.query_one(LayerTable).focus()
         else:
             self.query_one(WeightTree).focus()
@@ -293,7 +327,7 @@ class NpuTuiApp(App[None]):
 
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
-        keys += [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]
+        keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.BINDINGS]
         keys += [("L", "histogram: log / linear counts"), ("o", "table: cycle the sort")]
         panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
@@ -307,5 +341,6 @@ class NpuTuiApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
-            if binding.description and binding.id not in ("escape",):
-                yield SystemCommand(binding.description, f"{binding.id} ({binding.key})", partial(self.run_action, binding.action))
+            if binding.id != "escape":
+                help_text = f"{self.KEY_HELP[binding.id]} ({binding.key_display or binding.key})"
+                yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))

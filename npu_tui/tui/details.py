@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from ..core.compiler import WeightResult
 from ..core.evaluate import Sensitivity
@@ -14,7 +14,9 @@ def _g(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-class WeightDetails(Static):
+class WeightDetails(Widget):
+    """Redrawn in place on each change: its size is fixed in CSS, so no relayout of the screen."""
+
     HELP = "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost."
 
     def show(self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool) -> None:
@@ -51,4 +53,8 @@ class WeightDetails(Static):
             text.append(f"{label:>10} ", style="bold")
             text.append_text(value if isinstance(value, Text) else Text(value))
             text.append("\n")
-        self.update(text)
+        self._text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return getattr(self, "_text", Text())

@@ -11,6 +11,8 @@ from ..core.histogram import Histogram
 from ..core.text import printable
 
 BINS = 60
+DRAW_DELAY = 0.06
+RENDERED_KEPT = 64
 
 
 class HistogramView(PlotextPlot):
@@ -25,16 +27,40 @@ class HistogramView(PlotextPlot):
         super().__init__(**kwargs)
         self.log_counts = True
         self._shown: tuple[WeightResult, Histogram] | None = None
+        self._pending = None
+        self._rendered: dict[tuple, object] = {}
+        self._drawn: tuple = ()
 
     def show(self, result: WeightResult, hist: Histogram) -> None:
+        """Draw a moment later: holding j across 2,000 weights draws only where the cursor stops."""
         self._shown = (result, hist)
-        self._draw()
+        if self._pending is not None:
+            self._pending.stop()
+        self._pending = self.set_timer(DRAW_DELAY, self._draw)
 
     def action_toggle_log(self) -> None:
         self.log_counts = not self.log_counts
         self._draw()
 
+    def render(self):
+        """Plots already drawn at this size are reused: flipping a weight back and forth costs nothing."""
+        key = (self._drawn, self.size.width, self.size.height)
+        if key not in self._rendered:
+            if len(self._rendered) >= RENDERED_KEPT:
+                self._rendered.pop(next(iter(self._rendered)))
+            self._rendered[key] = super().render()
+        return self._rendered[key]
+
+    def _state(self) -> tuple:
+        if self._shown is None:
+            return ()
+        result, _ = self._shown
+        params = result.params
+        return (result.weight.name, result.plan, params, self.log_counts)
+
     def _draw(self) -> None:
+        self._pending = None
+        self._drawn = self._state()
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

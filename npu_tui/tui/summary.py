@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from ..core.workbench import Workbench
 from .labels import db, severity
 
 
-class ModelSummary(Static):
+class ModelSummary(Widget):
+    """Redrawn in place on each change: its size is fixed in CSS, so no relayout of the screen."""
+
     HELP = "Model-level numbers from the last evaluation (ctrl+r re-runs it), and the sizes of the current config."
 
     def show(self, workbench: Workbench, running: str | None = None) -> None:
@@ -37,4 +39,8 @@ class ModelSummary(Static):
             text.append("  unsaved", style="yellow")
         if running:
             text.append(f"  {running}", style="cyan")
-        self.update(text)
+        self._text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return getattr(self, "_text", Text())

@@ -40,11 +40,12 @@ class WeightTree(Tree[str]):
         self.guide_depth = 2
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
+        self.drawn: dict[str, tuple[int, int]] = {}
 
     def build(self, compilation: Compilation, names: list[str], sensitivity: dict[str, Sensitivity] | None = None) -> None:
         """(Re)create the leaves for `names`, in model order."""
         self.clear()
-        self.leaves, self.shown = {}, {}
+        self.leaves, self.shown, self.drawn = {}, {}, {}
         groups: dict[tuple[str, ...], TreeNode[str]] = {(): self.root}
         counts: dict[tuple[str, ...], int] = {}
         parts = {name: tuple(SCOPE_SPLIT.split(name)[:-1]) for name in names}
@@ -66,9 +67,13 @@ class WeightTree(Tree[str]):
         self.relabel(compilation, sensitivity or {})
 
     def relabel(self, compilation: Compilation, sensitivity: dict[str, Sensitivity]) -> None:
+        """Set the labels whose weight result or sensitivity changed since they were drawn."""
         for name, node in self.leaves.items():
-            alone = sensitivity.get(name)
-            label = weight_label(compilation.results[name], self.shown[name], alone.output_sqnr_db if alone else None, alone is not None)
+            result, alone = compilation.results[name], sensitivity.get(name)
+            if self.drawn.get(name) == (id(result), id(alone)):
+                continue
+            self.drawn[name] = (id(result), id(alone))
+            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None)
             node.set_label(label)
 
     def select_weight(self, name: str) -> None:
