@@ -106,16 +106,22 @@ def _guarded(args: argparse.Namespace, run) -> int:
         return EXIT_BUG
 
 
-def _compile(args: argparse.Namespace) -> int:
-    from .core.histogram import write_jpegs
+def _open(args: argparse.Namespace):
+    """The project of args.config, its warnings on stderr, and its settings with the fp16 option."""
     from .core.project import open_project
-    from .core.report import compilation_json, summary_lines, weight_lines
-    from .core.simulation import build_simulation
 
     project = open_project(args.config)
     for warning in project.config.warnings:
         sys.stderr.write(f"warning: {printable(warning)}\n")
-    settings = replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
+    return project, replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from .core.histogram import write_jpegs
+    from .core.report import compilation_json, summary_lines, weight_lines
+    from .core.simulation import build_simulation
+
+    project, settings = _open(args)
     compilation = project.compile(settings)
     if args.sim:
         _check_not_output_file(project.config, Path(args.sim))
@@ -172,12 +178,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
     from .core.evaluate import Evaluator
     from .core.progress import Progress
-    from .core.project import open_project
 
-    project = open_project(args.config)
-    for warning in project.config.warnings:
-        sys.stderr.write(f"warning: {printable(warning)}\n")
-    settings = replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
+    project, settings = _open(args)
     inputs = model_inputs(project.inventory.model, project.config.input_shapes)
     if args.data:
         data = load_npz(args.data, inputs)

@@ -166,3 +166,30 @@ async def test_every_key_is_in_the_command_palette(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert app.workbench.settings.exclude == ("tdnn1.affine",)
+
+
+async def test_a_compile_error_is_a_notification_and_changes_nothing(tmp_path):
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "fc.weight"], ["y"], name="fc")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor("fc.weight", np.array([[np.nan, 1.0], [0.5, 2.0], [1.0, 1.0]], np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRESS: false\nCONV"))
+    app = make_app(config, with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("g", "space", "enter")
+        await pilot.pause()
+        assert app.is_running and app.workbench.settings.compress is False
+        assert any("holds NaN or Inf" in str(n.message) for n in app._notifications)
+
+
+async def test_notifications_never_render_markup(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.notify("weight '[bold]w[/bold]\x1b[2J' is odd")
+        await pilot.pause()
+        last = list(app._notifications)[-1]
+        assert last.message == "weight '[bold]w[/bold]\\x1b[2J' is odd" and last.markup is False

@@ -22,8 +22,11 @@ class Histogram:
 
 
 def histogram(w: np.ndarray, bins: int = DEFAULT_BINS) -> Histogram:
-    """Counts over the weight's own range, so long tails show as sparse bins far from the bulk."""
+    """Counts over the weight's own range, so long tails show as sparse bins far from the bulk.
+    NaN and Inf values have no place on the axis and are left out."""
     flat = w.reshape(-1)
+    if not np.isfinite(flat).all():
+        flat = flat[np.isfinite(flat)]
     lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5

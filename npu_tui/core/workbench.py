@@ -108,19 +108,18 @@ class Workbench:
         return self.apply(replace(self.settings, **{switch: value}))
 
     def undo(self) -> bool:
-        if not self.undo_stack:
-            return False
-        self.redo_stack.append(self.settings)
-        self.settings = self.undo_stack.pop()
-        self.compilation = self.project.compile(self.settings)
-        return True
+        return self._step(self.undo_stack, self.redo_stack)
 
     def redo(self) -> bool:
-        if not self.redo_stack:
+        return self._step(self.redo_stack, self.undo_stack)
+
+    def _step(self, source: list[Settings], target: list[Settings]) -> bool:
+        """Move one step through the history; the compile comes first, so a failure changes nothing."""
+        if not source:
             return False
-        self.undo_stack.append(self.settings)
-        self.settings = self.redo_stack.pop()
-        self.compilation = self.project.compile(self.settings)
+        compilation = self.project.compile(source[-1])
+        target.append(self.settings)
+        self.settings, self.compilation = source.pop(), compilation
         return True
 
     # -- evaluation (slow: the TUI runs these in a worker)

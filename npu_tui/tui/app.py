@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import partial
 
 from textual import on, work
@@ -18,6 +19,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from ..core.errors import UserError
 from ..core.evaluate import Cancelled
 from ..core.histogram import histogram
+from ..core.text import printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen
 from .details import WeightDetails
@@ -112,6 +114,8 @@ class NpuTuiApp(App[None]):
             tree.select_weight(self.selected)
         tree.focus()
         self.refresh_all()
+        for warning in self.workbench.project.config.warnings:
+            self.notify(warning, severity="warning", timeout=6)
         if self.workbench.evaluator is not None:
             self.action_evaluate()
 
@@ -165,15 +169,22 @@ class NpuTuiApp(App[None]):
             self.notify("select a weight first", severity="warning")
         return self.selected
 
+    def _edit(self, change, *args) -> None:
+        """Apply one workbench change; a change the model cannot take is a notification, not a crash."""
+        try:
+            change(*args)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.changed()
+
     def action_toggle_exclude(self) -> None:
         if (name := self._need_weight()) is not None:
-            self.workbench.toggle_exclude(name)
-            self.changed()
+            self._edit(self.workbench.toggle_exclude, name)
 
     def action_reset_weight(self) -> None:
         if (name := self._need_weight()) is not None:
-            self.workbench.reset_weight(name)
-            self.changed()
+            self._edit(self.workbench.reset_weight, name)
 
     def action_min_max(self) -> None:
         name = self._need_weight()
@@ -182,31 +193,27 @@ class NpuTuiApp(App[None]):
 
         def apply(chosen: tuple[float, float] | None) -> None:
             if chosen is not None:
-                self.workbench.set_range(name, *chosen)
-                self.changed()
+                self._edit(self.workbench.set_range, name, *chosen)
 
         self.push_screen(MinMaxScreen(self.workbench, name), apply)
 
     def action_switches(self) -> None:
         def apply(chosen: dict[str, bool] | None) -> None:
             if chosen:
-                from dataclasses import replace
-
-                self.workbench.apply(replace(self.workbench.settings, **chosen))
                 self.histograms.clear()
-                self.changed()
+                self._edit(self.workbench.apply, replace(self.workbench.settings, **chosen))
 
         self.push_screen(SwitchesScreen(self.workbench.settings), apply)
 
     def action_undo(self) -> None:
-        if self.workbench.undo():
-            self.changed()
+        if self.workbench.undo_stack:
+            self._edit(self.workbench.undo)
         else:
             self.notify("nothing to undo", timeout=2)
 
     def action_redo(self) -> None:
-        if self.workbench.redo():
-            self.changed()
+        if self.workbench.redo_stack:
+            self._edit(self.workbench.redo)
         else:
             self.notify("nothing to redo", timeout=2)
 
@@ -337,6 +344,10 @@ class NpuTuiApp(App[None]):
             self.exit()
             return
         self.push_screen(ConfirmScreen("There are unsaved changes. Quit anyway?"), lambda yes: self.exit() if yes else None)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:
+        """Messages carry names from the model and the config: always plain text, escapes spelled out."""
+        super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
