@@ -325,7 +325,7 @@ def _save(path, nodes, inits, input_spec, name):
 def train(net, x, y, epochs, lr, seed, batch=64):
     rng = np.random.default_rng(seed)
     opt = Adam(net.p, lr)
-    for epoch in range(epochs):
+    for _ in range(epochs):
         order = rng.permutation(len(x))
         for start in range(0, len(x), batch):
             idx = order[start : start + batch]

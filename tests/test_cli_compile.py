@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import helper
 

@@ -1,9 +1,7 @@
 """The workbench driven by keys at 80x24, as a user would: what the screen shows and what gets saved."""
 
-from pathlib import Path
 
 import numpy as np
-import onnx
 import yaml
 from onnx import helper
 from rich.text import Text

@@ -73,3 +73,13 @@ def iter_tensors(graph: onnx.GraphProto) -> Iterator[tuple[onnx.TensorProto, str
                 elif attr.type == onnx.AttributeProto.TENSORS:
                     for tensor in attr.tensors:
                         yield tensor, scope
+
+
+def reads(node: onnx.NodeProto) -> list[str]:
+    """The tensors a node reads: its inputs, and the outer-scope names its subgraphs read."""
+    names = [i for i in node.input if i]
+    for _, graph in subgraphs(node):
+        local = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+        local |= {o for n in graph.node for o in n.output}
+        names += [i for n in graph.node for i in reads(n) if i not in local]
+    return names

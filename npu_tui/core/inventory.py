@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from .errors import ModelError
-from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label
+from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .model_file import LoadedModel
 
 FLOAT_TYPES = frozenset(
@@ -152,7 +152,7 @@ class _Finder:
             for out in ref.node.output:
                 if out:
                     self.producers[out] = ref
-            for name in _inputs_with_outer(ref.node):
+            for name in reads(ref.node):
                 self.consumers.setdefault(name, []).append(ref)
 
     def run(self) -> Inventory:
@@ -215,7 +215,7 @@ class _Finder:
             result = (
                 producer is not None
                 and producer.node.op_type not in NOT_FOLDABLE
-                and not any(True for _ in _subgraph_attrs(producer.node))
+                and not any(True for _ in subgraphs(producer.node))
                 and all(self.is_foldable(i) for i in producer.node.input if i)
             )
         self.foldable[tensor] = result
@@ -316,23 +316,3 @@ def _renamed(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
     copy.CopyFrom(tensor)
     copy.name = name
     return copy
-
-
-def _subgraph_attrs(node: onnx.NodeProto):
-    return (a for a in node.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS))
-
-
-def _inputs_with_outer(node: onnx.NodeProto) -> list[str]:
-    """The node's inputs, plus the outer-scope names its subgraphs read (an If reading a weight)."""
-    names = [i for i in node.input if i]
-    for attr in _subgraph_attrs(node):
-        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-        for graph in graphs:
-            names.extend(_outer_names(graph))
-    return names
-
-
-def _outer_names(graph: onnx.GraphProto) -> list[str]:
-    local = {t.name for t in graph.initializer} | {i.name for i in graph.input}
-    local |= {o for n in graph.node for o in n.output}
-    return [i for n in graph.node for i in n.input if i and i not in local]

@@ -11,7 +11,7 @@ import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from .compiler import Compilation, Compiler
-from .graph import iter_graphs, iter_nodes, node_label, subgraphs
+from .graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from .inventory import FLOAT_TYPES, BnSite, Inventory
 from .onnx_writer import write_model
 
@@ -169,7 +169,7 @@ def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, 
             g.initializer.extend(kept)
         nodes = []
         for node in g.node:
-            value = _constant_tensor(node)
+            value = constant_value(node)
             if value is not None and value.data_type in FLOAT_TYPES:
                 if node.output[0] not in used:
                     continue
@@ -181,12 +181,6 @@ def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, 
     return main_arrays
 
 
-def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    if node.op_type != "Constant":
-        return None
-    return next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
-
-
 def reference_model(inventory: Inventory) -> onnx.ModelProto:
     """The float model as it was, rebuilt from the skeleton and the inventory's arrays."""
     model = onnx.ModelProto()
@@ -196,7 +190,7 @@ def reference_model(inventory: Inventory) -> onnx.ModelProto:
             if tensor.name in inventory.arrays and tensor.data_type in FLOAT_TYPES:
                 _fill(tensor, inventory.arrays[tensor.name])
         for node in g.node:
-            value = _constant_tensor(node)
+            value = constant_value(node)
             if value is not None and value.data_type in FLOAT_TYPES:
                 _fill(value, inventory.arrays[node.output[0]])
     return model

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import onnx
 
-from .graph import subgraphs
-
-
-def _reads(node: onnx.NodeProto) -> list[str]:
-    names = [i for i in node.input if i]
-    for _, graph in subgraphs(node):
-        local = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
-        names += [i for n in graph.node for i in _reads(n) if i not in local]
-    return names
+from .graph import reads
 
 
 class GraphIndex:
@@ -30,7 +22,7 @@ class GraphIndex:
         self.last_read: dict[str, int] = {}
         end = len(graph.node)
         for index, node in enumerate(graph.node):
-            for name in _reads(node):
+            for name in reads(node):
                 self.first_read.setdefault(name, index)
                 self.last_read[name] = index
             for out in node.output:
@@ -52,9 +44,9 @@ def extract_suffix(model: onnx.ModelProto, cut: set[str], types: dict[str, int])
     for node in reversed(graph.node):
         if any(o in needed for o in node.output if o):
             keep.append(node)
-            needed.update(i for i in _reads(node) if i not in cut)
+            needed.update(i for i in reads(node) if i not in cut)
     keep.reverse()
-    read = {name for n in keep for name in _reads(n)} | {o.name for o in graph.output}
+    read = {name for n in keep for name in reads(n)} | {o.name for o in graph.output}
     inputs = [i for i in graph.input if i.name in read and i.name not in cut]
     inputs += [onnx.helper.make_tensor_value_info(name, types[name], None) for name in sorted(cut) if name in read]
     suffix = onnx.helper.make_graph(
