@@ -60,6 +60,8 @@ def _wanted(settings: Settings) -> dict[str, object]:
 
 def _same(current: object, wanted: object) -> bool:
     if isinstance(wanted, dict):
+        if current is None:
+            return not wanted
         return isinstance(current, dict) and {k: tuple(v) for k, v in current.items()} == wanted
     if isinstance(wanted, list):
         return current == wanted or (current is None and not wanted)
@@ -83,14 +85,17 @@ def render_config(text: str, settings: Settings) -> str:
         else:
             appended.append(_render(key, value))
     for start, end, replacement in sorted(edits, reverse=True):
-        text = text[:start] + replacement + _keep_comment_column(text[end:], end - start, len(replacement))
+        rest = text[end:]
+        if "\n" not in text[start:end] and "\n" not in replacement:
+            rest = _keep_comment_column(rest, end - start, len(replacement))
+        text = text[:start] + replacement + rest
     if appended:
         text = (text if text.endswith("\n") or not text else text + "\n") + "\n".join(appended) + "\n"
     return text
 
 
 def _keep_comment_column(rest: str, old_length: int, new_length: int) -> str:
-    """A comment after a one-line value stays in its column when the value's length changes."""
+    """A comment after a one-line entry stays in its column when the entry's length changes."""
     spaces = len(rest) - len(rest.lstrip(" "))
     if not rest[spaces:].startswith("#"):
         return rest
@@ -117,6 +122,7 @@ def save_config(path: Path, settings: Settings) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         load_config(tmp)
+        shutil.copymode(path, tmp)
         shutil.copy2(path, backup)
         os.replace(tmp, path)
     except ConfigError:
