@@ -191,3 +191,30 @@ async def test_notifications_never_render_markup(tmp_path):
         await pilot.pause()
         last = list(app._notifications)[-1]
         assert last.message == "weight '[bold]w[/bold]\\x1b[2J' is odd" and last.markup is False
+
+
+async def test_reset_table_sort_and_help(tmp_path):
+    from npu_tui.tui.help_screen import HelpScreen
+    from npu_tui.tui.layer_table import LayerTable
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        await pilot.press("r")
+        assert app.workbench.settings.exclude == ()
+        assert str(app.query_one(WeightTree).leaves["tdnn1.affine"].label).startswith("q tdnn1.affine")
+        await pilot.press("t")
+        table = app.query_one(LayerTable)
+        assert table.has_focus and table.sort_by == "sqnr"
+        assert table.get_row_at(0)[1].plain == "tdnn1.affine"  # lowest SQNR first
+        await pilot.press("o", "o", "o")  # sensitivity, tail, size
+        assert table.sort_by == "size" and table.get_row_at(0)[1].plain == "prefinal-l"
+        assert table.get_row_at(table.cursor_row)[1].plain == "tdnn1.affine"  # the cursor follows its weight
+        await pilot.press("down", "enter")
+        assert app.selected == "output" == table.get_row_at(3)[1].plain
+        assert "name " + app.selected in shown(app.query_one(WeightDetails))
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
