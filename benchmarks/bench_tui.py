@@ -149,12 +149,15 @@ async def measure_workbench(config: Path) -> dict[str, list[float]]:
             await app.workers.wait_for_complete()
         begin = time.perf_counter()
         await pilot.press("ctrl+r")
+        await until_evaluated(pilot)
+        busy_moves = [await timed(pilot, "j", frames) for _ in range(PRESSES)]
         await app.workers.wait_for_complete()
         sweep = (time.perf_counter() - begin) * 1000
     return {
         "move": moves,
         "move, histogram drawn": drawn,
         "toggle": toggles,
+        "move while the sweep runs": busy_moves,
         "recompile": recompiles,
         "sensitivity sweep (background)": [sweep],
         "first screen": [first_screen],

@@ -254,13 +254,11 @@ class Evaluator:
         base = plan_weights(inventory, settings)
         nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
         current_compilation = self.compiler.compile_plans(settings, base)
-        session, feeds, names, model = self._npu_entry(current_compilation, fp16, False)
+        nothing_compilation = self.compiler.compile_plans(settings, nothing)
+        _, feeds, names, model = self._npu_entry(current_compilation, fp16, False)
         cuts = _SuffixRuns(self, model, feeds, names, [w.name for w in inventory.weights])
-        starts = {
-            "only": cuts.upstream(self.compiler.compile_plans(settings, nothing)),
-            "current": cuts.upstream(current_compilation),
-        }
-        nothing_feeds = _weight_feeds(self.compiler.compile_plans(settings, nothing), feeds)
+        starts = {"only": cuts.upstream(nothing_compilation), "current": cuts.upstream(current_compilation)}
+        nothing_feeds = _weight_feeds(nothing_compilation, feeds)
         current_feeds = _weight_feeds(current_compilation, feeds)
         current = self._measure(cuts.run(current_feeds, None, starts["current"]))
         total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
@@ -282,8 +280,8 @@ class Evaluator:
             gain = 0.0
             if base[weight.name].quantized:
                 _check(cancel)
-                fp16 = replace(base[weight.name], quantized=False, reason=EXCLUDED)
-                excluded = variant(weight, fp16, base, current_feeds, starts["current"])
+                kept = replace(base[weight.name], quantized=False, reason=EXCLUDED)
+                excluded = variant(weight, kept, base, current_feeds, starts["current"])
                 gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 done += 1
             found.append(Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4))

@@ -117,7 +117,7 @@ class NpuTuiApp(App[None]):
         for warning in self.workbench.project.config.warnings:
             self.notify(warning, severity="warning", timeout=6)
         if self.workbench.evaluator is not None:
-            self.action_evaluate()
+            self.call_after_refresh(self.action_evaluate)  # the first screen before onnxruntime loads
 
     # -- showing
 
