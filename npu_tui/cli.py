@@ -24,7 +24,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="npu-tui", description="Debug int8 weight quantization for the GRUS (GX8002) NPU.")
+    parser = _Parser(
+        prog="npu-tui",
+        description="Debug int8 weight quantization for the GRUS (GX8002) NPU. "
+        "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample).",
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     comp = commands.add_parser("compile", help="quantize the weights as gxnpuc does and report on each one")

@@ -104,3 +104,9 @@ def test_bad_argument_is_one_line(tmp_path):
 def test_missing_config_file(tmp_path):
     result = npu_tui("compile", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml: config file not found" in result.stderr
+
+
+def test_workbench_with_a_missing_config_fails_before_the_screen_opens(tmp_path):
+    result = npu_tui(str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.yaml'}: config file not found"]
