@@ -45,7 +45,7 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
     DEFAULT_CSS = """
     MinMaxScreen { align: center middle; }
     MinMaxScreen > Vertical { width: 70; height: auto; border: thick $accent; padding: 0 1; background: $surface; }
-    MinMaxScreen Button { width: 100%; height: 1; border: none; margin: 0; }
+    MinMaxScreen Button { width: 100%; }
     MinMaxScreen #minmax-preview { height: 2; }
     """
 
@@ -62,11 +62,11 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             title = Text("WEIGHT_MIN_MAX for ")
             title.append_text(plain(self.weight))
             yield Label(title)
-            yield Static(f"now [{lo:.6g}, {hi:.6g}], SQNR {db(result.errors.sqnr_db)}")
+            yield Static(f"now [{lo:.6g}, {hi:.6g}], SQNR {db(result.errors.sqnr_db)}. Tab reaches the suggestions.")
             yield Input(value=f"{lo:.6g}, {hi:.6g}", placeholder="min, max", id="minmax-input")
             yield Static("", id="minmax-preview")
             for i, s in enumerate(self.suggestions):
-                yield Button(f"{s.label}: [{s.range[0]:.4g}, {s.range[1]:.4g}] gives {db(s.sqnr_db)}", id=f"suggest-{i}")
+                yield Button(f"{s.label}: [{s.range[0]:.4g}, {s.range[1]:.4g}] gives {db(s.sqnr_db)}", id=f"suggest-{i}", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
