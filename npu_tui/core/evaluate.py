@@ -260,28 +260,29 @@ class Evaluator:
         starts = {"only": cuts.upstream(nothing_compilation), "current": cuts.upstream(current_compilation)}
         nothing_feeds = _weight_feeds(nothing_compilation, feeds)
         current_feeds = _weight_feeds(current_compilation, feeds)
-        current = self._measure(cuts.run(current_feeds, None, starts["current"]))
+        current = self._measure(cuts.run("current", current_feeds, None, starts["current"]))
         total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
         done = 0
         found = []
         all_fed = all(w.name in feeds for w in inventory.weights)
 
-        def variant(weight, plan, plans, weight_feeds, start) -> Evaluation:
+        def variant(weight, plan, plans, side) -> Evaluation:
             if not all_fed:  # a weight held in a Constant node or a subgraph is baked into the session
                 return self.evaluate(self.compiler.compile_plans(settings, {**plans, weight.name: plan}), fp16)
-            changed = _swap(weight_feeds, self.compiler.result(weight, plan), feeds)
-            return self._measure(cuts.run(changed, weight.name, start))
+            swaps = _swaps(self.compiler.result(weight, plan), feeds)
+            weight_feeds = nothing_feeds if side == "only" else current_feeds
+            return self._measure(cuts.run(side, weight_feeds, weight.name, starts[side], swaps))
 
         for weight in inventory.weights:
             _check(cancel)
             quantized = replace(base[weight.name], quantized=True, reason=None)
-            only = variant(weight, quantized, nothing, nothing_feeds, starts["only"])
+            only = variant(weight, quantized, nothing, "only")
             done += 1
             gain = 0.0
             if base[weight.name].quantized:
                 _check(cancel)
                 kept = replace(base[weight.name], quantized=False, reason=EXCLUDED)
-                excluded = variant(weight, kept, base, current_feeds, starts["current"])
+                excluded = variant(weight, kept, base, "current")
                 gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 done += 1
             found.append(Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4))
@@ -310,6 +311,7 @@ class _SuffixRuns:
         self.cut_of = {w: max((c for c in usable if c <= i), default=None) for w, i in starts.items()}
         self.types = types
         self.sessions: dict[int | None, object] = {}
+        self.bindings: dict[tuple[int | None, str], tuple[object, dict[str, np.ndarray]]] = {}
 
     def upstream(self, compilation: Compilation) -> dict[str, np.ndarray]:
         """One full run that keeps every cut's tensors."""
@@ -324,19 +326,58 @@ class _SuffixRuns:
         session = self.evaluator._session(model)
         return self.evaluator._run(session, wanted, weight_feeds)
 
-    def run(self, weight_feeds: dict[str, np.ndarray], weight: str | None, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        side: str,
+        weight_feeds: dict[str, np.ndarray],
+        weight: str | None,
+        start: dict[str, np.ndarray],
+        swaps: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Outputs with `swaps` fed instead of `weight_feeds`' values, from the cut before `weight`.
+
+        Each (cut, side) keeps an IOBinding with every input bound once; a run rebinds only the swapped
+        weight, so thousands of unchanged weights are not fed, checked or copied again.
+        """
         cut = self.cut_of.get(weight) if weight is not None else None
         if cut not in self.sessions:
             model = self.model if cut is None else extract_suffix(self.model, self.cuts[cut], self.types)
             self.sessions[cut] = self.evaluator._session(model)
-        per_sample = {t: start[t] for t in self.cuts[cut]} if cut is not None else None
-        return self.evaluator._run(self.sessions[cut], self.names, weight_feeds, per_sample)
+        session = self.sessions[cut]
+        per_sample = {t: start[t] for t in self.cuts[cut]} if cut is not None else {}
+        if self.evaluator.batch is not None:  # a fixed batch size: plain feeds, one batch at a time
+            return self.evaluator._run(session, self.names, {**weight_feeds, **(swaps or {})}, per_sample)
+        key = (cut, side)
+        if key not in self.bindings:
+            self.bindings[key] = self._bind(session, {**self.evaluator.data.inputs, **per_sample, **weight_feeds})
+        binding, bound = self.bindings[key]
+        swapped = {n: v for n, v in (swaps or {}).items() if n in bound}
+        for name, value in swapped.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        try:
+            session.run_with_iobinding(binding)
+            values = binding.copy_outputs_to_cpu()
+        except Exception as exc:
+            raise UserError(f"onnxruntime failed on the evaluation data: {exc}") from None
+        finally:
+            for name in swapped:
+                binding.bind_cpu_input(name, bound[name])
+        return dict(zip(self.names, values))
+
+    def _bind(self, session, values: dict[str, np.ndarray]) -> tuple[object, dict[str, np.ndarray]]:
+        binding = session.io_binding()
+        bound = {}
+        for info in session.get_inputs():
+            bound[info.name] = np.ascontiguousarray(values[info.name])
+            binding.bind_cpu_input(info.name, bound[info.name])
+        for name in self.names:
+            binding.bind_output(name)
+        return binding, bound
 
 
-def _swap(weight_feeds: dict[str, np.ndarray], result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
-    """The same feeds with one weight (and its fused bias) replaced: one what-if run of a sweep."""
-    changed = dict(weight_feeds)
-    changed[feed_name(result.weight.name)] = result.simulated
+def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
+    """The feeds one what-if run of a sweep changes: the weight, and its fused bias."""
+    changed = {feed_name(result.weight.name): result.simulated}
     if result.plan.fused and result.weight.bn is not None and fused_bias_name(result.weight.bn) in feeds:
         changed[feed_name(fused_bias_name(result.weight.bn))] = result.fused_bias
     return changed
