@@ -19,7 +19,6 @@ from .project import Project
 from .quantize import quant_params, simulate
 from .settings import Settings
 
-SWITCHES = ("compress", "conv2d_compress", "fuse_bn")
 BULK_PERCENT = 99.9
 MSE_GRID = 64
 MSE_SAMPLE = 1 << 18
@@ -101,11 +100,6 @@ class Workbench:
                 weight_min_max={k: v for k, v in self.settings.weight_min_max.items() if k not in names},
             )
         )
-
-    def set_switch(self, switch: str, value: bool) -> Compilation:
-        if switch not in SWITCHES:
-            raise ValueError(f"unknown switch {switch}")
-        return self.apply(replace(self.settings, **{switch: value}))
 
     def undo(self) -> bool:
         return self._step(self.undo_stack, self.redo_stack)
