@@ -155,10 +155,11 @@ def _place_values(compiler: Compiler, model: onnx.ModelProto, values: dict[str, 
 
     for g, _ in iter_graphs(model.graph):
         kept = []
+        graph_inputs = {i.name for i in g.input}
         for tensor in g.initializer:
             if tensor.data_type not in FLOAT_TYPES:
                 kept.append(tensor)
-            elif tensor.name in used or tensor.name in {i.name for i in g.input}:
+            elif tensor.name in used or tensor.name in graph_inputs:
                 kept.append(tensor)
                 if g is model.graph:
                     main_arrays[tensor.name] = npu_value(tensor.name)
