@@ -51,8 +51,8 @@ def bad_npz(tmp_path, **arrays):
     "make, expected",
     [
         (lambda p: bad_npz(p, other=np.zeros((4, 8, 8), np.float32)), "no array named 'features' for model input 'features' (the file holds other)"),
-        (lambda p: bad_npz(p, features=np.zeros((4, 8, 7), np.float32)), "array 'features' has shape [4, 8, 7]; the model wants ['N', 8, 8]"),
-        (lambda p: bad_npz(p, features=np.zeros((4, 8, 8), np.int32)), "array 'features' is int32; the model input is float32"),
+        (lambda p: bad_npz(p, features=np.zeros((4, 8, 7), np.float32)), "array 'features' has shape [4, 8, 7]; the model wants ['N', 1, 8, 8] or ['N', 8, 8]"),
+        (lambda p: bad_npz(p, features=np.zeros((4, 8, 8), np.bool_)), "array 'features' is bool; the model input is float32"),
         (lambda p: bad_npz(p, features=np.zeros((4, 8, 8), np.float32), labels=np.zeros(3, np.int64)), "3 labels for 4 samples"),
         (lambda p: (p / "x.npz").write_text("not a zip") and str(p / "x.npz"), "not an .npz file"),
         (lambda p: str(p / "missing.npz"), "missing.npz: data file not found"),

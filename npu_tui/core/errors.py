@@ -24,3 +24,7 @@ def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     if not matches:
         return ""
     return " (did you mean " + ", ".join(repr(m) for m in matches) + "?)"
+
+
+class InternalError(Exception):
+    """npu-tui got something wrong (a graph it built that onnxruntime refuses): exit status 1."""

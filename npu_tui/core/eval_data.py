@@ -1,5 +1,10 @@
 """Evaluation data (SPEC section 6): an .npz with one array per model input and optional labels,
-or seeded random inputs shaped from the model and INPUT_OPS."""
+or seeded random inputs shaped from the model and INPUT_OPS.
+
+The contract: for an input with per-inference shape S (INPUT_OPS, else the model), an array is
+either (N, *S), N whole inputs, or, when S starts with a batch of 1, (N, *S[1:]) stacked along it.
+Both are held as (N, *S) here, so a sample is always `array[i]`, one inference's input.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,38 @@ from onnx.helper import tensor_dtype_to_np_dtype
 from .errors import UserError
 
 LABELS = "labels"
+RANDOM_BYTES_MAX = 2**32
 
 
 @dataclass(frozen=True)
 class ModelInput:
-    """A graph input: its name, element type and one sample's shape (None where dynamic)."""
+    """A graph input: its element type and one inference's shape S (None where dynamic).
+
+    `batch_dynamic` says the model leaves its first axis open (symbolic, -1, 0 or missing), so
+    samples may be run together along it.
+    """
 
     name: str
     dtype: np.dtype
-    sample_shape: tuple[int | None, ...]
+    shape: tuple[int | None, ...] | None
     dim_names: tuple[str, ...]
+    batch_dynamic: bool
+
+    def expected(self) -> str:
+        """The accepted array shapes, for messages."""
+        if self.shape is None:
+            return "[N, ...]"
+        whole = ["N", *("?" if d is None else d for d in self.shape)]
+        if self.shape and self.shape[0] in (1, None):
+            stacked = ["N", *("?" if d is None else d for d in self.shape[1:])]
+            return f"{whole} or {stacked}"
+        return str(whole)
 
 
 @dataclass
 class EvalData:
+    """Arrays held as (N, *S) per input; `source` says where they came from, for reports."""
+
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None
     samples: int
@@ -40,24 +63,54 @@ class EvalData:
         return EvalData({k: v[:count] for k, v in self.inputs.items()}, labels, count, self.source)
 
 
+def _dim(d: onnx.TensorShapeProto.Dimension) -> int | None:
+    """A fixed size, or None for a symbolic, -1, 0 or missing one: exporters use all four for 'any'."""
+    return d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+
+
 def model_inputs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> list[ModelInput]:
     """The inputs a caller must feed: graph inputs that no initializer provides.
 
-    The first axis is the batch; INPUT_OPS (one inference's shape, batch first) fills dynamic dims.
+    INPUT_OPS gives one inference's shape and fills the model's open dimensions. Without it, an open
+    dimension whose name is some input's first-axis name (the batch, as in `state [2, batch, 128]`)
+    is 1; any other stays open.
     """
     initializers = {t.name for t in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    batch_names = {
+        i.type.tensor_type.shape.dim[0].dim_param
+        for i in graph_inputs
+        if i.type.tensor_type.shape.dim and i.type.tensor_type.shape.dim[0].dim_param
+    }
     found = []
-    for info in model.graph.input:
-        if info.name in initializers:
-            continue
+    for info in graph_inputs:
         tensor_type = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        names = [d.dim_param or f"axis {i}" for i, d in enumerate(tensor_type.shape.dim)]
+        dims_proto = list(tensor_type.shape.dim)
+        dims = [_dim(d) for d in dims_proto]
+        names = [d.dim_param or f"axis {i}" for i, d in enumerate(dims_proto)]
+        batch_dynamic = bool(dims) and dims[0] is None
         fixed = (input_shapes or {}).get(info.name)
-        if fixed is not None and len(fixed) == len(dims):
-            dims = [d if d is not None else f for d, f in zip(dims, fixed)]
-        dtype = np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type))
-        found.append(ModelInput(info.name, dtype, tuple(dims[1:]), tuple(names[1:])))
+        if fixed is not None and tensor_type.HasField("shape") and len(fixed) != len(dims):
+            raise UserError(
+                f"INPUT_OPS[{info.name!r}]: {list(fixed)} has {len(fixed)} dimensions; the model input has "
+                f"{len(dims)} ({[d or '?' for d in dims]})"
+            )
+        if fixed is not None:
+            clash = [(d, f) for d, f in zip(dims, fixed) if d is not None and d != f]
+            if clash:
+                raise UserError(
+                    f"INPUT_OPS[{info.name!r}]: {list(fixed)} does not match the model's fixed size "
+                    f"{clash[0][0]} (model shape {[d or '?' for d in dims]})"
+                )
+            dims = list(fixed)
+        else:
+            dims = [1 if d is None and (i == 0 or p.dim_param in batch_names) else d for i, (d, p) in enumerate(zip(dims, dims_proto))]
+        try:
+            dtype = np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"model input {info.name!r} has element type {tensor_type.elem_type}, which npu-tui cannot feed") from None
+        unknown_rank = not tensor_type.HasField("shape") and fixed is None
+        found.append(ModelInput(info.name, dtype, None if unknown_rank else tuple(dims), tuple(names), batch_dynamic))
     return found
 
 
@@ -94,38 +147,70 @@ def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
             raise UserError(f"{path}: labels must be one integer class index per sample, got {labels.dtype} of shape {list(labels.shape)}")
         if samples is not None and len(labels) != samples:
             raise UserError(f"{path}: {len(labels)} labels for {samples} samples; give one label per sample")
+    if samples == 0:
+        raise UserError(f"{path}: the arrays hold no samples; give at least one")
     return EvalData(feeds, labels, samples or 0, str(path))
 
 
+def _fits(shape: tuple[int, ...], wanted: tuple[int | None, ...]) -> bool:
+    return len(shape) == len(wanted) and all(w is None or w == s for s, w in zip(shape, wanted))
+
+
 def _checked(path: Path, spec: ModelInput, array: np.ndarray) -> np.ndarray:
-    expected = ["N", *("?" if d is None else d for d in spec.sample_shape)]
-    if array.ndim != len(spec.sample_shape) + 1 or any(
-        d is not None and d != a for d, a in zip(spec.sample_shape, array.shape[1:])
-    ):
+    """The array as (N, *S): whole inputs as given, a stacked batch of 1 with that axis put back."""
+    if spec.shape is None and array.ndim >= 1:
+        shaped = array
+    elif spec.shape is None:
+        raise UserError(f"{path}: array {spec.name!r} is a scalar; give one value per sample (shape [N, ...])")
+    elif array.ndim >= 1 and _fits(array.shape[1:], spec.shape):
+        shaped = array
+    elif array.ndim >= 1 and spec.shape and spec.shape[0] in (1, None) and _fits(array.shape[1:], spec.shape[1:]):
+        shaped = array.reshape(array.shape[0], 1, *array.shape[1:])
+    else:
         raise UserError(
-            f"{path}: array {spec.name!r} has shape {list(array.shape)}; the model wants {expected} "
+            f"{path}: array {spec.name!r} has shape {list(array.shape)}; the model wants {spec.expected()} "
             "(samples first)"
         )
-    if array.dtype.kind != spec.dtype.kind:
+    if array.dtype.kind != spec.dtype.kind and not (spec.dtype.kind == "f" and array.dtype.kind in "iu"):
         raise UserError(f"{path}: array {spec.name!r} is {array.dtype}; the model input is {spec.dtype}")
-    return np.ascontiguousarray(array, dtype=spec.dtype)
+    return np.ascontiguousarray(shaped, dtype=spec.dtype)
 
 
 def random_data(inputs: list[ModelInput], samples: int, seed: int) -> EvalData:
-    """Seeded standard-normal inputs (uniform 0..9 for integer inputs), for models without data."""
+    """Seeded standard-normal inputs (random bits for bool inputs), for models without data.
+
+    An integer input has no range npu-tui could know (a sample rate, token ids, a length), so it
+    needs --data.
+    """
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in inputs:
-        missing = [name for d, name in zip(spec.sample_shape, spec.dim_names) if d is None]
+        if spec.shape is None:
+            raise UserError(
+                f"model input {spec.name!r} declares no shape; give one inference's shape in config.yaml "
+                f"as INPUT_OPS: {{{spec.name}: [1, ...]}}, or pass --data"
+            )
+        missing = [name for d, name in zip(spec.shape, spec.dim_names) if d is None]
         if missing:
-            example = ", ".join(["1", *("?" if d is None else str(d) for d in spec.sample_shape)])
+            example = ", ".join("?" if d is None else str(d) for d in spec.shape)
             raise UserError(
                 f"model input {spec.name!r} has a dynamic dimension ({missing[0]}); give its shape in "
                 f"config.yaml as INPUT_OPS: {{{spec.name}: [{example}]}} with numbers for '?', or pass --data"
             )
-        shape = (samples, *spec.sample_shape)
+        shape = (samples, *spec.shape)
+        size = int(np.prod(shape, dtype=np.float64)) * max(spec.dtype.itemsize, 1)
+        if size > RANDOM_BYTES_MAX:
+            raise UserError(
+                f"model input {spec.name!r}: {samples} random samples of shape {list(spec.shape)} would take "
+                f"{size / 2**30:.1f} GiB; use fewer --samples or a smaller INPUT_OPS shape"
+            )
         if spec.dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        elif spec.dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
         else:
-            feeds[spec.name] = rng.integers(0, 10, shape).astype(spec.dtype)
+            raise UserError(
+                f"model input {spec.name!r} is {spec.dtype}; random values would not mean anything to it "
+                "(a length, an id, a sample rate): pass --data with an .npz that holds it"
+            )
     return EvalData(feeds, None, samples, f"random (seed {seed})")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .evaluate import Comparison, Evaluation, Sensitivity
+from .evaluate import Comparison, Evaluation
+from .sensitivity import Sensitivity
 from .text import printable
 
 

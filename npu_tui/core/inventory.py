@@ -247,6 +247,8 @@ class _Finder:
         dtypes: dict[str, np.dtype] = {}
         for name, const in self.constants.items():
             if not const.is_float:
+                if const.node is None and name in self.loaded.data:
+                    _restore_data(const.tensor, self.loaded.read(const.tensor))
                 continue
             array = self.loaded.read(const.tensor)
             dtypes[name] = array.dtype
@@ -309,6 +311,12 @@ class _Finder:
         for name in folds:
             stored[name] = int(arrays[name].size)
         return stored
+
+
+def _restore_data(tensor: onnx.TensorProto, array: np.ndarray) -> None:
+    """Put a non-float constant's bytes (a shape, axes, indices) back into the skeleton: the
+    simulation and every evaluation graph need its values, and it is never large enough to matter."""
+    tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
 def _renamed(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:

@@ -13,6 +13,7 @@ from onnx.helper import tensor_dtype_to_np_dtype
 from .compiler import Compilation, Compiler
 from .graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from .inventory import FLOAT_TYPES, BnSite, Inventory
+from .errors import InternalError
 from .onnx_writer import write_model
 
 ROUNDED_SUFFIX = "__npu_f32"
@@ -36,27 +37,48 @@ class SimModel:
         write_model(self.model, self.arrays, path)
 
     def to_proto(self, feeds: frozenset[str] = frozenset()) -> onnx.ModelProto:
-        """A self-contained ModelProto. Each initializer named in `feeds` is read instead from an fp16
-        graph input (see `feed_name`), cast in the graph: new weights need no new session."""
+        """A self-contained ModelProto in which each constant named in `feeds` (an initializer or a
+        Constant node, in the main graph or a subgraph) is read instead from an fp16 graph input
+        (see `feed_name`), cast in the graph that used it: new weights need no new session."""
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
-        graph = model.graph
-        kept, casts = [], []
-        for tensor in graph.initializer:
-            if tensor.name in feeds:
-                source = feed_name(tensor.name)
-                graph.input.append(onnx.helper.make_tensor_value_info(source, onnx.TensorProto.FLOAT16, tensor.dims))
-                casts.append(onnx.helper.make_node("Cast", [source], [tensor.name], to=tensor.data_type, name=source))
-                continue
-            if tensor.name in self.arrays:
-                _fill(tensor, self.arrays[tensor.name])
-            kept.append(tensor)
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
-        nodes = casts + list(graph.node)
-        del graph.node[:]
-        graph.node.extend(nodes)
+        found: set[str] = set()
+        for g, _ in iter_graphs(model.graph):
+            casts, kept = [], []
+            for tensor in g.initializer:
+                if tensor.name in feeds:
+                    casts.append(_feed_cast(model.graph, tensor.name, tensor.data_type, tensor.dims))
+                    found.add(tensor.name)
+                    continue
+                if g is model.graph and tensor.name in self.arrays:
+                    _fill(tensor, self.arrays[tensor.name])
+                kept.append(tensor)
+            nodes, replaced = [], False
+            for node in g.node:
+                value = constant_value(node)
+                if value is not None and node.output[0] in feeds:
+                    nodes.append(_feed_cast(model.graph, node.output[0], value.data_type, value.dims))
+                    found.add(node.output[0])
+                    replaced = True
+                    continue
+                nodes.append(node)
+            if casts or replaced:
+                del g.initializer[:]
+                g.initializer.extend(kept)
+                del g.node[:]
+                g.node.extend(casts + nodes)
+        missing = feeds - found
+        if missing:
+            raise InternalError(f"the simulation graph has no constant named {sorted(missing)[0]!r} to feed")
         return model
+
+
+def _feed_cast(main: onnx.GraphProto, name: str, data_type: int, dims) -> onnx.NodeProto:
+    """Declare the fp16 main-graph input that feeds `name`, and the Cast that gives it its type back;
+    a subgraph reads that input from the outer scope."""
+    source = feed_name(name)
+    main.input.append(onnx.helper.make_tensor_value_info(source, onnx.TensorProto.FLOAT16, list(dims)))
+    return onnx.helper.make_node("Cast", [source], [name], to=data_type, name=source)
 
 
 def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activations: bool = True) -> SimModel:
@@ -107,6 +129,11 @@ def npu_values(compilation: Compilation) -> dict[str, np.ndarray]:
         if result.plan.fused and result.weight.bn is not None:
             values[fused_bias_name(result.weight.bn)] = result.fused_bias
     return values
+
+
+def weight_feeds(compilation: Compilation) -> dict[str, np.ndarray]:
+    """Every weight's (and fused bias's) NPU values, keyed by the graph input that feeds it."""
+    return {feed_name(n): v for n, v in npu_values(compilation).items()}
 
 
 def _empty_tensor(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:

@@ -36,10 +36,14 @@ class GraphIndex:
         return {t for t, p in self.produced_at.items() if p < index <= self.last_read.get(t, -1)}
 
 
-def extract_suffix(model: onnx.ModelProto, cut: set[str], types: dict[str, int]) -> onnx.ModelProto:
-    """The part of `model` that computes its outputs from the tensors in `cut` and its other inputs."""
+def extract_suffix(
+    model: onnx.ModelProto, cut: set[str], types: dict[str, int], extra_outputs: list[str] | None = None
+) -> onnx.ModelProto:
+    """The part of `model` that computes its outputs (and `extra_outputs`) from the tensors in `cut`
+    and its other inputs."""
     graph = model.graph
-    needed = {o.name for o in graph.output}
+    extra = [onnx.helper.make_tensor_value_info(name, types[name], None) for name in extra_outputs or []]
+    needed = {o.name for o in graph.output} | {o.name for o in extra}
     keep = []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output if o):
@@ -47,10 +51,11 @@ def extract_suffix(model: onnx.ModelProto, cut: set[str], types: dict[str, int])
             needed.update(i for i in reads(node) if i not in cut)
     keep.reverse()
     read = {name for n in keep for name in reads(n)} | {o.name for o in graph.output}
+    read |= {o.name for o in extra}
     inputs = [i for i in graph.input if i.name in read and i.name not in cut]
     inputs += [onnx.helper.make_tensor_value_info(name, types[name], None) for name in sorted(cut) if name in read]
     suffix = onnx.helper.make_graph(
-        keep, graph.name, inputs, list(graph.output), [t for t in graph.initializer if t.name in read]
+        keep, graph.name, inputs, list(graph.output) + extra, [t for t in graph.initializer if t.name in read]
     )
     out = onnx.helper.make_model(suffix, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     out.functions.extend(model.functions)

@@ -12,7 +12,8 @@ import numpy as np
 from .compiler import Compilation, WeightResult
 from .config_writer import config_diff, save_config
 from .eval_data import EvalData
-from .evaluate import Evaluation, Evaluator, Sensitivity
+from .evaluate import Evaluation, Evaluator
+from .sensitivity import Cancelled, Sensitivity
 from .metrics import error_metrics
 from .plan import WeightPlan, names_of
 from .project import Project
@@ -131,7 +132,11 @@ class Workbench:
         """Per-weight sensitivity under the current settings (one run per weight, or two: slow)."""
         if self.evaluator is None:
             return
-        found = self.evaluator.sensitivity(self.settings, progress, cancel)
+        try:
+            found = self.evaluator.sensitivity(self.settings, progress, cancel)
+        except Cancelled as stopped:  # keep what was measured: the rest shows as not measured
+            self.sensitivity = {s.weight: s for s in stopped.partial}
+            raise
         self.sensitivity = {s.weight: s for s in found}
 
     # -- range suggestions for the min/max dialog

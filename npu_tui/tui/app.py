@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 
 from ..core.errors import UserError
-from ..core.evaluate import Cancelled
+from ..core.sensitivity import Cancelled
 from ..core.histogram import histogram
 from ..core.text import printable
 from ..core.workbench import Workbench

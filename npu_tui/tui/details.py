@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ..core.compiler import WeightResult
-from ..core.evaluate import Sensitivity
+from ..core.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, severity, status
 
 

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from ..core.compiler import Compilation
-from ..core.evaluate import Sensitivity
+from ..core.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, severity, status
 
 SORTS = ("sqnr", "sensitivity", "tail", "size")

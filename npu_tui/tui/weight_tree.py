@@ -13,7 +13,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ..core.compiler import Compilation
-from ..core.evaluate import Sensitivity
+from ..core.sensitivity import Sensitivity
 from .labels import plain, weight_label
 
 SCOPE_SPLIT = re.compile(r"[/.]")

@@ -1,0 +1,117 @@
+"""onnxruntime plumbing: sessions built (and counted) in one place, samples grouped into runs, and
+IOBindings whose weight inputs stay bound so a what-if run rebinds only what it swaps.
+
+onnxruntime is imported only when a session is built: `npu-tui compile` never pays for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .eval_data import EvalData
+
+BATCH_SAMPLES = 32
+
+
+def one_line(text: str) -> str:
+    """onnxruntime's multi-line messages as one line with no trailing newline."""
+    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+
+
+class SessionFactory:
+    """Builds every onnxruntime session of an evaluator; `built` counts them, so tests can prove that
+    a settings change or a what-if run builds none."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    def build(self, model: onnx.ModelProto | str, lean: bool = False) -> Any:
+        """A CPU session. `lean` sessions give their working memory back after each run: a sweep holds
+        one per cut and must not keep an arena for each."""
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)  # errors reach the user as our one-line messages, not ORT's log
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if lean:
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
+        source = model if isinstance(model, str) else model.SerializeToString()
+        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.built += 1
+        return session
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How samples go through a session: several per run along a free first axis, else one by one.
+
+    Arrays are held as (N, *S), S one inference's shape. Batched runs need every input's S to start
+    with 1 on an axis the model leaves open; they feed (B, *S[1:]) and give outputs (B, ...).
+    """
+
+    samples: int
+    batched: bool
+    size: int
+
+    @classmethod
+    def plan(cls, data: EvalData, open_first_axis: set[str], size: int = BATCH_SAMPLES) -> Batches:
+        batched = bool(data.inputs) and all(
+            name in open_first_axis and array.ndim >= 2 and array.shape[1] == 1 for name, array in data.inputs.items()
+        )
+        return cls(data.samples, batched, max(1, size) if batched else 1)
+
+    def slices(self) -> list[slice]:
+        return [slice(start, min(start + self.size, self.samples)) for start in range(0, self.samples, self.size)]
+
+    def feed(self, array: np.ndarray, part: slice) -> np.ndarray:
+        """The model's input for one run, from an (N, *S) array."""
+        if self.batched:
+            return array[part].reshape(-1, *array.shape[2:])
+        return array[part.start]
+
+    def join(self, parts: list[np.ndarray]) -> np.ndarray:
+        """Outputs of every run as (N, ...): a per-run batch axis of 1 becomes the samples axis."""
+        if self.batched:
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if all(p.ndim >= 1 and p.shape[0] == 1 for p in parts):
+            return np.concatenate(parts)
+        return np.stack(parts)
+
+
+class BoundSession:
+    """A session with an IOBinding: `fixed` inputs (weights) are bound once; each run binds its
+    per-run inputs and, for a what-if, the swapped weights, which are bound back afterwards."""
+
+    def __init__(self, session: Any, outputs: list[str], fixed: dict[str, np.ndarray]) -> None:
+        self.session = session
+        self.outputs = outputs
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.binding = session.io_binding()
+        self.fixed = {n: np.ascontiguousarray(fixed[n]) for n in self.input_names if n in fixed}
+        for name, value in self.fixed.items():
+            self.binding.bind_cpu_input(name, value)
+
+    def run(self, feeds: dict[str, np.ndarray], swaps: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        wanted = set(self.input_names)
+        held = [np.ascontiguousarray(v) for v in feeds.values()]  # alive until the run is over
+        for name, value in zip(feeds, held):
+            if name in wanted:
+                self.binding.bind_cpu_input(name, value)
+        swapped = {n: np.ascontiguousarray(v) for n, v in (swaps or {}).items() if n in self.fixed}
+        for name, value in swapped.items():
+            self.binding.bind_cpu_input(name, value)
+        self.binding.clear_binding_outputs()  # a run's outputs take the shape of its batch
+        for name in self.outputs:
+            self.binding.bind_output(name)
+        try:
+            self.session.run_with_iobinding(self.binding)
+            return self.binding.copy_outputs_to_cpu()
+        finally:
+            for name in swapped:
+                self.binding.bind_cpu_input(name, self.fixed[name])
+

@@ -1,0 +1,226 @@
+"""The sensitivity sweep: per weight, the model with only that weight quantized, and the current
+config with only that weight excluded.
+
+A what-if run changes one weight, so everything before the weight's first reader is the same in every
+run: the graph is cut there (at most MAX_CUTS cuts), the activations at a cut are computed once per
+side, and each what-if run starts from them. Cuts are visited in graph order and only the cut in use
+and the next one are held, so memory stays at a few cuts' activations whatever the number of weights.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from .compiler import WeightResult
+from .plan import EXCLUDED, plan_weights
+from .runtime import BoundSession
+from .settings import Settings
+from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
+from .suffix import GraphIndex, extract_suffix
+
+if TYPE_CHECKING:
+    from .evaluate import Evaluation, Evaluator, NpuGraph
+
+MAX_CUTS = 16
+SIDES = ("only", "current")
+
+
+class Cancelled(Exception):
+    """The caller stopped the sweep; `partial` holds the weights measured before it stopped."""
+
+    def __init__(self, partial: list[Sensitivity] | None = None) -> None:
+        super().__init__("cancelled")
+        self.partial = partial or []
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    weight: str
+    output_sqnr_db: float | None
+    accuracy: float | None
+    exclude_gain_db: float | None
+    fp16_cost_bytes: int
+
+
+@dataclass
+class CutPlan:
+    """Where a graph is cut: each cut's graph-node index and the tensors alive there, in order, and
+    the cut each fed tensor's what-if runs start from (None: from the inputs)."""
+
+    cuts: list[tuple[int, frozenset[str]]]
+    cut_of: dict[str, int | None]
+    types: dict[str, int]
+
+
+def plan_cuts(model: onnx.ModelProto, feeds: frozenset[str], limit: int = MAX_CUTS) -> CutPlan:
+    index = GraphIndex(model.graph)
+    fed = {i.name for i in model.graph.input}
+    types = elem_types(model)
+    starts = {}
+    for name in feeds:
+        first = index.first_read.get(name, index.first_read.get(feed_name(name)))
+        if first is not None:
+            starts[name] = first
+    chosen = sorted(set(starts.values()))
+    if len(chosen) > limit:
+        chosen = sorted({chosen[round(i * (len(chosen) - 1) / (limit - 1))] for i in range(limit)})
+    cuts = []
+    for at in chosen:
+        alive = frozenset(index.live_at(at) - feeds - fed)
+        if all(types.get(t) for t in alive):
+            cuts.append((at, alive))
+    cut_of = {name: max((k for k, (at, _) in enumerate(cuts) if at <= start), default=None) for name, start in starts.items()}
+    return CutPlan(cuts, cut_of, types)
+
+
+class CutSessions:
+    """One lean session per cut (and one from the inputs), built once per NPU graph structure.
+
+    Session k starts from cut k's tensors (k = -1: from the inputs) and computes the model's outputs
+    and the tensors of cut k+1 it produces; a what-if binding fetches only the model's outputs.
+    """
+
+    def __init__(self, evaluator: Evaluator, graph: NpuGraph) -> None:
+        self.evaluator = evaluator
+        self.graph = graph
+        self.plan = plan_cuts(graph.model, graph.feeds)
+        self.sessions: dict[int, object] = {}
+
+    def advance_outputs(self, k: int) -> list[str]:
+        """Cut k+1's tensors that session k computes (those alive at both are carried over)."""
+        if k + 1 >= len(self.plan.cuts):
+            return []
+        here = self.plan.cuts[k][1] if k >= 0 else frozenset()
+        return sorted(self.plan.cuts[k + 1][1] - here)
+
+    def session(self, k: int) -> object:
+        if k not in self.sessions:
+            cut = self.plan.cuts[k][1] if k >= 0 else frozenset()
+            model = extract_suffix(self.graph.model, set(cut), self.plan.types, self.advance_outputs(k))
+            self.sessions[k] = self.evaluator.session(model, lean=True)
+        return self.sessions[k]
+
+
+def sweep(
+    evaluator: Evaluator,
+    settings: Settings,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Sensitivity]:
+    compiler = evaluator.compiler
+    inventory = compiler.inventory
+    base = plan_weights(inventory, settings)
+    nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
+    compilations = {"current": compiler.compile_plans(settings, base), "only": compiler.compile_plans(settings, nothing)}
+    graph = evaluator.npu_graph(compilations["current"], settings.fp16_activations)
+    with evaluator.lock:
+        cuts = evaluator.cut_sessions(graph)
+        side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
+        outputs = list(evaluator.outputs)
+        by_cut: dict[int | None, list] = {}
+        for weight in inventory.weights:
+            by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
+        total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
+        ticker = _Progress(total, progress, cancel)
+        measured: dict[str, Sensitivity] = {}
+
+        def ordered() -> list[Sensitivity]:
+            return [measured[w.name] for w in inventory.weights if w.name in measured]
+
+        def what_if(weight, side: str, bound: BoundSession, states) -> Evaluation:
+            ticker.check(ordered)
+            plan = replace(base[weight.name], quantized=side == "only", reason=None if side == "only" else EXCLUDED)
+            swaps = _swaps(compiler.result(weight, plan), graph.feeds)
+            if states is None:  # no cut before this weight: from the inputs, every weight fed
+                values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
+            else:
+                values = _join(evaluator, evaluator.run_parts(bound, swaps, states), outputs)
+            found = evaluator.measure(values)
+            ticker.step()
+            return found
+
+        def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
+            for weight in weights:
+                only = what_if(weight, "only", bounds["only"], states["only"])
+                gain = 0.0
+                if base[weight.name].quantized:
+                    excluded = what_if(weight, "current", bounds["current"], states["current"])
+                    gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
+                measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
+
+        states: dict[str, list[dict[str, np.ndarray]] | None] = {side: [{} for _ in evaluator.batches.slices()] for side in SIDES}
+        current = None
+        for k in range(-1, len(cuts.plan.cuts)):
+            ticker.check(ordered)
+            session = cuts.session(k)
+            advance = cuts.advance_outputs(k)
+            bounds = {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}
+            if k == -1:
+                first = BoundSession(session, outputs + advance, side_feeds["current"])
+                parts = evaluator.run_parts(first, None, states["current"])
+                current = evaluator.measure(_join(evaluator, parts, outputs))
+                measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+            else:
+                measure(by_cut.get(k, []), bounds, states)
+            if k + 1 >= len(cuts.plan.cuts):
+                break
+            nxt = {}
+            for side in SIDES:
+                ticker.check(ordered)
+                if not advance:  # the next cut's tensors are all alive here already
+                    produced = [{} for _ in states[side]]
+                elif k == -1 and side == "current":
+                    produced = parts
+                else:
+                    stepper = BoundSession(session, advance, side_feeds[side])
+                    produced = evaluator.run_parts(stepper, None, states[side])
+                keep = cuts.plan.cuts[k + 1][1]
+                nxt[side] = [
+                    {**{t: v for t, v in old.items() if t in keep}, **{t: new[t] for t in advance}}
+                    for old, new in zip(states[side], produced)
+                ]
+            states = nxt
+        return ordered()
+
+
+class _Progress:
+    """Counts runs, reports them, and stops the sweep between two runs when asked."""
+
+    def __init__(self, total: int, report: Callable[[int, int], None] | None, cancel: threading.Event | None) -> None:
+        self.total, self.report, self.cancel, self.done = total, report, cancel, 0
+
+    def check(self, partial: Callable[[], list[Sensitivity]]) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(partial())
+
+    def step(self) -> None:
+        self.done += 1
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+
+def _join(evaluator: Evaluator, parts: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+    return {n: evaluator.batches.join([p[n] for p in parts]) for n in names}
+
+
+def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
+    """The feeds one what-if run changes: the weight, and its fused bias."""
+    changed = {feed_name(result.weight.name): result.simulated}
+    if result.plan.fused and result.weight.bn is not None and fused_bias_name(result.weight.bn) in feeds:
+        changed[feed_name(fused_bias_name(result.weight.bn))] = result.fused_bias
+    return changed
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    """a - b in dB, where None means exact (+infinity)."""
+    if a is None and b is None:
+        return 0.0
+    if a is None or b is None:
+        return None
+    return a - b
