@@ -9,8 +9,8 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .core.errors import UserError
-from .core.text import printable
+from .core.errors import InternalError, UserError
+from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER = 0, 1, 2
 
@@ -98,7 +98,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
     try:
         return run(args)
     except UserError as exc:
-        sys.stderr.write(f"error: {printable(str(exc))}\n")
+        sys.stderr.write(f"error: {printable(one_line(str(exc)))}\n")
         return EXIT_USER
     except KeyboardInterrupt:
         return 130
@@ -106,7 +106,8 @@ def _guarded(args: argparse.Namespace, run) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            sys.stderr.write(f"internal error: {printable(repr(exc))} (run with --debug for the traceback)\n")
+            what = one_line(str(exc)) if isinstance(exc, InternalError) else repr(exc)
+            sys.stderr.write(f"internal error: {printable(what)} (run with --debug for the traceback)\n")
         return EXIT_BUG
 
 
@@ -123,6 +124,7 @@ def _open(args: argparse.Namespace):
 def _compile(args: argparse.Namespace) -> int:
     from .core.histogram import write_jpegs
     from .core.report import compilation_json, summary_lines, weight_lines
+    from .core.sim_check import check_simulation
     from .core.simulation import build_simulation
 
     project, settings = _open(args)
@@ -134,6 +136,8 @@ def _compile(args: argparse.Namespace) -> int:
             sim.save(args.sim)
         except OSError as exc:
             raise UserError(f"--sim {args.sim}: cannot write: {exc.strerror}") from None
+        for warning in check_simulation(Path(args.sim), project.inventory.path):
+            sys.stderr.write(f"warning: {printable(warning)}\n")
     if args.save_hist:
         try:
             write_jpegs(project.compiler, compilation, Path(args.hist_dir))

@@ -20,7 +20,8 @@ from .compiler import Compilation, Compiler
 from .errors import InternalError, UserError
 from .eval_data import EvalData
 from .graph import node_label
-from .runtime import Batches, BoundSession, SessionFactory, one_line
+from .runtime import Batches, BoundSession, SessionFactory
+from .text import one_line
 from .settings import Settings
 from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
 

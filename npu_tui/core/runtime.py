@@ -13,13 +13,9 @@ import numpy as np
 import onnx
 
 from .eval_data import EvalData
+from .text import one_line
 
 BATCH_SAMPLES = 32
-
-
-def one_line(text: str) -> str:
-    """onnxruntime's multi-line messages as one line with no trailing newline."""
-    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
 
 
 class SessionFactory:

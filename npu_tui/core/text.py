@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_FILE_STEM = 80
 
 
 def printable(name: str) -> str:
-    """Control characters (escape sequences included) shown as \\xNN instead of acted on."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+    """Control characters (escape sequences included) and bidi overrides shown as \\xNN or \\uNNNN
+    instead of acted on."""
+    return _CONTROL.sub(_escape, name)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def file_stem(name: str) -> str:
     """A file-name-safe stem: only letters, digits, dot, dash and underscore, never hidden or empty."""
     stem = _UNSAFE_FILE_CHARS.sub("_", name).strip("._") or "weight"
     return stem[:MAX_FILE_STEM]
+
+
+def one_line(text: str) -> str:
+    """A message from a library (onnxruntime's span several lines) as one line, no trailing newline."""
+    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
