@@ -21,19 +21,24 @@ def _rank(value: float | None) -> float:
 
 
 def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | None) -> dict[str, Any]:
+    worst = evaluation.worst
     document: dict[str, Any] = {
         "samples": evaluation.samples,
+        "worst_output": worst.name if worst is not None else None,
+        "output_sqnr_db": _number(evaluation.output_sqnr_db),
+        "classifier_output": evaluation.classifier,
+        "fp16_issue": evaluation.fp16_issue,
         "accuracy_float": evaluation.accuracy_float,
         "accuracy_npu": evaluation.accuracy_npu,
         "top1_agreement": evaluation.top1_agreement,
         "outputs": [
-            {"name": o.name, "output_sqnr_db": _number(o.comparison.sqnr_db), "cosine": o.comparison.cosine, "max_abs_err": o.comparison.max_abs_err}
+            {"name": o.name, "output_sqnr_db": _number(o.comparison.sqnr_db), "cosine": _number(o.comparison.cosine), "max_abs_err": _number(o.comparison.max_abs_err)}
             for o in evaluation.outputs
         ],
     }
     if evaluation.layers is not None:
         document["layers"] = [
-            {"node": d.node, "op_type": d.op_type, "output": d.output, "sqnr_db": _number(d.comparison.sqnr_db), "cosine": d.comparison.cosine}
+            {"node": d.node, "op_type": d.op_type, "output": d.output, "sqnr_db": _number(d.comparison.sqnr_db), "cosine": _number(d.comparison.cosine), "max_abs_err": _number(d.comparison.max_abs_err)}
             for d in evaluation.layers
         ]
     if sensitivity is not None:
@@ -48,6 +53,14 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
             for s in sensitivity
         ]
     return document
+
+
+def _fit(name: str, width: int) -> str:
+    """A long name shortened in the middle: exporters put the distinguishing part at either end."""
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
 
 
 def _db(value: float | None) -> str:
@@ -68,22 +81,28 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
         versus = "same as float" if delta == 0 else f"{abs(delta):.2f} points {'below' if delta < 0 else 'above'} float"
         lines.append(f"accuracy: float {_pct(evaluation.accuracy_float)}, NPU {_pct(evaluation.accuracy_npu)} ({versus})")
-    lines.append(f"top-1 agreement: {_pct(evaluation.top1_agreement)}")
+    if evaluation.top1_agreement is not None:
+        lines.append(f"top-1 agreement: {_pct(evaluation.top1_agreement)} (output {printable(evaluation.classifier or '')})")
+    worst = evaluation.worst
+    if worst is not None:
+        lines.append(f"worst output: {printable(worst.name)}, SQNR {_db(worst.comparison.sqnr_db)} dB")
+    if evaluation.fp16_issue:
+        lines.append(f"warning: {printable(evaluation.fp16_issue)}")
     lines.append("")
     lines.append(f"{'output':30} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
     for o in evaluation.outputs:
-        lines.append(f"{printable(o.name)[:30]:30} {_comparison(o.comparison)}")
+        lines.append(f"{_fit(printable(o.name), 30):30} {_comparison(o.comparison)}")
     if evaluation.layers is not None:
         lines.append("")
         lines.append(f"{'layer output (worst first)':30} {'op':14} {'sqnr_db':>9} {'cosine':>8}")
         for d in sorted(evaluation.layers, key=lambda d: _rank(d.comparison.sqnr_db)):
-            lines.append(f"{printable(d.output)[:30]:30} {d.op_type[:14]:14} {_db(d.comparison.sqnr_db):>9} {d.comparison.cosine:8.4f}")
+            lines.append(f"{_fit(printable(d.output), 30):30} {d.op_type[:14]:14} {_db(d.comparison.sqnr_db):>9} {d.comparison.cosine:8.4f}")
     if sensitivity is not None:
         lines.append("")
         lines.append(f"{'weight (most sensitive first)':30} {'alone_db':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
         for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(
-                f"{printable(s.weight)[:30]:30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
+                f"{_fit(printable(s.weight), 30):30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
             )
     return lines

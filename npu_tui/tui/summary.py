@@ -27,7 +27,7 @@ class ModelSummary(Widget):
                 text.append(f"{ev.accuracy_npu:.2%}", style=style)
             else:
                 sqnr = ev.output_sqnr_db
-                text.append("output ")
+                text.append("worst output " if len(ev.outputs) > 1 else "output ")
                 text.append(db(sqnr), style=severity(sqnr))
             if ev.top1_agreement is not None:
                 text.append(f"  top-1 {ev.top1_agreement:.1%}")
