@@ -16,7 +16,11 @@ def test_json_with_layers_and_sensitivity():
     result = npu_tui("eval", KWS, "--data", KWS_DATA, "--layers", "--sensitivity", "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"samples", "accuracy_float", "accuracy_npu", "top1_agreement", "outputs", "layers", "sensitivity"}
+    assert set(doc) == {
+        "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
+        "accuracy_npu", "top1_agreement", "outputs", "layers", "sensitivity",
+    }
+    assert doc["worst_output"] == "logits" and doc["classifier_output"] == "logits" and doc["fp16_issue"] is None
     assert doc["samples"] == 597
     assert doc["accuracy_float"] - doc["accuracy_npu"] >= 0.05
     assert set(doc["outputs"][0]) == {"name", "output_sqnr_db", "cosine", "max_abs_err"}
