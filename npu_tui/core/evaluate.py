@@ -273,8 +273,12 @@ class Evaluator:
     def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
         npu = self.run_npu(compilation, fp16_activations, layers)
         evaluation = self.measure(npu, layers)
-        if fp16_activations and _range_trouble(self.reference(), npu, self.outputs):
-            evaluation.fp16_issue = self.fp16_culprit()
+        if _range_trouble(self.reference(), npu, self.outputs):
+            overflowing = [w.message for w in compilation.warnings if w.code == "fp16_overflow"]
+            culprit = self.fp16_culprit() if fp16_activations else None
+            if culprit is None and overflowing:
+                culprit = f"fp16 overflow in a constant: {overflowing[0]}"
+            evaluation.fp16_issue = culprit
         return evaluation
 
     def measure(self, npu: dict[str, np.ndarray], layers: bool = False) -> Evaluation:

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
-from .model_file import LoadedModel
+from .model_file import LoadedModel, open_unsized_dims
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -126,6 +126,7 @@ def build_inventory(model: LoadedModel | onnx.ModelProto) -> Inventory:
     The model is changed in place: it becomes the skeleton. Pass a copy to keep the original.
     """
     if isinstance(model, onnx.ModelProto):
+        open_unsized_dims(model)
         model = LoadedModel(Path("model.onnx"), model)
     return _Finder(model).run()
 

@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from .errors import ModelError
-from .graph import iter_nodes, iter_tensors
+from .graph import iter_graphs, iter_nodes, iter_tensors
 from .wire import Blob, WireError, split_model
 
 QUANTIZED_OPS = frozenset(
@@ -94,7 +94,20 @@ def load_model(path: str | Path) -> LoadedModel:
             loaded.data[tensor.name] = DataRef(path, blob)
     _external_data(loaded)
     _refuse_quantized(model, path)
+    open_unsized_dims(model)
     return loaded
+
+
+def open_unsized_dims(model: onnx.ModelProto) -> None:
+    """Exporters write 'any size' as a symbol, as -1 or as 0; onnxruntime takes only the symbol (it
+    holds 0 to mean zero), so the graphs npu-tui builds say it that way."""
+    for graph, _ in iter_graphs(model.graph):
+        for info in [*graph.input, *graph.output, *graph.value_info]:
+            if not info.type.HasField("tensor_type"):
+                continue
+            for index, dim in enumerate(info.type.tensor_type.shape.dim):
+                if dim.HasField("dim_value") and dim.dim_value <= 0:
+                    dim.dim_param = f"{info.name}_dim{index}"
 
 
 def _read_structure(path: Path) -> tuple[bytes, list[Blob | None]]:

@@ -74,10 +74,18 @@ def quantize(w: np.ndarray, p: QuantParams) -> np.ndarray:
     return _grid(w, p).astype(np.uint8)
 
 
+def to_fp16(values: np.ndarray) -> np.ndarray:
+    """Round to fp16 as the NPU stores it; beyond ±65504 becomes inf, which the compile reports once
+    as an fp16_overflow warning rather than as numpy's RuntimeWarning."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(np.float16)
+
+
 def _to_npu(grid: np.ndarray, p: QuantParams) -> np.ndarray:
-    np.multiply(grid, p.stored_scale, out=grid)
-    np.add(grid, p.stored_bias, out=grid)
-    return grid.astype(np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.multiply(grid, p.stored_scale, out=grid)
+        np.add(grid, p.stored_bias, out=grid)
+    return to_fp16(grid)
 
 
 def dequantize(q: np.ndarray, p: QuantParams) -> np.ndarray:
@@ -91,5 +99,5 @@ def simulate(w: np.ndarray, p: QuantParams | None) -> np.ndarray:
     Same as dequantize(quantize(w, p), p), in one buffer: the codes never leave float32.
     """
     if p is None:
-        return w.astype(np.float16)
+        return to_fp16(w)
     return _to_npu(_grid(w, p), p)

@@ -68,7 +68,7 @@ class Batches:
         """The model's input for one run, from an (N, *S) array."""
         if self.batched:
             return array[part].reshape(-1, *array.shape[2:])
-        return array[part.start]
+        return array[part.start : part.start + 1].reshape(array.shape[1:])  # 0-d stays an array
 
     def join(self, parts: list[np.ndarray]) -> np.ndarray:
         """Outputs of every run as (N, ...): a per-run batch axis of 1 becomes the samples axis."""
@@ -88,17 +88,17 @@ class BoundSession:
         self.outputs = outputs
         self.input_names = [i.name for i in session.get_inputs()]
         self.binding = session.io_binding()
-        self.fixed = {n: np.ascontiguousarray(fixed[n]) for n in self.input_names if n in fixed}
+        self.fixed = {n: _contiguous(fixed[n]) for n in self.input_names if n in fixed}
         for name, value in self.fixed.items():
             self.binding.bind_cpu_input(name, value)
 
     def run(self, feeds: dict[str, np.ndarray], swaps: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         wanted = set(self.input_names)
-        held = [np.ascontiguousarray(v) for v in feeds.values()]  # alive until the run is over
+        held = [_contiguous(v) for v in feeds.values()]  # alive until the run is over
         for name, value in zip(feeds, held):
             if name in wanted:
                 self.binding.bind_cpu_input(name, value)
-        swapped = {n: np.ascontiguousarray(v) for n, v in (swaps or {}).items() if n in self.fixed}
+        swapped = {n: _contiguous(v) for n, v in (swaps or {}).items() if n in self.fixed}
         for name, value in swapped.items():
             self.binding.bind_cpu_input(name, value)
         self.binding.clear_binding_outputs()  # a run's outputs take the shape of its batch
@@ -111,3 +111,8 @@ class BoundSession:
             for name in swapped:
                 self.binding.bind_cpu_input(name, self.fixed[name])
 
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous without numpy's promotion of a 0-d array to 1-d."""
+    return np.require(array, requirements="C")

@@ -43,7 +43,7 @@ def extract_suffix(
     and its other inputs."""
     graph = model.graph
     extra = [onnx.helper.make_tensor_value_info(name, types[name], None) for name in extra_outputs or []]
-    needed = {o.name for o in graph.output} | {o.name for o in extra}
+    needed = ({o.name for o in graph.output} | {o.name for o in extra}) - cut  # a cut tensor is fed, never recomputed
     keep = []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output if o):
