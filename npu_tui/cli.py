@@ -196,7 +196,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         data = random_data(inputs, args.samples or RANDOM_SAMPLES, args.seed)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
-    evaluation = evaluator.evaluate(project.compile(settings), settings.fp16_activations, layers=args.layers)
+    compilation = project.compile(settings)
+    for warning in compilation.warnings:
+        if warning.code == "fp16_overflow":  # changes what the NPU computes: the numbers below show it
+            sys.stderr.write(f"warning: {printable(warning.message)}\n")
+    evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     sensitivity = None
     if args.sensitivity:
         with Progress("sensitivity", sys.stderr) as progress:
