@@ -81,7 +81,8 @@ def test_fp16_activation_rounding_can_be_turned_off():
     rounded = build_simulation(compiler, compilation, fp16_activations=True).to_proto()
     plain = build_simulation(compiler, compilation, fp16_activations=False).to_proto()
     assert [n.op_type for n in plain.graph.node] == ["Conv", "BatchNormalization", "Relu", "Flatten", "MatMul"]
-    assert sum(n.op_type == "Cast" for n in rounded.graph.node) == 2 * 5
+    # Conv, BatchNormalization and MatMul are rounded; Relu and Flatten only move fp16 values
+    assert sum(n.op_type == "Cast" for n in rounded.graph.node) == 2 * 3
     # with nothing quantized and fp32 activations, the only difference from float is fp16 weight storage
     x = rng.normal(size=(1, 3, 6)).astype(np.float32)
     np.testing.assert_allclose(run(plain, {"x": x})[0], run(model, {"x": x})[0], rtol=2e-3, atol=2e-3)
@@ -127,3 +128,48 @@ def test_nan_in_a_weight_to_quantize_is_an_error_naming_it():
     with pytest.raises(ModelError, match="'fc.weight' holds NaN or Inf"):
         compiler.compile(ALL_ON)
     compiler.compile(Settings(conv2d_compress=True))
+
+
+def _round_everything(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The plain reading of SPEC section 6: a Cast pair after every node, and the input rounded too."""
+    rounded = onnx.ModelProto()
+    rounded.CopyFrom(model)
+    nodes = []
+    for node in rounded.graph.node:
+        nodes.append(node)
+        out = node.output[0]
+        node.output[0] = out + "_raw"
+        nodes.append(helper.make_node("Cast", [out + "_raw"], [out + "_h"], to=onnx.TensorProto.FLOAT16))
+        nodes.append(helper.make_node("Cast", [out + "_h"], [out], to=onnx.TensorProto.FLOAT))
+    del rounded.graph.node[:]
+    rounded.graph.node.extend(nodes)
+    return rounded
+
+
+def test_skipping_rounding_after_value_preserving_ops_changes_no_value():
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(4, 3, 3)).astype(np.float32)
+    m = rng.normal(size=(8, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape_in"], ["xr"], name="reshape_in"),  # reads the unrounded input
+        helper.make_node("Conv", ["xr", "w"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2], strides=[2]),
+        helper.make_node("Transpose", ["p"], ["t"], name="transpose", perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["f"], name="flatten"),
+        helper.make_node("Clip", ["f", "lo", "hi"], ["k"], name="clip"),
+        helper.make_node("MatMul", ["k", "m"], ["y"], name="fc"),
+    ]
+    inits = [
+        tensor("w", w), tensor("m", m), tensor("shape_in", np.array([1, 3, 6], np.int64)),
+        tensor("shape", np.array([1, 8], np.int64)), tensor("lo", np.array(-0.3, np.float32)), tensor("hi", np.array(0.7, np.float32)),
+    ]
+    model = make_model(nodes, [value("x", [1, 18])], [value("y", [1, 5])], inits)
+    compiler = Compiler(build_inventory(onnx.ModelProto.FromString(model.SerializeToString())))
+    sim = build_simulation(compiler, compiler.compile(Settings()), fp16_activations=True).to_proto()
+    rounded_ops = [n.name for n in sim.graph.node if n.op_type != "Cast" and n.output[0].endswith("__npu_f32")]
+    assert rounded_ops == ["reshape_in", "conv", "fc"]
+    reference = _round_everything(build_simulation(compiler, compiler.compile(Settings()), fp16_activations=False).to_proto())
+    for _ in range(20):
+        x = rng.normal(size=(1, 18)).astype(np.float32)
+        np.testing.assert_array_equal(run(sim, {"x": x})[0], run(reference, {"x": x})[0])

@@ -22,6 +22,7 @@ from .plan import EXCLUDED, plan_weights
 from .runtime import BoundSession
 from .settings import Settings
 from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
+from .graph import reads
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
@@ -70,13 +71,25 @@ def plan_cuts(model: onnx.ModelProto, feeds: frozenset[str], limit: int = MAX_CU
     chosen = sorted(set(starts.values()))
     if len(chosen) > limit:
         chosen = sorted({chosen[round(i * (len(chosen) - 1) / (limit - 1))] for i in range(limit)})
+    static = _static_tensors(model.graph)
     cuts = []
     for at in chosen:
-        alive = frozenset(index.live_at(at) - feeds - fed)
+        alive = frozenset(index.live_at(at) - feeds - fed - static)
         if all(types.get(t) for t in alive):
             cuts.append((at, alive))
     cut_of = {name: max((k for k, (at, _) in enumerate(cuts) if at <= start), default=None) for name, start in starts.items()}
     return CutPlan(cuts, cut_of, types)
+
+
+def _static_tensors(graph: onnx.GraphProto) -> set[str]:
+    """Tensors computed from constants alone (exporters put hundreds of Constant nodes first): a
+    suffix recomputes them, which onnxruntime folds away, instead of taking each as an input."""
+    static = {t.name for t in graph.initializer}
+    for node in graph.node:
+        inputs = reads(node)
+        if all(i in static for i in inputs) and not node.op_type.startswith("Random"):
+            static.update(o for o in node.output if o)
+    return static - {i.name for i in graph.input}
 
 
 class CutSessions:

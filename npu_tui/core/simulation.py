@@ -242,14 +242,37 @@ def elem_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
+# Ops whose float outputs are made of their float inputs' values (moved, selected or compared): fed
+# fp16-exact values they give fp16-exact values, so rounding after them would change nothing.
+VALUE_PRESERVING = frozenset(
+    {
+        "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Slice", "Concat", "Split",
+        "Gather", "GatherElements", "GatherND", "Expand", "Tile", "Pad", "Relu", "MaxPool", "GlobalMaxPool",
+        "ReduceMax", "ReduceMin", "Max", "Min", "Clip", "Neg", "Abs", "Sign", "Floor", "Ceil", "DepthToSpace",
+        "SpaceToDepth", "Where", "Dropout", "TopK", "ScatterND", "ScatterElements", "Compress", "Trilu",
+    }
+)
+FLOAT_ATTRIBUTES = frozenset({"min", "max", "value"})  # Clip and Pad of old opsets carry float constants
+
+
 def _round_activations(model: onnx.ModelProto) -> None:
-    """After each node, every fp32 output goes through fp16 and back, keeping its name."""
+    """After each node, every fp32 output goes through fp16 and back, keeping its name; except after
+    a value-preserving op whose float inputs are already fp16 values."""
     types = elem_types(model)
     for g, _ in iter_graphs(model.graph):
+        exact = {t.name for t in g.initializer} | {n.output[0] for n in g.node if n.op_type == "Constant"}
         nodes: list[onnx.NodeProto] = []
         for node in g.node:
             nodes.append(node)
             if node.op_type == "Constant" or any(True for _ in subgraphs(node)):
+                continue
+            floats = [i for i in node.input if i and types.get(i) == onnx.TensorProto.FLOAT]
+            if (
+                node.op_type in VALUE_PRESERVING
+                and all(i in exact for i in floats)
+                and not any(a.name in FLOAT_ATTRIBUTES for a in node.attribute)
+            ):
+                exact.update(node.output)
                 continue
             for i, out in enumerate(node.output):
                 if not out or types.get(out) != onnx.TensorProto.FLOAT:
@@ -258,5 +281,6 @@ def _round_activations(model: onnx.ModelProto) -> None:
                 node.output[i] = raw
                 nodes.append(onnx.helper.make_node("Cast", [raw], [half], to=onnx.TensorProto.FLOAT16, name=half))
                 nodes.append(onnx.helper.make_node("Cast", [half], [out], to=onnx.TensorProto.FLOAT, name=out + "__npu_round"))
+                exact.add(out)
         del g.node[:]
         g.node.extend(nodes)
