@@ -93,31 +93,38 @@ def _static_tensors(graph: onnx.GraphProto) -> set[str]:
 
 
 class CutSessions:
-    """One lean session per cut (and one from the inputs), built once per NPU graph structure.
+    """Lean sessions per cut, built once per NPU graph structure and kept for later sweeps.
 
-    Session k starts from cut k's tensors (k = -1: from the inputs) and computes the model's outputs
-    and the tensors of cut k+1 it produces; a what-if binding fetches only the model's outputs.
+    `suffix(k)` runs from cut k's tensors to the model's outputs: every what-if run of the weights
+    first read at cut k. `segment(k)` runs from cut k (k = -1: the inputs) to the tensors of cut k+1
+    that are not alive at cut k yet: it moves a side's activations one cut on, no further.
     """
 
     def __init__(self, evaluator: Evaluator, graph: NpuGraph) -> None:
         self.evaluator = evaluator
         self.graph = graph
         self.plan = plan_cuts(graph.model, graph.feeds)
-        self.sessions: dict[int, object] = {}
+        self.suffixes: dict[int, object] = {}
+        self.segments: dict[int, object] = {}
 
-    def advance_outputs(self, k: int) -> list[str]:
-        """Cut k+1's tensors that session k computes (those alive at both are carried over)."""
-        if k + 1 >= len(self.plan.cuts):
-            return []
-        here = self.plan.cuts[k][1] if k >= 0 else frozenset()
-        return sorted(self.plan.cuts[k + 1][1] - here)
+    def tensors(self, k: int) -> frozenset[str]:
+        return self.plan.cuts[k][1] if k >= 0 else frozenset()
 
-    def session(self, k: int) -> object:
-        if k not in self.sessions:
-            cut = self.plan.cuts[k][1] if k >= 0 else frozenset()
-            model = extract_suffix(self.graph.model, set(cut), self.plan.types, self.advance_outputs(k))
-            self.sessions[k] = self.evaluator.session(model, lean=True)
-        return self.sessions[k]
+    def new_at(self, k: int) -> list[str]:
+        """Cut k's tensors that cut k-1 does not hold: what segment(k-1) computes."""
+        return sorted(self.tensors(k) - self.tensors(k - 1))
+
+    def suffix(self, k: int) -> object:
+        if k not in self.suffixes:
+            model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types)
+            self.suffixes[k] = self.evaluator.session(model, lean=True)
+        return self.suffixes[k]
+
+    def segment(self, k: int) -> object:
+        if k not in self.segments:
+            model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True)
+            self.segments[k] = self.evaluator.session(model, lean=True)
+        return self.segments[k]
 
 
 def sweep(
@@ -146,11 +153,11 @@ def sweep(
         def ordered() -> list[Sensitivity]:
             return [measured[w.name] for w in inventory.weights if w.name in measured]
 
-        def what_if(weight, side: str, bound: BoundSession, states) -> Evaluation:
+        def what_if(weight, side: str, bound: BoundSession | None, states) -> Evaluation:
             ticker.check(ordered)
             plan = replace(base[weight.name], quantized=side == "only", reason=None if side == "only" else EXCLUDED)
             swaps = _swaps(compiler.result(weight, plan), graph.feeds)
-            if states is None:  # no cut before this weight: from the inputs, every weight fed
+            if bound is None:  # no cut before this weight: from the inputs, every weight fed
                 values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
             else:
                 values = _join(evaluator, evaluator.run_parts(bound, swaps, states), outputs)
@@ -167,38 +174,25 @@ def sweep(
                     gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
 
-        states: dict[str, list[dict[str, np.ndarray]] | None] = {side: [{} for _ in evaluator.batches.slices()] for side in SIDES}
-        current = None
-        for k in range(-1, len(cuts.plan.cuts)):
-            ticker.check(ordered)
-            session = cuts.session(k)
-            advance = cuts.advance_outputs(k)
-            bounds = {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}
-            if k == -1:
-                first = BoundSession(session, outputs + advance, side_feeds["current"])
-                parts = evaluator.run_parts(first, None, states["current"])
-                current = evaluator.measure(_join(evaluator, parts, outputs))
-                measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
-            else:
-                measure(by_cut.get(k, []), bounds, states)
-            if k + 1 >= len(cuts.plan.cuts):
-                break
-            nxt = {}
-            for side in SIDES:
+        current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
+        measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+        runs = len(evaluator.batches.slices())
+        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
+        for k in range(len(cuts.plan.cuts)):
+            new = cuts.new_at(k)
+            keep = cuts.tensors(k)
+            for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
                 ticker.check(ordered)
-                if not advance:  # the next cut's tensors are all alive here already
-                    produced = [{} for _ in states[side]]
-                elif k == -1 and side == "current":
-                    produced = parts
-                else:
-                    stepper = BoundSession(session, advance, side_feeds[side])
+                produced = [{} for _ in range(runs)]
+                if new:
+                    stepper = BoundSession(cuts.segment(k - 1), new, side_feeds[side])
                     produced = evaluator.run_parts(stepper, None, states[side])
-                keep = cuts.plan.cuts[k + 1][1]
-                nxt[side] = [
-                    {**{t: v for t, v in old.items() if t in keep}, **{t: new[t] for t in advance}}
-                    for old, new in zip(states[side], produced)
+                states[side] = [
+                    {**{t: v for t, v in old.items() if t in keep}, **made} for old, made in zip(states[side], produced)
                 ]
-            states = nxt
+            if k in by_cut:
+                session = cuts.suffix(k)
+                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
         return ordered()
 
 

@@ -37,25 +37,29 @@ class GraphIndex:
 
 
 def extract_suffix(
-    model: onnx.ModelProto, cut: set[str], types: dict[str, int], extra_outputs: list[str] | None = None
+    model: onnx.ModelProto,
+    cut: set[str],
+    types: dict[str, int],
+    extra_outputs: list[str] | None = None,
+    only_extra: bool = False,
 ) -> onnx.ModelProto:
-    """The part of `model` that computes its outputs (and `extra_outputs`) from the tensors in `cut`
-    and its other inputs."""
+    """The part of `model` that computes its outputs (and `extra_outputs`; with `only_extra`, those
+    alone) from the tensors in `cut` and its other inputs."""
     graph = model.graph
     extra = [onnx.helper.make_tensor_value_info(name, types[name], None) for name in extra_outputs or []]
-    needed = ({o.name for o in graph.output} | {o.name for o in extra}) - cut  # a cut tensor is fed, never recomputed
+    outputs = [] if only_extra else list(graph.output)
+    needed = ({o.name for o in outputs} | {o.name for o in extra}) - cut  # a cut tensor is fed, never recomputed
     keep = []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output if o):
             keep.append(node)
             needed.update(i for i in reads(node) if i not in cut)
     keep.reverse()
-    read = {name for n in keep for name in reads(n)} | {o.name for o in graph.output}
-    read |= {o.name for o in extra}
+    read = {name for n in keep for name in reads(n)} | {o.name for o in outputs} | {o.name for o in extra}
     inputs = [i for i in graph.input if i.name in read and i.name not in cut]
     inputs += [onnx.helper.make_tensor_value_info(name, types[name], None) for name in sorted(cut) if name in read]
     suffix = onnx.helper.make_graph(
-        keep, graph.name, inputs, list(graph.output) + extra, [t for t in graph.initializer if t.name in read]
+        keep, graph.name, inputs, outputs + extra, [t for t in graph.initializer if t.name in read]
     )
     out = onnx.helper.make_model(suffix, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     out.functions.extend(model.functions)
