@@ -133,13 +133,13 @@ async def measure_workbench(config: Path) -> dict[str, list[float]]:
         toggles = [await timed(pilot, "x", frames) for _ in range(PRESSES)]
         recompiles = []
         shown_at: list[float] = []
-        evaluated = app._evaluated
+        evaluated = app.on_evaluation_done
 
-        def mark() -> None:
-            evaluated()
+        def mark(message) -> None:
+            evaluated(message)
             shown_at.append(time.perf_counter())
 
-        app._evaluated = mark
+        app.on_evaluation_done = mark
         for _ in range(3):
             begin = time.perf_counter()
             await pilot.press("ctrl+r")

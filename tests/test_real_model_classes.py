@@ -246,7 +246,7 @@ def test_a_cancelled_sweep_keeps_what_it_measured():
             stop.set()
 
     with pytest.raises(Cancelled) as caught:
-        evaluator.sensitivity(ALL, progress, stop)
+        evaluator.sensitivity(ALL, progress, stop.is_set)
     assert [s.weight for s in caught.value.partial] == ["w1"]
 
 

@@ -218,3 +218,70 @@ async def test_reset_table_sort_and_help(tmp_path):
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def slow_sweep(monkeypatch, seconds: float = 0.1) -> None:
+    """Each what-if run of the sweep takes `seconds`: long enough to press keys while it runs."""
+    import time
+
+    from npu_tui.core.evaluate import Evaluator
+
+    measure = Evaluator.measure
+
+    def slowly(self, *args, **kwargs):
+        time.sleep(seconds)
+        return measure(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "measure", slowly)
+
+
+def sweep_done(app) -> int:
+    """How many what-if runs the summary says are done (0 before the sweep shows progress)."""
+    import re
+
+    found = re.match(r"sensitivity (\d+)/", app.running or "")
+    return int(found.group(1)) if found else 0
+
+
+async def until(pilot, condition, limit: float = 10.0) -> None:
+    import asyncio
+    import time
+
+    end = time.monotonic() + limit
+    while not condition() and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    assert condition()
+
+
+async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monkeypatch):
+    slow_sweep(monkeypatch)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: sweep_done(app) >= 2)
+        assert "s left (Esc stops)" in app.running
+        await pilot.press("escape")
+        await settle(pilot)
+        measured = app.workbench.sensitivity
+        assert 1 <= len(measured) < 4 and app.running is None and not app.workbench.sweep_complete
+        assert "NPU 15.91%" in shown(app.query_one(ModelSummary))  # the model numbers stay
+        missing = next(w.name for w in app.workbench.project.inventory.weights if w.name not in measured)
+        app.query_one(WeightTree).select_weight(missing)
+        await pilot.pause()
+        assert "not measured: the sweep stopped" in shown(app.query_one(WeightDetails))
+
+
+async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, monkeypatch):
+    slow_sweep(monkeypatch)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: sweep_done(app) >= 1)
+        first = app.evaluation_worker
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: app.evaluation_worker is not first and sweep_done(app) >= 1)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert first.is_cancelled and app.evaluation_worker is None and app.running is None
+        assert not app.workbench.sweep_complete
+        await pilot.press("ctrl+r")  # and a run after that completes
+        await settle(pilot)
+        assert app.workbench.sweep_complete and len(app.workbench.sensitivity) == 4

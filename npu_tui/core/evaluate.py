@@ -321,13 +321,13 @@ class Evaluator:
         return None
 
     def sensitivity(
-        self, settings: Settings, progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None
+        self, settings: Settings, progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None
     ) -> list[Sensitivity]:
         """Per weight: the model with only it quantized, and the current config with only it excluded.
         Cancelled carries the weights measured so far."""
         from .sensitivity import sweep
 
-        return sweep(self, settings, progress, cancel)
+        return sweep(self, settings, progress, stop)
 
 
 def _open_first_axis(graph: onnx.GraphProto) -> set[str]:

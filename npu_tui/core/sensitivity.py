@@ -9,7 +9,6 @@ and the next one are held, so memory stays at a few cuts' activations whatever t
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -131,8 +130,10 @@ def sweep(
     evaluator: Evaluator,
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
-    cancel: threading.Event | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Sensitivity]:
+    """Raises Cancelled with the weights measured so far when `stop()` turns true or on Ctrl-C;
+    `stop` is asked between two runs, and a run is one pass over one batch of samples."""
     compiler = evaluator.compiler
     inventory = compiler.inventory
     base = plan_weights(inventory, settings)
@@ -147,7 +148,7 @@ def sweep(
         for weight in inventory.weights:
             by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
         total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
-        ticker = _Progress(total, progress, cancel)
+        ticker = _Progress(total, progress, stop)
         measured: dict[str, Sensitivity] = {}
 
         def ordered() -> list[Sensitivity]:
@@ -174,36 +175,39 @@ def sweep(
                     gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
                 measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
 
-        current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
-        measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
-        runs = len(evaluator.batches.slices())
-        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
-        for k in range(len(cuts.plan.cuts)):
-            new = cuts.new_at(k)
-            keep = cuts.tensors(k)
-            for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
-                ticker.check(ordered)
-                produced = [{} for _ in range(runs)]
-                if new:
-                    stepper = BoundSession(cuts.segment(k - 1), new, side_feeds[side])
-                    produced = evaluator.run_parts(stepper, None, states[side])
-                states[side] = [
-                    {**{t: v for t, v in old.items() if t in keep}, **made} for old, made in zip(states[side], produced)
-                ]
-            if k in by_cut:
-                session = cuts.suffix(k)
-                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
+        try:
+            current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
+            measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+            runs = len(evaluator.batches.slices())
+            states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
+            for k in range(len(cuts.plan.cuts)):
+                new = cuts.new_at(k)
+                keep = cuts.tensors(k)
+                for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
+                    ticker.check(ordered)
+                    produced: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
+                    if new:
+                        stepper = BoundSession(cuts.segment(k - 1), new, side_feeds[side])
+                        produced = evaluator.run_parts(stepper, None, states[side])
+                    states[side] = [
+                        {**{t: v for t, v in old.items() if t in keep}, **made} for old, made in zip(states[side], produced)
+                    ]
+                if k in by_cut:
+                    session = cuts.suffix(k)
+                    measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
+        except KeyboardInterrupt:
+            raise Cancelled(ordered()) from None
         return ordered()
 
 
 class _Progress:
     """Counts runs, reports them, and stops the sweep between two runs when asked."""
 
-    def __init__(self, total: int, report: Callable[[int, int], None] | None, cancel: threading.Event | None) -> None:
-        self.total, self.report, self.cancel, self.done = total, report, cancel, 0
+    def __init__(self, total: int, report: Callable[[int, int], None] | None, stop: Callable[[], bool] | None) -> None:
+        self.total, self.report, self.stop, self.done = total, report, stop, 0
 
     def check(self, partial: Callable[[], list[Sensitivity]]) -> None:
-        if self.cancel is not None and self.cancel.is_set():
+        if self.stop is not None and self.stop():
             raise Cancelled(partial())
 
     def step(self) -> None:

@@ -3,7 +3,7 @@ compilation, the last evaluation and whether it is stale, and saving. The TUI dr
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class Workbench:
         self.evaluation: Evaluation | None = None
         self.evaluated_settings: Settings | None = None
         self.sensitivity: dict[str, Sensitivity] = {}
+        self.sweep_complete = False
 
     # -- state
 
@@ -128,16 +129,19 @@ class Workbench:
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
 
-    def sweep(self, cancel: threading.Event | None = None, progress=None) -> None:
-        """Per-weight sensitivity under the current settings (one run per weight, or two: slow)."""
+    def sweep(self, stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+        """Per-weight sensitivity under the current settings (one run per weight, or two: slow).
+        A stopped sweep keeps what it measured; `sweep_complete` says whether the rest is missing."""
         if self.evaluator is None:
             return
+        self.sweep_complete = False
         try:
-            found = self.evaluator.sensitivity(self.settings, progress, cancel)
-        except Cancelled as stopped:  # keep what was measured: the rest shows as not measured
+            found = self.evaluator.sensitivity(self.settings, progress, stop)
+        except Cancelled as stopped:
             self.sensitivity = {s.weight: s for s in stopped.partial}
             raise
         self.sensitivity = {s.weight: s for s in found}
+        self.sweep_complete = True
 
     # -- range suggestions for the min/max dialog
 

@@ -3,7 +3,6 @@ the background, save a config.yaml the vendor compiler accepts."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
+from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
 from ..core.sensitivity import Cancelled
@@ -26,6 +26,7 @@ from .details import WeightDetails
 from .help_screen import HelpScreen
 from .histogram_view import BINS, HistogramView
 from .layer_table import LayerTable
+from .messages import EvaluationDone, RunFinished, RunMessage, SweepProgress
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
@@ -84,7 +85,7 @@ class NpuTuiApp(App[None]):
         super().__init__()
         self.workbench = workbench
         self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
-        self.cancel_event: threading.Event | None = None
+        self.evaluation_worker: Worker[None] | None = None
         self.running: str | None = None
         self.histograms: dict[tuple[str, bool], object] = {}
 
@@ -136,7 +137,9 @@ class NpuTuiApp(App[None]):
             reference, _ = self.workbench.project.compiler.reference(result.weight, result.plan.fused)
             self.histograms[key] = histogram(reference, BINS)
         self.query_one(HistogramView).show(result, self.histograms[key])
-        self.query_one(WeightDetails).show(result, self.workbench.sensitivity.get(self.selected), self.workbench.stale)
+        self.query_one(WeightDetails).show(
+            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete
+        )
 
     def refill_table(self) -> None:
         """The table is filled when it is shown: 2,000 rows need not follow every keystroke."""
@@ -223,52 +226,62 @@ class NpuTuiApp(App[None]):
         if self.workbench.evaluator is None:
             self.notify("no evaluation data: start with --data NPZ", severity="warning")
             return
-        if self.cancel_event is not None:
-            self.cancel_event.set()
-        self.cancel_event = threading.Event()
         self.running = "evaluating..."
         self.query_one(ModelSummary).show(self.workbench, self.running)
-        self.evaluate_in_background(self.cancel_event)
+        self.evaluation_worker = self.evaluate_in_background()  # exclusive: a running one is cancelled
 
     @work(thread=True, exclusive=True, group="evaluate")
-    def evaluate_in_background(self, cancel: threading.Event) -> None:
+    def evaluate_in_background(self) -> None:
+        """Model numbers first, then the sweep; each step posts a message, the UI thread draws it."""
+        worker = get_current_worker()
+        started = time.monotonic()
         shown_at = [0.0]
 
         def progress(done: int, total: int) -> None:
             now = time.monotonic()
             if now - shown_at[0] >= PROGRESS_INTERVAL or done == total:
                 shown_at[0] = now
-                self.call_from_thread(self._progress, done, total)
+                left = (now - started) / done * (total - done) if done else 0.0
+                self.post_message(SweepProgress(worker, done, total, left))
 
         try:
             self.workbench.evaluate()
-            self.call_from_thread(self._evaluated)
-            self.workbench.sweep(cancel=cancel, progress=progress)
+            self.post_message(EvaluationDone(worker))
+            started = time.monotonic()
+            self.workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
         except Cancelled:
-            self.call_from_thread(self._finished, "evaluation cancelled", "warning")
+            self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
             return
         except UserError as exc:
-            self.call_from_thread(self._finished, str(exc), "error")
+            self.post_message(RunFinished(worker, str(exc), "error"))
             return
         except Exception as exc:  # a bug must not take the workbench down
-            self.call_from_thread(self._finished, f"evaluation failed: {exc!r}", "error")
+            self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
             return
-        self.call_from_thread(self._finished, None, None)
+        self.post_message(RunFinished(worker, None, None))
 
-    def _evaluated(self) -> None:
+    def _current(self, message: RunMessage) -> bool:
+        """Messages of a worker that a newer one replaced are dropped: it must not touch the new run."""
+        return message.worker is self.evaluation_worker
+
+    def on_evaluation_done(self, message: EvaluationDone) -> None:
         """The model-level numbers are in; the sensitivity sweep goes on."""
-        self.running = "sensitivity..."
-        self.query_one(ModelSummary).show(self.workbench, self.running)
+        if self._current(message):
+            self.running = "sensitivity..."
+            self.refresh_all()
 
-    def _progress(self, done: int, total: int) -> None:
-        self.running = f"sensitivity {done}/{total}"
-        self.query_one(ModelSummary).show(self.workbench, self.running)
+    def on_sweep_progress(self, message: SweepProgress) -> None:
+        if self._current(message):
+            self.running = f"sensitivity {message.done}/{message.total}, {message.seconds_left:.0f} s left (Esc stops)"
+            self.query_one(ModelSummary).show(self.workbench, self.running)
 
-    def _finished(self, message: str | None, severity: str | None) -> None:
+    def on_run_finished(self, message: RunFinished) -> None:
+        if not self._current(message):
+            return
         self.running = None
-        self.cancel_event = None
-        if message:
-            self.notify(message, severity=severity or "information")
+        self.evaluation_worker = None
+        if message.text:
+            self.notify(message.text, severity=message.severity or "information")
         self.refresh_all()
 
     # -- filter, tabs, escape
@@ -289,8 +302,10 @@ class NpuTuiApp(App[None]):
         self.query_one(WeightTree).focus()
 
     def action_escape(self) -> None:
-        if self.cancel_event is not None:
-            self.cancel_event.set()
+        if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
+            self.evaluation_worker.cancel()
+            self.running = "stopping..."
+            self.query_one(ModelSummary).show(self.workbench, self.running)
             return
         box = self.query_one("#filter", Input)
         if box.has_class("shown"):

@@ -19,7 +19,8 @@ class WeightDetails(Widget):
 
     HELP = "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost."
 
-    def show(self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool) -> None:
+    def show(self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool, swept: bool = True) -> None:
+        """`swept` is False while a sweep has not measured every weight (running, or stopped)."""
         weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
         state = status(result)
         text = Text()
@@ -38,6 +39,8 @@ class WeightDetails(Widget):
             rows.append(("alone", alone))
             rows.append(("exclude", f"gain {gain}, costs +{weight.size - 4:,} bytes{suffix}"))
         else:
+            if not swept:
+                rows.append(("alone", "not measured: the sweep stopped or has not reached it (ctrl+r)"))
             rows.append(("fp16 cost", f"+{weight.size - 4:,} bytes to keep it fp16"))
         rows += [
             ("range", f"[{_g(result.range[0])}, {_g(result.range[1])}]" + (" from WEIGHT_MIN_MAX" if plan.range else "")),

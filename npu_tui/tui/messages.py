@@ -1,0 +1,31 @@
+"""Messages the evaluation worker posts to the app; each names its worker so that a replaced run's
+late messages are recognised and dropped."""
+
+from __future__ import annotations
+
+from textual.message import Message
+from textual.worker import Worker
+
+
+class RunMessage(Message):
+    def __init__(self, worker: Worker[None]) -> None:
+        super().__init__()
+        self.worker = worker
+
+
+class EvaluationDone(RunMessage):
+    """The model-level numbers are computed; the sweep starts."""
+
+
+class SweepProgress(RunMessage):
+    def __init__(self, worker: Worker[None], done: int, total: int, seconds_left: float) -> None:
+        super().__init__(worker)
+        self.done, self.total, self.seconds_left = done, total, seconds_left
+
+
+class RunFinished(RunMessage):
+    """The run ended: completed (text None), stopped, or failed with a message for the user."""
+
+    def __init__(self, worker: Worker[None], text: str | None, severity: str | None) -> None:
+        super().__init__(worker)
+        self.text, self.severity = text, severity
