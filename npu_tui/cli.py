@@ -12,7 +12,7 @@ from pathlib import Path
 from .core.errors import InternalError, UserError
 from .core.text import one_line, printable
 
-EXIT_OK, EXIT_BUG, EXIT_USER = 0, 1, 2
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,7 +101,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
         sys.stderr.write(f"error: {printable(one_line(str(exc)))}\n")
         return EXIT_USER
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short unless asked for the details
         if args.debug:
             traceback.print_exc()
@@ -122,7 +122,8 @@ def _open(args: argparse.Namespace):
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .core.histogram import write_jpegs
+    from .core.histogram import INDEX_FILE, write_jpegs
+    from .core.progress import Progress
     from .core.report import compilation_json, summary_lines, weight_lines
     from .core.sim_check import check_simulation
     from .core.simulation import build_simulation
@@ -140,9 +141,11 @@ def _compile(args: argparse.Namespace) -> int:
             sys.stderr.write(f"warning: {printable(warning)}\n")
     if args.save_hist:
         try:
-            write_jpegs(project.compiler, compilation, Path(args.hist_dir))
+            with Progress("histograms", sys.stderr) as progress:
+                written = write_jpegs(project.compiler, compilation, Path(args.hist_dir), progress.update)
         except OSError as exc:
             raise UserError(f"--hist-dir {args.hist_dir}: cannot write: {exc.strerror}") from None
+        sys.stderr.write(f"wrote {len(written)} histograms and {INDEX_FILE} to {printable(str(Path(args.hist_dir)))}\n")
     if args.json:
         document = compilation_json(project, compilation)
         document["warnings"] += [{"code": "config", "weight": None, "message": w} for w in project.config.warnings]
@@ -186,6 +189,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
     from .core.evaluate import Evaluator
     from .core.progress import Progress
+    from .core.sensitivity import Cancelled
 
     project, settings = _open(args)
     inputs = model_inputs(project.inventory.model, project.config.input_shapes)
@@ -202,15 +206,22 @@ def _evaluate(args: argparse.Namespace) -> int:
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
     evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     sensitivity = None
+    status = EXIT_OK
     if args.sensitivity:
         with Progress("sensitivity", sys.stderr) as progress:
-            sensitivity = evaluator.sensitivity(settings, progress.update)
+            try:
+                sensitivity = evaluator.sensitivity(settings, progress.update)
+            except Cancelled as stopped:  # Ctrl-C: report what was measured, then exit as interrupted
+                sensitivity, status = stopped.partial, EXIT_INTERRUPTED
+        if status == EXIT_INTERRUPTED:
+            total = len(project.inventory.weights)
+            sys.stderr.write(f"interrupted: {len(sensitivity)} of {total} weights measured; the others are not in the report\n")
     if args.json:
         json.dump(evaluation_json(evaluation, sensitivity), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         sys.stdout.write("\n".join(evaluation_lines(evaluation, sensitivity, data.source)) + "\n")
-    return EXIT_OK
+    return status
 
 
 def _check_not_output_file(config, target: Path) -> None:

@@ -68,3 +68,52 @@ def test_bad_data_is_one_error_line(tmp_path, make, expected):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+
+
+def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
+    """stderr is a terminal here, so the sweep shows its progress; Ctrl-C comes once it has."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from onnx import helper
+
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+
+    rng = np.random.default_rng(0)
+    count = 400
+    nodes = [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"h{i + 1}"], name=f"fc{i}") for i in range(count)]
+    inits = [tensor(f"w{i}", (np.eye(16) + rng.normal(0, 0.01, (16, 16))).astype(np.float32)) for i in range(count)]
+    model = make_model(nodes, [value("h0", ["n", 16])], [value(f"h{count}", ["n", 16])], inits)
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "npu_tui", "eval", str(config), "--sensitivity", "--samples", "256"],
+        stdout=subprocess.PIPE, stderr=follower, text=True,
+    )
+    os.close(follower)
+    seen, deadline = b"", time.monotonic() + 120
+    while b"sensitivity: 10/" not in seen and time.monotonic() < deadline:
+        if select.select([leader], [], [], 0.5)[0]:
+            seen += os.read(leader, 4096)
+    process.send_signal(signal.SIGINT)
+    stopped_at = time.monotonic()
+    out, _ = process.communicate(timeout=60)
+    waited = time.monotonic() - stopped_at
+    while select.select([leader], [], [], 0.1)[0]:
+        try:
+            seen += os.read(leader, 4096)
+        except OSError:
+            break
+    os.close(leader)
+    assert process.returncode == 130, seen
+    match = [line for line in seen.decode().splitlines() if "interrupted:" in line]
+    assert match and "weights measured" in match[0] and f"of {count}" in match[0]
+    measured = int(match[0].split("interrupted: ")[1].split()[0])
+    assert 0 < measured < count
+    assert out.count("\n") > measured  # the report lists them
+    assert waited < 10  # generous on a shared machine: stopping is between two runs

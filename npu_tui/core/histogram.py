@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def histogram(w: np.ndarray, bins: int = DEFAULT_BINS) -> Histogram:
     return Histogram(counts, edges)
 
 
-def write_jpegs(compiler: Compiler, compilation: Compilation, folder: Path) -> list[Path]:
+def write_jpegs(
+    compiler: Compiler, compilation: Compilation, folder: Path, progress: Callable[[int, int], None] | None = None
+) -> list[Path]:
     """One JPEG per quantized weight, like the vendor's `npu_jpgs/`, plus an index of file -> weight."""
     import matplotlib
 
@@ -53,6 +56,8 @@ def write_jpegs(compiler: Compiler, compilation: Compilation, folder: Path) -> l
         plt.close(figure)
         index[file_name] = result.weight.name
         written.append(folder / file_name)
+        if progress is not None:
+            progress(number, len(quantized))
     (folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return written
 
