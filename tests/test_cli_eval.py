@@ -24,7 +24,10 @@ def test_json_with_layers_and_sensitivity():
     assert doc["samples"] == 597
     assert doc["accuracy_float"] - doc["accuracy_npu"] >= 0.05
     assert set(doc["outputs"][0]) == {"name", "output_sqnr_db", "cosine", "max_abs_err"}
-    assert set(doc["layers"][0]) == {"node", "op_type", "output", "sqnr_db", "cosine", "max_abs_err"}
+    first = doc["layers"][0]
+    assert set(first) == {"index", "node", "op_type", "output", "weight", "sqnr_db", "cosine", "max_abs_err", "drop_db", "marked", "isolated"}
+    assert first["weight"] == "tdnn1.affine" and set(first["isolated"]) == {"sqnr_db", "cosine", "max_abs_err"}
+    assert doc["layers"][1]["isolated"] is None  # a Relu reads no weight
     assert set(doc["sensitivity"][0]) == {"weight", "output_sqnr_db", "accuracy", "exclude_gain_db", "fp16_cost_bytes"}
     worst = min(doc["sensitivity"], key=lambda s: s["output_sqnr_db"])
     assert worst["weight"] == "tdnn1.affine"

@@ -79,7 +79,7 @@ def test_layers_are_compared_in_graph_order(kws):
     project, evaluator = kws
     result = evaluator.evaluate(project.compile(), layers=True)
     assert [d.output for d in result.layers][:3] == ["tdnn1.out", "tdnn1.relu", "tdnn2.out"]
-    first = result.layers[0].comparison
+    first = result.layers[0].accumulated
     assert first.sqnr_db < 0 and first.cosine < 0.5
 
 

@@ -26,6 +26,7 @@ from .settings import Settings
 from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
 
 if TYPE_CHECKING:
+    from .layers import Layer, LayerAnalysis
     from .sensitivity import CutSessions, Sensitivity
 
 FP16_MAX = 65504.0
@@ -47,14 +48,6 @@ class OutputMetrics:
     comparison: Comparison
 
 
-@dataclass(frozen=True)
-class LayerDrift:
-    node: str
-    op_type: str
-    output: str
-    comparison: Comparison
-
-
 def _rank(value: float | None) -> float:
     """Sort key for an SQNR, worst first; exact (None) is best."""
     return math.inf if value is None else value
@@ -67,7 +60,7 @@ class Evaluation:
     accuracy_npu: float | None
     top1_agreement: float | None
     outputs: list[OutputMetrics]
-    layers: list[LayerDrift] | None = None
+    layers: list[Layer] | None = None
     classifier: str | None = None
     fp16_issue: str | None = None
 
@@ -137,6 +130,7 @@ class Evaluator:
         self._float: dict[bool, dict[str, np.ndarray]] = {}
         self._layer_names: list[tuple[str, str, str]] | None = None
         self._user_model_runs: bool | None = None
+        self._layers: LayerAnalysis | None = None
         self.lock = threading.RLock()
 
     # -- sessions and runs
@@ -259,6 +253,14 @@ class Evaluator:
                 self._graphs[key] = entry
         return entry
 
+    def layer_analysis(self) -> LayerAnalysis:
+        """Per-layer error, its float values computed the first time they are asked for."""
+        from .layers import LayerAnalysis
+
+        if self._layers is None:
+            self._layers = LayerAnalysis(self)
+        return self._layers
+
     def cut_sessions(self, graph: NpuGraph) -> CutSessions:
         """The sweep's per-cut sessions of an NPU graph, planned the first time a sweep needs them."""
         from .sensitivity import CutSessions
@@ -275,8 +277,10 @@ class Evaluator:
     # -- metrics
 
     def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
-        npu = self.run_npu(compilation, fp16_activations, layers)
-        evaluation = self.measure(npu, layers)
+        npu = self.run_npu(compilation, fp16_activations)
+        evaluation = self.measure(npu)
+        if layers:
+            evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
         if _range_trouble(self.reference(), npu, self.outputs):
             overflowing = [w.message for w in compilation.warnings if w.code == "fp16_overflow"]
             culprit = self.fp16_culprit() if fp16_activations else None
@@ -285,8 +289,8 @@ class Evaluator:
             evaluation.fp16_issue = culprit
         return evaluation
 
-    def measure(self, npu: dict[str, np.ndarray], layers: bool = False) -> Evaluation:
-        reference = self.reference(layers)
+    def measure(self, npu: dict[str, np.ndarray]) -> Evaluation:
+        reference = self.reference()
         outputs = [OutputMetrics(n, compare(reference[n], npu[n])) for n in self.outputs]
         classifier = next((n for n in self.outputs if reference[n].ndim == 2 and reference[n].shape[1] > 1), None)
         agreement = acc_float = acc_npu = None
@@ -296,14 +300,7 @@ class Evaluator:
             if self.data.labels is not None:
                 acc_float = float(np.mean(ref_top == self.data.labels))
                 acc_npu = float(np.mean(npu_top == self.data.labels))
-        drift = None
-        if layers:
-            drift = [
-                LayerDrift(node, op, out, compare(reference[out], npu[out]))
-                for node, op, out in self.layer_names()
-                if out in npu and out in reference
-            ]
-        return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, drift, classifier)
+        return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, None, classifier)
 
     def fp16_culprit(self) -> str | None:
         """The first node whose float output leaves fp16's range on this data: beyond ±65504 it

@@ -1,0 +1,246 @@
+"""Quantization error per layer (SPEC section 7): where along the network the error appears and grows.
+
+For each main-graph node with a float output, in graph order:
+- accumulated: the NPU simulation from the input up to this node, against the float model;
+- isolated, for a node that reads a quantized weight: the node fed the float model's own inputs,
+  with its weight (and fused bias) as the NPU holds them, against the float node.
+A layer that creates error has a low isolated SQNR and a large drop from its inputs; one that only
+passes error on has neither.
+
+Cost: one float run with every layer exposed (kept), one NPU run with every layer exposed, and one
+run of a small graph holding a copy of every weight-reading node, all through the evaluator's
+sessions: a settings change rebinds weights and reruns the two NPU runs, nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from .compiler import Compilation
+from .evaluate import Comparison, compare
+from .graph import node_label, reads
+from .inventory import PASS_THROUGH, WEIGHT_INPUTS
+from .runtime import BoundSession
+from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
+
+if TYPE_CHECKING:
+    from .evaluate import Evaluator
+
+ISOLATED_PREFIX = "__npu_iso"
+MARKED_DROPS = 3
+EXACT_DB = 100.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    node: str
+    op_type: str
+    output: str
+    accumulated: Comparison
+    isolated: Comparison | None
+    weight: str | None
+    drop_db: float
+    marked: bool = False  # among the layers that add the most error (see mark_drops)
+
+
+@dataclass
+class _Isolation:
+    """One graph with a copy of every weight-reading node of an NPU graph structure."""
+
+    bound: BoundSession
+    entries: dict[str, tuple[str, str]]  # NPU node output -> (isolated output, weight)
+    inputs: list[str]  # float activations it is fed
+
+
+def _level(sqnr_db: float | None) -> float:
+    """An SQNR for the drop arithmetic: exact counts as EXACT_DB, the most fp16 values can show."""
+    return EXACT_DB if sqnr_db is None else min(sqnr_db, EXACT_DB)
+
+
+class LayerAnalysis:
+    """The per-layer numbers of one evaluator; float values computed once."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self._float_parts: list[dict[str, np.ndarray]] | None = None
+        self._float: dict[str, np.ndarray] = {}
+        self._isolations: dict[tuple, _Isolation] = {}
+
+    def float_parts(self) -> list[dict[str, np.ndarray]]:
+        """Every main-graph node's outputs in the float model, run by run (shapes and ids included:
+        the isolated copies are fed whatever their node reads)."""
+        if self._float_parts is None:
+            evaluator = self.evaluator
+            model = reference_model(evaluator.compiler.inventory)
+            types = elem_types(model)
+            known = {o.name for o in model.graph.output}
+            exposed = [
+                out for node in model.graph.node if node.op_type != "Constant" for out in node.output
+                if out and out not in known and types.get(out)
+            ]
+            model.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in exposed)
+            names = [o.name for o in model.graph.output]
+            self._float_parts = evaluator.run_parts(BoundSession(evaluator.session(model), names, {}))
+        return self._float_parts
+
+    def float_value(self, name: str) -> np.ndarray:
+        if name not in self._float:
+            self._float[name] = self.evaluator.batches.join([p[name] for p in self.float_parts()])
+        return self._float[name]
+
+    def layers(self, compilation: Compilation, fp16_activations: bool) -> list[Layer]:
+        evaluator = self.evaluator
+        with evaluator.lock:
+            npu = evaluator.run_npu(compilation, fp16_activations, layers=True)
+            isolated = self._isolated(compilation, fp16_activations)
+        fused = {
+            r.weight.bn.bn.output[0]: r.weight.bn
+            for r in compilation.results.values()
+            if r.plan.fused and r.weight.bn is not None
+        }
+        fused_convs = {id(site.conv) for site in fused.values()}
+        model = evaluator.compiler.inventory.model
+        types = elem_types(model)
+        found: list[Layer] = []
+        sqnr_of: dict[str, float | None] = {}
+        for node in model.graph.node:
+            if node.op_type == "Constant" or id(node) in fused_convs:
+                continue
+            out = next((o for o in node.output if o and types.get(o) == onnx.TensorProto.FLOAT), None)
+            if out is None or out not in npu:
+                continue
+            label, op, inputs = node_label(node), node.op_type, [i for i in reads(node)]
+            if out in fused:
+                site = fused[out]
+                label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{site.conv.op_type}+{node.op_type}"
+                inputs = [i for i in reads(site.conv)]
+            accumulated = compare(self.float_value(out), npu[out])
+            own = accumulated.sqnr_db
+            sqnr_of[out] = own
+            upstream = [_level(sqnr_of[i]) for i in inputs if i in sqnr_of]
+            drop = min(upstream, default=EXACT_DB) - _level(own)
+            iso, weight = isolated.get(out, (None, None))
+            found.append(Layer(len(found), label, op, out, accumulated, iso, weight, drop))
+        return mark_drops(found)
+
+    def _isolated(self, compilation: Compilation, fp16_activations: bool) -> dict[str, tuple[Comparison | None, str]]:
+        evaluator = self.evaluator
+        graph = evaluator.npu_graph(compilation, fp16_activations)
+        fused = frozenset(n for n, p in compilation.plans.items() if p.fused)
+        key = (fused, fp16_activations)
+        if key not in self._isolations:
+            self._isolations[key] = self._build(graph.model, graph.feeds, compilation, fp16_activations)
+        isolation = self._isolations[key]
+        if not isolation.entries:
+            return {}
+        floats = self.float_parts()
+        states = [{t: part[t] for t in isolation.inputs} for part in floats]
+        parts = evaluator.run_parts(isolation.bound, weight_feeds(compilation), states)
+        found: dict[str, tuple[Comparison | None, str]] = {}
+        for target, (iso_out, weight) in isolation.entries.items():
+            if not compilation.plans[weight].quantized:
+                found[target] = (None, weight)
+                continue
+            values = evaluator.batches.join([p[iso_out] for p in parts])
+            found[target] = (compare(self.float_value(target), values), weight)
+        return found
+
+    def _build(self, model: onnx.ModelProto, feeds: frozenset[str], compilation: Compilation, fp16: bool) -> _Isolation:
+        graph = model.graph
+        producers = {o: n for n in graph.node for o in n.output if o}
+        initializers = {t.name: t for t in graph.initializer}
+        feed_inputs = {feed_name(f) for f in feeds}
+        data_inputs = {i.name for i in graph.input} - feed_inputs
+        derived = set(initializers) | feed_inputs
+        for node in graph.node:
+            if all(i in derived for i in reads(node)) and not node.op_type.startswith("Random"):
+                derived.update(o for o in node.output if o)
+        types = elem_types(model)
+        order = {id(n): i for i, n in enumerate(graph.node)}
+        nodes: list[onnx.NodeProto] = []
+        entries: dict[str, tuple[str, str]] = {}
+        activations: set[str] = set()
+        used_inits: set[str] = set()
+        outputs = []
+        for k, node in enumerate(graph.node):
+            weight = _weight_read(node, producers, feeds)
+            if weight is None or not node.output or types.get(node.output[0]) != onnx.TensorProto.FLOAT:
+                continue
+            prefix = f"{ISOLATED_PREFIX}{k}/"
+            copied = _closure(node, producers, derived, order)
+            local = {o for n in copied for o in n.output if o}
+            for original in copied:
+                clone = onnx.NodeProto()
+                clone.CopyFrom(original)
+                clone.name = prefix + node_label(original)
+                for i, name in enumerate(clone.input):
+                    if name in local:
+                        clone.input[i] = prefix + name
+                    elif name in initializers:
+                        used_inits.add(name)
+                    elif name and name not in feed_inputs and name not in data_inputs:
+                        activations.add(name)
+                for i, name in enumerate(clone.output):
+                    if name:
+                        clone.output[i] = prefix + name
+                nodes.append(clone)
+            result = prefix + node.output[0]
+            if fp16:
+                half, back = result + "__f16", result + "__f32"
+                nodes.append(onnx.helper.make_node("Cast", [result], [half], to=onnx.TensorProto.FLOAT16))
+                nodes.append(onnx.helper.make_node("Cast", [half], [back], to=onnx.TensorProto.FLOAT))
+                result = back
+            outputs.append(onnx.helper.make_tensor_value_info(result, onnx.TensorProto.FLOAT, None))
+            entries[node.output[0].removesuffix(ROUNDED_SUFFIX)] = (result, weight)
+        inputs = [i for i in graph.input if i.name in feed_inputs or i.name in data_inputs]
+        inputs += [onnx.helper.make_tensor_value_info(t, types[t], None) for t in sorted(activations) if types.get(t)]
+        isolated = onnx.helper.make_graph(nodes, "isolated", inputs, outputs, [initializers[n] for n in sorted(used_inits)])
+        built = onnx.helper.make_model(isolated, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+        built.functions.extend(model.functions)
+        names = [o.name for o in outputs]
+        session = self.evaluator.session(built, lean=True)
+        return _Isolation(BoundSession(session, names, weight_feeds(compilation)), entries, sorted(activations))
+
+
+def _weight_read(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], feeds: frozenset[str]) -> str | None:
+    """The fed weight a weight-reading node takes, through pass-through ops; None for other nodes."""
+    for index, _ in WEIGHT_INPUTS.get(node.op_type, ()):
+        if index >= len(node.input):
+            continue
+        current = node.input[index]
+        while current not in feeds and current in producers and producers[current].op_type in PASS_THROUGH:
+            current = producers[current].input[0]
+        if current in feeds:
+            return current
+    return None
+
+
+def _closure(
+    node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], derived: set[str], order: dict[int, int]
+) -> list[onnx.NodeProto]:
+    """The node and the nodes computing its weight-side inputs (from constants and fed weights), in
+    graph order; activations are left as inputs."""
+    chosen: dict[int, onnx.NodeProto] = {id(node): node}
+    stack = [i for i in reads(node) if i in derived]
+    while stack:
+        name = stack.pop()
+        producer = producers.get(name)
+        if producer is None or id(producer) in chosen:
+            continue
+        chosen[id(producer)] = producer
+        stack.extend(i for i in reads(producer) if i in derived)
+    return sorted(chosen.values(), key=lambda n: order[id(n)])
+
+
+def mark_drops(layers: list[Layer], count: int = MARKED_DROPS) -> list[Layer]:
+    """Mark the layers whose accumulated SQNR drops most below their inputs' (exact inputs count as
+    EXACT_DB, so the first layer's drop is what it loses from a perfect signal)."""
+    ranked = sorted((layer for layer in layers if layer.drop_db > 0), key=lambda layer: -layer.drop_db)
+    chosen = {layer.index for layer in ranked[:count]}
+    return [replace(layer, marked=layer.index in chosen) for layer in layers]

@@ -1,0 +1,97 @@
+"""Per-layer error (SPEC section 7): accumulated and isolated numbers against a direct numpy
+computation, and where the samples' problems show."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from modelkit import make_model, tensor, value
+from npu_tui.core.compiler import Compiler
+from npu_tui.core.eval_data import EvalData
+from npu_tui.core.evaluate import Evaluator, compare
+from npu_tui.core.inventory import build_inventory
+from npu_tui.core.settings import Settings
+
+RNG = np.random.default_rng(12)
+W1 = RNG.normal(0, 0.5, (4, 6)).astype(np.float32)
+W2 = RNG.normal(0, 0.5, (6, 5)).astype(np.float32)
+W2[0, 0] = 9.0  # a long tail: W2 quantizes badly
+W3 = RNG.normal(0, 0.5, (5, 3)).astype(np.float32)
+X = RNG.normal(size=(32, 4)).astype(np.float32)
+
+
+def three_layers():
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["a"], name="fc1"),
+            helper.make_node("MatMul", ["a", "w2"], ["b"], name="fc2"),
+            helper.make_node("MatMul", ["b", "w3"], ["y"], name="fc3"),
+        ],
+        [value("x", ["n", 4])],
+        [value("y", ["n", 3])],
+        [tensor("w1", W1), tensor("w2", W2), tensor("w3", W3)],
+    )
+    compiler = Compiler(build_inventory(model))
+    return compiler, Evaluator(compiler, EvalData({"x": X[:, None, :]}, None, len(X), "random"))
+
+
+def f16(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float16).astype(np.float32)
+
+
+def test_three_layers_against_numpy():
+    compiler, evaluator = three_layers()
+    compilation = compiler.compile(Settings(compress=True))
+    npu = {n: r.simulated.astype(np.float32) for n, r in compilation.results.items()}
+    a, b, y = X @ W1, X @ W1 @ W2, X @ W1 @ W2 @ W3
+    # the NPU: fp16 weights as held, every activation rounded to fp16 (the input is fed as given)
+    na = f16(X @ npu["w1"])
+    nb = f16(na @ npu["w2"])
+    ny = f16(nb @ npu["w3"])
+    # isolated: float inputs in, the node's own weight as the NPU holds it, output rounded
+    ia, ib, iy = f16(X @ npu["w1"]), f16(a @ npu["w2"]), f16(b @ npu["w3"])
+    layers = evaluator.evaluate(compilation, layers=True).layers
+    assert [(layer.node, layer.weight) for layer in layers] == [("fc1", "w1"), ("fc2", "w2"), ("fc3", "w3")]
+    for layer, ref, acc, iso in zip(layers, (a, b, y), (na, nb, ny), (ia, ib, iy)):
+        assert layer.accumulated.sqnr_db == pytest.approx(compare(ref, acc).sqnr_db, abs=1e-3)
+        assert layer.isolated.sqnr_db == pytest.approx(compare(ref, iso).sqnr_db, abs=1e-3)
+        assert layer.isolated.cosine == pytest.approx(compare(ref, iso).cosine, abs=1e-6)
+    worst = min(layers, key=lambda layer: layer.isolated.sqnr_db)
+    assert worst.node == "fc2"
+    assert layers[1].drop_db == pytest.approx(layers[0].accumulated.sqnr_db - layers[1].accumulated.sqnr_db)
+
+
+def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
+    compiler, evaluator = three_layers()
+    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    built = evaluator.sessions.built
+    layers = evaluator.evaluate(compiler.compile(Settings(compress=True, exclude=("w2",))), layers=True).layers
+    assert evaluator.sessions.built == built
+    assert layers[1].weight == "w2" and layers[1].isolated is None
+    assert layers[0].isolated is not None and layers[2].isolated is not None
+
+
+def test_kws_error_starts_at_tdnn1(kws):
+    project, evaluator = kws
+    layers = evaluator.evaluate(project.compile(), layers=True).layers
+    biggest_drop = max(layers, key=lambda layer: layer.drop_db)
+    lowest_isolated = min((layer for layer in layers if layer.isolated), key=lambda layer: layer.isolated.sqnr_db)
+    assert biggest_drop.weight == lowest_isolated.weight == "tdnn1.affine"
+    assert biggest_drop.marked and lowest_isolated.isolated.sqnr_db < 0
+
+
+def test_cnn_bn_error_starts_at_the_fused_convolution(cnn):
+    project, evaluator = cnn
+    settings = replace(project.config.settings, fuse_bn=True)
+    layers = evaluator.evaluate(project.compile(settings), layers=True).layers
+    fused = layers[0]
+    assert fused.node == "conv1+bn1" and fused.op_type == "Conv+BatchNormalization" and fused.weight == "conv1.weight"
+    assert max(layers, key=lambda layer: layer.drop_db) is fused
+    assert min((layer for layer in layers if layer.isolated), key=lambda layer: layer.isolated.sqnr_db) is fused
+    unfused = evaluator.evaluate(project.compile(replace(settings, fuse_bn=False)), layers=True).layers
+    assert [layer.node for layer in unfused][:2] == ["conv1", "bn1"]
+    assert unfused[0].isolated.sqnr_db > 30
