@@ -285,3 +285,40 @@ async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, mon
         await pilot.press("ctrl+r")  # and a run after that completes
         await settle(pilot)
         assert app.workbench.sweep_complete and len(app.workbench.sensitivity) == 4
+
+
+async def test_layer_view_opens_sorts_and_leads_to_the_weight(tmp_path):
+    from textual.widgets import TabbedContent
+
+    from npu_tui.tui.layer_view import LayerRows
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("j")  # tdnn2.affine
+        await pilot.press("d")
+        rows = app.main(LayerRows)
+        assert app.main(TabbedContent).active == "tab-layers" and app.focused is rows
+        assert rows.row_count == 10
+        assert rows.shown_layers[rows.current()].weight == "tdnn2.affine"  # d jumps to the weight's layer
+        first = [str(rows.get_row_at(0)[i]) for i in range(6)]
+        assert first[0] == "v 0" and first[3] == "tdnn1" and first[4] == "tdnn1.affine"
+        await pilot.press("o")  # sort by accumulated SQNR, worst first
+        assert rows.sort_by == "accumulated"
+        worst = rows.shown_layers[int(rows.coordinate_to_cell_key((0, 0)).row_key.value)]
+        assert worst.accumulated.sqnr_db == min(layer.accumulated.sqnr_db for layer in rows.shown_layers)
+        rows.move_cursor(row=rows.get_row_index(str(0)))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.main(TabbedContent).active == "tab-weight" and app.selected == "tdnn1.affine"
+        await pilot.press("x", "d")  # an edit makes the layer numbers stale
+        assert all(str(rows.get_row_at(i)[0])[1] == "~" for i in range(rows.row_count))
+
+
+async def test_worker_messages_while_a_dialog_is_open_do_not_crash(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")  # help opens before the first test finishes
+        await settle(pilot)
+        assert app.is_running and app.running is None
+        assert "NPU 15.91%" in shown(app.main(ModelSummary))

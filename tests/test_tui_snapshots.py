@@ -48,3 +48,7 @@ def test_min_max_dialog(snap_compare, kws_app):
 
 def test_help_screen(snap_compare, kws_app):
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("question_mark"))
+
+
+def test_layer_view(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("d"))

@@ -7,7 +7,7 @@ from typing import Any
 
 from .evaluate import Comparison, Evaluation
 from .sensitivity import Sensitivity
-from .text import printable
+from .text import printable, shorten_middle
 
 
 def _number(value: float | None) -> float | None:
@@ -65,14 +65,6 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     return document
 
 
-def _fit(name: str, width: int) -> str:
-    """A long name shortened in the middle: exporters put the distinguishing part at either end."""
-    if len(name) <= width:
-        return name
-    keep = width - 1
-    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
-
-
 def _comparison_json(c: Comparison, sqnr_key: str) -> dict[str, Any]:
     return {sqnr_key: _number(c.sqnr_db), "cosine": _number(c.cosine), "max_abs_err": _number(c.max_abs_err)}
 
@@ -105,7 +97,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     lines.append("")
     lines.append(f"{'output':30} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
     for o in evaluation.outputs:
-        lines.append(f"{_fit(printable(o.name), 30):30} {_comparison(o.comparison)}")
+        lines.append(f"{shorten_middle(printable(o.name), 30):30} {_comparison(o.comparison)}")
     if evaluation.layers is not None:
         lines.append("")
         lines.append("layers in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
@@ -115,7 +107,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
             drop = f"{layer.drop_db:+.2f}"
             isolated = "-" if layer.isolated is None else _db(layer.isolated.sqnr_db)
             lines.append(
-                f"{'v' if layer.marked else ' '} {layer.index:>4} {_fit(printable(layer.node), 28):28} {layer.op_type[:12]:12} "
+                f"{'v' if layer.marked else ' '} {layer.index:>4} {shorten_middle(printable(layer.node), 28):28} {layer.op_type[:12]:12} "
                 f"{_db(layer.accumulated.sqnr_db):>9} {drop:>8} {isolated:>8}  {printable(layer.weight or '')}"
             )
     if sensitivity is not None:
@@ -124,6 +116,6 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(
-                f"{_fit(printable(s.weight), 30):30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
+                f"{shorten_middle(printable(s.weight), 30):30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
             )
     return lines

@@ -29,3 +29,11 @@ def file_stem(name: str) -> str:
 def one_line(text: str) -> str:
     """A message from a library (onnxruntime's span several lines) as one line, no trailing newline."""
     return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+
+
+def shorten_middle(name: str, width: int) -> str:
+    """A long name cut in the middle: exporters put the distinguishing part at either end."""
+    if len(name) <= width:
+        return name
+    keep = max(width - 1, 1)
+    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]

@@ -13,6 +13,7 @@ from .compiler import Compilation, WeightResult
 from .config_writer import config_diff, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
+from .layers import Layer
 from .sensitivity import Cancelled, Sensitivity
 from .metrics import error_metrics
 from .plan import WeightPlan, names_of
@@ -45,6 +46,8 @@ class Workbench:
         self.evaluated_settings: Settings | None = None
         self.sensitivity: dict[str, Sensitivity] = {}
         self.sweep_complete = False
+        self.layers: list[Layer] | None = None
+        self.layers_settings: Settings | None = None
 
     # -- state
 
@@ -128,6 +131,19 @@ class Workbench:
         evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
+
+    def analyse_layers(self) -> list[Layer] | None:
+        """Accumulated and isolated error per layer under the current settings (a few runs)."""
+        if self.evaluator is None:
+            return None
+        settings, compilation = self.settings, self.compilation
+        self.layers = self.evaluator.layer_analysis().layers(compilation, settings.fp16_activations)
+        self.layers_settings = settings
+        return self.layers
+
+    @property
+    def layers_stale(self) -> bool:
+        return self.layers is None or self.layers_settings != self.settings
 
     def sweep(self, stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None) -> None:
         """Per-weight sensitivity under the current settings (one run per weight, or two: slow).

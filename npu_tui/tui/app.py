@@ -26,7 +26,8 @@ from .details import WeightDetails
 from .help_screen import HelpScreen
 from .histogram_view import BINS, HistogramView
 from .layer_table import LayerTable
-from .messages import EvaluationDone, RunFinished, RunMessage, SweepProgress
+from .layer_view import LayerChart, LayerRows, LayerView
+from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, SweepProgress
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
@@ -62,6 +63,7 @@ class NpuTuiApp(App[None]):
         "redo": "redo",
         "save": "save config.yaml (shows the diff first; keeps comments and a .bak)",
         "toggle-table": "switch between the selected weight and the table of all weights",
+        "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
         "quit": "quit (asks first when there are unsaved changes)",
     }
@@ -77,6 +79,7 @@ class NpuTuiApp(App[None]):
         Binding("ctrl+y", "redo", "Redo", id="redo", priority=True),
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
         Binding("t", "toggle_tab", "Table", id="toggle-table"),
+        Binding("d", "layers", "Layers", id="layer-view"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
@@ -103,13 +106,15 @@ class NpuTuiApp(App[None]):
                     yield WeightDetails(id="details")
                 with TabPane("Table", id="tab-table"):
                     yield LayerTable(id="table")
+                with TabPane("Layers", id="tab-layers"):
+                    yield LayerView(id="layers")
         yield ModelSummary(id="summary")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.workbench.project.config.path)
         names = [w.name for w in self.workbench.project.inventory.weights]
-        tree = self.query_one(WeightTree)
+        tree = self.main(WeightTree)
         tree.build(self.workbench.compilation, names, self.workbench.sensitivity)
         if self.selected is not None:
             tree.select_weight(self.selected)
@@ -122,11 +127,16 @@ class NpuTuiApp(App[None]):
 
     # -- showing
 
+    def main(self, *query):
+        """A widget of the main screen, whichever screen is on top: a dialog or the help screen may be
+        open when the evaluation worker's messages arrive."""
+        return self.screen_stack[0].query_one(*query)
+
     def refresh_all(self) -> None:
-        self.query_one(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity)
+        self.main(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity)
         self.refresh_selected()
         self.refill_table()
-        self.query_one(ModelSummary).show(self.workbench, self.running)
+        self.main(ModelSummary).show(self.workbench, self.running)
 
     def refresh_selected(self) -> None:
         if self.selected is None:
@@ -136,15 +146,18 @@ class NpuTuiApp(App[None]):
         if key not in self.histograms:
             reference, _ = self.workbench.project.compiler.reference(result.weight, result.plan.fused)
             self.histograms[key] = histogram(reference, BINS)
-        self.query_one(HistogramView).show(result, self.histograms[key])
-        self.query_one(WeightDetails).show(
+        self.main(HistogramView).show(result, self.histograms[key])
+        self.main(WeightDetails).show(
             result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete
         )
 
     def refill_table(self) -> None:
-        """The table is filled when it is shown: 2,000 rows need not follow every keystroke."""
-        if self.query_one(TabbedContent).active == "tab-table":
-            self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
+        """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
+        active = self.main(TabbedContent).active
+        if active == "tab-table":
+            self.main(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
+        elif active == "tab-layers":
+            self.main(LayerView).show(self.workbench.layers, self.workbench.layers_stale)
 
     def changed(self) -> None:
         """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
@@ -161,8 +174,8 @@ class NpuTuiApp(App[None]):
     @on(LayerTable.RowSelected)
     def table_selected(self, event: LayerTable.RowSelected) -> None:
         self.selected = event.row_key.value
-        self.query_one(WeightTree).select_weight(self.selected)
-        self.query_one(TabbedContent).active = "tab-weight"
+        self.main(WeightTree).select_weight(self.selected)
+        self.main(TabbedContent).active = "tab-weight"
         self.refresh_selected()
 
     # -- edits
@@ -227,7 +240,7 @@ class NpuTuiApp(App[None]):
             self.notify("no evaluation data: start with --data NPZ", severity="warning")
             return
         self.running = "evaluating..."
-        self.query_one(ModelSummary).show(self.workbench, self.running)
+        self.main(ModelSummary).show(self.workbench, self.running)
         self.evaluation_worker = self.evaluate_in_background()  # exclusive: a running one is cancelled
 
     @work(thread=True, exclusive=True, group="evaluate")
@@ -247,6 +260,10 @@ class NpuTuiApp(App[None]):
         try:
             self.workbench.evaluate()
             self.post_message(EvaluationDone(worker))
+            if worker.is_cancelled:
+                raise Cancelled()
+            self.workbench.analyse_layers()
+            self.post_message(LayersDone(worker))
             started = time.monotonic()
             self.workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
         except Cancelled:
@@ -261,8 +278,9 @@ class NpuTuiApp(App[None]):
         self.post_message(RunFinished(worker, None, None))
 
     def _current(self, message: RunMessage) -> bool:
-        """Messages of a worker that a newer one replaced are dropped: it must not touch the new run."""
-        return message.worker is self.evaluation_worker
+        """Messages of a worker that a newer one replaced are dropped: it must not touch the new run.
+        So are those that arrive while the app closes."""
+        return message.worker is self.evaluation_worker and bool(self.screen_stack) and self.is_running
 
     def on_evaluation_done(self, message: EvaluationDone) -> None:
         """The model-level numbers are in; the sensitivity sweep goes on."""
@@ -270,10 +288,14 @@ class NpuTuiApp(App[None]):
             self.running = "sensitivity..."
             self.refresh_all()
 
+    def on_layers_done(self, message: LayersDone) -> None:
+        if self._current(message):
+            self.refill_table()
+
     def on_sweep_progress(self, message: SweepProgress) -> None:
         if self._current(message):
             self.running = f"sensitivity {message.done}/{message.total}, {message.seconds_left:.0f} s left (Esc stops)"
-            self.query_one(ModelSummary).show(self.workbench, self.running)
+            self.main(ModelSummary).show(self.workbench, self.running)
 
     def on_run_finished(self, message: RunFinished) -> None:
         if not self._current(message):
@@ -287,7 +309,7 @@ class NpuTuiApp(App[None]):
     # -- filter, tabs, escape
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.main("#filter", Input)
         box.add_class("shown")
         box.focus()
 
@@ -295,32 +317,52 @@ class NpuTuiApp(App[None]):
     def filter_changed(self, event: Input.Changed) -> None:
         text = event.value.lower()
         names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
-        self.query_one(WeightTree).build(self.workbench.compilation, names, self.workbench.sensitivity)
+        self.main(WeightTree).build(self.workbench.compilation, names, self.workbench.sensitivity)
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
-        self.query_one(WeightTree).focus()
+        self.main(WeightTree).focus()
 
     def action_escape(self) -> None:
         if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
             self.evaluation_worker.cancel()
             self.running = "stopping..."
-            self.query_one(ModelSummary).show(self.workbench, self.running)
+            self.main(ModelSummary).show(self.workbench, self.running)
             return
-        box = self.query_one("#filter", Input)
+        box = self.main("#filter", Input)
         if box.has_class("shown"):
             box.value = ""
             box.remove_class("shown")
-            self.query_one(WeightTree).focus()
+            self.main(WeightTree).focus()
+
+    def action_layers(self) -> None:
+        tabs = self.main(TabbedContent)
+        view = self.main(LayerView)
+        if tabs.active != "tab-layers":
+            tabs.active = "tab-layers"
+            self.refill_table()
+        if self.workbench.layers is None:
+            self.notify("no layer numbers yet: they come with the test (ctrl+r)", timeout=3)
+        elif self.selected is not None and not view.show_weight(self.selected):
+            self.notify("the selected weight is read inside a subgraph: its layer is the node holding it", timeout=3)
+        self.main(LayerRows).focus()
+
+    @on(LayerRows.WeightChosen)
+    def layer_weight_chosen(self, event: LayerRows.WeightChosen) -> None:
+        self.selected = event.weight
+        self.main(WeightTree).select_weight(event.weight)
+        self.main(TabbedContent).active = "tab-weight"
+        self.main(WeightTree).focus()
+        self.refresh_selected()
 
     def action_toggle_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
+        tabs = self.main(TabbedContent)
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
         if tabs.active == "tab-table":
             self.refill_table()
-            self.query_one(LayerTable).focus()
+            self.main(LayerTable).focus()
         else:
-            self.query_one(WeightTree).focus()
+            self.main(WeightTree).focus()
 
     # -- save, help, quit
 
@@ -351,7 +393,7 @@ class NpuTuiApp(App[None]):
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.BINDINGS]
         keys += [("L", "histogram: log / linear counts"), ("o", "table: cycle the sort")]
-        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, ModelSummary)]
+        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
 
     def action_quit_app(self) -> None:

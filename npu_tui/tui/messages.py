@@ -17,6 +17,10 @@ class EvaluationDone(RunMessage):
     """The model-level numbers are computed; the sweep starts."""
 
 
+class LayersDone(RunMessage):
+    """The per-layer numbers are computed (after the model numbers, before the sweep)."""
+
+
 class SweepProgress(RunMessage):
     def __init__(self, worker: Worker[None], done: int, total: int, seconds_left: float) -> None:
         super().__init__(worker)
