@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .sensitivity import CutSessions, Sensitivity
 
 FP16_MAX = 65504.0
+STACKED_BYTES = 32 << 20
+LARGE_TENSOR = 1 << 16
 FP16_SMALLEST = 2.0**-24
 
 
@@ -77,30 +79,61 @@ class Evaluation:
 
 
 def compare(reference: np.ndarray, actual: np.ndarray) -> Comparison:
-    """SQNR over all samples, mean per-sample cosine, and the largest absolute error.
+    """SQNR over all samples, mean per-sample cosine, and the largest absolute error."""
+    return compare_many([(reference, actual)])[0]
 
-    One float64 copy of each side and four row-wise dot products: a sweep compares a large output
-    once per what-if run, so this is on its hot path."""
-    rows = len(reference) if reference.ndim else 1
-    f = reference.reshape(rows, -1).astype(np.float64)
-    n = actual.reshape(f.shape).astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        err = f - n
-        noise_rows = np.einsum("ij,ij->i", err, err)
-        ff, nn, fn = np.einsum("ij,ij->i", f, f), np.einsum("ij,ij->i", n, n), np.einsum("ij,ij->i", f, n)
-        noise, signal = float(noise_rows.sum()), float(ff.sum())
-        if noise == 0.0:
-            sqnr = None
-        elif not math.isfinite(noise):
-            sqnr = -math.inf
+
+def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]:
+    """`compare` for many tensors at once. Small tensors of one shape are stacked and measured in
+    float64 together (500 small layers cost a few numpy calls); a large tensor is measured on its own
+    in float32, the dB it reports off by well under 0.001 dB, at a quarter of the memory traffic: a
+    sweep compares a large output once per what-if run, the layer view every layer."""
+    found: list[Comparison | None] = [None] * len(pairs)
+    groups: dict[tuple, list[int]] = {}
+    for index, (reference, _) in enumerate(pairs):
+        if reference.size >= LARGE_TENSOR:
+            groups[("large", index)] = [index]
+            continue
+        group = groups.setdefault(reference.shape, [])
+        if len(group) * reference.size * 8 > STACKED_BYTES:  # a new stack: float64 copies stay bounded
+            groups[(*reference.shape, index)] = group[:]
+            group.clear()
+        group.append(index)
+    for members in groups.values():
+        shape = pairs[members[0]][0].shape
+        rows = shape[0] if shape else 1
+        large = len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR
+        dtype = np.float32 if large else np.float64
+        if large:  # a view, no copy
+            f = pairs[members[0]][0].reshape(1, rows, -1).astype(dtype, copy=False)
+            n = pairs[members[0]][1].reshape(1, rows, -1).astype(dtype, copy=False)
         else:
-            sqnr = 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
-        norms = np.sqrt(ff) * np.sqrt(nn)
-        cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
-        max_abs = max(float(err.max()), -float(err.min())) if err.size else 0.0
-    if not math.isfinite(max_abs):
-        max_abs = math.inf
-    return Comparison(sqnr, float(np.nan_to_num(cos, nan=0.0).mean()), max_abs)
+            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
+            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            err = f - n
+            ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
+            ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
+            nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
+            fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
+            norms = np.sqrt(ff) * np.sqrt(nn)
+            cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
+            cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
+            flat = err.reshape(len(members), -1)
+            peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(members))
+            noise, signal = ee.sum(axis=1), ff.sum(axis=1)
+            ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
+            sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
+        for k, index in enumerate(members):
+            if noise[k] == 0.0:
+                value: float | None = None
+            elif not math.isfinite(noise[k]) or ratio[k] == 0:
+                value = -math.inf
+            else:
+                value = float(sqnr[k])
+            peak = float(peaks[k])
+            found[index] = Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf)
+    return [c for c in found if c is not None]
 
 
 @dataclass
@@ -272,7 +305,8 @@ class Evaluator:
     def run_npu(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> dict[str, np.ndarray]:
         graph = self.npu_graph(compilation, fp16_activations, layers)
         with self.lock:
-            return self.run(graph.bound, weight_feeds(compilation))
+            graph.bound.update_fixed(weight_feeds(compilation))
+            return self.run(graph.bound)
 
     # -- metrics
 

@@ -15,14 +15,14 @@ sessions: a settings change rebinds weights and reruns the two NPU runs, nothing
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from .compiler import Compilation
-from .evaluate import Comparison, compare
+from .evaluate import Comparison, compare_many
 from .graph import node_label, reads
 from .inventory import PASS_THROUGH, WEIGHT_INPUTS
 from .runtime import BoundSession
@@ -46,7 +46,7 @@ class Layer:
     isolated: Comparison | None
     weight: str | None
     drop_db: float
-    marked: bool = False  # among the layers that add the most error (see mark_drops)
+    marked: bool = False  # among the MARKED_DROPS layers whose accumulated SQNR drops most
 
 
 @dataclass
@@ -107,27 +107,32 @@ class LayerAnalysis:
         fused_convs = {id(site.conv) for site in fused.values()}
         model = evaluator.compiler.inventory.model
         types = elem_types(model)
-        found: list[Layer] = []
-        sqnr_of: dict[str, float | None] = {}
+        rows = []
         for node in model.graph.node:
             if node.op_type == "Constant" or id(node) in fused_convs:
                 continue
             out = next((o for o in node.output if o and types.get(o) == onnx.TensorProto.FLOAT), None)
             if out is None or out not in npu:
                 continue
-            label, op, inputs = node_label(node), node.op_type, [i for i in reads(node)]
+            label, op, inputs = node_label(node), node.op_type, reads(node)
             if out in fused:
                 site = fused[out]
                 label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{site.conv.op_type}+{node.op_type}"
-                inputs = [i for i in reads(site.conv)]
-            accumulated = compare(self.float_value(out), npu[out])
-            own = accumulated.sqnr_db
-            sqnr_of[out] = own
+                inputs = reads(site.conv)
+            rows.append((label, op, out, inputs))
+        accumulated = compare_many([(self.float_value(out), npu[out]) for _, _, out, _ in rows])
+        sqnr_of = {out: c.sqnr_db for (_, _, out, _), c in zip(rows, accumulated)}
+        drops = []
+        for (_, _, out, inputs), c in zip(rows, accumulated):
             upstream = [_level(sqnr_of[i]) for i in inputs if i in sqnr_of]
-            drop = min(upstream, default=EXACT_DB) - _level(own)
+            drops.append(min(upstream, default=EXACT_DB) - _level(c.sqnr_db))
+        ranked = sorted((k for k, d in enumerate(drops) if d > 0), key=lambda k: -drops[k])
+        marked = set(ranked[:MARKED_DROPS])
+        found = []
+        for k, ((label, op, out, _), c) in enumerate(zip(rows, accumulated)):
             iso, weight = isolated.get(out, (None, None))
-            found.append(Layer(len(found), label, op, out, accumulated, iso, weight, drop))
-        return mark_drops(found)
+            found.append(Layer(k, label, op, out, c, iso, weight, drops[k], k in marked))
+        return found
 
     def _isolated(self, compilation: Compilation, fp16_activations: bool) -> dict[str, tuple[Comparison | None, str]]:
         evaluator = self.evaluator
@@ -141,14 +146,15 @@ class LayerAnalysis:
             return {}
         floats = self.float_parts()
         states = [{t: part[t] for t in isolation.inputs} for part in floats]
-        parts = evaluator.run_parts(isolation.bound, weight_feeds(compilation), states)
+        isolation.bound.update_fixed(weight_feeds(compilation))
+        parts = evaluator.run_parts(isolation.bound, None, states)
         found: dict[str, tuple[Comparison | None, str]] = {}
-        for target, (iso_out, weight) in isolation.entries.items():
-            if not compilation.plans[weight].quantized:
-                found[target] = (None, weight)
-                continue
-            values = evaluator.batches.join([p[iso_out] for p in parts])
-            found[target] = (compare(self.float_value(target), values), weight)
+        measured = [(t, w, o) for t, (o, w) in isolation.entries.items() if compilation.plans[w].quantized]
+        pairs = [(self.float_value(t), evaluator.batches.join([p[o] for p in parts])) for t, _, o in measured]
+        for (target, weight, _), comparison in zip(measured, compare_many(pairs)):
+            found[target] = (comparison, weight)
+        for target, (_, weight) in isolation.entries.items():
+            found.setdefault(target, (None, weight))
         return found
 
     def _build(self, model: onnx.ModelProto, feeds: frozenset[str], compilation: Compilation, fp16: bool) -> _Isolation:
@@ -236,11 +242,3 @@ def _closure(
         chosen[id(producer)] = producer
         stack.extend(i for i in reads(producer) if i in derived)
     return sorted(chosen.values(), key=lambda n: order[id(n)])
-
-
-def mark_drops(layers: list[Layer], count: int = MARKED_DROPS) -> list[Layer]:
-    """Mark the layers whose accumulated SQNR drops most below their inputs' (exact inputs count as
-    EXACT_DB, so the first layer's drop is what it loses from a perfect signal)."""
-    ranked = sorted((layer for layer in layers if layer.drop_db > 0), key=lambda layer: -layer.drop_db)
-    chosen = {layer.index for layer in ranked[:count]}
-    return [replace(layer, marked=layer.index in chosen) for layer in layers]

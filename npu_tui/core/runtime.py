@@ -92,6 +92,15 @@ class BoundSession:
         for name, value in self.fixed.items():
             self.binding.bind_cpu_input(name, value)
 
+    def update_fixed(self, values: dict[str, np.ndarray]) -> None:
+        """New values for fixed inputs; only those that are other arrays than the bound ones are
+        bound again (the compiler hands back the same array for a weight that did not change)."""
+        for name, value in values.items():
+            old = self.fixed.get(name)
+            if old is not None and value is not old and value.base is not old:
+                self.fixed[name] = _contiguous(value)
+                self.binding.bind_cpu_input(name, self.fixed[name])
+
     def run(self, feeds: dict[str, np.ndarray], swaps: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         wanted = set(self.input_names)
         held = [_contiguous(v) for v in feeds.values()]  # alive until the run is over

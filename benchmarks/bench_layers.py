@@ -1,0 +1,115 @@
+"""The layer view on a model with 500 nodes: what the per-layer numbers cost against one plain
+evaluation, side by side in one run, and how long the view takes to open once they are computed.
+
+Model: 250 blocks of MatMul (64x64 weight) + Relu, 500 nodes, 64 samples.
+- plain evaluation: `Evaluator.evaluate` after a settings change (sessions built, weights rebound);
+- layer numbers: `LayerAnalysis.layers` after the same change (the NPU run with every layer exposed
+  plus the run of the isolated copies; the float layers are computed once and kept). Target 2x.
+- view: key `d` to the first frame rendered with the 500 layers in the table. Target 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_tui import Frames  # noqa: E402
+
+BLOCKS, WIDTH, SAMPLES, REPEATS = 250, 64, 64, 5
+
+
+def build(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    nodes, inits, current = [], [], "x"
+    for i in range(BLOCKS):
+        inits.append(numpy_helper.from_array(rng.normal(0, 1.4 / np.sqrt(WIDTH), (WIDTH, WIDTH)).astype(np.float32), f"block{i}.weight"))
+        nodes.append(helper.make_node("MatMul", [current, f"block{i}.weight"], [f"m{i}"], name=f"block{i}.fc"))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"], name=f"block{i}.relu"))
+        current = f"r{i}"
+    graph = helper.make_graph(
+        nodes, "bench_layers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", WIDTH])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["n", WIDTH])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
+    np.savez(folder / "eval.npz", x=rng.normal(size=(SAMPLES, WIDTH)).astype(np.float32))
+    config = folder / "config.yaml"
+    config.write_text("CORENAME: GRUS\nONNX_FILE: model.onnx\nCOMPRESS: true\nCONV2D_COMPRESS: true\n")
+    return config
+
+
+def costs(config: Path) -> None:
+    from npu_tui.core.eval_data import load_npz, model_inputs
+    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.core.project import open_project
+
+    project = open_project(config)
+    data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model))
+    evaluator = Evaluator(project.compiler, data)
+    base = project.config.settings
+    start = time.perf_counter()
+    evaluator.evaluate(project.compile(base))
+    evaluator.layer_analysis().layers(project.compile(base), True)
+    first = time.perf_counter() - start
+    plain, layers = [], []
+    for i in range(REPEATS):
+        compilation = project.compile(replace(base, exclude=(f"block{i}.weight",)))
+        start = time.perf_counter()
+        evaluator.evaluate(compilation)
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        found = evaluator.layer_analysis().layers(compilation, True)
+        layers.append(time.perf_counter() - start)
+    p, la = statistics.median(plain), statistics.median(layers)
+    print(f"500-node model ({len(found)} layers), {SAMPLES} samples, median of {REPEATS} settings changes")
+    print(f"  plain evaluation                 : {p * 1000:7.1f} ms")
+    print(f"  layer numbers (accum + isolated) : {la * 1000:7.1f} ms  ({la / p:.2f}x, target <= 2x)")
+    print(f"  first time, sessions and float layers included: {first * 1000:.0f} ms")
+
+
+async def view(config: Path) -> None:
+    from npu_tui.core.eval_data import load_npz, model_inputs
+    from npu_tui.core.project import open_project
+    from npu_tui.core.workbench import Workbench
+    from npu_tui.tui.app import NpuTuiApp
+    from npu_tui.tui.layer_view import LayerRows
+
+    project = open_project(config)
+    data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model))
+    app = NpuTuiApp(Workbench(project, data))
+    frames = Frames(app)
+    opened = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        while app.workbench.layers is None:
+            await asyncio.sleep(0.05)
+        await pilot.press("escape")  # stop the sweep: measure on an idle workbench
+        await app.workers.wait_for_complete()
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            await pilot.press("d")
+            await pilot.pause()
+            drawn = [t for t in frames.after(start)]
+            assert app.main(LayerRows).row_count == 2 * BLOCKS
+            opened.append(drawn[0] if drawn else float("nan"))
+            await pilot.press("t")  # away, so that the next d opens the view again
+            await pilot.pause()
+    print(f"  open the layer view (d, to the first frame): {statistics.median(opened):.0f} ms (target <= 100 ms)")
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as folder:
+        config = build(Path(folder))
+        costs(config)
+        asyncio.run(view(config))
