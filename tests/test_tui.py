@@ -323,3 +323,26 @@ async def test_worker_messages_while_a_dialog_is_open_do_not_crash(tmp_path):
         await settle(pilot)
         assert app.is_running and app.running is None
         assert "NPU 15.91%" in shown(app.main(ModelSummary))
+
+
+async def test_every_way_out_asks_when_there_are_unsaved_changes(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        for key in ("ctrl+q", "q"):
+            await pilot.press(key)
+            assert "unsaved changes" in shown(app.screen.query_one("Label"))
+            await pilot.press("n")
+            assert app.is_running
+        await app.run_action("quit")  # the command palette's Quit runs this action
+        await pilot.pause()
+        assert "unsaved changes" in shown(app.screen.query_one("Label"))
+        await pilot.press("n", "ctrl+c")
+        await pilot.pause()
+        assert app.is_running
+        shown_text = " ".join(n.message for n in app._notifications)
+        assert "Press q or ctrl+q to quit" in shown_text and "[b]" not in shown_text
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+        assert not app.is_running

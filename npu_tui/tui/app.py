@@ -81,7 +81,7 @@ class NpuTuiApp(App[None]):
         Binding("t", "toggle_tab", "Table", id="toggle-table"),
         Binding("d", "layers", "Layers", id="layer-view"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
-        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding("q", "quit", "Quit", id="quit"),
     ]
 
     def __init__(self, workbench: Workbench) -> None:
@@ -396,11 +396,18 @@ class NpuTuiApp(App[None]):
         panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
 
-    def action_quit_app(self) -> None:
+    async def action_quit(self) -> None:
+        """Every way out (q, ctrl+q, the palette's Quit) asks first when there are unsaved changes."""
         if not self.workbench.dirty:
             self.exit()
             return
-        self.push_screen(ConfirmScreen("There are unsaved changes. Quit anyway?"), lambda yes: self.exit() if yes else None)
+        if isinstance(self.screen, ConfirmScreen) and self.screen.quitting:
+            return  # already asking
+        self.push_screen(ConfirmScreen("There are unsaved changes. Quit anyway?", quitting=True), lambda yes: self.exit() if yes else None)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual's own hint carries markup; this one is plain."""
+        self.notify("Press q or ctrl+q to quit (it asks first when there are unsaved changes)", title="Do you want to quit?")
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""

@@ -23,10 +23,11 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen VerticalScroll { height: auto; max-height: 16; }
     """
 
-    def __init__(self, question: str, diff: str | None = None) -> None:
+    def __init__(self, question: str, diff: str | None = None, quitting: bool = False) -> None:
         super().__init__()
         self.question = question
         self.diff = diff
+        self.quitting = quitting
 
     def compose(self) -> ComposeResult:
         with Vertical():
