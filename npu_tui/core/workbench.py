@@ -4,26 +4,21 @@ compilation, the last evaluation and whether it is stale, and saving. The TUI dr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from . import edits
 from .compiler import Compilation, WeightResult
 from .config_writer import config_diff, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
 from .sensitivity import Cancelled, Sensitivity
-from .metrics import error_metrics
-from .plan import WeightPlan, names_of
+from .plan import WeightPlan
 from .project import Project
-from .quantize import quant_params, simulate
+from .ranges import bulk_range, mse_optimal_range
 from .settings import Settings
 
-BULK_PERCENT = 99.9
-MSE_GRID = 64
-MSE_SAMPLE = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -75,36 +70,17 @@ class Workbench:
         return compilation
 
     def toggle_exclude(self, name: str) -> Compilation:
-        weight = self.project.inventory.by_name[name]
-        names = names_of(weight)
-        excluded = set(self.settings.exclude) | set(self.settings.exclude_conv2d)
-        if names & excluded:
-            changed = replace(
-                self.settings,
-                exclude=tuple(n for n in self.settings.exclude if n not in names),
-                exclude_conv2d=tuple(n for n in self.settings.exclude_conv2d if n not in names),
-            )
-        else:
-            changed = replace(self.settings, exclude=(*self.settings.exclude, name))
-        return self.apply(changed)
+        inventory = self.project.inventory
+        if edits.is_excluded(inventory, self.settings, name):
+            return self.apply(edits.include(inventory, self.settings, name))
+        return self.apply(edits.exclude(inventory, self.settings, name))
 
     def set_range(self, name: str, lo: float, hi: float) -> Compilation:
-        names = names_of(self.project.inventory.by_name[name])
-        ranges = {k: v for k, v in self.settings.weight_min_max.items() if k not in names}
-        ranges[name] = (float(lo), float(hi))
-        return self.apply(replace(self.settings, weight_min_max=ranges))
+        return self.apply(edits.set_range(self.project.inventory, self.settings, name, lo, hi))
 
     def reset_weight(self, name: str) -> Compilation:
         """Back to the automatic range and not excluded."""
-        names = names_of(self.project.inventory.by_name[name])
-        return self.apply(
-            replace(
-                self.settings,
-                exclude=tuple(n for n in self.settings.exclude if n not in names),
-                exclude_conv2d=tuple(n for n in self.settings.exclude_conv2d if n not in names),
-                weight_min_max={k: v for k, v in self.settings.weight_min_max.items() if k not in names},
-            )
-        )
+        return self.apply(edits.reset(self.project.inventory, self.settings, name))
 
     def undo(self) -> bool:
         return self._step(self.undo_stack, self.redo_stack)
@@ -165,11 +141,8 @@ class Workbench:
         """The bulk range (central 99.9%) and the MSE-optimal range, each with the SQNR it gives."""
         plan = self.compilation.plans[name]
         w, _ = self.project.compiler.reference(self.project.inventory.by_name[name], plan.fused)
-        flat = w.reshape(-1)
-        tail = (100 - BULK_PERCENT) / 2
-        bulk = (float(np.percentile(flat, tail)), float(np.percentile(flat, 100 - tail)))
         found = []
-        for label, rng in (("bulk 99.9%", bulk), ("MSE-optimal", _mse_optimal(flat))):
+        for label, rng in (("bulk 99.9%", bulk_range(w)), ("MSE-optimal", mse_optimal_range(w))):
             if rng[0] < rng[1]:
                 found.append(RangeSuggestion(label, rng, self.sqnr_with_range(name, rng)))
         return found
@@ -189,19 +162,3 @@ class Workbench:
         backup = save_config(self.project.config.path, self.settings)
         self.saved = self.settings
         return backup
-
-
-def _mse_optimal(flat: np.ndarray) -> tuple[float, float]:
-    """The clipping of the automatic range that minimizes the quantization MSE, on a sample."""
-    sample = flat[:: max(1, flat.size // MSE_SAMPLE)]
-    lo, hi = min(0.0, float(sample.min())), max(0.0, float(sample.max()))
-    best, best_err = (lo, hi), np.inf
-    for fraction in np.linspace(1.0 / MSE_GRID, 1.0, MSE_GRID):
-        trial = (lo * fraction, hi * fraction)
-        params = quant_params(*trial)
-        if params is None:
-            continue
-        err = error_metrics(sample, simulate(sample, params)).mse
-        if err < best_err:
-            best, best_err = trial, err
-    return float(best[0]), float(best[1])
