@@ -260,9 +260,8 @@ async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monke
         await until(pilot, lambda: sweep_done(app) >= 3)  # the first weight is measured both ways
         assert "s left (Esc stops)" in app.running, app.running
         await pilot.press("escape")
-        await settle(pilot)
+        await until(pilot, lambda: app.running is None)  # a cancelled thread worker ends after its current run
         measured = app.workbench.sensitivity
-        assert measured, (app.running, app.workbench.sweep_complete)
         assert 1 <= len(measured) < 4 and app.running is None and not app.workbench.sweep_complete
         assert "NPU 15.91%" in shown(app.query_one(ModelSummary))  # the model numbers stay
         missing = next(w.name for w in app.workbench.project.inventory.weights if w.name not in measured)
@@ -280,8 +279,8 @@ async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, mon
         await pilot.press("ctrl+r")
         await until(pilot, lambda: app.evaluation_worker is not first and sweep_done(app) >= 1)
         await pilot.press("escape")
-        await settle(pilot)
-        assert first.is_cancelled and app.evaluation_worker is None and app.running is None
+        await until(pilot, lambda: app.running is None)
+        assert first.is_cancelled and app.evaluation_worker is None
         assert not app.workbench.sweep_complete
         await pilot.press("ctrl+r")  # and a run after that completes
         await settle(pilot)
