@@ -9,10 +9,11 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
+from . import __version__
 from .core.errors import InternalError, UserError
 from .core.text import one_line, printable
 
-EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,23 +47,65 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("config", help="the vendor config.yaml")
     ev.add_argument("--data", metavar="NPZ", help="one array per model input (samples first), optional labels")
     ev.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of --data, or 64 random)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the random inputs without --data (default 0)")
+    ev.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without --data (default 0)")
     ev.add_argument("--layers", action="store_true", help="also compare every layer's output")
     ev.add_argument("--sensitivity", action="store_true", help="also rank weights by the damage each one does")
     ev.add_argument("--no-fp16-activations", action="store_true", help="keep activations in fp32 in the simulation")
     ev.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    _target_arguments(ev, required=False)
     ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    fx = commands.add_parser("fix", help="find the cheapest config (in NPU bytes) that meets an accuracy target")
+    fx.add_argument("config", help="the vendor config.yaml")
+    _target_arguments(fx, required=True)
+    fx.add_argument("--budget", type=_positive, metavar="BYTES", help="never more NPU bytes than this")
+    fx.add_argument("--data", metavar="NPZ", help="evaluation data (default: eval.npz beside the config, else random inputs)")
+    fx.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of --data, or 64 random)")
+    fx.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without data (default 0)")
+    fx.add_argument("--no-fp16-activations", action="store_true", help="keep activations in fp32 in the simulation")
+    fx.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    fx.add_argument("--write", action="store_true", help="save the result into CONFIG (atomic, keeps a .bak and comments)")
+    fx.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
+def _target_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--max-drop", type=_finite, metavar="POINTS", help="accuracy (with labels) at most this many points below float")
+    group.add_argument("--min-agreement", type=_finite, metavar="PCT", help="top-1 agreement with the float model at least PCT %%")
+    group.add_argument("--min-sqnr", type=_finite, metavar="DB", help="the worst output's SQNR at least DB")
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; a seed is 0 or more")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 
-COMMANDS = ("compile", "eval")
+COMMANDS = ("compile", "eval", "fix")
 SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
 
 
@@ -90,6 +133,8 @@ def _command(args: argparse.Namespace) -> int:
         return _compile(args)
     if args.command == "eval":
         return _evaluate(args)
+    if args.command == "fix":
+        return _fix(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -98,7 +143,11 @@ def _guarded(args: argparse.Namespace, run) -> int:
     try:
         return run(args)
     except UserError as exc:
-        sys.stderr.write(f"error: {printable(one_line(str(exc)))}\n")
+        message = one_line(str(exc))
+        sys.stderr.write(f"error: {printable(message)}\n")
+        if getattr(args, "json", False):  # a script reading stdout gets a document either way
+            json.dump({"npu_tui_version": __version__, "error": message}, sys.stdout, indent=1)
+            sys.stdout.write("\n")
         return EXIT_USER
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -184,29 +233,60 @@ def _workbench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _data(args: argparse.Namespace, project):
+    """--data, else eval.npz beside the config (as the workbench does), else seeded random inputs."""
     from .core.eval_data import load_npz, model_inputs, random_data
+
+    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
+    source = Path(args.data) if args.data else project.config.path.parent / "eval.npz"
+    if args.data or source.is_file():
+        data = load_npz(source, inputs)
+        return data.head(args.samples) if args.samples else data
+    return random_data(inputs, args.samples or RANDOM_SAMPLES, args.seed)
+
+
+def _target(args: argparse.Namespace):
+    from .core.fix import Target
+
+    for kind in ("max_drop", "min_agreement", "min_sqnr"):
+        value = getattr(args, kind, None)
+        if value is not None:
+            return Target(kind, value)
+    return None
+
+
+def _about(args: argparse.Namespace, project, data) -> dict:
+    """What every --json document starts with: who wrote it, from what."""
+    source = {"file": data.source} if not data.source.startswith("random") else {"random": {"seed": args.seed, "samples": data.samples}}
+    return {
+        "npu_tui_version": __version__,
+        "config": str(project.config.path),
+        "model": str(project.inventory.path),
+        "data": {**source, "samples": data.samples},
+    }
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
     from .core.evaluate import Evaluator
     from .core.progress import Progress
     from .core.sensitivity import Cancelled
 
     project, settings = _open(args)
-    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
-    if args.data:
-        data = load_npz(args.data, inputs)
-        if args.samples:
-            data = data.head(args.samples)
-    else:
-        data = random_data(inputs, args.samples or RANDOM_SAMPLES, args.seed)
+    data = _data(args, project)
+    target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     compilation = project.compile(settings)
     for warning in compilation.warnings:
         if warning.code == "fp16_overflow":  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
     evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
-    sensitivity = None
     status = EXIT_OK
+    if target is not None:
+        target.check(evaluation)
+        if not target.met(evaluation):
+            status = EXIT_MISSED
+    sensitivity = None
     if args.sensitivity:
         with Progress("sensitivity", sys.stderr) as progress:
             try:
@@ -217,11 +297,111 @@ def _evaluate(args: argparse.Namespace) -> int:
             total = len(project.inventory.weights)
             sys.stderr.write(f"interrupted: {len(sensitivity)} of {total} weights measured; the others are not in the report\n")
     if args.json:
-        json.dump(evaluation_json(evaluation, sensitivity), sys.stdout, indent=1)
+        document = {**_about(args, project, data), **evaluation_json(evaluation, sensitivity)}
+        if target is not None:
+            document["target"] = {"kind": target.kind, "value": target.value, "metric": target.measure(evaluation), "met": target.met(evaluation)}
+        json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write("\n".join(evaluation_lines(evaluation, sensitivity, data.source)) + "\n")
+        lines = evaluation_lines(evaluation, sensitivity, data.source)
+        if target is not None:
+            lines.append("")
+            lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")
+        sys.stdout.write("\n".join(lines) + "\n")
     return status
+
+
+def target_text(target) -> str:
+    return {
+        "max_drop": f"accuracy at most {target.value:g} points below float",
+        "min_agreement": f"top-1 agreement at least {target.value:g}%",
+        "min_sqnr": f"worst output SQNR at least {target.value:g} dB",
+    }[target.kind]
+
+
+def metric_text(target, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return {"max_drop": f"drop {value:.2f} points", "min_agreement": f"agreement {value:.2f}%", "min_sqnr": f"SQNR {value:.2f} dB"}[target.kind]
+
+
+def _fix(args: argparse.Namespace) -> int:
+    from .core.config_writer import config_diff, managed_values, save_config
+    from .core.evaluate import Evaluator
+    from .core.fix import Search
+
+    project, settings = _open(args)
+    data = _data(args, project)
+    target = _target(args)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    result = Search(project, evaluator, target, budget=args.budget).run(settings)
+    diff = config_diff(project.config.path, result.settings)
+    backup = None
+    if args.write and diff:
+        backup = save_config(project.config.path, result.settings)
+    if args.json:
+        document = {
+            **_about(args, project, data),
+            "met": result.met,
+            "target": {"kind": target.kind, "value": target.value},
+            "before": {"metric": _finite_or_none(result.before[0]), "npu_bytes": result.before[1]},
+            "after": {"metric": _finite_or_none(result.after[0]), "npu_bytes": result.after[1]},
+            "localization": [{**row, "metric": _finite_or_none(row["metric"])} for row in result.localization],
+            "changes": [
+                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "metric": _finite_or_none(c.metric), "bytes": c.bytes}
+                for c in result.changes
+            ],
+            "settings": managed_values(result.settings),
+            "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 3),
+            "written": str(project.config.path) if backup is not None else None,
+        }
+        document["settings"]["WEIGHT_MIN_MAX"] = {k: list(v) for k, v in document["settings"]["WEIGHT_MIN_MAX"].items()}
+        json.dump(document, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n".join(_fix_lines(result, diff, backup, project)) + "\n")
+    return EXIT_OK if result.met else EXIT_MISSED
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and value == value and abs(value) != float("inf") else None
+
+
+def _fix_lines(result, diff: str, backup, project) -> list[str]:
+    target = result.target
+    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured):"]
+    lines.append(f"  {'COMPRESS':9} {'CONV2D':7} {'FUSE_BN':8} {'metric':>22} {'NPU bytes':>10}")
+    for row in result.localization:
+        lines.append(
+            f"  {str(row['COMPRESS']).lower():9} {str(row['CONV2D_COMPRESS']).lower():7} {str(row['FUSE_BN']).lower():8} "
+            f"{metric_text(target, row['metric']):>22} {row['npu_bytes']:>10,}{'  meets the target' if row['met'] else ''}"
+        )
+    lines.append("")
+    if result.changes:
+        lines.append("changes, in the order accepted:")
+        for number, change in enumerate(result.changes, start=1):
+            what = {"exclude": "exclude (fp16)", "range": "WEIGHT_MIN_MAX", "keep_bn": "keep its BN unfolded", "switches": "switches"}[change.action]
+            rng = f" [{change.range[0]:.6g}, {change.range[1]:.6g}]" if change.range else ""
+            weight = printable(change.weight) if change.weight else (
+                f"COMPRESS {str(change.settings.compress).lower()}, CONV2D_COMPRESS {str(change.settings.conv2d_compress).lower()}, "
+                f"FUSE_BN {str(change.settings.fuse_bn).lower()}"
+            )
+            lines.append(f"  {number}. {what:20} {weight}{rng}: {metric_text(target, change.metric)}, {change.bytes:,} B")
+    else:
+        lines.append("no change" + (": the config already meets the target" if result.met else " found that helps"))
+    (before, before_bytes), (after, after_bytes) = result.before, result.after
+    lines.append("")
+    lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
+    lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
+    lines.append(f"target {'met' if result.met else 'NOT met'}; {result.evaluations} evaluations in {result.seconds:.1f} s")
+    if diff:
+        lines += ["", "config diff:", *[printable(line) for line in diff.splitlines()]]
+    if backup is not None:
+        lines.append(f"written to {printable(str(project.config.path))} (previous kept as {printable(backup.name)})")
+    elif diff:
+        lines.append("(not written: add --write to save it)")
+    return lines
 
 
 def _check_not_output_file(config, target: Path) -> None:

@@ -51,7 +51,8 @@ def _value_end(node: yaml.Node) -> int:
     return node.end_mark.index
 
 
-def _wanted(settings: Settings) -> dict[str, object]:
+def managed_values(settings: Settings) -> dict[str, object]:
+    """The managed keys' values as they would be saved."""
     wanted: dict[str, object] = {key: getattr(settings, attr) for key, attr in MANAGED_BOOLS.items()}
     wanted.update({key: list(getattr(settings, attr)) for key, attr in MANAGED_LISTS.items()})
     wanted[MIN_MAX] = {name: tuple(bounds) for name, bounds in settings.weight_min_max.items()}
@@ -77,7 +78,7 @@ def render_config(text: str, settings: Settings) -> str:
         for key_node, value_node in root.value:
             spans[str(key_node.value)] = (key_node.start_mark.index, _value_end(value_node))
     edits, appended = [], []
-    for key, value in _wanted(settings).items():
+    for key, value in managed_values(settings).items():
         if _same(data.get(key), value):
             continue
         if key in spans:

@@ -17,3 +17,10 @@ class Settings:
     exclude_fuse_bn: tuple[str, ...] = ()
     weight_min_max: dict[str, tuple[float, float]] = field(default_factory=dict)
     fp16_activations: bool = True
+
+    def key(self) -> tuple:
+        """A hashable identity (the ranges are a dict): equal settings, equal keys."""
+        return (
+            self.compress, self.conv2d_compress, self.fuse_bn, self.exclude, self.exclude_conv2d,
+            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations,
+        )
