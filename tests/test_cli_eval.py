@@ -17,7 +17,7 @@ def test_json_with_layers_and_sensitivity():
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == {
-        "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
+        "npu_tui_version", "config", "model", "data", "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
         "accuracy_npu", "top1_agreement", "outputs", "layers", "sensitivity",
     }
     assert doc["worst_output"] == "logits" and doc["classifier_output"] == "logits" and doc["fp16_issue"] is None
@@ -33,10 +33,21 @@ def test_json_with_layers_and_sensitivity():
     assert worst["weight"] == "tdnn1.affine"
 
 
-def test_random_inputs_have_null_accuracy():
-    doc = json.loads(npu_tui("eval", KWS, "--samples", "8", "--seed", "3", "--json").stdout)
+def test_random_inputs_have_null_accuracy(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    for name in ("config.yaml", "model.onnx"):  # no eval.npz beside the config: random inputs
+        shutil.copy(Path(KWS).parent / name, tmp_path / name)
+    doc = json.loads(npu_tui("eval", str(tmp_path / "config.yaml"), "--samples", "8", "--seed", "3", "--json").stdout)
     assert doc["samples"] == 8 and doc["accuracy_float"] is None and doc["accuracy_npu"] is None
+    assert doc["data"] == {"random": {"seed": 3, "samples": 8}, "samples": 8}
     assert "layers" not in doc and "sensitivity" not in doc
+
+
+def test_eval_uses_the_data_beside_the_config():
+    doc = json.loads(npu_tui("eval", KWS, "--samples", "8", "--json").stdout)
+    assert doc["data"]["file"].endswith("eval.npz") and doc["accuracy_float"] is not None
 
 
 def test_table_lists_the_most_sensitive_weight_first():
