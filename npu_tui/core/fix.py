@@ -5,10 +5,11 @@
 2. Rank the weights by how much excluding each one gains (one sensitivity sweep).
 3. Greedy: for the best-ranked weights not yet changed, try their actions: a WEIGHT_MIN_MAX range
    (free; chosen by the model-level metric over a grid of clip shares, then golden-section between the
-   best neighbours), keeping their BatchNormalization unfolded, and excluding them; the switches from
-   step 1 too. Take the cheapest action that meets the target, else the best gain per byte. Repeat.
+   best neighbours), keeping their BatchNormalization unfolded, and excluding them. Take the cheapest
+   action that meets the target, else the best gain per byte. Repeat from the new state.
 4. Prune every change whose removal still meets the target, then swap each exclusion for a free
    range where that still meets it.
+5. The switches of step 1 win instead when one of their rows meets the target for fewer bytes.
 Every evaluation goes through the evaluator's no-rebuild path; the search is deterministic.
 """
 
@@ -28,9 +29,8 @@ from .ranges import clip_range, mse_optimal_range
 from .settings import Settings
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
-GOLDEN_STEPS = 4
+GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
-MAX_ROUNDS = 12
 EXACT_DB = 200.0
 
 
@@ -122,6 +122,7 @@ class Search:
         self.evaluations = 0
         self.visits: list[Visit] = []
         self._seen: dict[tuple, tuple[Evaluation, int]] = {}
+        self._ranges: dict[str, tuple[float, float] | None] = {}
 
     def evaluate(self, settings: Settings) -> tuple[Evaluation, int]:
         """(evaluation, NPU bytes) of a settings state, each state evaluated once."""
@@ -165,14 +166,16 @@ class Search:
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
 
-    def candidates(self, state: Settings, name: str) -> list[tuple[str, Settings, tuple[float, float] | None]]:
-        """Every action for one weight, ranges searched with the model-level metric."""
+    def candidates(self, state: Settings, name: str, with_range: bool = True) -> list[tuple[str, Settings, tuple[float, float] | None]]:
+        """The actions for one weight, a range searched with the model-level metric."""
         found: list[tuple[str, Settings, tuple[float, float] | None]] = []
         if name not in self.forbidden:
             found.append(("exclude", edits.exclude(self.inventory, state, name), None))
         if self.project.compile(state).plans[name].fused:
             found.append(("keep_bn", edits.keep_bn(self.inventory, state, name), None))
-        best = self.best_range(state, name)
+        best = self._ranges.get(name)
+        if best is None and with_range:  # searched once per weight; later rounds try the same range
+            best = self._ranges[name] = self.best_range(state, name)
         if best is not None:
             found.append(("range", edits.set_range(self.inventory, state, name, *best), best))
         return found
@@ -212,28 +215,18 @@ class Search:
         self.target.check(first)
         localization = self.localize(start)
         changes: list[Change] = []
-        state, current = start, first
+        state = start
         if not self.target.met(first):
-            order = self.ranked(start)
-            switch_states = [
-                replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
-                for row in localization
-            ]
-            for _ in range(MAX_ROUNDS):
-                choice = self.choose(state, current, order, switch_states if not changes else [])
-                if choice is None:
-                    break
-                change = choice
-                changes.append(change)
-                state = change.settings
-                current = self.evaluate(state)[0]
-                if change.weight in order:
-                    order.remove(change.weight)
-                if self.target.met(current):
-                    break
-            if self.target.met(current):
-                changes, state = self.prune(start, changes)
-                changes, state = self.swap(start, changes)
+            changes, state = self.greedy(start, first)
+            meeting_rows = [row for row in localization if row["met"] and self.affordable(row["npu_bytes"])]
+            if meeting_rows:  # the vendor's switches alone, when they are cheaper than the weight changes
+                row = min(meeting_rows, key=lambda r: r["npu_bytes"])
+                switched = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
+                evaluation, npu_bytes = self.evaluate(switched)
+                reached, reached_bytes = self.evaluate(state)
+                if not self.target.met(reached) or npu_bytes < reached_bytes:
+                    changes = [Change("switches", None, None, self.target.measure(evaluation), npu_bytes, switched)]
+                    state = switched
         final, final_bytes = self.evaluate(state)
         return FixResult(
             met=self.target.met(final),
@@ -248,24 +241,41 @@ class Search:
             visits=self.visits,
         )
 
-    def choose(self, state: Settings, current: Evaluation, order: list[str], switches: list[Settings]) -> Change | None:
-        """The cheapest action that meets the target; else the best gain per extra byte."""
+    def greedy(self, start: Settings, first: Evaluation) -> tuple[list[Change], Settings]:
+        """Weight actions one at a time until the target is met or nothing helps; then prune and swap."""
+        order = self.ranked(start)
+        changes: list[Change] = []
+        state, current = start, first
+        while order:
+            choice = self.choose(state, current, order)
+            if choice is None:
+                break
+            changes.append(choice)
+            state = choice.settings
+            current = self.evaluate(state)[0]
+            order.remove(choice.weight)
+            if self.target.met(current):
+                changes, state = self.prune(start, changes)
+                return self.swap(start, changes)
+        return changes, state
+
+    def choose(self, state: Settings, current: Evaluation, order: list[str]) -> Change | None:
+        """Among the best-ranked weights' actions (a searched range for the first only: it costs a
+        dozen evaluations), the cheapest that meets the target; else the best gain per extra byte."""
         base_score = self.target.score(current)
         base_bytes = self.evaluate(state)[1]
-        options: list[tuple[str, str | None, Settings, tuple[float, float] | None]] = [
-            ("switches", None, s, None) for s in switches if s != state
-        ]
-        for name in order[:CANDIDATE_WEIGHTS]:
-            options += [(action, name, settings, rng) for action, settings, rng in self.candidates(state, name)]
+        options: list[tuple[str, str, Settings, tuple[float, float] | None]] = []
+        for rank, name in enumerate(order[:CANDIDATE_WEIGHTS]):
+            options += [(action, name, settings, rng) for action, settings, rng in self.candidates(state, name, with_range=rank == 0)]
         meeting, improving = [], []
         for action, name, settings, rng in options:
             evaluation, npu_bytes = self.evaluate(settings)
             if not self.affordable(npu_bytes):
                 continue
             change = Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings)
-            if self.target.met(evaluation):
-                meeting.append((npu_bytes, [-x for x in self.target.score(evaluation)], len(meeting), change))
             score = self.target.score(evaluation)
+            if self.target.met(evaluation):
+                meeting.append((npu_bytes, [-x for x in score], len(meeting), change))
             if score > base_score:
                 gain = score[0] - base_score[0] if score[0] != base_score[0] else (score[1] - base_score[1]) * 1e-3
                 per_byte = gain / max(npu_bytes - base_bytes, 1)
