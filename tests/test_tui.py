@@ -243,14 +243,14 @@ def sweep_done(app) -> int:
     return int(found.group(1)) if found else 0
 
 
-async def until(pilot, condition, limit: float = 10.0) -> None:
+async def until(pilot, condition, limit: float = 10.0, message=lambda: "") -> None:
     import asyncio
     import time
 
     end = time.monotonic() + limit
     while not condition() and time.monotonic() < end:
         await asyncio.sleep(0.02)
-    assert condition()
+    assert condition(), message()
 
 
 async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monkeypatch):
@@ -345,3 +345,55 @@ async def test_every_way_out_asks_when_there_are_unsaved_changes(tmp_path):
         await pilot.press("ctrl+q", "y")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_fix_screen_runs_accepts_and_undoes(tmp_path):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("P")  # pin tdnn1.affine: the search may not touch it
+        assert "pinned for fix" in shown(app.main(WeightDetails))
+        await pilot.press("F")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        assert "pinned: tdnn1.affine" in str(screen.query_one("#fix-status").render())
+        await pilot.press("1", "enter")
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None)
+        assert all(c.weight != "tdnn1.affine" for c in screen.result.changes)
+        await pilot.press("escape")  # back, nothing applied
+        assert not isinstance(app.screen, FixScreen) and not app.workbench.dirty
+        await pilot.press("P")  # unpinned
+        await pilot.press("F")
+        screen = app.screen
+        await pilot.press("1", "enter")
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None)
+        assert screen.result.met and screen.visits
+        assert "+ range tdnn1.affine [" in str(screen.query_one("#fix-log").render())
+        await pilot.press("a")
+        await pilot.pause()
+        assert not isinstance(app.screen, FixScreen)
+        assert list(app.workbench.settings.weight_min_max) == ["tdnn1.affine"]
+        assert "range [" in shown(app.main(WeightDetails)) and "by fix" in shown(app.main(WeightDetails))
+        await pilot.press("u")
+        assert not app.workbench.settings.weight_min_max
+
+
+async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    slow_sweep(monkeypatch, 0.05)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.workbench.sweep_complete, limit=30)
+        await until(pilot, lambda: app.running is None)
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        await until(pilot, lambda: len(screen.visits) >= 2)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen.search_worker is None)
+        assert screen.result is not None and "change(s)" in str(screen.query_one("#fix-status").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FixScreen)

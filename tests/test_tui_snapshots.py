@@ -52,3 +52,18 @@ def test_help_screen(snap_compare, kws_app):
 
 def test_layer_view(snap_compare, kws_app):
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("d"))
+
+
+def test_fix_screen(snap_compare, kws_app):
+    async def run_before(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("F", "1", "enter")
+        screen = pilot.app.screen
+        for _ in range(200):
+            if screen.result is not None and screen.search_worker is None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)

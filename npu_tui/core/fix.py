@@ -210,23 +210,18 @@ class Search:
         return best[1] if math.isfinite(best[0][0]) else None
 
     def run(self, start: Settings) -> FixResult:
+        """The search; stopped (StopSearch from `stop`), it returns the changes accepted so far."""
         began = time.perf_counter()
         first, first_bytes = self.evaluate(start)
         self.target.check(first)
-        localization = self.localize(start)
-        changes: list[Change] = []
-        state = start
-        if not self.target.met(first):
-            changes, state = self.greedy(start, first)
-            meeting_rows = [row for row in localization if row["met"] and self.affordable(row["npu_bytes"])]
-            if meeting_rows:  # the vendor's switches alone, when they are cheaper than the weight changes
-                row = min(meeting_rows, key=lambda r: r["npu_bytes"])
-                switched = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
-                evaluation, npu_bytes = self.evaluate(switched)
-                reached, reached_bytes = self.evaluate(state)
-                if not self.target.met(reached) or npu_bytes < reached_bytes:
-                    changes = [Change("switches", None, None, self.target.measure(evaluation), npu_bytes, switched)]
-                    state = switched
+        self.accepted: tuple[list[Change], Settings] = ([], start)
+        localization: list[dict] = []
+        try:
+            localization = self.localize(start)
+            changes, state = self._search(start, first, localization)
+        except StopSearch:
+            changes, state = self.accepted
+        self.stop = None  # the final numbers below are computed even when stopped
         final, final_bytes = self.evaluate(state)
         return FixResult(
             met=self.target.met(final),
@@ -241,6 +236,22 @@ class Search:
             visits=self.visits,
         )
 
+    def _search(self, start: Settings, first: Evaluation, localization: list[dict]) -> tuple[list[Change], Settings]:
+        changes: list[Change] = []
+        state = start
+        if not self.target.met(first):
+            changes, state = self.greedy(start, first)
+            meeting_rows = [row for row in localization if row["met"] and self.affordable(row["npu_bytes"])]
+            if meeting_rows:  # the vendor's switches alone, when they are cheaper than the weight changes
+                row = min(meeting_rows, key=lambda r: r["npu_bytes"])
+                switched = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
+                evaluation, npu_bytes = self.evaluate(switched)
+                reached, reached_bytes = self.evaluate(state)
+                if not self.target.met(reached) or npu_bytes < reached_bytes:
+                    changes = [Change("switches", None, None, self.target.measure(evaluation), npu_bytes, switched)]
+                    state = switched
+        return changes, state
+
     def greedy(self, start: Settings, first: Evaluation) -> tuple[list[Change], Settings]:
         """Weight actions one at a time until the target is met or nothing helps; then prune and swap."""
         order = self.ranked(start)
@@ -252,6 +263,7 @@ class Search:
                 break
             changes.append(choice)
             state = choice.settings
+            self.accepted = (list(changes), state)
             current = self.evaluate(state)[0]
             order.remove(choice.weight)
             if self.target.met(current):

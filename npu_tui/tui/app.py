@@ -23,6 +23,7 @@ from ..core.text import printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen
 from .details import WeightDetails
+from .fix_screen import FixPlot, FixScreen
 from .help_screen import HelpScreen
 from .histogram_view import BINS, HistogramView
 from .layer_table import LayerTable
@@ -63,6 +64,9 @@ class NpuTuiApp(App[None]):
         "redo": "redo",
         "save": "save config.yaml (shows the diff first; keeps comments and a .bak)",
         "toggle-table": "switch between the selected weight and the table of all weights",
+        "fix": "find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step",
+        "fix-pin": "pin the selected weight: the fix search never changes it (again: unpin)",
+        "fix-forbid": "the fix search may not exclude the selected weight (again: it may)",
         "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
         "quit": "quit (asks first when there are unsaved changes)",
@@ -80,6 +84,9 @@ class NpuTuiApp(App[None]):
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
         Binding("t", "toggle_tab", "Table", id="toggle-table"),
         Binding("d", "layers", "Layers", id="layer-view"),
+        Binding("F", "fix", "Fix", id="fix"),
+        Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
+        Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -148,8 +155,15 @@ class NpuTuiApp(App[None]):
             self.histograms[key] = histogram(reference, BINS)
         self.main(HistogramView).show(result, self.histograms[key])
         self.main(WeightDetails).show(
-            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete
+            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete,
+            self._fix_note(self.selected),
         )
+
+    def _fix_note(self, name: str) -> str | None:
+        notes = [self.workbench.fix_notes[name]] if name in self.workbench.fix_notes else []
+        notes += ["pinned for fix"] if name in self.workbench.fix_pinned else []
+        notes += ["fix may not exclude it"] if name in self.workbench.fix_forbidden else []
+        return "; ".join(notes) or None
 
     def refill_table(self) -> None:
         """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
@@ -355,6 +369,32 @@ class NpuTuiApp(App[None]):
         self.main(WeightTree).focus()
         self.refresh_selected()
 
+    def action_fix(self) -> None:
+        def accepted(result) -> None:
+            if result is None:
+                return
+            self.workbench.fix_notes = {
+                c.weight: f"{c.action}{' [%.4g, %.4g]' % c.range if c.range else ''} by fix" for c in result.changes if c.weight
+            }
+            self._edit(self.workbench.apply, result.settings)
+            names = ", ".join(printable(c.weight or "the switches") for c in result.changes)
+            self.notify(f"fix applied ({names}); u undoes it; ctrl+s saves", timeout=8)
+
+        self.push_screen(FixScreen(self.workbench), accepted)
+
+    def _toggle_mark(self, bucket: set[str], word: str) -> None:
+        if (name := self._need_weight()) is None:
+            return
+        bucket ^= {name}
+        self.notify(f"{name}: {word if name in bucket else 'no longer ' + word} for the fix search", timeout=3)
+        self.refresh_selected()
+
+    def action_fix_pin(self) -> None:
+        self._toggle_mark(self.workbench.fix_pinned, "pinned")
+
+    def action_fix_forbid(self) -> None:
+        self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
+
     def action_toggle_tab(self) -> None:
         tabs = self.main(TabbedContent)
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
@@ -393,7 +433,7 @@ class NpuTuiApp(App[None]):
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.BINDINGS]
         keys += [("L", "histogram: log / linear counts"), ("o", "table: cycle the sort")]
-        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, ModelSummary)]
+        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
 
     async def action_quit(self) -> None:

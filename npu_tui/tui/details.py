@@ -19,7 +19,9 @@ class WeightDetails(Widget):
 
     HELP = "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost."
 
-    def show(self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool, swept: bool = True) -> None:
+    def show(
+        self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool, swept: bool = True, fix_note: str | None = None
+    ) -> None:
         """`swept` is False while a sweep has not measured every weight (running, or stopped)."""
         weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
         state = status(result)
@@ -29,6 +31,8 @@ class WeightDetails(Widget):
             ("state", Text(f"{MARKS[state][0]} {state}" + (f" ({plan.reason})" if plan.reason else ""), style=MARKS[state][1])),
             ("sqnr_db", Text(db(errors.sqnr_db), style=severity(errors.sqnr_db))),
         ]
+        if fix_note:
+            rows.append(("changed", fix_note))
         if sensitivity is not None:
             suffix = " (stale)" if stale else ""
             acc = "" if sensitivity.accuracy is None else f", accuracy {sensitivity.accuracy:.2%}"
