@@ -383,7 +383,7 @@ async def test_fix_screen_runs_accepts_and_undoes(tmp_path):
 async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
     from npu_tui.tui.fix_screen import FixScreen
 
-    slow_sweep(monkeypatch, 0.05)
+    slow_sweep(monkeypatch, 0.2)  # 50-odd evaluations: the search cannot end before Esc
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.workbench.sweep_complete, limit=30)
