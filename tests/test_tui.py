@@ -397,3 +397,20 @@ async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
         assert screen.result is not None and "change(s)" in str(screen.query_one("#fix-status").render())
         await pilot.press("escape")
         assert not isinstance(app.screen, FixScreen)
+
+
+async def test_l_switches_the_histogram_and_o_sorts_from_anywhere(tmp_path):
+    from npu_tui.tui.histogram_view import HistogramView
+    from npu_tui.tui.layer_table import LayerTable
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.main(HistogramView)
+        assert view.log_counts
+        await pilot.press("L")  # the tree has the focus, as after start
+        assert not view.log_counts
+        await pilot.press("t", "o")
+        assert app.main(LayerTable).sort_by == "sensitivity"
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Log/linear", "Sort", "Fix", "Layers"} <= set(commands)

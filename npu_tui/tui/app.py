@@ -67,6 +67,8 @@ class NpuTuiApp(App[None]):
         "fix": "find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step",
         "fix-pin": "pin the selected weight: the fix search never changes it (again: unpin)",
         "fix-forbid": "the fix search may not exclude the selected weight (again: it may)",
+        "histogram-log": "histogram: log or linear counts (log shows long tails)",
+        "sort": "sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated",
         "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
         "quit": "quit (asks first when there are unsaved changes)",
@@ -84,6 +86,8 @@ class NpuTuiApp(App[None]):
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
         Binding("t", "toggle_tab", "Table", id="toggle-table"),
         Binding("d", "layers", "Layers", id="layer-view"),
+        Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log"),
+        Binding("o", "sort", "Sort", show=False, id="sort"),
         Binding("F", "fix", "Fix", id="fix"),
         Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
@@ -395,6 +399,20 @@ class NpuTuiApp(App[None]):
     def action_fix_forbid(self) -> None:
         self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
 
+    def action_histogram_log(self) -> None:
+        view = self.main(HistogramView)
+        view.action_toggle_log()
+        self.notify("histogram: " + ("log10 counts" if view.log_counts else "linear counts"), timeout=2)
+
+    def action_sort(self) -> None:
+        active = self.main(TabbedContent).active
+        if active == "tab-table":
+            self.main(LayerTable).action_cycle_sort()
+        elif active == "tab-layers":
+            self.main(LayerRows).action_cycle_sort()
+        else:
+            self.notify("o sorts the Table (t) or the Layers (d)", timeout=2)
+
     def action_toggle_tab(self) -> None:
         tabs = self.main(TabbedContent)
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
@@ -432,7 +450,6 @@ class NpuTuiApp(App[None]):
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.BINDINGS]
-        keys += [("L", "histogram: log / linear counts"), ("o", "table: cycle the sort")]
         panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
 
