@@ -174,13 +174,14 @@ def _compile(args: argparse.Namespace) -> int:
     from .core.histogram import INDEX_FILE, write_jpegs
     from .core.progress import Progress
     from .core.report import compilation_json, summary_lines, weight_lines
+    from .core.safe_files import refuse_inputs
     from .core.sim_check import check_simulation
     from .core.simulation import build_simulation
 
     project, settings = _open(args)
     compilation = project.compile(settings)
     if args.sim:
-        _check_not_output_file(project.config, Path(args.sim))
+        refuse_inputs(Path(args.sim), project.inputs, "--sim")
         sim = build_simulation(project.compiler, compilation, settings.fp16_activations)
         try:
             sim.save(args.sim)
@@ -189,6 +190,7 @@ def _compile(args: argparse.Namespace) -> int:
         for warning in check_simulation(Path(args.sim), project.inventory.path):
             sys.stderr.write(f"warning: {printable(warning)}\n")
     if args.save_hist:
+        refuse_inputs(Path(args.hist_dir), project.inputs, "--hist-dir")
         try:
             with Progress("histograms", sys.stderr) as progress:
                 written = write_jpegs(project.compiler, compilation, Path(args.hist_dir), progress.update)
@@ -402,12 +404,6 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
     elif diff:
         lines.append("(not written: add --write to save it)")
     return lines
-
-
-def _check_not_output_file(config, target: Path) -> None:
-    output = config.data.get("OUTPUT_FILE")
-    if isinstance(output, str) and (config.path.parent / output).resolve() == target.resolve():
-        raise UserError(f"--sim {target}: that is OUTPUT_FILE, which belongs to gxnpuc; choose another path")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,13 @@ def test_layer_view(snap_compare, kws_app):
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("d"))
 
 
-def test_fix_screen(snap_compare, kws_app):
+def test_fix_screen(snap_compare, kws_app, monkeypatch):
+    import types
+
+    import npu_tui.core.fix as fix
+
+    monkeypatch.setattr(fix, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))  # "0.0 s" in every run
+
     async def run_before(pilot):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+from .safe_files import require_regular
 from .settings import Settings
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
@@ -66,6 +67,10 @@ def _where(path: Path, key_lines: dict, item_lines: dict, key: str, item: str | 
 def load_config(path: str | Path) -> Config:
     """Parse config.yaml with the safe loader and validate every key SPEC section 2 names."""
     path = Path(path)
+    try:
+        require_regular(path, "config file")
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

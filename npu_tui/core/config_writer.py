@@ -16,6 +16,7 @@ import yaml
 
 from .config import load_config
 from .errors import ConfigError
+from .safe_files import atomic_write, require_regular
 from .settings import Settings
 
 MANAGED_LISTS = {
@@ -111,25 +112,28 @@ def config_diff(path: Path, settings: Settings) -> str:
 
 
 def save_config(path: Path, settings: Settings) -> Path:
-    """Write atomically: the new text goes to a temporary file, is checked, then renamed over the old
-    one, which is kept as `<name>.bak`. Returns the backup's path."""
-    path = Path(path)
-    new = render_config(path.read_text(encoding="utf-8"), settings)
-    tmp = path.with_name(f".{path.name}.npu-tui.tmp")
+    """Write atomically: the new text goes to an exclusive temporary file, is checked, then renamed
+    over the old one, which is kept as `<name>.bak` (written the same way). A symlinked config is
+    updated where it points, the link kept. Returns the backup's path."""
+    path = Path(os.path.realpath(path))
+    require_regular(path, "config")
+    old = path.read_text(encoding="utf-8")
+    new = render_config(old, settings)
     backup = path.with_name(path.name + ".bak")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with atomic_write(path.with_name(f".{path.name}.check"), "w", encoding="utf-8") as handle:
             handle.write(new)
-            handle.flush()
-            os.fsync(handle.fileno())
-        load_config(tmp)
-        shutil.copymode(path, tmp)
-        shutil.copy2(path, backup)
-        os.replace(tmp, path)
-    except ConfigError:
-        tmp.unlink(missing_ok=True)
-        raise
+        check = path.with_name(f".{path.name}.check")
+        try:
+            load_config(check)
+        finally:
+            check.unlink(missing_ok=True)
+        with atomic_write(backup, "w", encoding="utf-8") as handle:
+            handle.write(old)
+        shutil.copymode(path, backup)
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            handle.write(new)
+        shutil.copymode(backup, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"{path}: cannot save: {exc.strerror}") from None
     return backup

@@ -17,6 +17,7 @@ import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from .errors import UserError
+from .safe_files import require_regular
 
 LABELS = "labels"
 RANDOM_BYTES_MAX = 2**32
@@ -117,6 +118,7 @@ def model_inputs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | No
 def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
     """Read and check an .npz against the model's inputs; every problem is one clear message."""
     path = Path(path)
+    require_regular(path, "data file")
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:

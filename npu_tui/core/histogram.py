@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .compiler import Compilation, Compiler, WeightResult
+from .safe_files import atomic_write
 from .text import file_stem, printable
 
 DEFAULT_BINS = 128
@@ -52,13 +53,15 @@ def write_jpegs(
         file_name = f"{number:04d}_{file_stem(result.weight.name)}.jpg"
         reference, _ = compiler.reference(result.weight, result.plan.fused)
         figure = _figure(plt, result, reference)
-        figure.savefig(folder / file_name, format="jpg", dpi=80)
+        with atomic_write(folder / file_name) as handle:  # a link planted in the folder is replaced, not followed
+            figure.savefig(handle, format="jpg", dpi=80)
         plt.close(figure)
         index[file_name] = result.weight.name
         written.append(folder / file_name)
         if progress is not None:
             progress(number, len(quantized))
-    (folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    with atomic_write(folder / INDEX_FILE, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(index, indent=1) + "\n")
     return written
 
 

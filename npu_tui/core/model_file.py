@@ -13,7 +13,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .errors import ModelError
+from .errors import ModelError, UserError
+from .safe_files import require_regular
 from .graph import iter_graphs, iter_nodes, iter_tensors
 from .wire import Blob, WireError, split_model
 
@@ -72,10 +73,11 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
 def load_model(path: str | Path) -> LoadedModel:
     """Parse the model's structure and refuse files that are not float ONNX models."""
     path = Path(path)
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; the model must be an .onnx file")
-    if not path.exists():
-        raise ModelError(f"{path}: model file not found")
+    if path.suffix.lower() not in (".pb", ".pbtxt", ".h5", ".tflite"):
+        try:
+            require_regular(path, "model file")
+        except UserError as exc:
+            raise ModelError(str(exc)) from None
     if path.suffix.lower() in (".pb", ".pbtxt", ".h5", ".tflite"):
         raise ModelError(f"{path}: a TensorFlow model; npu-tui reads ONNX: export it (for example with tf2onnx)")
     try:
@@ -138,8 +140,10 @@ def _external_data(loaded: LoadedModel) -> None:
                 f"{loaded.path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the model's folder; "
                 "external data must sit beside the model"
             )
-        if not target.is_file():
-            raise ModelError(f"{loaded.path}: tensor {tensor.name!r}: external data file {location!r} not found")
+        try:
+            require_regular(target, f"external data of tensor {tensor.name!r}")
+        except UserError as exc:
+            raise ModelError(f"{loaded.path}: {exc}") from None
         offset = int(info.get("offset", 0) or 0)
         length = int(info["length"]) if info.get("length") else target.stat().st_size - offset
         del tensor.external_data[:]

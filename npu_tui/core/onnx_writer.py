@@ -6,13 +6,13 @@ structural part followed by one initializer field per array: a 1 GB model never 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
+from .safe_files import atomic_write
 from .wire import GRAPH_INITIALIZER, LENGTH_DELIMITED, MODEL_GRAPH, TENSOR_RAW_DATA
 from .wire import encode_varint as varint
 
@@ -42,12 +42,10 @@ def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str
         length = len(head) + len(TENSOR_RAW_DATA_TAG) + len(varint(nbytes)) + nbytes
         entries.append((tensor.name, dtype, head, nbytes, length))
     graph_length = len(graph_bytes) + sum(1 + len(varint(e[4])) + e[4] for e in entries)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_write(path) as handle:
         handle.write(header.SerializeToString())
         handle.write(MODEL_GRAPH_TAG + varint(graph_length))
         handle.write(graph_bytes)
         for name, dtype, head, nbytes, length in entries:
             handle.write(GRAPH_INITIALIZER_TAG + varint(length) + head + TENSOR_RAW_DATA_TAG + varint(nbytes))
             handle.write(np.ascontiguousarray(arrays[name], dtype=dtype.newbyteorder("<")).data)
-    os.replace(tmp, path)

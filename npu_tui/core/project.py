@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compiler import Compilation, Compiler
@@ -18,6 +18,7 @@ class Project:
     config: Config
     inventory: Inventory
     compiler: Compiler
+    inputs: dict[str, Path] = field(default_factory=dict)  # what no output may overwrite, by what it is
 
     def compile(self, settings: Settings | None = None) -> Compilation:
         """Compile under `settings`, or under the config's own settings."""
@@ -30,6 +31,11 @@ def open_project(config_path: str | Path) -> Project:
     """Load and validate config.yaml, read its model and take the weight inventory."""
     config = load_config(config_path)
     model = load_model(config.model_path)
+    inputs = {"the config": config.path, "the model": model.path}
+    inputs.update({f"external data {ref.file.name}": ref.file for ref in model.data.values() if ref.file != model.path})
+    output = config.data.get("OUTPUT_FILE")
+    if isinstance(output, str) and output:
+        inputs["OUTPUT_FILE, which belongs to gxnpuc"] = config.path.parent / output
     inventory = build_inventory(model)
     check_names(inventory, config.settings, config)
-    return Project(config, inventory, Compiler(inventory))
+    return Project(config, inventory, Compiler(inventory), inputs)

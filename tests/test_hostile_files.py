@@ -1,0 +1,99 @@
+"""Hostile files and folders: nothing but regular files is read, and no write follows a planted link,
+lands on an input or leaves a partial file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clirun import npu_tui
+from modelkit import BASE_CONFIG, conv_bn_fc, write_project
+from tui_kit import copy_sample
+
+VICTIM = "precious user data\n"
+
+
+def project(folder: Path) -> Path:
+    return write_project(folder, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+@pytest.mark.parametrize("role", ["config", "model", "data"])
+def test_only_regular_files_are_read(tmp_path, kind, role):
+    config = project(tmp_path)
+    odd = tmp_path / f"odd_{role}"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    elif kind == "device":
+        odd = Path("/dev/zero")
+    else:
+        odd.mkdir()
+    if role == "config":
+        args = ["compile", str(odd)]
+    elif role == "model":
+        config.write_text(BASE_CONFIG.replace("ONNX_FILE: model.onnx", f"ONNX_FILE: {odd}"))
+        args = ["compile", str(config)]
+    else:
+        args = ["eval", str(config), "--data", str(odd)]
+    result = npu_tui(*args)  # a read of a FIFO would hang past clirun's timeout
+    assert result.returncode == 2, result.stderr
+    assert ("not a regular file" in result.stderr) or ("is a folder" in result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target", ["config.yaml", "model.onnx", "model.h"])
+def test_sim_never_overwrites_an_input(tmp_path, target):
+    config = project(tmp_path)
+    (tmp_path / "model.h").write_text(VICTIM)
+    before = (tmp_path / target).read_bytes()
+    link = tmp_path / "innocent.onnx"
+    link.symlink_to(tmp_path / target)
+    for path in (tmp_path / target, link):
+        result = npu_tui("compile", str(config), "--sim", str(path))
+        assert result.returncode == 2 and "choose another path" in result.stderr
+    assert (tmp_path / target).read_bytes() == before
+
+
+def test_a_link_planted_at_the_output_is_replaced_not_followed(tmp_path):
+    config = project(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM)
+    (tmp_path / "sim.onnx").symlink_to(victim)
+    jpgs = tmp_path / "h"
+    jpgs.mkdir()
+    (jpgs / "0001_conv1.weight.jpg").symlink_to(victim)
+    (jpgs / "index.json").symlink_to(victim)
+    result = npu_tui("compile", str(config), "--sim", str(tmp_path / "sim.onnx"), "-s", "--hist-dir", str(jpgs))
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == VICTIM
+    assert not (tmp_path / "sim.onnx").is_symlink() and (tmp_path / "sim.onnx").stat().st_size > 0
+    assert not (jpgs / "0001_conv1.weight.jpg").is_symlink()
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary file left
+
+
+def test_a_symlinked_config_is_saved_where_it_points(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    config = copy_sample("kws_tdnn", real)
+    link = real / "current.yaml"  # the usual way: a link naming the config in use
+    link.symlink_to(config)
+    (real / "config.yaml.bak").symlink_to(tmp_path / "victim.txt")
+    (tmp_path / "victim.txt").write_text(VICTIM)
+    result = npu_tui("fix", str(link), "--max-drop", "1", "--write")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and "WEIGHT_MIN_MAX" in config.read_text()
+    assert (tmp_path / "victim.txt").read_text() == VICTIM
+    assert "WEIGHT_MIN_MAX" not in (real / "config.yaml.bak").read_text()
+    assert not (real / "config.yaml.bak").is_symlink()
+
+
+def test_output_folder_or_empty_name_is_refused(tmp_path):
+    config = project(tmp_path)
+    (tmp_path / "out").mkdir()
+    result = npu_tui("compile", str(config), "--sim", str(tmp_path / "out"))
+    assert result.returncode == 2 and "is a folder" in result.stderr
+    shutil.rmtree(tmp_path / "out")
