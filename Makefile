@@ -20,6 +20,8 @@ run: install
 	$(BIN)/npu-tui $(SAMPLE)
 
 test: install-test
+	$(BIN)/ruff check npu_tui
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: install-test

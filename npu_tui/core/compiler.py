@@ -169,7 +169,7 @@ class Compiler:
             if result.plan.fused and bn is not None:
                 for name in (bn.scale, bn.offset, bn.mean, bn.var):
                     stored.pop(name, None)
-                if bn.bias is None:
+                if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
         fp16_bytes = 2 * sum(stored.values())
         saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())

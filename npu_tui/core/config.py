@@ -103,6 +103,7 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise ConfigError(f"{path}:1: the top level is a {kind}; it must be a mapping of KEY: value")
+    assert root is not None  # a document with data has a root node
     return root, data
 
 

@@ -40,6 +40,7 @@ def _render(key: str, value: object) -> str:
             return f"{key}: {{}}"
         rows = [f"  {_scalar(name)}: [{lo!r}, {hi!r}]" for name, (lo, hi) in value.items()]
         return f"{key}:\n" + "\n".join(rows)
+    assert isinstance(value, (list, tuple))
     return f"{key}: [{', '.join(_scalar(v) for v in value)}]"
 
 

@@ -199,7 +199,7 @@ def random_data(inputs: list[ModelInput], samples: int, seed: int) -> EvalData:
                 f"model input {spec.name!r} has a dynamic dimension ({missing[0]}); give its shape in "
                 f"config.yaml as INPUT_OPS: {{{spec.name}: [{example}]}} with numbers for '?', or pass --data"
             )
-        shape = (samples, *spec.shape)
+        shape = (samples, *(d for d in spec.shape if d is not None))  # every dimension is known here
         size = int(np.prod(shape, dtype=np.float64)) * max(spec.dtype.itemsize, 1)
         if size > RANDOM_BYTES_MAX:
             raise UserError(

@@ -83,7 +83,7 @@ def _comparison(c: Comparison) -> str:
 
 def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str) -> list[str]:
     lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
-    if evaluation.accuracy_float is not None:
+    if evaluation.accuracy_float is not None and evaluation.accuracy_npu is not None:
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
         versus = "same as float" if delta == 0 else f"{abs(delta):.2f} points {'below' if delta < 0 else 'above'} float"
         lines.append(f"accuracy: float {_pct(evaluation.accuracy_float)}, NPU {_pct(evaluation.accuracy_npu)} ({versus})")

@@ -21,9 +21,9 @@ from .errors import InternalError, UserError
 from .eval_data import EvalData
 from .graph import node_label
 from .runtime import Batches, BoundSession, SessionFactory
-from .text import one_line
 from .settings import Settings
 from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
+from .text import one_line
 
 if TYPE_CHECKING:
     from .layers import Layer, LayerAnalysis
@@ -96,7 +96,7 @@ def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]
             continue
         group = groups.setdefault(reference.shape, [])
         if len(group) * reference.size * 8 > STACKED_BYTES:  # a new stack: float64 copies stay bounded
-            groups[(*reference.shape, index)] = group[:]
+            groups[reference.shape + (index,)] = group[:]
             group.clear()
         group.append(index)
     for members in groups.values():

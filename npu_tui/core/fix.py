@@ -265,7 +265,8 @@ class Search:
             state = choice.settings
             self.accepted = (list(changes), state)
             current = self.evaluate(state)[0]
-            order.remove(choice.weight)
+            if choice.weight in order:
+                order.remove(choice.weight)
             if self.target.met(current):
                 changes, state = self.prune(start, changes)
                 return self.swap(start, changes)
@@ -279,7 +280,8 @@ class Search:
         options: list[tuple[str, str, Settings, tuple[float, float] | None]] = []
         for rank, name in enumerate(order[:CANDIDATE_WEIGHTS]):
             options += [(action, name, settings, rng) for action, settings, rng in self.candidates(state, name, with_range=rank == 0)]
-        meeting, improving = [], []
+        meeting: list[tuple[int, list[float], int, Change]] = []
+        improving: list[tuple[float, int, int, Change]] = []
         for action, name, settings, rng in options:
             evaluation, npu_bytes = self.evaluate(settings)
             if not self.affordable(npu_bytes):
@@ -338,10 +340,11 @@ class StopSearch(Exception):
 
 
 def _replay(inventory: Inventory, state: Settings, change: Change) -> Settings:
-    if change.action == "exclude":
-        return edits.exclude(inventory, state, change.weight)
-    if change.action == "range":
-        return edits.set_range(inventory, state, change.weight, *change.range)
-    if change.action == "keep_bn":
-        return edits.keep_bn(inventory, state, change.weight)
+    name = change.weight
+    if name is not None and change.action == "exclude":
+        return edits.exclude(inventory, state, name)
+    if name is not None and change.action == "range" and change.range is not None:
+        return edits.set_range(inventory, state, name, *change.range)
+    if name is not None and change.action == "keep_bn":
+        return edits.keep_bn(inventory, state, name)
     return replace(state, compress=change.settings.compress, conv2d_compress=change.settings.conv2d_compress, fuse_bn=change.settings.fuse_bn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -272,10 +273,11 @@ class _Finder:
         graph = onnx.helper.make_graph([ref.node for ref in fold.nodes], "fold", [], [output], initializer=inits)
         model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import))
         try:
-            value = ReferenceEvaluator(model).run(None, {})[0]
+            outputs: Any = ReferenceEvaluator(model).run(None, {})  # a list of arrays (its stubs say a dict)
+            value = outputs[0]
         except Exception as exc:
             raise ModelError(f"{self.path}: weight {name!r} is computed from constants but cannot be folded: {exc}") from None
-        return np.ascontiguousarray(value, dtype=np.float32)
+        return np.ascontiguousarray(np.asarray(value), dtype=np.float32)
 
     def bn_site(self, weight: Weight) -> BnSite | None:
         users = self.consumers.get(weight.name, [])
@@ -297,7 +299,8 @@ class _Finder:
         if len(direct) != len(params) + (1 if bias else 0):
             return None
         epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        return BnSite(conv.node, bn, conv.graph, bias, *params, epsilon=float(epsilon))
+        scale, offset, mean, var = params
+        return BnSite(conv.node, bn, conv.graph, bias, scale, offset, mean, var, float(epsilon))
 
     def stored_sizes(self, folds: dict[str, Fold], arrays: dict[str, np.ndarray]) -> dict[str, int]:
         """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight."""

@@ -14,7 +14,6 @@ sessions: a settings change rebinds weights and reruns the two NPU runs, nothing
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,7 +122,7 @@ class LayerAnalysis:
         accumulated = compare_many([(self.float_value(out), npu[out]) for _, _, out, _ in rows])
         sqnr_of = {out: c.sqnr_db for (_, _, out, _), c in zip(rows, accumulated)}
         drops = []
-        for (_, _, out, inputs), c in zip(rows, accumulated):
+        for (_, _, _, inputs), c in zip(rows, accumulated):
             upstream = [_level(sqnr_of[i]) for i in inputs if i in sqnr_of]
             drops.append(min(upstream, default=EXACT_DB) - _level(c.sqnr_db))
         ranked = sorted((k for k, d in enumerate(drops) if d > 0), key=lambda k: -drops[k])

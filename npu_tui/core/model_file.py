@@ -14,8 +14,8 @@ from google.protobuf.message import DecodeError
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from .errors import ModelError, UserError
-from .safe_files import require_regular
 from .graph import iter_graphs, iter_nodes, iter_tensors
+from .safe_files import require_regular
 from .wire import Blob, WireError, split_model
 
 QUANTIZED_OPS = frozenset(
@@ -65,7 +65,7 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     array = np.empty(count, dtype)
     with open(ref.file, "rb") as handle:
         handle.seek(ref.blob.offset)
-        if handle.readinto(memoryview(array).cast("B")) != ref.blob.length:
+        if handle.readinto(array.data.cast("B")) != ref.blob.length:
             raise ModelError(f"{path}: tensor {tensor.name!r}: data in {ref.file.name} is truncated")
     return array.reshape(tuple(tensor.dims))
 

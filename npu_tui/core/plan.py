@@ -36,7 +36,7 @@ def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPl
     owners = inventory.name_owners
     excluded = {owner for n in settings.exclude for owner in owners.get(n, ())}
     excluded |= {owner for n in settings.exclude_conv2d for owner in owners.get(n, ())}
-    ranges = {}
+    ranges: dict[str, tuple[float, float]] = {}
     for name in sorted(settings.weight_min_max):
         for owner in owners.get(name, ()):
             ranges.setdefault(owner, settings.weight_min_max[name])

@@ -72,7 +72,7 @@ def summary_lines(project: Project, compilation: Compilation) -> list[str]:
     )
     worst = sorted(
         (r for r in compilation.results.values() if r.plan.quantized and r.errors.sqnr_db is not None),
-        key=lambda r: r.errors.sqnr_db,
+        key=lambda r: r.errors.sqnr_db or 0.0,
     )[:3]
     if worst:
         lines.append("lowest SQNR: " + ", ".join(f"{printable(r.weight.name)} {r.errors.sqnr_db:.1f} dB" for r in worst))

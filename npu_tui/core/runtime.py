@@ -13,7 +13,6 @@ import numpy as np
 import onnx
 
 from .eval_data import EvalData
-from .text import one_line
 
 BATCH_SAMPLES = 32
 

@@ -17,11 +17,11 @@ import numpy as np
 import onnx
 
 from .compiler import WeightResult
+from .graph import reads
 from .plan import EXCLUDED, plan_weights
 from .runtime import BoundSession
 from .settings import Settings
 from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
-from .graph import reads
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def sweep(
         def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
             for weight in weights:
                 only = what_if(weight, "only", bounds["only"], states["only"])
-                gain = 0.0
+                gain: float | None = 0.0
                 if base[weight.name].quantized:
                     excluded = what_if(weight, "current", bounds["current"], states["current"])
                     gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
@@ -223,8 +223,9 @@ def _join(evaluator: Evaluator, parts: list[dict[str, np.ndarray]], names: list[
 def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
     """The feeds one what-if run changes: the weight, and its fused bias."""
     changed = {feed_name(result.weight.name): result.simulated}
-    if result.plan.fused and result.weight.bn is not None and fused_bias_name(result.weight.bn) in feeds:
-        changed[feed_name(fused_bias_name(result.weight.bn))] = result.fused_bias
+    bn = result.weight.bn
+    if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
+        changed[feed_name(fused_bias_name(bn))] = result.fused_bias
     return changed
 
 

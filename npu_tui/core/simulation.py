@@ -11,9 +11,9 @@ import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from .compiler import Compilation, Compiler
+from .errors import InternalError
 from .graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from .inventory import FLOAT_TYPES, BnSite, Inventory
-from .errors import InternalError
 from .onnx_writer import write_model
 
 ROUNDED_SUFFIX = "__npu_f32"
@@ -101,7 +101,7 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
             conv.input[2] = bias
             conv.output[0] = norm.output[0]
             removed.add(id(norm))
-            if bn.bias is None:
+            if bn.bias is None and result.fused_bias is not None:
                 twin_graph[id(bn.graph)].initializer.append(_empty_tensor(bias, result.fused_bias.shape))
         if weight.origin == "folded":
             fold = inventory.folds[name]
@@ -126,7 +126,7 @@ def npu_values(compilation: Compilation) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     for name, result in compilation.results.items():
         values[name] = result.simulated
-        if result.plan.fused and result.weight.bn is not None:
+        if result.plan.fused and result.weight.bn is not None and result.fused_bias is not None:
             values[fused_bias_name(result.weight.bn)] = result.fused_bias
     return values
 

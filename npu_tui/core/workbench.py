@@ -13,12 +13,11 @@ from .config_writer import config_diff, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
-from .sensitivity import Cancelled, Sensitivity
 from .plan import WeightPlan
 from .project import Project
 from .ranges import bulk_range, mse_optimal_range
+from .sensitivity import Cancelled, Sensitivity
 from .settings import Settings
-
 
 
 @dataclass(frozen=True)

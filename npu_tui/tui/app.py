@@ -17,8 +17,8 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
-from ..core.sensitivity import Cancelled
 from ..core.histogram import histogram
+from ..core.sensitivity import Cancelled
 from ..core.text import printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen
@@ -33,7 +33,6 @@ from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
 from .weight_tree import WeightTree
-
 
 PROGRESS_INTERVAL = 0.2
 
@@ -235,7 +234,15 @@ class NpuTuiApp(App[None]):
         def apply(chosen: dict[str, bool] | None) -> None:
             if chosen:
                 self.histograms.clear()
-                self._edit(self.workbench.apply, replace(self.workbench.settings, **chosen))
+                self._edit(
+                    self.workbench.apply,
+                    replace(
+                        self.workbench.settings,
+                        compress=chosen.get("compress", self.workbench.settings.compress),
+                        conv2d_compress=chosen.get("conv2d_compress", self.workbench.settings.conv2d_compress),
+                        fuse_bn=chosen.get("fuse_bn", self.workbench.settings.fuse_bn),
+                    ),
+                )
 
         self.push_screen(SwitchesScreen(self.workbench.settings), apply)
 
@@ -378,7 +385,9 @@ class NpuTuiApp(App[None]):
             if result is None:
                 return
             self.workbench.fix_notes = {
-                c.weight: f"{c.action}{' [%.4g, %.4g]' % c.range if c.range else ''} by fix" for c in result.changes if c.weight
+                c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix"
+                for c in result.changes
+                if c.weight
             }
             self._edit(self.workbench.apply, result.settings)
             names = ", ".join(printable(c.weight or "the switches") for c in result.changes)
@@ -449,7 +458,7 @@ class NpuTuiApp(App[None]):
 
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
-        keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.BINDINGS]
+        keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.keys()]
         panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary)]
         self.push_screen(HelpScreen(keys, panels))
 
@@ -470,9 +479,13 @@ class NpuTuiApp(App[None]):
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""
         super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
 
+    def keys(self) -> list[Binding]:
+        """The app's own bindings (all declared as Binding, each with an id)."""
+        return [b for b in self.BINDINGS if isinstance(b, Binding)]
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if binding.id != "escape":
+        for binding in self.keys():
+            if binding.id and binding.id != "escape":
                 help_text = f"{self.KEY_HELP[binding.id]} ({binding.key_display or binding.key})"
                 yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))

@@ -137,10 +137,11 @@ class FixScreen(Screen[FixResult | None]):
     def search(self, target: Target, pinned: frozenset[str], forbidden: frozenset[str]) -> None:
         worker = get_current_worker()
         workbench = self.workbench
+        assert workbench.evaluator is not None  # the search starts only with data
         try:
             search = Search(
                 workbench.project, workbench.evaluator, target, pinned=pinned, forbidden=forbidden,
-                on_visit=lambda visit: self.post_message(FixVisited(worker, visit)),
+                on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
             )
             result = search.run(workbench.settings)
@@ -151,6 +152,9 @@ class FixScreen(Screen[FixResult | None]):
             self.post_message(FixFinished(worker, None, f"the search failed: {exc!r}"))
             return
         self.post_message(FixFinished(worker, result, None))
+
+    def _post(self, message: Message) -> None:
+        self.post_message(message)
 
     def on_fix_visited(self, message: FixVisited) -> None:
         if message.worker is not self.search_worker:
@@ -164,14 +168,15 @@ class FixScreen(Screen[FixResult | None]):
         if message.worker is not self.search_worker:
             return
         self.search_worker = None
-        if message.error:
-            self._status(printable(message.error))
+        if message.error or message.result is None:
+            self._status(printable(message.error or "no result"))
             return
         self.result = message.result
         self.query_one(FixPlot).draw(self.visits, self.target)
-        self.query_one("#fix-log", Static).update(self._log(message.result))
-        verdict = "target met" if message.result.met else "target NOT met"
-        self._status(f"{verdict} with {len(message.result.changes)} change(s): a accepts, Esc goes back")
+        result = message.result
+        self.query_one("#fix-log", Static).update(self._log(result))
+        verdict = "target met" if result.met else "target NOT met"
+        self._status(f"{verdict} with {len(result.changes)} change(s): a accepts, Esc goes back")
 
     def _log(self, result: FixResult) -> Text:
         text = Text()

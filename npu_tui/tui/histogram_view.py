@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from textual.binding import Binding
+from textual.timer import Timer
 from textual_plotext import PlotextPlot
 
 from ..core.compiler import WeightResult
@@ -27,7 +28,7 @@ class HistogramView(PlotextPlot):
         super().__init__(**kwargs)
         self.log_counts = True
         self._shown: tuple[WeightResult, Histogram] | None = None
-        self._pending = None
+        self._pending: Timer | None = None
         self._rendered: dict[tuple, object] = {}
         self._drawn: tuple = ()
 

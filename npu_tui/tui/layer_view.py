@@ -40,13 +40,13 @@ class LayerChart(PlotextPlot):
         if layers:
             xs = [layer.index for layer in layers]
             plt.plot(xs, [_level(layer.accumulated.sqnr_db) for layer in layers], label="accumulated", marker="braille")
-            reads = [layer for layer in layers if layer.isolated is not None]
+            reads = [(layer.index, layer.isolated.sqnr_db) for layer in layers if layer.isolated is not None]
             if reads:
-                plt.scatter([r.index for r in reads], [_level(r.isolated.sqnr_db) for r in reads], label="isolated", marker="x")
+                plt.scatter([i for i, _ in reads], [_level(s) for _, s in reads], label="isolated", marker="x")
             if selected is not None:
                 plt.vline(selected, "yellow")
             step = max(1, round(len(xs) / TICKS))
-            plt.xticks(xs[::step])
+            plt.xticks([float(x) for x in xs[::step]])
         plt.title("SQNR dB per layer" + ("  (stale: ctrl+r)" if stale else ""))
         self.refresh()
 
@@ -107,7 +107,7 @@ class LayerRows(DataTable):
     def current(self) -> int | None:
         if not self.row_count:
             return None
-        return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or 0)
 
     def show_layer(self, index: int) -> None:
         if self.row_count and any(layer.index == index for layer in self.shown_layers):
@@ -120,7 +120,7 @@ class LayerRows(DataTable):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        layer = self.shown_layers[int(event.row_key.value)]
+        layer = self.shown_layers[int(event.row_key.value or 0)]
         if layer.weight is None:
             self.notify("this layer reads no weight", timeout=2)
             return
@@ -162,5 +162,5 @@ class LayerView(Vertical):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         rows = self.query_one(LayerRows)
-        if event.row_key is not None and rows.shown_layers:
+        if event.row_key is not None and event.row_key.value is not None and rows.shown_layers:
             self.query_one(LayerChart).draw(rows.shown_layers, int(event.row_key.value), rows.stale)

@@ -21,7 +21,7 @@ class ModelSummary(Widget):
         if ev is None:
             text.append("no evaluation yet" if workbench.evaluator is not None else "no evaluation data", style="dim")
         else:
-            if ev.accuracy_float is not None:
+            if ev.accuracy_float is not None and ev.accuracy_npu is not None:
                 style = "green" if ev.accuracy_float - ev.accuracy_npu <= 0.01 else "bold red"
                 text.append(f"accuracy float {ev.accuracy_float:.2%} NPU ")
                 text.append(f"{ev.accuracy_npu:.2%}", style=style)
