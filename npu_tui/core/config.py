@@ -80,13 +80,19 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     root, data = _parse(path, text)
-    key_lines, item_lines = _lines(root)
+    duplicates: list[str] = []
+    key_lines, item_lines = _lines(root, duplicates)
     cfg = _Validator(path, data, key_lines, item_lines).run()
+    cfg.warnings[:0] = [f"{path}: {d}" for d in duplicates]
     return cfg
 
 
 def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):  # a few aliases can expand a 1 KB file into gigabytes
+                at = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(f"{path}:{at}: YAML aliases (*{event.anchor}) are not allowed in config.yaml; write the values out")
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -107,13 +113,15 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
     return root, data
 
 
-def _lines(root: yaml.Node) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+def _lines(root: yaml.Node, duplicates: list[str]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     key_lines: dict[str, int] = {}
     item_lines: dict[tuple[str, str], int] = {}
     if not isinstance(root, yaml.MappingNode):
         return key_lines, item_lines
     for key_node, value_node in root.value:
         key = str(key_node.value)
+        if key in key_lines:
+            duplicates.append(f"line {key_node.start_mark.line + 1}: {key} is given again (first on line {key_lines[key]}); the last one counts")
         key_lines[key] = key_node.start_mark.line + 1
         if isinstance(value_node, yaml.MappingNode):
             for sub_key, _ in value_node.value:

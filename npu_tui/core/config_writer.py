@@ -32,13 +32,23 @@ def _scalar(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("\n...").strip()
 
 
+def yaml_float(value: float) -> str:
+    """A float YAML 1.1 (the vendor's pyyaml) reads back as a float: `-3e-05` is a string there,
+    `-3.0e-05` a number."""
+    text = repr(float(value))
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
 def _render(key: str, value: object) -> str:
     if isinstance(value, bool):
         return f"{key}: {'true' if value else 'false'}"
     if isinstance(value, dict):
         if not value:
             return f"{key}: {{}}"
-        rows = [f"  {_scalar(name)}: [{lo!r}, {hi!r}]" for name, (lo, hi) in value.items()]
+        rows = [f"  {_scalar(name)}: [{yaml_float(lo)}, {yaml_float(hi)}]" for name, (lo, hi) in value.items()]
         return f"{key}:\n" + "\n".join(rows)
     assert isinstance(value, (list, tuple))
     return f"{key}: [{', '.join(_scalar(v) for v in value)}]"

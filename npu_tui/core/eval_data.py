@@ -175,6 +175,9 @@ def _checked(path: Path, spec: ModelInput, array: np.ndarray) -> np.ndarray:
         )
     if array.dtype.kind != spec.dtype.kind and not (spec.dtype.kind == "f" and array.dtype.kind in "iu"):
         raise UserError(f"{path}: array {spec.name!r} is {array.dtype}; the model input is {spec.dtype}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise UserError(f"{path}: array {spec.name!r} holds {bad} NaN or infinite values; give finite inputs")
     return np.ascontiguousarray(shaped, dtype=spec.dtype)
 
 

@@ -142,6 +142,7 @@ class _Finder:
         self.consumers: dict[str, list[NodeRef]] = {}
         self.graph_outputs: set[str] = set()
         self.foldable: dict[str, bool] = {}
+        self._visiting: set[str] = set()
         for graph, _ in iter_graphs(self.model.graph):
             for tensor in graph.initializer:
                 self.constants[tensor.name] = Constant(tensor.name, tensor, graph, None)
@@ -192,7 +193,9 @@ class _Finder:
     def trace(self, tensor: str) -> tuple[str, str] | None:
         """The constant a weight input comes from, through pass-through ops, or a foldable tensor."""
         current = tensor
-        while True:
+        seen: set[str] = set()
+        while current not in seen:  # a cycle of pass-through nodes (an invalid graph) ends the walk
+            seen.add(current)
             const = self.constants.get(current)
             if const is not None:
                 if not const.is_float:
@@ -207,21 +210,32 @@ class _Finder:
         return None
 
     def is_foldable(self, tensor: str) -> bool:
-        if tensor in self.foldable:
-            return self.foldable[tensor]
-        self.foldable[tensor] = False
-        if tensor in self.constants:
-            result = True
-        else:
-            producer = self.producers.get(tensor)
-            result = (
-                producer is not None
-                and producer.node.op_type not in NOT_FOLDABLE
-                and not any(True for _ in subgraphs(producer.node))
-                and all(self.is_foldable(i) for i in producer.node.input if i)
-            )
-        self.foldable[tensor] = result
-        return result
+        """Computed from constants alone. Iterative, so a chain of 100,000 nodes needs no recursion;
+        a cycle counts as not foldable."""
+        stack = [tensor]
+        while stack:
+            name = stack[-1]
+            if name in self.foldable:
+                stack.pop()
+                continue
+            if name in self.constants:
+                self.foldable[name] = True
+                stack.pop()
+                continue
+            producer = self.producers.get(name)
+            if producer is None or producer.node.op_type in NOT_FOLDABLE or any(True for _ in subgraphs(producer.node)):
+                self.foldable[name] = False
+                stack.pop()
+                continue
+            pending = [i for i in producer.node.input if i and i not in self.foldable]
+            if pending and name not in self._visiting:
+                self._visiting.add(name)
+                stack.extend(pending)
+                continue
+            self._visiting.discard(name)
+            self.foldable[name] = all(self.foldable.get(i, False) for i in producer.node.input if i)
+            stack.pop()
+        return self.foldable[tensor]
 
     def fold_plan(self, tensor: str) -> Fold:
         nodes: dict[int, NodeRef] = {}

@@ -1,0 +1,79 @@
+"""Hostile inputs: graphs that loop or nest deep, YAML that expands or repeats itself, numbers that
+do not survive, data that lies. Each ends in one clear line or a result, quickly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from clirun import npu_tui
+from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+from onnx import helper
+
+from npu_tui.core.config_writer import render_config, yaml_float
+from npu_tui.core.inventory import build_inventory
+from npu_tui.core.settings import Settings
+
+
+def test_a_cycle_of_pass_through_nodes_ends():
+    # w -> Identity(a) -> Identity(b) -> a: an invalid graph a careless export can still hold
+    model = make_model(
+        [
+            helper.make_node("Identity", ["b"], ["a"], name="id_a"),
+            helper.make_node("Identity", ["a"], ["b"], name="id_b"),
+            helper.make_node("MatMul", ["x", "a"], ["y"], name="fc"),
+        ],
+        [value("x", [1, 2])],
+        [value("y", [1, 2])],
+    )
+    inventory = build_inventory(model)
+    assert inventory.weights == []
+
+
+def test_a_very_long_constant_chain_folds_without_recursion():
+    count = 5000
+    nodes = [helper.make_node("Neg", [f"c{i}"], [f"c{i + 1}"], name=f"neg{i}") for i in range(count)]
+    nodes.append(helper.make_node("MatMul", ["x", f"c{count}"], ["y"], name="fc"))
+    model = make_model(nodes, [value("x", [1, 2])], [value("y", [1, 2])], [tensor("c0", np.eye(2, dtype=np.float32))])
+    inventory = build_inventory(model)
+    assert [w.name for w in inventory.weights] == [f"c{count}"] and inventory.weights[0].origin == "folded"
+    np.testing.assert_array_equal(inventory.arrays[f"c{count}"], np.eye(2, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n", "YAML aliases (*a) are not allowed"),
+        ("CORENAME: GRUS\nCORENAME: LEO\n", "CORENAME is given again"),
+    ],
+    ids=["alias_bomb", "duplicate_key"],
+)
+def test_yaml_that_expands_or_repeats(tmp_path, text, expected):
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [tensor("w", np.eye(2, dtype=np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG.replace("CORENAME: GRUS\n", "") + text)
+    result = npu_tui("compile", str(config))
+    assert expected in result.stderr and len(result.stderr) < 2000
+
+
+@pytest.mark.parametrize("number", [-3e-05, 1e-300, 2.5e17, -19.2, 0.0])
+def test_ranges_are_written_as_yaml_11_numbers(number):
+    assert yaml.safe_load(yaml_float(number)) == number
+    text = render_config(BASE_CONFIG, Settings(compress=True, conv2d_compress=True, weight_min_max={"fc": (number - 1, number)}))
+    assert yaml.safe_load(text)["WEIGHT_MIN_MAX"]["fc"] == [number - 1, number]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_eval_data_with_nan_or_inf_is_refused(tmp_path, bad):
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [tensor("w", np.eye(2, dtype=np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    x = np.ones((4, 2), np.float32)
+    x[2, 1] = bad
+    np.savez(tmp_path / "d.npz", x=x)
+    result = npu_tui("eval", str(config), "--data", str(tmp_path / "d.npz"), "--json")
+    assert result.returncode == 2 and "holds 1 NaN or infinite values" in result.stderr
