@@ -116,6 +116,8 @@ def build_tui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", nargs="?", help="the vendor config.yaml (default: the bundled kws_tdnn sample)")
     parser.add_argument("--data", metavar="NPZ", help="evaluation data (default: eval.npz beside the config, else random inputs)")
+    parser.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of the data, or 64 random)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without data (default 0)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     return parser
 
@@ -198,7 +200,8 @@ def _compile(args: argparse.Namespace) -> int:
             raise UserError(f"--hist-dir {args.hist_dir}: cannot write: {exc.strerror}") from None
         sys.stderr.write(f"wrote {len(written)} histograms and {INDEX_FILE} to {printable(str(Path(args.hist_dir)))}\n")
     if args.json:
-        document = compilation_json(project, compilation)
+        about = {"npu_tui_version": __version__, "config": str(project.config.path), "model": str(project.inventory.path)}
+        document = {**about, **compilation_json(project, compilation)}
         document["warnings"] += [{"code": "config", "weight": None, "message": w} for w in project.config.warnings]
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -213,22 +216,20 @@ RANDOM_SAMPLES = 64
 
 
 def _workbench(args: argparse.Namespace) -> int:
-    from .core.eval_data import load_npz, model_inputs, random_data
     from .core.project import open_project
     from .core.workbench import Workbench
 
     config = Path(args.config) if args.config else SAMPLE_CONFIG
+    if not args.config and not config.is_file():
+        raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
     project = open_project(config)
-    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
-    beside = config.parent / "eval.npz"
-    if args.data or beside.exists():
-        data = load_npz(args.data or beside, inputs)
-    else:
-        try:
-            data = random_data(inputs, RANDOM_SAMPLES, 0)
-        except UserError as exc:
-            sys.stderr.write(f"warning: no evaluation: {printable(str(exc))}\n")
-            data = None
+    try:
+        data = _data(args, project)
+    except UserError as exc:
+        if args.data:
+            raise
+        sys.stderr.write(f"warning: no evaluation: {printable(str(exc))}\n")
+        data = None
     from .tui.app import NpuTuiApp
 
     NpuTuiApp(Workbench(project, data)).run()

@@ -44,7 +44,7 @@ def test_json_document(tmp_path):
     result = npu_tui("compile", "--json", str(config))
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"model", "config", "weights", "fp16_bytes", "npu_bytes", "warnings"}
+    assert set(doc) == {"npu_tui_version", "model", "config", "weights", "fp16_bytes", "npu_bytes", "warnings"}
     weights = {w["name"]: w for w in doc["weights"]}
     assert all(JSON_WEIGHT_KEYS <= set(w) for w in weights.values())
     fc = weights["fc.weight"]

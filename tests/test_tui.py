@@ -414,3 +414,20 @@ async def test_l_switches_the_histogram_and_o_sorts_from_anywhere(tmp_path):
         assert app.main(LayerTable).sort_by == "sensitivity"
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Log/linear", "Sort", "Fix", "Layers"} <= set(commands)
+
+
+async def test_worst_key_focus_after_dialogs_and_visible_help_and_quit(tmp_path):
+    from textual.widgets import Input
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("end")  # somewhere else first
+        await pilot.press("w")
+        assert app.selected == "tdnn1.affine"  # output SQNR alone -4.8 dB: the culprit
+        await pilot.press("t", "enter", "g", "escape")  # the sequence that once hid the focus in the filter
+        assert isinstance(app.focused, type(app.main(WeightTree)))
+        await pilot.press("x")
+        assert app.workbench.dirty and app.main("#filter", Input).value == ""
+        screen = app.export_screenshot()  # what the terminal shows, footer included
+        assert "Help" in screen and "Quit" in screen

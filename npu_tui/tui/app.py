@@ -3,6 +3,7 @@ the background, save a config.yaml the vendor compiler accepts."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -35,6 +36,11 @@ from .switches_screen import SwitchesScreen
 from .weight_tree import WeightTree
 
 PROGRESS_INTERVAL = 0.2
+
+
+def _db_rank(value: float | None) -> float:
+    """Worst (lowest) SQNR first; exact last."""
+    return math.inf if value is None else value
 
 
 class NpuTuiApp(App[None]):
@@ -70,9 +76,13 @@ class NpuTuiApp(App[None]):
         "sort": "sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated",
         "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
+        "worst": "jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR",
         "quit": "quit (asks first when there are unsaved changes)",
     }
-    BINDINGS = [
+    BINDINGS = [  # ? and q first: the footer keeps them visible at 80 columns
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("w", "worst", "Worst", id="worst"),
         Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude"),
         Binding("m", "min_max", "Min/max", id="set-min-max"),
         Binding("r", "reset_weight", "Reset", id="reset-weight"),
@@ -90,8 +100,6 @@ class NpuTuiApp(App[None]):
         Binding("F", "fix", "Fix", id="fix"),
         Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
-        Binding("question_mark", "help", "Help", key_display="?", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
     ]
 
     def __init__(self, workbench: Workbench) -> None:
@@ -108,7 +116,7 @@ class NpuTuiApp(App[None]):
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Input(placeholder="filter weights (Esc clears)", id="filter")
+                yield Input(placeholder="filter weights (Esc clears)", id="filter", disabled=True)
                 yield WeightTree(id="weights")
             with TabbedContent(id="right"):
                 with TabPane("Weight", id="tab-weight"):
@@ -191,8 +199,10 @@ class NpuTuiApp(App[None]):
     @on(LayerTable.RowSelected)
     def table_selected(self, event: LayerTable.RowSelected) -> None:
         self.selected = event.row_key.value
-        self.main(WeightTree).select_weight(self.selected)
+        if self.selected is not None:
+            self.main(WeightTree).select_weight(self.selected)
         self.main(TabbedContent).active = "tab-weight"
+        self.main(WeightTree).focus()  # never leave the focus on a hidden table
         self.refresh_selected()
 
     # -- edits
@@ -335,6 +345,7 @@ class NpuTuiApp(App[None]):
 
     def action_filter(self) -> None:
         box = self.main("#filter", Input)
+        box.disabled = False
         box.add_class("shown")
         box.focus()
 
@@ -358,6 +369,7 @@ class NpuTuiApp(App[None]):
         if box.has_class("shown"):
             box.value = ""
             box.remove_class("shown")
+            box.disabled = True  # a hidden box must never take keys
             self.main(WeightTree).focus()
 
     def action_layers(self) -> None:
@@ -407,6 +419,22 @@ class NpuTuiApp(App[None]):
 
     def action_fix_forbid(self) -> None:
         self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
+
+    def action_worst(self) -> None:
+        results = [r for r in self.workbench.compilation.results.values() if r.plan.quantized]
+        sensitivity = self.workbench.sensitivity
+        if not results:
+            self.notify("no weight is quantized under these settings", timeout=3)
+            return
+        if sensitivity:
+            worst = min(results, key=lambda r: _db_rank(sensitivity[r.weight.name].output_sqnr_db) if r.weight.name in sensitivity else math.inf)
+        else:
+            worst = min(results, key=lambda r: _db_rank(r.errors.sqnr_db))
+        self.selected = worst.weight.name
+        self.main(TabbedContent).active = "tab-weight"
+        self.main(WeightTree).select_weight(self.selected)
+        self.main(WeightTree).focus()
+        self.refresh_selected()
 
     def action_histogram_log(self) -> None:
         view = self.main(HistogramView)
