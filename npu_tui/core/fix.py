@@ -123,6 +123,7 @@ class Search:
         self.visits: list[Visit] = []
         self._seen: dict[tuple, tuple[Evaluation, int]] = {}
         self._ranges: dict[str, tuple[float, float] | None] = {}
+        self.ceiling: int | None = None
 
     def evaluate(self, settings: Settings) -> tuple[Evaluation, int]:
         """(evaluation, NPU bytes) of a settings state, each state evaluated once."""
@@ -240,8 +241,10 @@ class Search:
         changes: list[Change] = []
         state = start
         if not self.target.met(first):
-            changes, state = self.greedy(start, first)
             meeting_rows = [row for row in localization if row["met"] and self.affordable(row["npu_bytes"])]
+            # no weight path costing as much as the cheapest switch row that meets is worth following
+            self.ceiling = min((row["npu_bytes"] for row in meeting_rows), default=None)
+            changes, state = self.greedy(start, first)
             if meeting_rows:  # the vendor's switches alone, when they are cheaper than the weight changes
                 row = min(meeting_rows, key=lambda r: r["npu_bytes"])
                 switched = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
@@ -284,7 +287,7 @@ class Search:
         improving: list[tuple[float, int, int, Change]] = []
         for action, name, settings, rng in options:
             evaluation, npu_bytes = self.evaluate(settings)
-            if not self.affordable(npu_bytes):
+            if not self.affordable(npu_bytes) or (self.ceiling is not None and npu_bytes >= self.ceiling):
                 continue
             change = Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings)
             score = self.target.score(evaluation)
