@@ -431,3 +431,27 @@ async def test_worst_key_focus_after_dialogs_and_visible_help_and_quit(tmp_path)
         assert app.workbench.dirty and app.main("#filter", Input).value == ""
         screen = app.export_screenshot()  # what the terminal shows, footer included
         assert "Help" in screen and "Quit" in screen
+
+
+async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_path, monkeypatch):
+    from npu_tui.core.errors import UserError
+    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.tui.messages_screen import MessagesScreen
+
+    def failing(self, *args, **kwargs):
+        raise UserError("onnxruntime failed on the evaluation data: \x1b[31mboom")
+
+    monkeypatch.setattr(Evaluator, "evaluate", failing)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await until(pilot, lambda: app.running is None)
+        summary = shown(app.main(ModelSummary))
+        assert "error: onnxruntime failed on the evaluation data: \\x1b[31mboom" in summary
+        await pilot.press("j", "x")  # other work redraws the summary: the error stays until the next run
+        assert "error:" in shown(app.main(ModelSummary))
+        await pilot.press("M")
+        assert isinstance(app.screen, MessagesScreen)
+        assert any("boom" in text and severity == "error" for _, severity, text in app.screen.messages)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, MessagesScreen)

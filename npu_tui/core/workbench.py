@@ -41,6 +41,7 @@ class Workbench:
         self.sensitivity: dict[str, Sensitivity] = {}
         self.sweep_complete = False
         self.layers: list[Layer] | None = None
+        self.evaluation_error: str | None = None  # the last run's failure, shown until the next run
         self.fix_notes: dict[str, str] = {}  # weight -> what the last accepted fix did to it
         self.fix_pinned: set[str] = set()  # the fix search never changes these
         self.fix_forbidden: set[str] = set()  # nor excludes these

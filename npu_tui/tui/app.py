@@ -30,6 +30,7 @@ from .histogram_view import BINS, HistogramView
 from .layer_table import LayerTable
 from .layer_view import LayerChart, LayerRows, LayerView
 from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, SweepProgress
+from .messages_screen import MessagesScreen
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
@@ -76,6 +77,7 @@ class NpuTuiApp(App[None]):
         "sort": "sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated",
         "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
+        "messages": "every message of this session (errors stay readable after their toast is gone)",
         "worst": "jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR",
         "quit": "quit (asks first when there are unsaved changes)",
     }
@@ -98,6 +100,7 @@ class NpuTuiApp(App[None]):
         Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log"),
         Binding("o", "sort", "Sort", show=False, id="sort"),
         Binding("F", "fix", "Fix", id="fix"),
+        Binding("M", "messages", "Messages", show=False, id="messages"),
         Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
     ]
@@ -107,6 +110,7 @@ class NpuTuiApp(App[None]):
         self.workbench = workbench
         self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
         self.evaluation_worker: Worker[None] | None = None
+        self.messages: list[tuple[str, str, str]] = []  # (time, severity, text) of every notification
         self.running: str | None = None
         self.histograms: dict[tuple[str, bool], object] = {}
 
@@ -293,6 +297,7 @@ class NpuTuiApp(App[None]):
                 self.post_message(SweepProgress(worker, done, total, left))
 
         try:
+            self.workbench.evaluation_error = None
             self.workbench.evaluate()
             self.post_message(EvaluationDone(worker))
             if worker.is_cancelled:
@@ -305,9 +310,11 @@ class NpuTuiApp(App[None]):
             self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
             return
         except UserError as exc:
+            self.workbench.evaluation_error = str(exc)
             self.post_message(RunFinished(worker, str(exc), "error"))
             return
         except Exception as exc:  # a bug must not take the workbench down
+            self.workbench.evaluation_error = f"evaluation failed: {exc!r}"
             self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
             return
         self.post_message(RunFinished(worker, None, None))
@@ -420,6 +427,9 @@ class NpuTuiApp(App[None]):
     def action_fix_forbid(self) -> None:
         self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
 
+    def action_messages(self) -> None:
+        self.push_screen(MessagesScreen(list(self.messages)))
+
     def action_worst(self) -> None:
         results = [r for r in self.workbench.compilation.results.values() if r.plan.quantized]
         sensitivity = self.workbench.sensitivity
@@ -487,7 +497,7 @@ class NpuTuiApp(App[None]):
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.keys()]
-        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary)]
+        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary, MessagesScreen)]
         self.push_screen(HelpScreen(keys, panels))
 
     async def action_quit(self) -> None:
@@ -505,6 +515,7 @@ class NpuTuiApp(App[None]):
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""
+        self.messages.append((time.strftime("%H:%M:%S"), str(severity), printable(message)))
         super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
 
     def keys(self) -> list[Binding]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from ..core.text import printable
 from ..core.workbench import Workbench
 from .labels import db, severity
 
@@ -18,7 +19,10 @@ class ModelSummary(Widget):
         c = workbench.compilation
         text = Text()
         ev = workbench.evaluation
-        if ev is None:
+        if workbench.evaluation_error:
+            text.append("error: ", style="bold red")
+            text.append(printable(workbench.evaluation_error)[:200] + "  (M: messages)")
+        elif ev is None:
             text.append("no evaluation yet" if workbench.evaluator is not None else "no evaluation data", style="dim")
         else:
             if ev.accuracy_float is not None and ev.accuracy_npu is not None:
