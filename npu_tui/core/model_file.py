@@ -18,6 +18,7 @@ from .graph import iter_graphs, iter_nodes, iter_tensors
 from .safe_files import require_regular
 from .wire import Blob, WireError, split_model
 
+MAX_ELEMENTS = 1 << 33  # 8 G elements: far beyond any weight an NPU holds, still checked before allocating
 QUANTIZED_OPS = frozenset(
     {
         "QLinearConv",
@@ -54,12 +55,38 @@ class LoadedModel:
     def read(self, tensor: onnx.TensorProto) -> np.ndarray:
         """The tensor's values, read from disk when its data was left there."""
         ref = self.data.get(tensor.name)
-        return onnx.numpy_helper.to_array(tensor) if ref is None else _read_ref(self.path, tensor, ref)
+        if ref is not None:
+            return _read_ref(self.path, tensor, ref)
+        _dtype(self.path, tensor)
+        _count(self.path, tensor)
+        try:
+            return onnx.numpy_helper.to_array(tensor)
+        except (ValueError, TypeError) as exc:  # data that does not fill its declared shape
+            raise ModelError(f"{self.path}: tensor {tensor.name!r}: its data does not match its shape {list(tensor.dims)} ({_short(exc)})") from None
+
+
+def _dtype(path: Path, tensor: onnx.TensorProto) -> np.dtype:
+    try:
+        return np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{path}: tensor {tensor.name!r} has element type {tensor.data_type}, which is not a known ONNX type") from None
+
+
+def _count(path: Path, tensor: onnx.TensorProto) -> int:
+    """Its element count, checked before anything is allocated for it."""
+    if any(d < 0 for d in tensor.dims):
+        raise ModelError(f"{path}: tensor {tensor.name!r} declares a negative dimension in {list(tensor.dims)}")
+    count = 1
+    for d in tensor.dims:
+        count *= int(d)
+    if count > MAX_ELEMENTS:
+        raise ModelError(f"{path}: tensor {tensor.name!r} declares {count:,} elements ({list(tensor.dims)}); that is not a real weight")
+    return count
 
 
 def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
-    dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
-    count = int(np.prod(tensor.dims, dtype=np.int64))
+    dtype = _dtype(path, tensor)
+    count = _count(path, tensor)
     if ref.blob.length != count * dtype.itemsize:
         raise ModelError(f"{path}: tensor {tensor.name!r} holds {ref.blob.length} bytes; its shape needs {count * dtype.itemsize}")
     array = np.empty(count, dtype)
@@ -94,6 +121,7 @@ def load_model(path: str | Path) -> LoadedModel:
     for tensor, blob in zip(model.graph.initializer, blobs):
         if blob is not None:
             loaded.data[tensor.name] = DataRef(path, blob)
+    _refuse_duplicates(model, path)
     _external_data(loaded)
     _refuse_quantized(model, path)
     open_unsized_dims(model)
@@ -144,8 +172,20 @@ def _external_data(loaded: LoadedModel) -> None:
             require_regular(target, f"external data of tensor {tensor.name!r}")
         except UserError as exc:
             raise ModelError(f"{loaded.path}: {exc}") from None
-        offset = int(info.get("offset", 0) or 0)
-        length = int(info["length"]) if info.get("length") else target.stat().st_size - offset
+        size = target.stat().st_size
+        try:
+            offset = int(info.get("offset", 0) or 0)
+            length = int(info["length"]) if info.get("length") else size - offset
+        except ValueError:
+            raise ModelError(
+                f"{loaded.path}: tensor {tensor.name!r}: external data offset {info.get('offset')!r:.40} or length "
+                f"{info.get('length')!r:.40} is not a whole number"
+            ) from None
+        if offset < 0 or length < 0 or offset + length > size:
+            raise ModelError(
+                f"{loaded.path}: tensor {tensor.name!r}: external data at offset {offset} length {length} does not lie "
+                f"inside {location!r} ({size} bytes)"
+            )
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
         ref = DataRef(target, Blob(offset, length))
@@ -153,6 +193,15 @@ def _external_data(loaded: LoadedModel) -> None:
             loaded.data[tensor.name] = ref
         else:
             tensor.raw_data = _read_ref(loaded.path, tensor, ref).tobytes()
+
+
+def _refuse_duplicates(model: onnx.ModelProto, path: Path) -> None:
+    for graph, scope in iter_graphs(model.graph):
+        seen: set[str] = set()
+        for tensor in graph.initializer:
+            if tensor.name in seen:
+                raise ModelError(f"{path}: two initializers are named {tensor.name!r}{' in ' + scope if scope else ''}; names must be unique")
+            seen.add(tensor.name)
 
 
 def _refuse_quantized(model: onnx.ModelProto, path: Path) -> None:
