@@ -376,6 +376,7 @@ async def test_fix_screen_runs_accepts_and_undoes(tmp_path):
         assert not isinstance(app.screen, FixScreen)
         assert list(app.workbench.settings.weight_min_max) == ["tdnn1.affine"]
         assert "range [" in shown(app.main(WeightDetails)) and "by fix" in shown(app.main(WeightDetails))
+        assert str(app.main(WeightTree).leaves["tdnn1.affine"].label).startswith("c*tdnn1.affine")
         await pilot.press("u")
         assert not app.workbench.settings.weight_min_max
 

@@ -155,7 +155,7 @@ class NpuTuiApp(App[None]):
         return self.screen_stack[0].query_one(*query)
 
     def refresh_all(self) -> None:
-        self.main(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity)
+        self.main(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity, frozenset(self.workbench.fix_notes))
         self.refresh_selected()
         self.refill_table()
         self.main(ModelSummary).show(self.workbench, self.running)

@@ -13,7 +13,7 @@ MARKS = {
     "excluded": ("x", "magenta"),
     "fp16": ("-", "dim"),
 }
-LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)"
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix"
 
 
 def status(result: WeightResult) -> str:
@@ -39,10 +39,13 @@ def plain(name: str) -> Text:
     return Text(printable(name))
 
 
-def weight_label(result: WeightResult, shown_name: str | None = None, alone_db: float | None = None, evaluated: bool = False) -> Text:
-    """Mark, name, the weight's own SQNR and, once evaluated, the output SQNR with it alone quantized."""
+def weight_label(
+    result: WeightResult, shown_name: str | None = None, alone_db: float | None = None, evaluated: bool = False, fixed: bool = False
+) -> Text:
+    """Mark, name, the weight's own SQNR and, once evaluated, the output SQNR with it alone quantized.
+    `fixed` adds a `*`: the last accepted fix changed this weight (the details say how)."""
     mark, style = MARKS[status(result)]
-    label = Text.assemble((mark, style), " ")
+    label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
     label.append_text(plain(shown_name if shown_name is not None else result.weight.name))
     label.append(" ")
     label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))

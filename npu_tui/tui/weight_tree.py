@@ -40,7 +40,7 @@ class WeightTree(Tree[str]):
         self.guide_depth = 2
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
-        self.drawn: dict[str, tuple[int, int]] = {}
+        self.drawn: dict[str, tuple[int, int, bool]] = {}
 
     def build(self, compilation: Compilation, names: list[str], sensitivity: dict[str, Sensitivity] | None = None) -> None:
         """(Re)create the leaves for `names`, in model order."""
@@ -66,14 +66,15 @@ class WeightTree(Tree[str]):
         self.root.expand()
         self.relabel(compilation, sensitivity or {})
 
-    def relabel(self, compilation: Compilation, sensitivity: dict[str, Sensitivity]) -> None:
-        """Set the labels whose weight result or sensitivity changed since they were drawn."""
+    def relabel(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], fixed: frozenset[str] = frozenset()) -> None:
+        """Set the labels whose weight result, sensitivity or fix mark changed since they were drawn."""
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
-            if self.drawn.get(name) == (id(result), id(alone)):
+            key = (id(result), id(alone), name in fixed)
+            if self.drawn.get(name) == key:
                 continue
-            self.drawn[name] = (id(result), id(alone))
-            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None)
+            self.drawn[name] = key
+            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed)
             node.set_label(label)
 
     def select_weight(self, name: str) -> None:
