@@ -456,3 +456,21 @@ async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_
         assert any("boom" in text and severity == "error" for _, severity, text in app.screen.messages)
         await pilot.press("escape")
         assert not isinstance(app.screen, MessagesScreen)
+
+
+async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
+    name = "model/conv2d_17/Conv2D_weights_fused_bn_very_long_exporter_suffix"
+    model = make_model(
+        [helper.make_node("MatMul", ["x", name], ["y"], name="p2o.pd_op.full_int_array.61.0")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor(name, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    app = make_app(config, with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        label = str(app.main(WeightTree).leaves[name].label)
+        sqnr = app.workbench.compilation.results[name].errors.sqnr_db
+        assert f"{sqnr:.1f}" in label and "…" in label and len(label) <= 28
+        assert name in shown(app.main(WeightDetails))  # the whole name where there is room

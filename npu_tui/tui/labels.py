@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from ..core.compiler import WeightResult
-from ..core.text import printable
+from ..core.text import printable, shorten_middle
 
 MARKS = {
     "quantized": ("q", "green"),
@@ -13,6 +13,7 @@ MARKS = {
     "excluded": ("x", "magenta"),
     "fp16": ("-", "dim"),
 }
+TREE_NAME_WIDTH = 16  # the full name is in the details panel
 LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix"
 
 
@@ -46,7 +47,8 @@ def weight_label(
     `fixed` adds a `*`: the last accepted fix changed this weight (the details say how)."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
-    label.append_text(plain(shown_name if shown_name is not None else result.weight.name))
+    name = printable(shown_name if shown_name is not None else result.weight.name)
+    label.append(shorten_middle(name, TREE_NAME_WIDTH))  # the numbers must fit at 80 columns
     label.append(" ")
     label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
     if evaluated:
