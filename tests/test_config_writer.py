@@ -82,3 +82,26 @@ def test_save_is_atomic_keeps_a_backup_and_the_file_mode(tmp_path):
     assert load_config(path).settings.compress is False
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "config.yaml.bak"]
+
+
+def test_crlf_block_lists_with_comments_and_an_indented_document_are_kept():
+    import yaml
+
+    from npu_tui.core.config_writer import render_config
+    from npu_tui.core.settings import Settings
+
+    crlf = (
+        "# vendor config\r\nCORENAME: GRUS\r\nONNX_FILE: model.onnx\r\nCOMPRESS: true   # fc\r\n"
+        "EXCLUDE_COMPRESS_OPS:\r\n  - a   # why a\r\n  - b   # why b\r\nCONV2D_COMPRESS: true\r\n"
+    )
+    out = render_config(crlf, Settings(compress=False, conv2d_compress=True, exclude=("a", "b", "c")))
+    assert out == (
+        "# vendor config\r\nCORENAME: GRUS\r\nONNX_FILE: model.onnx\r\nCOMPRESS: false  # fc\r\n"
+        "EXCLUDE_COMPRESS_OPS:\r\n  - a   # why a\r\n  - b   # why b\r\n  - c\r\nCONV2D_COMPRESS: true\r\n"
+    )
+    dropped = render_config(crlf, Settings(compress=True, conv2d_compress=True, exclude=("b",)))
+    assert "  - b   # why b\r\n" in dropped and "why a" not in dropped
+    indented = "  CORENAME: GRUS\n  ONNX_FILE: model.onnx\n  COMPRESS: true\n"
+    out = render_config(indented, Settings(compress=False, weight_min_max={"w": (-1.0, 2.0)}))
+    assert out.endswith("  COMPRESS: false\n  WEIGHT_MIN_MAX:\n    w: [-1.0, 2.0]\n")
+    assert yaml.safe_load(out)["WEIGHT_MIN_MAX"] == {"w": [-1.0, 2.0]}

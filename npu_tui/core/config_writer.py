@@ -8,6 +8,7 @@ one job, so the managed keys' spans are found with pyyaml's node marks and repla
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 import os
 import shutil
 from pathlib import Path
@@ -42,15 +43,47 @@ def yaml_float(value: float) -> str:
     return text
 
 
-def _render(key: str, value: object) -> str:
+@dataclass(frozen=True)
+class _Layout:
+    """How the user's file is laid out, so that what npu-tui writes looks like it belongs there."""
+
+    indent: str  # the column of the top-level keys (a document may be indented as a whole)
+    newline: str  # "\r\n" when the file uses CRLF
+
+
+def _layout(text: str, root: yaml.Node | None) -> _Layout:
+    column = root.value[0][0].start_mark.column if isinstance(root, yaml.MappingNode) and root.value else 0
+    return _Layout(" " * column, "\r\n" if "\r\n" in text else "\n")
+
+
+def _line_comment(text: str, end: int) -> str:
+    """The comment after position `end` on its line ('  # why'), or ''."""
+    line_end = text.find("\n", end)
+    rest = text[end : line_end if line_end >= 0 else len(text)].rstrip("\r")
+    return rest if rest.strip().startswith("#") else ""
+
+
+def _render(key: str, value: object, layout: _Layout, node: yaml.Node | None = None, text: str = "") -> str:
+    """The entry for `key`, written in the file's layout; a block list keeps its style and the comment
+    after each item that stays."""
+    child = layout.indent + "  "
     if isinstance(value, bool):
         return f"{key}: {'true' if value else 'false'}"
     if isinstance(value, dict):
         if not value:
             return f"{key}: {{}}"
-        rows = [f"  {_scalar(name)}: [{yaml_float(lo)}, {yaml_float(hi)}]" for name, (lo, hi) in value.items()]
-        return f"{key}:\n" + "\n".join(rows)
+        if isinstance(node, yaml.MappingNode) and node.value and node.flow_style is False:
+            child = " " * node.value[0][0].start_mark.column
+        rows = [f"{child}{_scalar(name)}: [{yaml_float(lo)}, {yaml_float(hi)}]" for name, (lo, hi) in value.items()]
+        return f"{key}:{layout.newline}" + layout.newline.join(rows)
     assert isinstance(value, (list, tuple))
+    if value and isinstance(node, yaml.SequenceNode) and node.value and node.flow_style is False:
+        first = node.value[0].start_mark
+        dash = text.rfind("-", 0, first.index)
+        prefix = text[text.rfind("\n", 0, dash) + 1 : dash] if dash >= 0 else child
+        comments = {str(item.value): _line_comment(text, item.end_mark.index) for item in node.value if isinstance(item, yaml.ScalarNode)}
+        rows = [f"{prefix}- {_scalar(v)}{comments.get(str(v), '')}" for v in value]
+        return f"{key}:{layout.newline}" + layout.newline.join(rows)
     return f"{key}: [{', '.join(_scalar(v) for v in value)}]"
 
 
@@ -85,25 +118,32 @@ def render_config(text: str, settings: Settings) -> str:
     """The config text with the managed keys changed to `settings`; untouched where already equal."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     data = yaml.safe_load(text) or {}
-    spans = {}
+    layout = _layout(text, root)
+    spans: dict[str, tuple[int, int, yaml.Node]] = {}
     if isinstance(root, yaml.MappingNode):
         for key_node, value_node in root.value:
-            spans[str(key_node.value)] = (key_node.start_mark.index, _value_end(value_node))
+            end = _value_end(value_node)
+            if isinstance(value_node, yaml.SequenceNode) and value_node.flow_style is False and value_node.value:
+                end += len(_line_comment(text, end))  # the last item's comment is rewritten with its item
+            spans[str(key_node.value)] = (key_node.start_mark.index, end, value_node)
     edits, appended = [], []
     for key, value in managed_values(settings).items():
         if _same(data.get(key), value):
             continue
         if key in spans:
-            edits.append((*spans[key], _render(key, value)))
+            start, end, node = spans[key]
+            edits.append((start, end, _render(key, value, layout, node, text)))
         else:
-            appended.append(_render(key, value))
+            flat = _render(key, value, _Layout("", layout.newline))
+            appended.append(layout.indent + flat.replace(layout.newline, layout.newline + layout.indent))
     for start, end, replacement in sorted(edits, reverse=True):
         rest = text[end:]
         if "\n" not in text[start:end] and "\n" not in replacement:
             rest = _keep_comment_column(rest, end - start, len(replacement))
         text = text[:start] + replacement + rest
     if appended:
-        text = (text if text.endswith("\n") or not text else text + "\n") + "\n".join(appended) + "\n"
+        nl = layout.newline
+        text = (text if text.endswith("\n") or not text else text + nl) + nl.join(appended) + nl
     return text
 
 
