@@ -329,7 +329,7 @@ def metric_text(target, value: float | None) -> str:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .core.config_writer import config_diff, managed_values, save_config
+    from .core.config_writer import config_diff, managed_values, read_config_text, save_config
     from .core.evaluate import Evaluator
     from .core.fix import Search
 
@@ -337,10 +337,13 @@ def _fix(args: argparse.Namespace) -> int:
     data = _data(args, project)
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    loaded = read_config_text(project.config.path)
     result = Search(project, evaluator, target, budget=args.budget).run(settings)
     diff = config_diff(project.config.path, result.settings)
     backup = None
     if args.write and diff:
+        if read_config_text(project.config.path) != loaded:
+            raise UserError(f"{project.config.path}: changed on disk while fix ran; nothing written (run fix again)")
         backup = save_config(project.config.path, result.settings)
     if args.json:
         document = {

@@ -474,3 +474,31 @@ async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
         sqnr = app.workbench.compilation.results[name].errors.sqnr_db
         assert f"{sqnr:.1f}" in label and "…" in label and len(label) <= 28
         assert name in shown(app.main(WeightDetails))  # the whole name where there is room
+
+
+async def test_a_config_changed_on_disk_is_never_silently_reverted(tmp_path):
+    from npu_tui.tui.confirm_screens import ConflictScreen
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")  # exclude tdnn1.affine
+        config.write_text(config.read_text().replace("NPU_UNIT: NPU32", "NPU_UNIT: NPU64  # edited meanwhile"))
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, ConflictScreen)
+        await pilot.press("c")
+        assert "NPU64" in config.read_text() and "tdnn1.affine" not in config.read_text()
+        await pilot.press("ctrl+s", "k")  # keep their edit, ours on top
+        await pilot.press("y")  # the diff confirmation
+        await pilot.pause()
+        text = config.read_text()
+        assert "NPU_UNIT: NPU64  # edited meanwhile" in text and "tdnn1.affine" in text
+        config.write_text(text.replace("NPU64", "NPU16"))
+        await pilot.press("u", "ctrl+s", "o", "y")  # overwrite: the file as loaded (NPU64) with ours
+        await pilot.pause()
+        text = config.read_text()
+        assert "NPU16" not in text and "NPU64" in text and "tdnn1.affine" not in text
+        config.write_bytes(b"CORENAME: GRUS\n\xff\xfe bad bytes\n")
+        await pilot.press("x", "ctrl+s")
+        assert app.is_running and any("no longer UTF-8" in m for _, _, m in app.messages)

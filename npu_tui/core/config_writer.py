@@ -8,9 +8,9 @@ one job, so the managed keys' spans are found with pyyaml's node marks and repla
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -155,21 +155,41 @@ def _keep_comment_column(rest: str, old_length: int, new_length: int) -> str:
     return " " * max(1, spaces + old_length - new_length) + rest[spaces:]
 
 
-def config_diff(path: Path, settings: Settings) -> str:
-    """What saving would change, as a unified diff."""
-    old = path.read_text(encoding="utf-8")
-    new = render_config(old, settings)
+def read_config_text(path: Path) -> str:
+    """The config's text as it is on disk now, or one clear error (gone, unreadable, not UTF-8)."""
+    path = Path(os.path.realpath(path))
+    require_regular(path, "config")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is no longer UTF-8 text (byte {exc.start}); fix the file or save elsewhere") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def config_diff(path: Path, settings: Settings, base: str | None = None) -> str:
+    """What saving would change, as a unified diff (into `base` instead of the file's text when given)."""
+    old = read_config_text(path)
+    new = _rendered(path, base if base is not None else old, settings)
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), str(path)))
 
 
-def save_config(path: Path, settings: Settings) -> Path:
+def _rendered(path: Path, text: str, settings: Settings) -> str:
+    try:
+        return render_config(text, settings)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: the file on disk is no longer valid YAML ({str(exc).splitlines()[0]}); fix it or save elsewhere") from None
+
+
+def save_config(path: Path, settings: Settings, base: str | None = None) -> Path:
     """Write atomically: the new text goes to an exclusive temporary file, is checked, then renamed
     over the old one, which is kept as `<name>.bak` (written the same way). A symlinked config is
-    updated where it points, the link kept. Returns the backup's path."""
+    updated where it points, the link kept. `base` is the text to write the settings into (the text as
+    loaded, to overwrite changes made on disk since); by default the file's current text. Returns the
+    backup's path."""
     path = Path(os.path.realpath(path))
-    require_regular(path, "config")
-    old = path.read_text(encoding="utf-8")
-    new = render_config(old, settings)
+    old = read_config_text(path)
+    new = _rendered(path, base if base is not None else old, settings)
     backup = path.with_name(path.name + ".bak")
     try:
         with atomic_write(path.with_name(f".{path.name}.check"), "w", encoding="utf-8") as handle:

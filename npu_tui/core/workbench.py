@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import edits
 from .compiler import Compilation, WeightResult
-from .config_writer import config_diff, save_config
+from .config_writer import config_diff, read_config_text, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
@@ -33,6 +33,7 @@ class Workbench:
         self.evaluator = Evaluator(project.compiler, data, project.config.output_names) if data is not None else None
         self.saved = project.config.settings
         self.settings = self.saved
+        self.loaded_text = read_config_text(project.config.path)  # what saving compares the disk with
         self.undo_stack: list[Settings] = []
         self.redo_stack: list[Settings] = []
         self.compilation = project.compile(self.settings)
@@ -158,10 +159,17 @@ class Workbench:
 
     # -- saving
 
-    def diff(self) -> str:
-        return config_diff(self.project.config.path, self.settings)
+    def changed_on_disk(self) -> bool:
+        """Whether someone (an editor, git) changed config.yaml since it was loaded or saved here."""
+        return read_config_text(self.project.config.path) != self.loaded_text
 
-    def save(self) -> Path:
-        backup = save_config(self.project.config.path, self.settings)
+    def diff(self, overwrite: bool = False) -> str:
+        return config_diff(self.project.config.path, self.settings, self.loaded_text if overwrite else None)
+
+    def save(self, overwrite: bool = False) -> Path:
+        """Write the settings into the file as it is now (keeping edits made on disk meanwhile), or,
+        with `overwrite`, into the text as it was loaded (dropping them)."""
+        backup = save_config(self.project.config.path, self.settings, self.loaded_text if overwrite else None)
+        self.loaded_text = read_config_text(self.project.config.path)
         self.saved = self.settings
         return backup

@@ -22,7 +22,7 @@ from ..core.histogram import histogram
 from ..core.sensitivity import Cancelled
 from ..core.text import printable
 from ..core.workbench import Workbench
-from .confirm_screens import ConfirmScreen
+from .confirm_screens import ConfirmScreen, ConflictScreen
 from .details import WeightDetails
 from .fix_screen import FixPlot, FixScreen
 from .help_screen import HelpScreen
@@ -473,7 +473,22 @@ class NpuTuiApp(App[None]):
 
     def action_save(self) -> None:
         try:
-            diff = self.workbench.diff()
+            changed = self.workbench.changed_on_disk()
+        except (UserError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if changed:
+            def chosen(choice: str | None) -> None:
+                if choice is not None:
+                    self._save(overwrite=choice == "overwrite")
+
+            self.push_screen(ConflictScreen(printable(str(self.workbench.project.config.path))), chosen)
+            return
+        self._save(overwrite=False)
+
+    def _save(self, overwrite: bool) -> None:
+        try:
+            diff = self.workbench.diff(overwrite)
         except (UserError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return
@@ -485,7 +500,7 @@ class NpuTuiApp(App[None]):
             if not yes:
                 return
             try:
-                backup = self.workbench.save()
+                backup = self.workbench.save(overwrite)
             except UserError as exc:
                 self.notify(str(exc), severity="error")
                 return

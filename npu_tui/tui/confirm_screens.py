@@ -39,3 +39,33 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ConflictScreen(ModalScreen[str | None]):
+    """config.yaml changed on disk since it was loaded: keep those changes under ours, overwrite them,
+    or cancel. Never a silent revert."""
+
+    BINDINGS = [
+        Binding("k", "answer('keep')", "Keep theirs too", id="conflict-keep"),
+        Binding("o", "answer('overwrite')", "Overwrite", id="conflict-overwrite"),
+        Binding("c", "answer(None)", "Cancel", id="conflict-cancel"),
+        Binding("escape", "answer(None)", "Cancel", show=False, id="conflict-escape"),
+    ]
+    DEFAULT_CSS = """
+    ConflictScreen { align: center middle; }
+    ConflictScreen > Vertical { width: 90%; height: auto; border: thick $warning; padding: 0 1; background: $surface; }
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"{self.path} changed on disk since it was loaded."))
+            yield Label(Text("[k] keep those changes and write ours on top"))
+            yield Label(Text("[o] overwrite them with the file as loaded plus ours"))
+            yield Label(Text("[c] cancel"))
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)
