@@ -77,3 +77,21 @@ def test_eval_data_with_nan_or_inf_is_refused(tmp_path, bad):
     np.savez(tmp_path / "d.npz", x=x)
     result = npu_tui("eval", str(config), "--data", str(tmp_path / "d.npz"), "--json")
     assert result.returncode == 2 and "holds 1 NaN or infinite values" in result.stderr
+
+
+def test_an_npz_whose_header_lies_is_refused_before_reading(tmp_path):
+    import io
+    import zipfile
+
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [tensor("w", np.eye(2, dtype=np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": (1 << 20, 1 << 16)})
+    buffer.write(b"\0" * 64)  # a few bytes behind a header that claims 256 GiB
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", buffer.getvalue())
+    result = npu_tui("eval", str(config), "--data", str(tmp_path / "lie.npz"))
+    assert result.returncode == 2 and "claims shape [1048576, 65536]" in result.stderr

@@ -21,6 +21,7 @@ from .safe_files import require_regular
 
 LABELS = "labels"
 RANDOM_BYTES_MAX = 2**32
+NPZ_BYTES_MAX = 2**33
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(f"{path}: holds a single array, not an .npz; save it with numpy.savez(name=array, ...)")
     with archive:
+        _check_headers(path, archive)
         try:
             arrays = {key: archive[key] for key in archive.files}
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
@@ -152,6 +154,31 @@ def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
     if samples == 0:
         raise UserError(f"{path}: the arrays hold no samples; give at least one")
     return EvalData(feeds, labels, samples or 0, str(path))
+
+
+def _check_headers(path: Path, archive: np.lib.npyio.NpzFile) -> None:
+    """Each array's header is read and its size checked against the bytes stored for it before the
+    array is: a compressed member can claim gigabytes."""
+    zipped = archive.zip
+    if zipped is None:
+        return
+    for info in zipped.infolist():
+        name = info.filename.removesuffix(".npy")
+        try:
+            with zipped.open(info) as handle:
+                version = np.lib.format.read_magic(handle)
+                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = reader(handle)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path}: array {name!r} has no valid .npy header ({exc})") from None
+        if dtype.hasobject:
+            raise UserError(f"{path}: array {name!r} holds Python objects; save numbers only")
+        size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if size > NPZ_BYTES_MAX or size > info.file_size:
+            raise UserError(
+                f"{path}: array {name!r} claims shape {list(shape)} ({size:,} bytes) but stores {info.file_size:,}; "
+                "the file is damaged or not what it says"
+            )
 
 
 def _fits(shape: tuple[int, ...], wanted: tuple[int | None, ...]) -> bool:
