@@ -232,8 +232,14 @@ def _workbench(args: argparse.Namespace) -> int:
         data = None
     from .tui.app import NpuTuiApp
 
-    NpuTuiApp(Workbench(project, data)).run()
-    return EXIT_OK
+    app = NpuTuiApp(Workbench(project, data), debug=args.debug)
+    app.run()
+    if app.crash is not None:  # the terminal is restored by now
+        sys.stderr.write(app.crash + (" (run with --debug for the traceback)" if not args.debug else "") + "\n")
+        if app.recovered is not None:
+            sys.stderr.write(f"your unsaved settings are in {printable(str(app.recovered))}\n")
+        return EXIT_BUG
+    return EXIT_OK if app.return_code in (None, 0) else EXIT_BUG
 
 
 def _data(args: argparse.Namespace, project):

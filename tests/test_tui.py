@@ -502,3 +502,25 @@ async def test_a_config_changed_on_disk_is_never_silently_reverted(tmp_path):
         config.write_bytes(b"CORENAME: GRUS\n\xff\xfe bad bytes\n")
         await pilot.press("x", "ctrl+s")
         assert app.is_running and any("no longer UTF-8" in m for _, _, m in app.messages)
+
+
+async def test_a_bug_keeps_the_unsaved_settings_beside_the_config(tmp_path, monkeypatch):
+    import pytest
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    original = config.read_text()
+    app = make_app(config)
+
+    def broken(self) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(type(app), "action_worst", broken)
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("x", "w")
+            await pilot.pause()
+    assert app.return_code == 1 and app.crash == "internal error: RuntimeError('a bug')"
+    assert config.read_text() == original
+    recovered = tmp_path / "config.yaml.recovered"
+    assert app.recovered == recovered and "tdnn1.affine" in recovered.read_text()

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from . import edits
 from .compiler import Compilation, WeightResult
-from .config_writer import config_diff, read_config_text, save_config
+from .config_writer import config_diff, read_config_text, render_config, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
 from .plan import WeightPlan
 from .project import Project
 from .ranges import bulk_range, mse_optimal_range
+from .safe_files import atomic_write
 from .sensitivity import Cancelled, Sensitivity
 from .settings import Settings
 
@@ -158,6 +159,16 @@ class Workbench:
         return self.project.compiler.result(weight, trial).errors.sqnr_db
 
     # -- saving
+
+    def write_recovery(self) -> Path | None:
+        """The unsaved settings, written beside the config (never over it) when the workbench fails."""
+        if not self.dirty:
+            return None
+        path = self.project.config.path
+        target = path.with_name(path.name + ".recovered")
+        with atomic_write(target, "w", encoding="utf-8") as handle:
+            handle.write(render_config(self.loaded_text, self.settings))
+        return target
 
     def changed_on_disk(self) -> bool:
         """Whether someone (an editor, git) changed config.yaml since it was loaded or saved here."""

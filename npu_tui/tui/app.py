@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -20,7 +21,7 @@ from textual.worker import Worker, get_current_worker
 from ..core.errors import UserError
 from ..core.histogram import histogram
 from ..core.sensitivity import Cancelled
-from ..core.text import printable
+from ..core.text import one_line, printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen, ConflictScreen
 from .details import WeightDetails
@@ -105,12 +106,15 @@ class NpuTuiApp(App[None]):
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
     ]
 
-    def __init__(self, workbench: Workbench) -> None:
+    def __init__(self, workbench: Workbench, debug: bool = False) -> None:
         super().__init__()
         self.workbench = workbench
+        self.show_tracebacks = debug
         self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
         self.evaluation_worker: Worker[None] | None = None
         self.messages: list[tuple[str, str, str]] = []  # (time, severity, text) of every notification
+        self.crash: str | None = None
+        self.recovered: Path | None = None
         self.running: str | None = None
         self.histograms: dict[tuple[str, bool], object] = {}
 
@@ -527,6 +531,23 @@ class NpuTuiApp(App[None]):
     def action_help_quit(self) -> None:
         """ctrl+c: Textual's own hint carries markup; this one is plain."""
         self.notify("Press q or ctrl+q to quit (it asks first when there are unsaved changes)", title="Do you want to quit?")
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug escaped: keep the user's unsaved settings beside the config, then exit with status 1
+        and one short message (Textual's own report would print every local, weight arrays included)."""
+        try:
+            self.recovered = self.workbench.write_recovery()
+        except Exception:  # noqa: BLE001 - a failure here must not hide the first one
+            self.recovered = None
+        self.crash = f"internal error: {printable(one_line(repr(error)))}"
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        if self.show_tracebacks:
+            super()._fatal_error()
+            return
+        self.bell()
+        self._close_messages_no_wait()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""
