@@ -148,8 +148,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
         message = one_line(str(exc))
         sys.stderr.write(f"error: {printable(message)}\n")
         if getattr(args, "json", False):  # a script reading stdout gets a document either way
-            json.dump({"npu_tui_version": __version__, "error": message}, sys.stdout, indent=1)
-            sys.stdout.write("\n")
+            _emit({"npu_tui_version": __version__, "error": message})
         return EXIT_USER
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -203,8 +202,7 @@ def _compile(args: argparse.Namespace) -> int:
         about = {"npu_tui_version": __version__, "config": str(project.config.path), "model": str(project.inventory.path)}
         document = {**about, **compilation_json(project, compilation)}
         document["warnings"] += [{"code": "config", "weight": None, "message": w} for w in project.config.warnings]
-        json.dump(document, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        _emit(document)
         return EXIT_OK
     lines = weight_lines(compilation) if args.weights else []
     lines += summary_lines(project, compilation)
@@ -309,8 +307,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         document = {**_about(args, project, data), **evaluation_json(evaluation, sensitivity)}
         if target is not None:
             document["target"] = {"kind": target.kind, "value": target.value, "metric": target.measure(evaluation), "met": target.met(evaluation)}
-        json.dump(document, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        _emit(document)
     else:
         lines = evaluation_lines(evaluation, sensitivity, data.source)
         if target is not None:
@@ -356,11 +353,11 @@ def _fix(args: argparse.Namespace) -> int:
             **_about(args, project, data),
             "met": result.met,
             "target": {"kind": target.kind, "value": target.value},
-            "before": {"metric": _finite_or_none(result.before[0]), "npu_bytes": result.before[1]},
-            "after": {"metric": _finite_or_none(result.after[0]), "npu_bytes": result.after[1]},
-            "localization": [{**row, "metric": _finite_or_none(row["metric"])} for row in result.localization],
+            "before": {"metric": result.before[0], "npu_bytes": result.before[1]},
+            "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
+            "localization": [{**row, "metric": row["metric"]} for row in result.localization],
             "changes": [
-                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "metric": _finite_or_none(c.metric), "bytes": c.bytes}
+                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "metric": c.metric, "bytes": c.bytes}
                 for c in result.changes
             ],
             "settings": managed_values(result.settings),
@@ -369,15 +366,27 @@ def _fix(args: argparse.Namespace) -> int:
             "written": str(project.config.path) if backup is not None else None,
         }
         document["settings"]["WEIGHT_MIN_MAX"] = {k: list(v) for k, v in document["settings"]["WEIGHT_MIN_MAX"].items()}
-        json.dump(document, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        _emit(document)
     else:
         sys.stdout.write("\n".join(_fix_lines(result, diff, backup, project)) + "\n")
     return EXIT_OK if result.met else EXIT_MISSED
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and value == value and abs(value) != float("inf") else None
+def _emit(document: object) -> None:
+    """One JSON document on stdout, valid by RFC 8259: a number that does not exist (NaN, an
+    infinity from an fp16 overflow) is null."""
+    json.dump(_json_safe(document), sys.stdout, indent=1, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _fix_lines(result, diff: str, backup, project) -> list[str]:

@@ -95,3 +95,48 @@ def test_an_npz_whose_header_lies_is_refused_before_reading(tmp_path):
         archive.writestr("x.npy", buffer.getvalue())
     result = npu_tui("eval", str(config), "--data", str(tmp_path / "lie.npz"))
     assert result.returncode == 2 and "claims shape [1048576, 65536]" in result.stderr
+
+
+def test_json_has_no_nan_or_infinity_even_when_fp16_overflows(tmp_path):
+    import json
+
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [tensor("w", np.array([[1e6, 0.0], [0.0, 1.0]], np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG.replace("COMPRESS: true", "COMPRESS: false", 1))
+    for args in (["compile", str(config), "--json"], ["eval", str(config), "--json", "--sensitivity", "--layers"]):
+        result = npu_tui(*args)
+        assert result.returncode == 0, result.stderr
+        json.loads(result.stdout, parse_constant=lambda token: pytest.fail(f"{token} in {args[0]} --json"))
+
+
+@pytest.mark.parametrize("bound", ["-1.0e+39", "-1.0e+6"])
+def test_ranges_beyond_fp16_are_refused(tmp_path, bound):
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [tensor("w", np.eye(2, dtype=np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG + f"WEIGHT_MIN_MAX:\n  w: [{bound}, 3.0]\n")
+    result = npu_tui("compile", str(config))
+    assert result.returncode == 2 and "is beyond fp16 (±65504)" in result.stderr
+
+
+def test_deeply_nested_subgraphs_end_in_a_result(tmp_path):
+    """30 levels of If (protobuf itself refuses much deeper files; those are 'not an ONNX model')."""
+    inner = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["o0"], name="fc")], "g0", [], [value("o0", None)], [tensor("w", np.eye(2, dtype=np.float32))]
+    )
+    for depth in range(1, 30):
+        other = helper.make_graph([helper.make_node("Identity", ["x"], [f"e{depth}"])], f"e{depth}", [], [value(f"e{depth}", None)])
+        inner = helper.make_graph(
+            [helper.make_node("If", ["flag"], [f"o{depth}"], name=f"if{depth}", then_branch=inner, else_branch=other)],
+            f"g{depth}", [], [value(f"o{depth}", None)],
+        )
+    top = helper.make_node("If", ["flag"], ["y"], name="top", then_branch=inner, else_branch=helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["et"])], "et", [], [value("et", None)]))
+    model = make_model([top], [value("x", [1, 2])], [value("y", None)], [tensor("flag", np.array(True))])
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    result = npu_tui("compile", str(config), "-w")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("w: [2, 2]")

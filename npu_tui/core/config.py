@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from .safe_files import require_regular
 from .settings import Settings
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
+FP16_MAX = 65504.0
 MODEL_KEYS = ("ONNX_FILE", "PB_FILE", "GRAPH_FILE")
 BOOL_KEYS = ("COMPRESS", "CONV2D_COMPRESS", "FUSE_BN")
 NAME_LIST_KEYS = ("EXCLUDE_COMPRESS_OPS", "EXCLUDE_CONV2D_COMPRESS_OPS", "EXCLUDE_FUSE_BN_OPS")
@@ -133,6 +135,15 @@ def _lines(root: yaml.Node, duplicates: list[str]) -> tuple[dict[str, int], dict
     return key_lines, item_lines
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 60, 60, 6, 4, 2
+
+
+def _brief(value: object) -> str:
+    """A value from the file, repr'd but bounded: a key can hold a megabyte, a message cannot."""
+    return _BRIEF.repr(value)
+
+
 class _Validator:
     def __init__(self, path: Path, data: dict, key_lines: dict, item_lines: dict) -> None:
         self.path = path
@@ -150,7 +161,7 @@ class _Validator:
     def run(self) -> Config:
         for key in self.data:
             if not isinstance(key, str):
-                raise self.fail(str(key), f"key {key!r} is not a name; keys are upper-case words")
+                raise self.fail(str(key), f"key {_brief(key)} is not a name; keys are upper-case words")
             if key not in VENDOR_KEYS:
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
         settings = Settings(
@@ -180,7 +191,7 @@ class _Validator:
             raise ConfigError(f"{self.path}: CORENAME is missing; set it to one of {', '.join(CORENAMES)}")
         value = self.data["CORENAME"]
         if value not in CORENAMES:
-            raise self.fail("CORENAME", f"CORENAME: unknown chip {value!r}; use one of {', '.join(CORENAMES)}")
+            raise self.fail("CORENAME", f"CORENAME: unknown chip {_brief(value)}; use one of {', '.join(CORENAMES)}")
         return value
 
     def model_path(self) -> Path:
@@ -189,11 +200,11 @@ class _Validator:
             raise ConfigError(f"{self.path}: no model: set ONNX_FILE to the .onnx file, relative to this config")
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"{key}: {value!r} is not a file path")
+            raise self.fail(key, f"{key}: {_brief(value)} is not a file path")
         if value.lower().endswith((".pb", ".pbtxt", ".h5", ".tflite")):
             raise self.fail(
                 key,
-                f"{key}: {value!r} is a TensorFlow model; npu-tui reads ONNX: export it "
+                f"{key}: {_brief(value)} is a TensorFlow model; npu-tui reads ONNX: export it "
                 "(for example with tf2onnx) and set ONNX_FILE",
             )
         return self.path.parent / value
@@ -201,7 +212,7 @@ class _Validator:
     def boolean(self, key: str) -> bool:
         value = self.data.get(key, False)
         if not isinstance(value, bool):
-            raise self.fail(key, f"{key}: {value!r} is not a bool; write true or false")
+            raise self.fail(key, f"{key}: {_brief(value)} is not a bool; write true or false")
         return value
 
     def names(self, key: str) -> tuple[str, ...]:
@@ -211,10 +222,10 @@ class _Validator:
         if isinstance(value, str):
             value = [value] if key == "OUTPUT_OPS" else value
         if not isinstance(value, list):
-            raise self.fail(key, f"{key}: {value!r} is not a list; write [name1, name2]")
+            raise self.fail(key, f"{key}: {_brief(value)} is not a list; write [name1, name2]")
         for item in value:
             if not isinstance(item, str):
-                raise self.fail(key, f"{key}: item {item!r} is not a name; names are strings")
+                raise self.fail(key, f"{key}: item {_brief(item)} is not a name; names are strings")
         return tuple(value)
 
     def min_max(self) -> dict[str, tuple[float, float]]:
@@ -223,19 +234,23 @@ class _Validator:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key, f"{key}: {value!r} is not a mapping; write {{weight_name: [min, max]}}")
+            raise self.fail(key, f"{key}: {_brief(value)} is not a mapping; write {{weight_name: [min, max]}}")
         ranges: dict[str, tuple[float, float]] = {}
         for name, bounds in value.items():
-            label = f"{key}[{str(name)!r}]"
+            label = f"{key}[{_brief(str(name))}]"
             if not isinstance(name, str):
                 raise self.fail(key, f"{label}: the weight name must be a string", str(name))
             if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
-                raise self.fail(key, f"{label}: {bounds!r} is not exactly two bounds; write [min, max]", name)
+                raise self.fail(key, f"{label}: {_brief(bounds)} is not exactly two bounds; write [min, max]", name)
             for bound in bounds:
                 if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-                    raise self.fail(key, f"{label}: bound {bound!r} is not a number; write [min, max]", name)
+                    raise self.fail(key, f"{label}: bound {_brief(bound)} is not a number; write [min, max]", name)
                 if not math.isfinite(bound):
                     raise self.fail(key, f"{label}: bound {bound} is not a finite number", name)
+                if abs(bound) > FP16_MAX:
+                    raise self.fail(
+                        key, f"{label}: bound {bound:g} is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16", name
+                    )
             lo, hi = float(bounds[0]), float(bounds[1])
             if not lo < hi:
                 raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}", name)
@@ -248,13 +263,13 @@ class _Validator:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key, f"{key}: {value!r} is not a mapping; write {{input_name: [1, 40]}}")
+            raise self.fail(key, f"{key}: {_brief(value)} is not a mapping; write {{input_name: [1, 40]}}")
         shapes: dict[str, list[int]] = {}
         for name, shape in value.items():
             ok = isinstance(shape, list) and all(
                 isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
             )
             if not ok:
-                raise self.fail(key, f"{key}[{str(name)!r}]: {shape!r} is not a shape; write [1, 40]", str(name))
+                raise self.fail(key, f"{key}[{_brief(str(name))}]: {_brief(shape)} is not a shape; write [1, 40]", str(name))
             shapes[str(name)] = shape
         return shapes

@@ -23,11 +23,17 @@ def error_metrics(w: np.ndarray, simulated: np.ndarray, clipped: int = 0) -> Err
     flat = w.reshape(-1)
     err = simulated.reshape(-1).astype(np.float32)
     np.subtract(flat, err, out=err)
-    noise = float(np.dot(err, err))
-    signal = float(np.dot(flat, flat))
+    with np.errstate(over="ignore", invalid="ignore"):  # a weight beyond fp16 becomes inf: reported, not raised
+        noise = float(np.dot(err, err))
+        signal = float(np.dot(flat, flat))
+        max_abs = float(np.abs(err).max()) if err.size else 0.0
     size = max(flat.size, 1)
-    max_abs = float(np.abs(err).max()) if err.size else 0.0
-    sqnr = None if noise == 0.0 or signal == 0.0 else 10.0 * math.log10(signal / noise)
+    if noise == 0.0 or signal == 0.0:
+        sqnr: float | None = None
+    elif not math.isfinite(noise) or not math.isfinite(signal):
+        sqnr = -math.inf if not math.isfinite(noise) else math.inf
+    else:
+        sqnr = 10.0 * math.log10(signal / noise)
     return ErrorMetrics(sqnr, noise / size, max_abs, clipped / size)
 
 
