@@ -21,7 +21,7 @@ def project(folder: Path) -> Path:
     return write_project(folder, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "socket", "folder"])
 @pytest.mark.parametrize("role", ["config", "model", "data"])
 def test_only_regular_files_are_read(tmp_path, kind, role):
     config = project(tmp_path)
@@ -30,6 +30,11 @@ def test_only_regular_files_are_read(tmp_path, kind, role):
         os.mkfifo(odd)
     elif kind == "device":
         odd = Path("/dev/zero")
+    elif kind == "socket":
+        import socket
+
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(odd))
     else:
         odd.mkdir()
     if role == "config":

@@ -502,6 +502,11 @@ async def test_a_config_changed_on_disk_is_never_silently_reverted(tmp_path):
         config.write_bytes(b"CORENAME: GRUS\n\xff\xfe bad bytes\n")
         await pilot.press("x", "ctrl+s")
         assert app.is_running and any("no longer UTF-8" in m for _, _, m in app.messages)
+        config.write_text("- the config became\n- a list\n")
+        await pilot.press("ctrl+s", "k", "y")
+        await pilot.pause()
+        assert app.is_running and config.read_text() == "- the config became\n- a list\n"
+        assert any("mapping" in m for _, severity, m in app.messages if severity == "error")
 
 
 async def test_a_bug_keeps_the_unsaved_settings_beside_the_config(tmp_path, monkeypatch):

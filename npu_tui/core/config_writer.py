@@ -118,6 +118,8 @@ def render_config(text: str, settings: Settings) -> str:
     """The config text with the managed keys changed to `settings`; untouched where already equal."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"the file is a {type(data).__name__}, not a mapping of KEY: value; fix it or save elsewhere")
     layout = _layout(text, root)
     spans: dict[str, tuple[int, int, yaml.Node]] = {}
     if isinstance(root, yaml.MappingNode):
@@ -177,6 +179,8 @@ def config_diff(path: Path, settings: Settings, base: str | None = None) -> str:
 def _rendered(path: Path, text: str, settings: Settings) -> str:
     try:
         return render_config(text, settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: the file on disk is no longer valid YAML ({str(exc).splitlines()[0]}); fix it or save elsewhere") from None
 

@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -26,6 +26,8 @@ from .simulation import build_simulation, elem_types, npu_values, reference_mode
 from .text import one_line
 
 if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
     from .layers import Layer, LayerAnalysis
     from .sensitivity import CutSessions, Sensitivity
 
@@ -168,7 +170,7 @@ class Evaluator:
 
     # -- sessions and runs
 
-    def session(self, model: onnx.ModelProto, lean: bool = False) -> Any:
+    def session(self, model: onnx.ModelProto, lean: bool = False) -> InferenceSession:
         """A session for a graph npu-tui built. When onnxruntime refuses it, it is npu-tui's bug if
         the user's own model runs, and the user's problem if it does not."""
         try:

@@ -7,12 +7,15 @@ onnxruntime is imported only when a session is built: `npu-tui compile` never pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from .eval_data import EvalData
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 BATCH_SAMPLES = 32
 
@@ -24,7 +27,7 @@ class SessionFactory:
     def __init__(self) -> None:
         self.built = 0
 
-    def build(self, model: onnx.ModelProto | str, lean: bool = False) -> Any:
+    def build(self, model: onnx.ModelProto | str, lean: bool = False) -> InferenceSession:
         """A CPU session. `lean` sessions give their working memory back after each run: a sweep holds
         one per cut and must not keep an arena for each."""
         import onnxruntime as ort
@@ -82,7 +85,7 @@ class BoundSession:
     """A session with an IOBinding: `fixed` inputs (weights) are bound once; each run binds its
     per-run inputs and, for a what-if, the swapped weights, which are bound back afterwards."""
 
-    def __init__(self, session: Any, outputs: list[str], fixed: dict[str, np.ndarray]) -> None:
+    def __init__(self, session: InferenceSession, outputs: list[str], fixed: dict[str, np.ndarray]) -> None:
         self.session = session
         self.outputs = outputs
         self.input_names = [i.name for i in session.get_inputs()]

@@ -25,6 +25,8 @@ from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
     from .evaluate import Evaluation, Evaluator, NpuGraph
 
 MAX_CUTS = 16
@@ -103,8 +105,8 @@ class CutSessions:
         self.evaluator = evaluator
         self.graph = graph
         self.plan = plan_cuts(graph.model, graph.feeds)
-        self.suffixes: dict[int, object] = {}
-        self.segments: dict[int, object] = {}
+        self.suffixes: dict[int, InferenceSession] = {}
+        self.segments: dict[int, InferenceSession] = {}
 
     def tensors(self, k: int) -> frozenset[str]:
         return self.plan.cuts[k][1] if k >= 0 else frozenset()
@@ -113,13 +115,13 @@ class CutSessions:
         """Cut k's tensors that cut k-1 does not hold: what segment(k-1) computes."""
         return sorted(self.tensors(k) - self.tensors(k - 1))
 
-    def suffix(self, k: int) -> object:
+    def suffix(self, k: int) -> InferenceSession:
         if k not in self.suffixes:
             model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types)
             self.suffixes[k] = self.evaluator.session(model, lean=True)
         return self.suffixes[k]
 
-    def segment(self, k: int) -> object:
+    def segment(self, k: int) -> InferenceSession:
         if k not in self.segments:
             model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True)
             self.segments[k] = self.evaluator.session(model, lean=True)

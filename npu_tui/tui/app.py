@@ -19,7 +19,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
-from ..core.histogram import histogram
+from ..core.histogram import Histogram, histogram
 from ..core.sensitivity import Cancelled
 from ..core.text import one_line, printable
 from ..core.workbench import Workbench
@@ -116,7 +116,7 @@ class NpuTuiApp(App[None]):
         self.crash: str | None = None
         self.recovered: Path | None = None
         self.running: str | None = None
-        self.histograms: dict[tuple[str, bool], object] = {}
+        self.histograms: dict[tuple[str, bool], Histogram] = {}
 
     # -- layout
 
