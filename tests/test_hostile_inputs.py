@@ -45,8 +45,9 @@ def test_a_very_long_constant_chain_folds_without_recursion():
     [
         ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n", "YAML aliases (*a) are not allowed"),
         ("CORENAME: GRUS\nCORENAME: LEO\n", "CORENAME is given again"),
+        ("CORENAME: GRUS\nFUSE_BN: [" + "1, " * 100_000 + "1]\n", "is not a bool"),
     ],
-    ids=["alias_bomb", "duplicate_key"],
+    ids=["alias_bomb", "duplicate_key", "huge_value_in_a_message"],
 )
 def test_yaml_that_expands_or_repeats(tmp_path, text, expected):
     model = make_model(
@@ -140,3 +141,18 @@ def test_deeply_nested_subgraphs_end_in_a_result(tmp_path):
     result = npu_tui("compile", str(config), "-w")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("w: [2, 2]")
+
+
+@pytest.mark.parametrize("hostile", ["\x1b[2J", "\u202e", "\u2066", "\x07", "\x9b31m"])
+def test_names_printed_by_the_cli_are_inert(tmp_path, hostile):
+    name = f"w{hostile}eight"
+    model = make_model(
+        [helper.make_node("MatMul", ["x", name], ["y"], name=f"fc{hostile}")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [tensor(name, np.array([[1.0, 2.0], [3.0, 400.0]], np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    for args in (["compile", str(config), "-w"], ["eval", str(config), "--sensitivity", "--layers"]):
+        result = npu_tui(*args)
+        assert result.returncode == 0, result.stderr
+        assert hostile not in result.stdout and hostile not in result.stderr
+        assert "w\\" in result.stdout  # spelled out instead
