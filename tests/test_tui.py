@@ -529,3 +529,21 @@ async def test_a_bug_keeps_the_unsaved_settings_beside_the_config(tmp_path, monk
     assert config.read_text() == original
     recovered = tmp_path / "config.yaml.recovered"
     assert app.recovered == recovered and "tdnn1.affine" in recovered.read_text()
+
+
+async def test_n_steps_through_filter_matches_and_y_copies_the_name(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    copied = []
+    app.copy_to_clipboard = copied.append
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "t", "d", "n", "n", "enter")  # "tdnn": tdnn1.affine and tdnn2.affine
+        assert app.selected == "tdnn1.affine"
+        await pilot.press("n")
+        assert app.selected == "tdnn2.affine"
+        await pilot.press("n")
+        assert app.selected == "tdnn1.affine"  # wraps around
+        await pilot.press("N")
+        assert app.selected == "tdnn2.affine"
+        await pilot.press("y")
+        assert copied == ["tdnn2.affine"]

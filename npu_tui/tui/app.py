@@ -78,6 +78,9 @@ class NpuTuiApp(App[None]):
         "sort": "sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated",
         "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
         "help": "this help",
+        "next-match": "the next weight the filter matches (after /)",
+        "previous-match": "the previous weight the filter matches",
+        "copy-name": "copy the selected weight's full name to the clipboard (OSC 52: works over SSH)",
         "messages": "every message of this session (errors stay readable after their toast is gone)",
         "worst": "jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR",
         "quit": "quit (asks first when there are unsaved changes)",
@@ -102,6 +105,9 @@ class NpuTuiApp(App[None]):
         Binding("o", "sort", "Sort", show=False, id="sort"),
         Binding("F", "fix", "Fix", id="fix"),
         Binding("M", "messages", "Messages", show=False, id="messages"),
+        Binding("n", "next_match", "Next match", show=False, id="next-match"),
+        Binding("N", "previous_match", "Previous match", show=False, id="previous-match"),
+        Binding("y", "copy_name", "Copy name", show=False, id="copy-name"),
         Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
     ]
@@ -430,6 +436,29 @@ class NpuTuiApp(App[None]):
 
     def action_fix_forbid(self) -> None:
         self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
+
+    def _step_match(self, step: int) -> None:
+        text = self.main("#filter", Input).value.lower()
+        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
+        if not text or not names:
+            self.notify("no filter: / filters the weights by name, then n and N step through them", timeout=3)
+            return
+        here = names.index(self.selected) if self.selected in names else -1
+        self.selected = names[(here + step) % len(names)]
+        self.main(WeightTree).select_weight(self.selected)
+        self.refresh_selected()
+
+    def action_next_match(self) -> None:
+        self._step_match(1)
+
+    def action_previous_match(self) -> None:
+        self._step_match(-1)
+
+    def action_copy_name(self) -> None:
+        if (name := self._need_weight()) is None:
+            return
+        self.copy_to_clipboard(name)
+        self.notify(f"copied {name} to the clipboard", timeout=2)
 
     def action_messages(self) -> None:
         self.push_screen(MessagesScreen(list(self.messages)))
