@@ -59,57 +59,31 @@ class NpuTuiApp(App[None]):
     ModelSummary { height: 2; padding: 0 1; background: $boost; }
     TabbedContent { height: 1fr; }
     """
-    KEY_HELP = {
-        "toggle-exclude": "exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again",
-        "set-min-max": "set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first",
-        "reset-weight": "reset the weight: automatic range, not excluded",
-        "global-switches": "COMPRESS, CONV2D_COMPRESS and FUSE_BN",
-        "recompile": "recompile and re-test on the data, with sensitivity (background; Esc cancels)",
-        "escape": "cancel the running test, or clear the filter",
-        "filter": "filter the weights by name",
-        "undo": "undo the last change",
-        "redo": "redo",
-        "save": "save config.yaml (shows the diff first; keeps comments and a .bak)",
-        "toggle-table": "switch between the selected weight and the table of all weights",
-        "fix": "find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step",
-        "fix-pin": "pin the selected weight: the fix search never changes it (again: unpin)",
-        "fix-forbid": "the fix search may not exclude the selected weight (again: it may)",
-        "histogram-log": "histogram: log or linear counts (log shows long tails)",
-        "sort": "sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated",
-        "layer-view": "the layer view: error per layer along the network; again on a weight jumps to its layer",
-        "help": "this help",
-        "next-match": "the next weight the filter matches (after /)",
-        "previous-match": "the previous weight the filter matches",
-        "copy-name": "copy the selected weight's full name to the clipboard (OSC 52: works over SSH)",
-        "messages": "every message of this session (errors stay readable after their toast is gone)",
-        "worst": "jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR",
-        "quit": "quit (asks first when there are unsaved changes)",
-    }
     BINDINGS = [  # ? and q first: the footer keeps them visible at 80 columns
-        Binding("question_mark", "help", "Help", key_display="?", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("w", "worst", "Worst", id="worst"),
-        Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude"),
-        Binding("m", "min_max", "Min/max", id="set-min-max"),
-        Binding("r", "reset_weight", "Reset", id="reset-weight"),
-        Binding("g", "switches", "Switches", id="global-switches"),
-        Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True),
-        Binding("escape", "escape", "Cancel", show=False, id="escape"),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
-        Binding("u", "undo", "Undo", id="undo"),
-        Binding("ctrl+y", "redo", "Redo", id="redo", priority=True),
-        Binding("ctrl+s", "save", "Save", id="save", priority=True),
-        Binding("t", "toggle_tab", "Table", id="toggle-table"),
-        Binding("d", "layers", "Layers", id="layer-view"),
-        Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log"),
-        Binding("o", "sort", "Sort", show=False, id="sort"),
-        Binding("F", "fix", "Fix", id="fix"),
-        Binding("M", "messages", "Messages", show=False, id="messages"),
-        Binding("n", "next_match", "Next match", show=False, id="next-match"),
-        Binding("N", "previous_match", "Previous match", show=False, id="previous-match"),
-        Binding("y", "copy_name", "Copy name", show=False, id="copy-name"),
-        Binding("P", "fix_pin", "Pin", show=False, id="fix-pin"),
-        Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip='this help'),
+        Binding("q", "quit", "Quit", id="quit", tooltip='quit (asks first when there are unsaved changes)'),
+        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR'),
+        Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
+        Binding("m", "min_max", "Min/max", id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
+        Binding("r", "reset_weight", "Reset", id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
+        Binding("g", "switches", "Switches", id="global-switches", tooltip='COMPRESS, CONV2D_COMPRESS and FUSE_BN'),
+        Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True, tooltip="recompile and re-test on the data: model numbers, layers, then the sensitivity (background; Esc stops)"),
+        Binding("escape", "escape", "Cancel", show=False, id="escape", tooltip='cancel the running test, or clear the filter'),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip='filter the weights by name'),
+        Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
+        Binding("ctrl+y", "redo", "Redo", id="redo", priority=True, tooltip="redo"),
+        Binding("ctrl+s", "save", "Save", id="save", priority=True, tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)"),
+        Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
+        Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
+        Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
+        Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated'),
+        Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
+        Binding("M", "messages", "Messages", show=False, id="messages", tooltip='every message of this session (errors stay readable after their toast is gone)'),
+        Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),
+        Binding("N", "previous_match", "Previous match", show=False, id="previous-match", tooltip='the previous weight the filter matches'),
+        Binding("y", "copy_name", "Copy name", show=False, id="copy-name", tooltip="copy the selected weight's full name to the clipboard (OSC 52: works over SSH)"),
+        Binding("P", "fix_pin", "Pin", show=False, id="fix-pin", tooltip='pin the selected weight: the fix search never changes it (again: unpin)'),
+        Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid", tooltip='the fix search may not exclude the selected weight (again: it may)'),
     ]
 
     def __init__(self, workbench: Workbench, debug: bool = False) -> None:
@@ -544,7 +518,7 @@ class NpuTuiApp(App[None]):
 
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
-        keys += [(b.key_display or b.key, self.KEY_HELP.get(b.id or "", b.description)) for b in self.keys()]
+        keys += [(b.key_display or b.key, b.tooltip or b.description) for b in self.keys()]
         panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary, MessagesScreen)]
         self.push_screen(HelpScreen(keys, panels))
 
@@ -591,5 +565,5 @@ class NpuTuiApp(App[None]):
         yield from super().get_system_commands(screen)
         for binding in self.keys():
             if binding.id and binding.id != "escape":
-                help_text = f"{self.KEY_HELP[binding.id]} ({binding.key_display or binding.key})"
+                help_text = f"{binding.tooltip or binding.description} ({binding.key_display or binding.key})"
                 yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))
