@@ -28,8 +28,8 @@ def test_json_with_layers_and_sensitivity():
     assert set(first) == {"index", "node", "op_type", "output", "weight", "sqnr_db", "cosine", "max_abs_err", "drop_db", "marked", "isolated"}
     assert first["weight"] == "tdnn1.affine" and set(first["isolated"]) == {"sqnr_db", "cosine", "max_abs_err"}
     assert doc["layers"][1]["isolated"] is None  # a Relu reads no weight
-    assert set(doc["sensitivity"][0]) == {"weight", "output_sqnr_db", "accuracy", "exclude_gain_db", "fp16_cost_bytes"}
-    worst = min(doc["sensitivity"], key=lambda s: s["output_sqnr_db"])
+    assert set(doc["sensitivity"][0]) == {"weight", "alone_sqnr_db", "accuracy", "exclude_gain_db", "fp16_cost_bytes"}
+    worst = min(doc["sensitivity"], key=lambda s: s["alone_sqnr_db"])
     assert worst["weight"] == "tdnn1.affine"
 
 

@@ -416,7 +416,7 @@ async def test_l_switches_the_histogram_and_o_sorts_from_anywhere(tmp_path):
         await pilot.press("L")  # the tree has the focus, as after start
         assert not view.log_counts
         await pilot.press("t", "o")
-        assert app.main(LayerTable).sort_by == "sensitivity"
+        assert app.main(LayerTable).sort_by == "alone"
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Log/linear", "Sort", "Fix", "Layers"} <= set(commands)
 

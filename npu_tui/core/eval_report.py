@@ -55,7 +55,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
         document["sensitivity"] = [
             {
                 "weight": s.weight,
-                "output_sqnr_db": _number(s.output_sqnr_db),
+                "alone_sqnr_db": _number(s.output_sqnr_db),
                 "accuracy": s.accuracy,
                 "exclude_gain_db": _number(s.exclude_gain_db),
                 "fp16_cost_bytes": s.fp16_cost_bytes,
@@ -112,7 +112,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
             )
     if sensitivity is not None:
         lines.append("")
-        lines.append(f"{'weight (most sensitive first)':30} {'alone_db':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
+        lines.append(f"{'weight (most sensitive first)':30} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
         for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(

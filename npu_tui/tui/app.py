@@ -62,7 +62,7 @@ class NpuTuiApp(App[None]):
     BINDINGS = [  # ? and q first: the footer keeps them visible at 80 columns
         Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip='this help'),
         Binding("q", "quit", "Quit", id="quit", tooltip='quit (asks first when there are unsaved changes)'),
-        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight: lowest output SQNR alone (after a test), else lowest own SQNR'),
+        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight: lowest alone SQNR (after a test), else lowest own SQNR'),
         Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
         Binding("m", "min_max", "Min/max", id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
         Binding("r", "reset_weight", "Reset", id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
@@ -76,7 +76,7 @@ class NpuTuiApp(App[None]):
         Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
         Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
         Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
-        Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, sensitivity, tail ratio, size; layers by graph order, accumulated, isolated'),
+        Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated'),
         Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
         Binding("M", "messages", "Messages", show=False, id="messages", tooltip='every message of this session (errors stay readable after their toast is gone)'),
         Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),

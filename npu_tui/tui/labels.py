@@ -14,7 +14,7 @@ MARKS = {
     "fp16": ("-", "dim"),
 }
 TREE_NAME_WIDTH = 16  # the full name is in the details panel
-LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix"
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized"
 
 
 def status(result: WeightResult) -> str:
@@ -43,7 +43,8 @@ def plain(name: str) -> Text:
 def weight_label(
     result: WeightResult, shown_name: str | None = None, alone_db: float | None = None, evaluated: bool = False, fixed: bool = False
 ) -> Text:
-    """Mark, name, the weight's own SQNR and, once evaluated, the output SQNR with it alone quantized.
+    """Mark, name, the weight's own SQNR and, once evaluated, `a:` its "alone" number: the output SQNR
+    with only this weight quantized.
     `fixed` adds a `*`: the last accepted fix changed this weight (the details say how)."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
@@ -52,7 +53,7 @@ def weight_label(
     label.append(" ")
     label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
     if evaluated:
-        label.append(" o:")
+        label.append(" a:")
         label.append(short_db(alone_db), style=severity(alone_db))
     return label
 

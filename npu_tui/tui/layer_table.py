@@ -12,7 +12,7 @@ from ..core.compiler import Compilation
 from ..core.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, severity, status
 
-SORTS = ("sqnr", "sensitivity", "tail", "size")
+SORTS = ("sqnr", "alone", "tail", "size")
 
 
 def _key(value: float | None, worst_first: bool = True) -> float:
@@ -23,7 +23,7 @@ def _key(value: float | None, worst_first: bool = True) -> float:
 
 class LayerTable(DataTable):
     BINDINGS = [Binding("o", "cycle_sort", "Sort", id="table-sort")]
-    HELP = "Every weight. o cycles the sort: SQNR, sensitivity (output SQNR alone), tail ratio, size. Enter selects."
+    HELP = "Every weight. o cycles the sort: SQNR, alone (output SQNR with only this weight quantized), tail ratio, size. Enter selects."
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -45,7 +45,7 @@ class LayerTable(DataTable):
         rows = list(compilation.results.values())
         order = {
             "sqnr": lambda r: _key(r.errors.sqnr_db),
-            "sensitivity": lambda r: _key(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
+            "alone": lambda r: _key(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
             "tail": lambda r: _key(r.tail_ratio, worst_first=False),
             "size": lambda r: -r.weight.size,
         }[self.sort_by]
