@@ -551,3 +551,20 @@ async def test_n_steps_through_filter_matches_and_y_copies_the_name(tmp_path):
         assert app.selected == "tdnn2.affine"
         await pilot.press("y")
         assert copied == ["tdnn2.affine"]
+
+
+async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
+    from npu_tui.tui.layer_table import LayerTable
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tree = app.main(WeightTree)
+        assert " a:-4.8" in str(tree.leaves["tdnn1.affine"].label)
+        await pilot.press("x")  # an edit: the alone numbers belong to the settings before it
+        assert " a~-4.8" in str(tree.leaves["tdnn1.affine"].label)
+        await pilot.press("t")
+        table = app.main(LayerTable)
+        assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[3]).startswith("~")
+        await pilot.press("u")  # back to the settings the numbers were measured with
+        assert " a:-4.8" in str(tree.leaves["tdnn1.affine"].label)

@@ -42,6 +42,7 @@ class Workbench:
         self.evaluated_settings: Settings | None = None
         self.sensitivity: dict[str, Sensitivity] = {}
         self.sweep_complete = False
+        self.sensitivity_settings: Settings | None = None
         self.layers: list[Layer] | None = None
         self.evaluation_error: str | None = None  # the last run's failure, shown until the next run
         self.fix_notes: dict[str, str] = {}  # weight -> what the last accepted fix did to it
@@ -123,6 +124,11 @@ class Workbench:
         return self.layers
 
     @property
+    def sensitivity_stale(self) -> bool:
+        """The alone numbers shown come from other settings than the current ones (an edit, an undo)."""
+        return bool(self.sensitivity) and self.sensitivity_settings != self.settings
+
+    @property
     def layers_stale(self) -> bool:
         return self.layers is None or self.layers_settings != self.settings
 
@@ -132,12 +138,15 @@ class Workbench:
         if self.evaluator is None:
             return
         self.sweep_complete = False
+        settings = self.settings
         try:
-            found = self.evaluator.sensitivity(self.settings, progress, stop)
+            found = self.evaluator.sensitivity(settings, progress, stop)
         except Cancelled as stopped:
             self.sensitivity = {s.weight: s for s in stopped.partial}
+            self.sensitivity_settings = settings
             raise
         self.sensitivity = {s.weight: s for s in found}
+        self.sensitivity_settings = settings
         self.sweep_complete = True
 
     # -- range suggestions for the min/max dialog

@@ -139,7 +139,9 @@ class NpuTuiApp(App[None]):
         return self.screen_stack[0].query_one(*query)
 
     def refresh_all(self) -> None:
-        self.main(WeightTree).relabel(self.workbench.compilation, self.workbench.sensitivity, frozenset(self.workbench.fix_notes))
+        self.main(WeightTree).relabel(
+            self.workbench.compilation, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
+        )
         self.refresh_selected()
         self.refill_table()
         self.main(ModelSummary).show(self.workbench, self.running)
@@ -168,7 +170,7 @@ class NpuTuiApp(App[None]):
         """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
         active = self.main(TabbedContent).active
         if active == "tab-table":
-            self.main(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity)
+            self.main(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale)
         elif active == "tab-layers":
             self.main(LayerView).show(self.workbench.layers, self.workbench.layers_stale)
 
@@ -344,7 +346,9 @@ class NpuTuiApp(App[None]):
     def filter_changed(self, event: Input.Changed) -> None:
         text = event.value.lower()
         names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
-        self.main(WeightTree).build(self.workbench.compilation, names, self.workbench.sensitivity)
+        self.main(WeightTree).build(
+            self.workbench.compilation, names, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
+        )
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:

@@ -14,7 +14,7 @@ MARKS = {
     "fp16": ("-", "dim"),
 }
 TREE_NAME_WIDTH = 16  # the full name is in the details panel
-LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized"
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)"
 
 
 def status(result: WeightResult) -> str:
@@ -41,7 +41,12 @@ def plain(name: str) -> Text:
 
 
 def weight_label(
-    result: WeightResult, shown_name: str | None = None, alone_db: float | None = None, evaluated: bool = False, fixed: bool = False
+    result: WeightResult,
+    shown_name: str | None = None,
+    alone_db: float | None = None,
+    evaluated: bool = False,
+    fixed: bool = False,
+    stale: bool = False,
 ) -> Text:
     """Mark, name, the weight's own SQNR and, once evaluated, `a:` its "alone" number: the output SQNR
     with only this weight quantized.
@@ -53,8 +58,11 @@ def weight_label(
     label.append(" ")
     label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
     if evaluated:
-        label.append(" a:")
-        label.append(short_db(alone_db), style=severity(alone_db))
+        if stale:  # a mark that survives NO_COLOR, and dimmed
+            label.append(" a~" + short_db(alone_db), style="dim")
+        else:
+            label.append(" a:")
+            label.append(short_db(alone_db), style=severity(alone_db))
     return label
 
 

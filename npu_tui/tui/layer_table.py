@@ -15,6 +15,14 @@ from .labels import MARKS, db, plain, severity, status
 SORTS = ("sqnr", "alone", "tail", "size")
 
 
+def _alone(alone: Sensitivity | None, stale: bool) -> Text:
+    if alone is None:
+        return Text("-")
+    if stale:  # `~` survives NO_COLOR; dim says the same in colour
+        return Text("~" + db(alone.output_sqnr_db), style="dim")
+    return Text(db(alone.output_sqnr_db), style=severity(alone.output_sqnr_db))
+
+
 def _key(value: float | None, worst_first: bool = True) -> float:
     if value is None:
         return math.inf
@@ -28,7 +36,7 @@ class LayerTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.sort_by = "sqnr"
-        self._shown: tuple[Compilation, dict[str, Sensitivity]] | None = None
+        self._shown: tuple[Compilation, dict[str, Sensitivity], bool] | None = None
 
     def on_mount(self) -> None:
         self.add_column("", key="mark", width=1)
@@ -38,8 +46,8 @@ class LayerTable(DataTable):
         self.add_column("tail", key="tail")
         self.add_column("size", key="size")
 
-    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity]) -> None:
-        self._shown = (compilation, sensitivity)
+    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], stale: bool = False) -> None:
+        self._shown = (compilation, sensitivity, stale)
         selected = self.selected_weight()
         self.clear()
         rows = list(compilation.results.values())
@@ -56,7 +64,7 @@ class LayerTable(DataTable):
                 Text(mark, style=style),
                 plain(result.weight.name),
                 Text(db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db)),
-                Text(db(alone.output_sqnr_db), style=severity(alone.output_sqnr_db)) if alone else Text("-"),
+                _alone(alone, stale),
                 "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
                 f"{result.weight.size:,}",
                 key=result.weight.name,

@@ -40,9 +40,16 @@ class WeightTree(Tree[str]):
         self.guide_depth = 2
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
-        self.drawn: dict[str, tuple[int, int, bool]] = {}
+        self.drawn: dict[str, tuple[int, int, bool, bool]] = {}
 
-    def build(self, compilation: Compilation, names: list[str], sensitivity: dict[str, Sensitivity] | None = None) -> None:
+    def build(
+        self,
+        compilation: Compilation,
+        names: list[str],
+        sensitivity: dict[str, Sensitivity] | None = None,
+        fixed: frozenset[str] = frozenset(),
+        stale: bool = False,
+    ) -> None:
         """(Re)create the leaves for `names`, in model order."""
         self.clear()
         self.leaves, self.shown, self.drawn = {}, {}, {}
@@ -64,17 +71,19 @@ class WeightTree(Tree[str]):
             self.shown[name] = _within(name, parent)
             self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
         self.root.expand()
-        self.relabel(compilation, sensitivity or {})
+        self.relabel(compilation, sensitivity or {}, fixed, stale)
 
-    def relabel(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], fixed: frozenset[str] = frozenset()) -> None:
+    def relabel(
+        self, compilation: Compilation, sensitivity: dict[str, Sensitivity], fixed: frozenset[str] = frozenset(), stale: bool = False
+    ) -> None:
         """Set the labels whose weight result, sensitivity or fix mark changed since they were drawn."""
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
-            key = (id(result), id(alone), name in fixed)
+            key = (id(result), id(alone), name in fixed, stale)
             if self.drawn.get(name) == key:
                 continue
             self.drawn[name] = key
-            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed)
+            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale)
             node.set_label(label)
 
     def select_weight(self, name: str) -> None:
