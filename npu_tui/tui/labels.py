@@ -13,7 +13,7 @@ MARKS = {
     "excluded": ("x", "magenta"),
     "fp16": ("-", "dim"),
 }
-TREE_NAME_WIDTH = 16  # the full name is in the details panel
+TREE_NAME_WIDTH = 48  # the full name is in the details panel; the panel cuts the rest
 LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)"
 
 
@@ -48,14 +48,11 @@ def weight_label(
     fixed: bool = False,
     stale: bool = False,
 ) -> Text:
-    """Mark, name, the weight's own SQNR and, once evaluated, `a:` its "alone" number: the output SQNR
-    with only this weight quantized.
-    `fixed` adds a `*`: the last accepted fix changed this weight (the details say how)."""
+    """Mark, the weight's own SQNR, once evaluated `a:` its alone number (the output SQNR with only
+    this weight quantized), then the name: numbers first, so a long name is what gets cut at 80
+    columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
-    name = printable(shown_name if shown_name is not None else result.weight.name)
-    label.append(shorten_middle(name, TREE_NAME_WIDTH))  # the numbers must fit at 80 columns
-    label.append(" ")
     label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
     if evaluated:
         if stale:  # a mark that survives NO_COLOR, and dimmed
@@ -63,6 +60,9 @@ def weight_label(
         else:
             label.append(" a:")
             label.append(short_db(alone_db), style=severity(alone_db))
+    label.append(" ")
+    name = printable(shown_name if shown_name is not None else result.weight.name)
+    label.append(shorten_middle(name, TREE_NAME_WIDTH))
     return label
 
 
