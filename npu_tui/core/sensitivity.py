@@ -149,16 +149,16 @@ def sweep(
         by_cut: dict[int | None, list] = {}
         for weight in inventory.weights:
             by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-        total = sum(2 if base[w.name].quantized else 1 for w in inventory.weights)
+        total = sum(2 if base[w.name].quantized or base[w.name].reason == EXCLUDED else 1 for w in inventory.weights)
         ticker = _Progress(total, progress, stop)
         measured: dict[str, Sensitivity] = {}
 
         def ordered() -> list[Sensitivity]:
             return [measured[w.name] for w in inventory.weights if w.name in measured]
 
-        def what_if(weight, side: str, bound: BoundSession | None, states) -> Evaluation:
+        def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation:
             ticker.check(ordered)
-            plan = replace(base[weight.name], quantized=side == "only", reason=None if side == "only" else EXCLUDED)
+            plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else EXCLUDED)
             swaps = _swaps(compiler.result(weight, plan), graph.feeds)
             if bound is None:  # no cut before this weight: from the inputs, every weight fed
                 values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
@@ -170,11 +170,14 @@ def sweep(
 
         def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
             for weight in weights:
-                only = what_if(weight, "only", bounds["only"], states["only"])
+                only = what_if(weight, "only", bounds["only"], states["only"], True)
                 gain: float | None = 0.0
                 if base[weight.name].quantized:
-                    excluded = what_if(weight, "current", bounds["current"], states["current"])
+                    excluded = what_if(weight, "current", bounds["current"], states["current"], False)
                     gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
+                elif base[weight.name].reason == EXCLUDED:  # what excluding it gained: quantize it back
+                    included = what_if(weight, "current", bounds["current"], states["current"], True)
+                    gain = _difference(current.output_sqnr_db, included.output_sqnr_db)
                 measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
 
         try:
