@@ -19,12 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench_tui import Frames  # noqa: E402
+from bench_tui import Frames, save_chain  # noqa: E402
 
 BLOCKS, WIDTH, SAMPLES, REPEATS = 250, 64, 64, 5
 
@@ -37,17 +36,7 @@ def build(folder: Path) -> Path:
         nodes.append(helper.make_node("MatMul", [current, f"block{i}.weight"], [f"m{i}"], name=f"block{i}.fc"))
         nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"], name=f"block{i}.relu"))
         current = f"r{i}"
-    graph = helper.make_graph(
-        nodes, "bench_layers",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", WIDTH])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["n", WIDTH])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
-    np.savez(folder / "eval.npz", x=rng.normal(size=(SAMPLES, WIDTH)).astype(np.float32))
-    config = folder / "config.yaml"
-    config.write_text("CORENAME: GRUS\nONNX_FILE: model.onnx\nCOMPRESS: true\nCONV2D_COMPRESS: true\n")
-    return config
+    return save_chain(folder, nodes, inits, current, WIDTH, SAMPLES, rng)
 
 
 def costs(config: Path) -> None:

@@ -29,6 +29,21 @@ from textual.widgets import Tree
 WEIGHTS, WIDTH, SAMPLES, PRESSES = 2000, 8, 32, 40
 
 
+def save_chain(folder: Path, nodes: list, inits: list, output: str, width: int, samples: int, rng: np.random.Generator) -> Path:
+    """A chain model with one input `x` [n, width], its eval.npz and an all-quantized config."""
+    graph = helper.make_graph(
+        nodes, folder.name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["n", width])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
+    np.savez(folder / "eval.npz", x=rng.normal(size=(samples, width)).astype(np.float32))
+    config = folder / "config.yaml"
+    config.write_text("CORENAME: GRUS\nONNX_FILE: model.onnx\nCOMPRESS: true\nCONV2D_COMPRESS: true\n")
+    return config
+
+
 def build(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     nodes, inits, current = [], [], "x"
@@ -37,17 +52,7 @@ def build(folder: Path) -> Path:
         inits.append(numpy_helper.from_array((rng.normal(0, 1 / np.sqrt(WIDTH), (WIDTH, WIDTH))).astype(np.float32), name))
         nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"block{i // 50}/layer{i % 50}"))
         current = f"h{i}"
-    graph = helper.make_graph(
-        nodes, "bench_tui",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", WIDTH])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["n", WIDTH])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
-    np.savez(folder / "eval.npz", x=rng.normal(size=(SAMPLES, WIDTH)).astype(np.float32))
-    config = folder / "config.yaml"
-    config.write_text("CORENAME: GRUS\nONNX_FILE: model.onnx\nCOMPRESS: true\nCONV2D_COMPRESS: true\n")
-    return config
+    return save_chain(folder, nodes, inits, current, WIDTH, SAMPLES, rng)
 
 
 class BareTree(App[None]):

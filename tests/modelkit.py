@@ -48,6 +48,16 @@ def conv_bn_fc(rng: np.random.Generator, tiny_var: bool = True) -> onnx.ModelPro
     return make_model(nodes, [value("x", [1, 3, 6])], [value("y", [1, 5])], inits)
 
 
+def named_matmul(weight: str, node: str) -> onnx.ModelProto:
+    """x[n,3] @ weight -> y: one weight and one node whose names a test chooses (long, hostile)."""
+    return make_model(
+        [helper.make_node("MatMul", ["x", weight], ["y"], name=node)],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor(weight, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
+    )
+
+
 def write_project(folder: Path, model: onnx.ModelProto | None, config: str, model_name: str = "model.onnx") -> Path:
     """Save the model and a config.yaml beside it; the config text is used as given."""
     folder.mkdir(parents=True, exist_ok=True)

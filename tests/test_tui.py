@@ -6,7 +6,7 @@ import yaml
 from onnx import helper
 from rich.text import Text
 
-from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
 from npu_tui.core.config import load_config
 from npu_tui.tui.details import WeightDetails
 from npu_tui.tui.summary import ModelSummary
@@ -131,13 +131,7 @@ async def test_filter_and_escape(tmp_path):
 
 async def test_hostile_names_are_shown_literally(tmp_path):
     name = "[bold red]evil[/]\x1b[31m.weight"
-    model = make_model(
-        [helper.make_node("MatMul", ["x", name], ["y"], name="[link=http://x]fc[/link]")],
-        [value("x", ["n", 3])],
-        [value("y", ["n", 2])],
-        [tensor(name, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
-    )
-    config = write_project(tmp_path, model, BASE_CONFIG)
+    config = write_project(tmp_path, named_matmul(name, "[link=http://x]fc[/link]"), BASE_CONFIG)
     app = make_app(config, with_data=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -464,13 +458,7 @@ async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_
 
 async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
     name = "model/conv2d_17/Conv2D_weights_fused_bn_very_long_exporter_suffix"
-    model = make_model(
-        [helper.make_node("MatMul", ["x", name], ["y"], name="p2o.pd_op.full_int_array.61.0")],
-        [value("x", ["n", 3])],
-        [value("y", ["n", 2])],
-        [tensor(name, np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
-    )
-    config = write_project(tmp_path, model, BASE_CONFIG)
+    config = write_project(tmp_path, named_matmul(name, "p2o.pd_op.full_int_array.61.0"), BASE_CONFIG)
     app = make_app(config, with_data=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
