@@ -162,7 +162,7 @@ class Evaluator:
         self.sessions = SessionFactory()
         self.batches = Batches.plan(data, _open_first_axis(graph))
         self._graphs: dict[tuple, NpuGraph] = {}
-        self._float: dict[bool, dict[str, np.ndarray]] = {}
+        self._float: dict[str, np.ndarray] | None = None
         self._layer_names: list[tuple[str, str, str]] | None = None
         self._user_model_runs: bool | None = None
         self._layers: LayerAnalysis | None = None
@@ -224,7 +224,7 @@ class Evaluator:
 
     def _run_failure(self, exc: Exception) -> Exception:
         message = one_line(str(exc))
-        if self._float:
+        if self._float is not None:
             return InternalError(f"onnxruntime failed on a graph npu-tui built, though the float model ran: {message}")
         return UserError(f"onnxruntime failed on the evaluation data: {message}")
 
@@ -249,21 +249,19 @@ class Evaluator:
         model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in exposed)
         return exposed
 
-    def reference(self, layers: bool = False) -> dict[str, np.ndarray]:
-        """The float model's outputs (and every layer's, when asked), computed once."""
+    def reference(self) -> dict[str, np.ndarray]:
+        """The float model's outputs, computed once (every layer's values live in the layer analysis)."""
         with self.lock:
-            if layers not in self._float:
+            if self._float is None:
                 model = reference_model(self.compiler.inventory)
                 names = list(self.outputs)
-                if layers:
-                    names += self._expose(model, [out for _, _, out in self.layer_names()])
                 session = self.session(model)
                 values = self.run(BoundSession(session, names, {}))
                 if self.batches.batched and not self._batch_preserved(values):
                     self.batches = replace(self.batches, batched=False, size=1)
                     values = self.run(BoundSession(session, names, {}))
-                self._float[layers] = values
-            return self._float[layers]
+                self._float = values
+            return self._float
 
     def _batch_preserved(self, values: dict[str, np.ndarray]) -> bool:
         """Whether every output kept one row per sample when samples ran together."""
@@ -341,12 +339,12 @@ class Evaluator:
     def fp16_culprit(self) -> str | None:
         """The first node whose float output leaves fp16's range on this data: beyond ±65504 it
         overflows to inf on the NPU; nonzero but below 2^-24 everywhere it is flushed to 0."""
-        layers = self.reference(layers=True)
+        parts = self.layer_analysis().float_parts()
         for node, op, out in self.layer_names():
-            values = layers.get(out)
-            if values is None or not values.size:
+            values = [p[out] for p in parts if out in p and p[out].size]
+            if not values:
                 continue
-            peak = float(np.max(np.abs(values)))
+            peak = max(float(np.max(np.abs(v))) for v in values)
             if peak > FP16_MAX:
                 return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±65504, on this data"
             if 0 < peak < FP16_SMALLEST:
