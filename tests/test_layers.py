@@ -95,3 +95,18 @@ def test_cnn_bn_error_starts_at_the_fused_convolution(cnn):
     unfused = evaluator.evaluate(project.compile(replace(settings, fuse_bn=False)), layers=True).layers
     assert [layer.node for layer in unfused][:2] == ["conv1", "bn1"]
     assert unfused[0].isolated.sqnr_db > 30
+
+
+def test_the_layer_analysis_stops_when_asked():
+    from npu_tui.core.sensitivity import Cancelled
+
+    compiler, evaluator = three_layers()
+    steps = []
+
+    def stop() -> bool:
+        steps.append(1)
+        return len(steps) > 2  # after the float run and the NPU run, before the isolated copies
+
+    with pytest.raises(Cancelled):
+        evaluator.layer_analysis().layers(compiler.compile(Settings(compress=True)), True, stop)
+    assert len(steps) == 3

@@ -14,6 +14,7 @@ sessions: a settings change rebinds weights and reruns the two NPU runs, nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from .evaluate import Comparison, compare_many
 from .graph import node_label, reads
 from .inventory import PASS_THROUGH, WEIGHT_INPUTS
 from .runtime import BoundSession
+from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
 
 if TYPE_CHECKING:
@@ -93,11 +95,22 @@ class LayerAnalysis:
             self._float[name] = self.evaluator.batches.join([p[name] for p in self.float_parts()])
         return self._float[name]
 
-    def layers(self, compilation: Compilation, fp16_activations: bool) -> list[Layer]:
+    def layers(self, compilation: Compilation, fp16_activations: bool, stop: Callable[[], bool] | None = None) -> list[Layer]:
+        """`stop` is asked between the steps (each one run or one session build): Esc in the
+        workbench must not wait for a 2,000-layer analysis."""
+
+        def check() -> None:
+            if stop is not None and stop():
+                raise Cancelled()
+
         evaluator = self.evaluator
         with evaluator.lock:
+            check()
+            self.float_parts()
+            check()
             npu = evaluator.run_npu(compilation, fp16_activations, layers=True)
-            isolated = self._isolated(compilation, fp16_activations)
+            check()
+            isolated = self._isolated(compilation, fp16_activations, check)
         fused = {
             r.weight.bn.bn.output[0]: r.weight.bn
             for r in compilation.results.values()
@@ -133,13 +146,16 @@ class LayerAnalysis:
             found.append(Layer(k, label, op, out, c, iso, weight, drops[k], k in marked))
         return found
 
-    def _isolated(self, compilation: Compilation, fp16_activations: bool) -> dict[str, tuple[Comparison | None, str]]:
+    def _isolated(
+        self, compilation: Compilation, fp16_activations: bool, check: Callable[[], None]
+    ) -> dict[str, tuple[Comparison | None, str]]:
         evaluator = self.evaluator
         graph = evaluator.npu_graph(compilation, fp16_activations)
         fused = frozenset(n for n, p in compilation.plans.items() if p.fused)
         key = (fused, fp16_activations)
         if key not in self._isolations:
             self._isolations[key] = self._build(graph.model, graph.feeds, compilation, fp16_activations)
+        check()
         isolation = self._isolations[key]
         if not isolation.entries:
             return {}

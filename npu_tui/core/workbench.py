@@ -114,12 +114,12 @@ class Workbench:
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
 
-    def analyse_layers(self) -> list[Layer] | None:
+    def analyse_layers(self, stop: Callable[[], bool] | None = None) -> list[Layer] | None:
         """Accumulated and isolated error per layer under the current settings (a few runs)."""
         if self.evaluator is None:
             return None
         settings, compilation = self.settings, self.compilation
-        self.layers = self.evaluator.layer_analysis().layers(compilation, settings.fp16_activations)
+        self.layers = self.evaluator.layer_analysis().layers(compilation, settings.fp16_activations, stop)
         self.layers_settings = settings
         return self.layers
 

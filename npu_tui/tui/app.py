@@ -288,7 +288,7 @@ class NpuTuiApp(App[None]):
             self.post_message(EvaluationDone(worker))
             if worker.is_cancelled:
                 raise Cancelled()
-            self.workbench.analyse_layers()
+            self.workbench.analyse_layers(stop=lambda: worker.is_cancelled)
             self.post_message(LayersDone(worker))
             started = time.monotonic()
             self.workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
