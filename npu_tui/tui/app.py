@@ -4,6 +4,7 @@ the background, save a config.yaml the vendor compiler accepts."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -38,6 +39,7 @@ from .switches_screen import SwitchesScreen
 from .weight_tree import WeightTree
 
 PROGRESS_INTERVAL = 0.2
+FIRST_NUMBERS_WAIT = 1.0
 
 
 def _db_rank(value: float | None) -> float:
@@ -285,7 +287,9 @@ class NpuTuiApp(App[None]):
         try:
             self.workbench.evaluation_error = None
             self.workbench.evaluate()
-            self.post_message(EvaluationDone(worker))
+            shown = threading.Event()
+            self.post_message(EvaluationDone(worker, shown))
+            shown.wait(FIRST_NUMBERS_WAIT)  # the layers hold the GIL: let the model numbers reach the screen first
             if worker.is_cancelled:
                 raise Cancelled()
             self.workbench.analyse_layers(stop=lambda: worker.is_cancelled)
@@ -315,6 +319,7 @@ class NpuTuiApp(App[None]):
         if self._current(message):
             self.running = "sensitivity..."
             self.refresh_all()
+        self.call_after_refresh(message.shown.set)
 
     def on_layers_done(self, message: LayersDone) -> None:
         if self._current(message):

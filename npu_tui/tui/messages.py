@@ -3,6 +3,8 @@ late messages are recognised and dropped."""
 
 from __future__ import annotations
 
+import threading
+
 from textual.message import Message
 from textual.worker import Worker
 
@@ -14,7 +16,12 @@ class RunMessage(Message):
 
 
 class EvaluationDone(RunMessage):
-    """The model-level numbers are computed; the sweep starts."""
+    """The model-level numbers are computed; `shown` is set once they are on the screen, and only
+    then does the worker go on to the layers and the sweep."""
+
+    def __init__(self, worker: Worker[None], shown: threading.Event) -> None:
+        super().__init__(worker)
+        self.shown = shown
 
 
 class LayersDone(RunMessage):
