@@ -76,7 +76,12 @@ class WeightTree(Tree[str]):
     def relabel(
         self, compilation: Compilation, sensitivity: dict[str, Sensitivity], fixed: frozenset[str] = frozenset(), stale: bool = False
     ) -> None:
-        """Set the labels whose weight result, sensitivity or fix mark changed since they were drawn."""
+        """Set the labels whose weight result, sensitivity or fix mark changed since they were drawn.
+
+        A stale flip changes every label: they are written in place and the visible lines repainted
+        once, instead of `set_label`'s one scheduled repaint per leaf (2,000 callbacks, 80 ms).
+        """
+        changed = False
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
             key = (id(result), id(alone), name in fixed, stale)
@@ -84,7 +89,11 @@ class WeightTree(Tree[str]):
                 continue
             self.drawn[name] = key
             label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale)
-            node.set_label(label)
+            node._label = self.process_label(label)  # Textual is pinned: the line cache is keyed on _updates
+            node._updates += 1
+            changed = True
+        if changed:
+            self.refresh()
 
     def select_weight(self, name: str) -> None:
         node = self.leaves.get(name)
