@@ -18,8 +18,9 @@ def test_json_with_layers_and_sensitivity():
     doc = json.loads(result.stdout)
     assert set(doc) == {
         "npu_tui_version", "config", "model", "data", "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
-        "accuracy_npu", "top1_agreement", "outputs", "layers", "sensitivity",
+        "accuracy_npu", "top1_agreement", "outputs", "layer_samples", "layers", "sensitivity",
     }
+    assert doc["layer_samples"] == 597  # the kws layers of all samples fit the memory budget
     assert doc["worst_output"] == "logits" and doc["classifier_output"] == "logits" and doc["fp16_issue"] is None
     assert doc["samples"] == 597
     assert doc["accuracy_float"] - doc["accuracy_npu"] >= 0.05

@@ -65,6 +65,27 @@ def test_three_layers_against_numpy():
     assert layers[1].drop_db == pytest.approx(layers[0].accumulated.sqnr_db - layers[1].accumulated.sqnr_db)
 
 
+def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
+    """Every layer's float values are kept: on big data only the first samples that fit the budget
+    are measured, and the numbers are those of exactly these samples."""
+    from npu_tui.core import layers as layers_module
+    from npu_tui.core.eval_report import evaluation_json, evaluation_lines
+
+    per_sample = (6 + 5 + 3) * 4  # a, b and y of one sample, in bytes
+    monkeypatch.setattr(layers_module, "LAYER_BYTES", 7 * per_sample + 3)
+    compiler, evaluator = three_layers()
+    compilation = compiler.compile(Settings(compress=True))
+    evaluation = evaluator.evaluate(compilation, layers=True)
+    assert evaluation.layer_samples == 7 and evaluation.samples == 32
+    npu = {n: r.simulated.astype(np.float32) for n, r in compilation.results.items()}
+    x = X[:7]
+    acc = f16(f16(x @ npu["w1"]) @ npu["w2"])
+    assert evaluation.layers[1].accumulated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, acc).sqnr_db, abs=1e-3)
+    assert evaluation.layers[1].isolated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, f16(x @ W1 @ npu["w2"])).sqnr_db, abs=1e-3)
+    assert evaluation_json(evaluation, None)["layer_samples"] == 7
+    assert "layers measured on the first 7 of 32 samples (their float values are kept)" in evaluation_lines(evaluation, None, "random")
+
+
 def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
     compiler, evaluator = three_layers()
     evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)

@@ -556,3 +556,16 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
         assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[3]).startswith("~")
         await pilot.press("u")  # back to the settings the numbers were measured with
         assert " a:-4.8" in str(tree.leaves["tdnn1.affine"].label)
+
+
+async def test_layer_chart_says_when_only_the_first_samples_are_measured(tmp_path, monkeypatch):
+    from npu_tui.core import layers as layers_module
+    from npu_tui.tui.layer_view import LayerChart
+
+    monkeypatch.setattr(layers_module, "LAYER_BYTES", 1)  # one sample's layers already exceed it
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+        assert "SQNR dB per layer (1/597 samples)" in app.main(LayerChart).render().plain

@@ -37,6 +37,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
         ],
     }
     if evaluation.layers is not None:
+        document["layer_samples"] = evaluation.layer_samples
         document["layers"] = [
             {
                 "index": layer.index,
@@ -100,6 +101,8 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append(f"{shorten_middle(printable(o.name), 30):30} {_comparison(o.comparison)}")
     if evaluation.layers is not None:
         lines.append("")
+        if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
+            lines.append(f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)")
         lines.append("layers in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
         lines.append("drop = how far below its inputs' SQNR a layer falls (exact input = 100 dB); v marks the largest drops")
         lines.append(f"  {'#':>4} {'layer':28} {'op':12} {'accum_db':>9} {'drop_db':>8} {'isol_db':>8}  weight")

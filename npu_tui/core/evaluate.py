@@ -65,6 +65,7 @@ class Evaluation:
     top1_agreement: float | None
     outputs: list[OutputMetrics]
     layers: list[Layer] | None = None
+    layer_samples: int | None = None  # the first samples the layer numbers are measured on
     classifier: str | None = None
     fp16_issue: str | None = None
 
@@ -197,9 +198,10 @@ class Evaluator:
         bound: BoundSession,
         swaps: dict[str, np.ndarray] | None = None,
         states: list[dict[str, np.ndarray]] | None = None,
+        batches: Batches | None = None,
     ) -> dict[str, np.ndarray]:
-        """Every sample through `bound`, each output joined as (N, ...)."""
-        parts = self.run_parts(bound, swaps, states)
+        """Every sample (of `batches`, else all) through `bound`, each output joined as (N, ...)."""
+        parts = self.run_parts(bound, swaps, states, batches)
         return {n: self.batches.join([p[n] for p in parts]) for n in bound.outputs}
 
     def run_parts(
@@ -207,11 +209,12 @@ class Evaluator:
         bound: BoundSession,
         swaps: dict[str, np.ndarray] | None = None,
         states: list[dict[str, np.ndarray]] | None = None,
+        batches: Batches | None = None,
     ) -> list[dict[str, np.ndarray]]:
-        """Every sample through `bound`, run by run, each run's outputs kept apart; `states` are
-        per-run tensors fed besides the data (activations at a cut)."""
+        """Every sample (of `batches`, else all) through `bound`, run by run, each run's outputs
+        kept apart; `states` are per-run tensors fed besides the data (activations at a cut)."""
         found = []
-        for index, part in enumerate(self.batches.slices()):
+        for index, part in enumerate((batches or self.batches).slices()):
             feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
             if states is not None:
                 feeds.update(states[index])
@@ -302,11 +305,13 @@ class Evaluator:
             graph.cuts = CutSessions(self, graph)
         return graph.cuts
 
-    def run_npu(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> dict[str, np.ndarray]:
+    def run_npu(
+        self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
+    ) -> dict[str, np.ndarray]:
         graph = self.npu_graph(compilation, fp16_activations, layers)
         with self.lock:
             graph.bound.update_fixed(weight_feeds(compilation))
-            return self.run(graph.bound)
+            return self.run(graph.bound, batches=batches)
 
     # -- metrics
 
@@ -315,6 +320,7 @@ class Evaluator:
         evaluation = self.measure(npu)
         if layers:
             evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
+            evaluation.layer_samples = self.layer_analysis().samples
         if _range_trouble(self.reference(), npu, self.outputs):
             overflowing = [w.message for w in compilation.warnings if w.code == "fp16_overflow"]
             culprit = self.fp16_culprit() if fp16_activations else None
@@ -334,7 +340,7 @@ class Evaluator:
             if self.data.labels is not None:
                 acc_float = float(np.mean(ref_top == self.data.labels))
                 acc_npu = float(np.mean(npu_top == self.data.labels))
-        return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, None, classifier)
+        return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, classifier=classifier)
 
     def fp16_culprit(self) -> str | None:
         """The first node whose float output leaves fp16's range on this data: beyond ±65504 it

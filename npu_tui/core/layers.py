@@ -10,6 +10,10 @@ passes error on has neither.
 Cost: one float run with every layer exposed (kept), one NPU run with every layer exposed, and one
 run of a small graph holding a copy of every weight-reading node, all through the evaluator's
 sessions: a settings change rebinds weights and reruns the two NPU runs, nothing is rebuilt.
+
+Memory: the float values of every layer are kept, so the analysis runs on as many of the first
+samples as fit in LAYER_BYTES (at least one): 500 samples of a 224x224 CNN would otherwise keep tens
+of GB. Each layer tensor holds thousands of values per sample, so a few samples settle its SQNR.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from .compiler import Compilation
 from .evaluate import Comparison, compare_many
 from .graph import node_label, reads
 from .inventory import PASS_THROUGH, WEIGHT_INPUTS
-from .runtime import BoundSession
+from .runtime import Batches, BoundSession
 from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 ISOLATED_PREFIX = "__npu_iso"
 MARKED_DROPS = 3
 EXACT_DB = 100.0
+LAYER_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,22 @@ class LayerAnalysis:
         self._float_parts: list[dict[str, np.ndarray]] | None = None
         self._float: dict[str, np.ndarray] = {}
         self._isolations: dict[tuple, _Isolation] = {}
+        self.batches: Batches | None = None  # the samples measured, set with the float values
+
+    @property
+    def samples(self) -> int:
+        """How many of the first samples the layer numbers are measured on."""
+        self.float_parts()
+        assert self.batches is not None
+        return self.batches.samples
 
     def float_parts(self) -> list[dict[str, np.ndarray]]:
         """Every main-graph node's outputs in the float model, run by run (shapes and ids included:
-        the isolated copies are fed whatever their node reads)."""
+        the isolated copies are fed whatever their node reads), for the first samples that fit in
+        LAYER_BYTES: one sample is run to learn what a sample costs."""
         if self._float_parts is None:
             evaluator = self.evaluator
+            evaluator.reference()  # settles how samples are batched
             model = reference_model(evaluator.compiler.inventory)
             types = elem_types(model)
             known = {o.name for o in model.graph.output}
@@ -87,7 +102,11 @@ class LayerAnalysis:
             ]
             model.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in exposed)
             names = [o.name for o in model.graph.output]
-            self._float_parts = evaluator.run_parts(BoundSession(evaluator.session(model), names, {}))
+            bound = BoundSession(evaluator.session(model), names, {})
+            probe = evaluator.run_parts(bound, batches=evaluator.batches.first(1))
+            per_sample = sum(v.nbytes for v in probe[0].values())
+            self.batches = evaluator.batches.first(LAYER_BYTES // max(per_sample, 1))
+            self._float_parts = probe if self.batches.samples == 1 else evaluator.run_parts(bound, batches=self.batches)
         return self._float_parts
 
     def float_value(self, name: str) -> np.ndarray:
@@ -108,7 +127,7 @@ class LayerAnalysis:
             check()
             self.float_parts()
             check()
-            npu = evaluator.run_npu(compilation, fp16_activations, layers=True)
+            npu = evaluator.run_npu(compilation, fp16_activations, layers=True, batches=self.batches)
             check()
             isolated = self._isolated(compilation, fp16_activations, check)
         fused = {
@@ -162,7 +181,7 @@ class LayerAnalysis:
         floats = self.float_parts()
         states = [{t: part[t] for t in isolation.inputs} for part in floats]
         isolation.bound.update_fixed(weight_feeds(compilation))
-        parts = evaluator.run_parts(isolation.bound, None, states)
+        parts = evaluator.run_parts(isolation.bound, None, states, self.batches)
         found: dict[str, tuple[Comparison | None, str]] = {}
         measured = [(t, w, o) for t, (o, w) in isolation.entries.items() if compilation.plans[w].quantized]
         pairs = [(self.float_value(t), evaluator.batches.join([p[o] for p in parts])) for t, _, o in measured]

@@ -6,7 +6,7 @@ onnxruntime is imported only when a session is built: `npu-tui compile` never pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,6 +62,10 @@ class Batches:
             name in open_first_axis and array.ndim >= 2 and array.shape[1] == 1 for name, array in data.inputs.items()
         )
         return cls(data.samples, batched, max(1, size) if batched else 1)
+
+    def first(self, count: int) -> Batches:
+        """The same plan over the first `count` samples only."""
+        return replace(self, samples=max(1, min(count, self.samples)))
 
     def slices(self) -> list[slice]:
         return [slice(start, min(start + self.size, self.samples)) for start in range(0, self.samples, self.size)]

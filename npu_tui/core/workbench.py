@@ -49,6 +49,7 @@ class Workbench:
         self.fix_pinned: set[str] = set()  # the fix search never changes these
         self.fix_forbidden: set[str] = set()  # nor excludes these
         self.layers_settings: Settings | None = None
+        self.layer_samples = 0  # the layer numbers come from the first samples that fit their memory budget
 
     # -- state
 
@@ -119,8 +120,10 @@ class Workbench:
         if self.evaluator is None:
             return None
         settings, compilation = self.settings, self.compilation
-        self.layers = self.evaluator.layer_analysis().layers(compilation, settings.fp16_activations, stop)
+        analysis = self.evaluator.layer_analysis()
+        self.layers = analysis.layers(compilation, settings.fp16_activations, stop)
         self.layers_settings = settings
+        self.layer_samples = analysis.samples
         return self.layers
 
     @property

@@ -174,7 +174,9 @@ class NpuTuiApp(App[None]):
         if active == "tab-table":
             self.main(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale)
         elif active == "tab-layers":
-            self.main(LayerView).show(self.workbench.layers, self.workbench.layers_stale)
+            workbench = self.workbench
+            samples = workbench.evaluator.data.samples if workbench.evaluator is not None else 0
+            self.main(LayerView).show(workbench.layers, workbench.layers_stale, workbench.layer_samples, samples)
 
     def changed(self) -> None:
         """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""

@@ -30,8 +30,10 @@ class LayerChart(PlotextPlot):
     HELP = (
         "Accumulated SQNR of each layer (the NPU from the input up to it, against float) as a line, and "
         "isolated SQNR (that layer alone, float inputs in, its weight as the NPU holds it) as points. "
-        "A layer where the line falls and its point is low creates the error; exact plots at 100 dB."
+        "A layer where the line falls and its point is low creates the error; exact plots at 100 dB. "
+        "On large data the layers are measured on the first samples only; the title says how many."
     )
+    note = ""
 
     def draw(self, layers: list[Layer], selected: int | None, stale: bool) -> None:
         plt = self.plt
@@ -47,7 +49,7 @@ class LayerChart(PlotextPlot):
                 plt.vline(selected, "yellow")
             step = max(1, round(len(xs) / TICKS))
             plt.xticks([float(x) for x in xs[::step]])
-        plt.title("SQNR dB per layer" + ("  (stale: ctrl+r)" if stale else ""))
+        plt.title("SQNR dB per layer" + self.note + ("  (stale: ctrl+r)" if stale else ""))
         self.refresh()
 
 
@@ -141,7 +143,9 @@ class LayerView(Vertical):
         yield LayerChart(id="layer-chart")
         yield LayerRows(id="layer-rows")
 
-    def show(self, layers: list[Layer] | None, stale: bool) -> None:
+    def show(self, layers: list[Layer] | None, stale: bool, samples: int = 0, of: int = 0) -> None:
+        """`samples` of `of`: the layer numbers may come from the first samples only (a memory budget)."""
+        self.query_one(LayerChart).note = f" ({samples}/{of} samples)" if 0 < samples < of else ""
         rows = self.query_one(LayerRows)
         if layers is None:
             self.query_one(LayerChart).draw([], None, stale)
