@@ -112,7 +112,16 @@ async def test_global_switches(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "NPU 18.93%" in shown(app.query_one(ModelSummary))
-        await pilot.press("g", "tab", "tab", "space", "enter")
+        await pilot.press("g", "down", "down")
+        boxes = [str(box.label) for box in app.screen.query("Checkbox")]
+        assert boxes == [
+            "  on   COMPRESS: int8 fully-connected weights",
+            "  on   CONV2D_COMPRESS: int8 convolution weights",
+            "> on   FUSE_BN: fold BatchNorm into convolutions",
+        ]  # on/off and the focus in text: NO_COLOR shows the checkbox the same either way
+        await pilot.press("space")
+        assert str(app.screen.query("Checkbox").last().label) == "> off  FUSE_BN: fold BatchNorm into convolutions"
+        await pilot.press("enter")
         assert app.workbench.settings.fuse_bn is False
         await pilot.press("ctrl+r")
         await settle(pilot)
@@ -569,3 +578,25 @@ async def test_layer_chart_says_when_only_the_first_samples_are_measured(tmp_pat
         await pilot.press("d")
         await pilot.pause()
         assert "SQNR dB per layer (1/597 samples)" in app.main(LayerChart).render().plain
+
+
+async def test_min_max_suggestion_is_previewed_marked_and_applied_with_enter(tmp_path):
+    from textual.widgets import Input, OptionList
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        dialog = app.screen
+        before = dialog.query_one(Input).value
+        options = dialog.query_one(OptionList)
+        assert not any(str(options.get_option_at_index(i).prompt).startswith(">") for i in range(options.option_count))
+        await pilot.press("down")  # from the box to the first suggestion: previewed, and marked without colour
+        bulk = dialog.suggestions[0]
+        assert str(options.get_option_at_index(0).prompt).startswith("> bulk")
+        assert dialog.query_one(Input).value != before
+        assert f"would give SQNR {bulk.sqnr_db:.1f} dB" in shown(dialog.query_one("#minmax-preview"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is not dialog
+        assert app.workbench.settings.weight_min_max == {"tdnn1.affine": bulk.range}

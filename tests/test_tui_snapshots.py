@@ -43,7 +43,15 @@ def test_layer_table(snap_compare, kws_app):
 
 
 def test_min_max_dialog(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("m"))
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("m", "down"))
+
+
+def test_switches_dialog(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("g", "down"))
+
+
+def test_save_dialog(snap_compare, kws_app):
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("x", "ctrl+s"))
 
 
 def test_help_screen(snap_compare, kws_app):

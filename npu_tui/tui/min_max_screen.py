@@ -1,4 +1,7 @@
-"""The `m` dialog: type a range, or pick the bulk or MSE-optimal one, and see its SQNR before applying."""
+"""The `m` dialog: type a range, or pick the bulk or MSE-optimal one, and see its SQNR before applying.
+
+Moving onto a suggestion copies it into the box (its SQNR shows at once); Enter applies what the box
+holds or the suggestion under the cursor, which a `>` marks (it must show without colour)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Input, Label, OptionList, Static
 
 from ..core.workbench import RangeSuggestion, Workbench
 from .labels import db, plain
@@ -40,12 +43,18 @@ def _is_number(text: str) -> bool:
 
 
 class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="minmax-cancel")]
-    HELP = "Type min, max (Enter applies) or pick a suggested range. The SQNR each range gives is shown first."
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="minmax-cancel"),
+        Binding("down", "suggestions", "Suggestions", show=False, id="minmax-suggestions"),
+    ]
+    HELP = (
+        "Type min, max and press Enter to apply, or go Down to the suggested ranges: moving onto one "
+        "previews it, Enter applies it. The SQNR each range gives is shown before anything is applied."
+    )
     DEFAULT_CSS = """
     MinMaxScreen { align: center middle; }
     MinMaxScreen > Vertical { width: 70; height: auto; border: thick $accent; padding: 0 1; background: $surface; }
-    MinMaxScreen Button { width: 100%; }
+    MinMaxScreen OptionList { height: auto; max-height: 6; }
     MinMaxScreen #minmax-preview { height: 2; }
     """
 
@@ -62,11 +71,28 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             title = Text("WEIGHT_MIN_MAX for ")
             title.append_text(plain(self.weight))
             yield Label(title)
-            yield Static(f"now [{lo:.6g}, {hi:.6g}], SQNR {db(result.errors.sqnr_db)}. Tab reaches the suggestions.")
+            yield Static(f"now [{lo:.6g}, {hi:.6g}], SQNR {db(result.errors.sqnr_db)}. Down: suggested ranges.")
             yield Input(value=f"{lo:.6g}, {hi:.6g}", placeholder="min, max", id="minmax-input")
             yield Static("", id="minmax-preview")
-            for i, s in enumerate(self.suggestions):
-                yield Button(f"{s.label}: [{s.range[0]:.4g}, {s.range[1]:.4g}] gives {db(s.sqnr_db)}", id=f"suggest-{i}", compact=True)
+            yield OptionList(*[self._prompt(i, False) for i in range(len(self.suggestions))], id="minmax-suggestions", compact=True)
+
+    def _prompt(self, index: int, marked: bool) -> Text:
+        s = self.suggestions[index]
+        return Text(f"{'>' if marked else ' '} {s.label}: [{s.range[0]:.4g}, {s.range[1]:.4g}] gives {db(s.sqnr_db)}")
+
+    def action_suggestions(self) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            options.focus()
+            self._pick(options.highlighted or 0)
+
+    def _pick(self, index: int) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = index
+        for other in range(options.option_count):
+            options.replace_option_prompt_at_index(other, self._prompt(other, other == index))
+        chosen = self.suggestions[index].range
+        self.query_one(Input).value = f"{chosen[0]:.6g}, {chosen[1]:.6g}"
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -92,11 +118,12 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             return
         self.dismiss(parsed)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        index = int((event.button.id or "suggest-0").rsplit("-", 1)[1])
-        chosen = self.suggestions[index].range
-        self.query_one(Input).value = f"{chosen[0]:.6g}, {chosen[1]:.6g}"
-        self.query_one(Input).focus()
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.has_focus:  # not the list's own first highlight when the dialog opens
+            self._pick(event.option_index)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.suggestions[event.option_index].range)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,21 +12,30 @@ from textual.widgets import Checkbox, Label
 from ..core.settings import Settings
 
 SWITCH_LABELS = {
-    "compress": "COMPRESS: quantize fully-connected weights",
-    "conv2d_compress": "CONV2D_COMPRESS: quantize convolution weights",
-    "fuse_bn": "FUSE_BN: fold BatchNorm into convolutions first",
+    "compress": "COMPRESS: int8 fully-connected weights",
+    "conv2d_compress": "CONV2D_COMPRESS: int8 convolution weights",
+    "fuse_bn": "FUSE_BN: fold BatchNorm into convolutions",
 }
+
+
+def switch_label(key: str, on: bool, focused: bool) -> Text:
+    """The state in words and the focus as `>`: without colour the checkbox's own mark and its
+    highlight look the same on and off, focused or not."""
+    return Text(f"{'>' if focused else ' '} {'on ' if on else 'off'}  {SWITCH_LABELS[key]}")
 
 
 class SwitchesScreen(ModalScreen[dict[str, bool] | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="switches-cancel"),
         Binding("enter", "apply", "Apply", id="switches-apply", priority=True),
+        Binding("down", "app.focus_next", "Next switch", show=False, id="switches-down"),
+        Binding("up", "app.focus_previous", "Previous switch", show=False, id="switches-up"),
     ]
-    HELP = "Space toggles the focused switch, Tab moves, Enter applies all, Esc cancels."
+    HELP = "Up/Down or Tab move, Space toggles the focused switch, Enter applies all, Esc cancels."
     DEFAULT_CSS = """
     SwitchesScreen { align: center middle; }
     SwitchesScreen > Vertical { width: 60; height: auto; border: thick $accent; padding: 0 1; background: $surface; }
+    SwitchesScreen Checkbox { width: 100%; }
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -34,12 +44,24 @@ class SwitchesScreen(ModalScreen[dict[str, bool] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Global switches (space toggles, Enter applies, Esc cancels)")
-            for key, label in SWITCH_LABELS.items():
-                yield Checkbox(label, getattr(self.settings, key), id=f"switch-{key}")
+            yield Label("Global switches")
+            yield Label("Up/Down move, Space toggles, Enter applies, Esc cancels")
+            for key in SWITCH_LABELS:
+                on = getattr(self.settings, key)
+                yield Checkbox(switch_label(key, on, False), on, id=f"switch-{key}", compact=True)
 
     def on_mount(self) -> None:
         self.query(Checkbox).first().focus()
+
+    def _relabel(self) -> None:
+        for box in self.query(Checkbox):
+            box.label = switch_label((box.id or "").removeprefix("switch-"), box.value, box.has_focus)
+
+    def on_descendant_focus(self) -> None:
+        self._relabel()
+
+    def on_checkbox_changed(self) -> None:
+        self._relabel()
 
     def action_apply(self) -> None:
         self.dismiss({key: self.query_one(f"#switch-{key}", Checkbox).value for key in SWITCH_LABELS})
