@@ -9,6 +9,7 @@ from rich.text import Text
 from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
 from npu_tui.core.config import load_config
 from npu_tui.tui.details import WeightDetails
+from npu_tui.tui.histogram_view import HistogramView
 from npu_tui.tui.summary import ModelSummary
 from npu_tui.tui.weight_tree import WeightTree
 from tui_kit import copy_sample, make_app
@@ -53,10 +54,17 @@ async def test_select_exclude_recompile_undo(tmp_path):
         assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(" tdnn1.affine")
 
 
+def plot_area(view) -> str:
+    """The bars of a histogram as text, without its title and axis labels."""
+    return "".join(line.split("┤", 1)[1] for line in view.render().plain.splitlines() if "┤" in line)
+
+
 async def test_min_max_dialog_validates_then_applies(tmp_path):
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await pilot.pause(0.2)
+        assert "x" not in plot_area(app.main(HistogramView))  # the full range: nothing saturates
         await pilot.press("m")
         dialog = app.screen
         box = dialog.query_one("#minmax-input")
@@ -68,6 +76,8 @@ async def test_min_max_dialog_validates_then_applies(tmp_path):
         assert "would give SQNR 0.3 dB" in shown(dialog.query_one("#minmax-preview"))
         await pilot.press("enter")
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": (-19.2, 14.7)}
+        await pilot.pause(0.2)
+        assert "x" in plot_area(app.main(HistogramView))  # saturating bars drawn in x: seen without colour
         assert "from WEIGHT_MIN_MAX" in shown(app.query_one(WeightDetails))
         assert str(app.query_one(WeightTree).leaves["tdnn1.affine"].label).startswith("c 0.3")
         await pilot.press("ctrl+r")
@@ -475,6 +485,10 @@ async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
         sqnr = app.workbench.compilation.results[name].errors.sqnr_db
         assert label.startswith(f"q {sqnr:.1f} ")  # the number comes first: only the name can be cut
         assert name in shown(app.main(WeightDetails))  # the whole name where there is room
+        assert str(app.main(WeightTree).tooltip) == name  # and in the tree's tooltip
+        await pilot.pause(0.2)  # the histogram is drawn a moment after the cursor stops
+        title = next(line.strip() for line in app.main(HistogramView).render().plain.splitlines() if line.strip())
+        assert title.startswith("model/conv") and title.endswith("suffix  (log10 counts)") and "…" in title  # cut in the middle
 
 
 async def test_a_config_changed_on_disk_is_never_silently_reverted(tmp_path):
@@ -600,3 +614,18 @@ async def test_min_max_suggestion_is_previewed_marked_and_applied_with_enter(tmp
         await pilot.pause()
         assert app.screen is not dialog
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": bulk.range}
+
+
+async def test_a_bad_number_says_so_without_colour(tmp_path):
+    from npu_tui.tui.layer_table import LayerTable
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        leaves = app.main(WeightTree).leaves
+        assert str(leaves["tdnn1.affine"].label).startswith("q 39.7 a:-4.8! ")  # under 20 dB: marked
+        assert str(leaves["tdnn2.affine"].label).startswith("q 42.5 a:45.4 ")
+        await pilot.press("t")
+        table = app.main(LayerTable)
+        cells = {str(table.get_row(key)[1]): str(table.get_row(key)[3]) for key in table.rows}
+        assert cells["tdnn1.affine"] == "-4.8 dB!" and cells["tdnn2.affine"] == "45.4 dB"

@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from ..core.compiler import WeightResult
 from ..core.sensitivity import Sensitivity
-from .labels import MARKS, db, plain, severity, status
+from .labels import MARKS, db, plain, rated, status
 
 
 def _g(value: float | None) -> str:
@@ -29,7 +29,7 @@ class WeightDetails(Widget):
         rows: list[tuple[str, str | Text]] = [
             ("name", plain(weight.name)),
             ("state", Text(f"{MARKS[state][0]} {state}" + (f" ({plan.reason})" if plan.reason else ""), style=MARKS[state][1])),
-            ("sqnr_db", Text(db(errors.sqnr_db), style=severity(errors.sqnr_db))),
+            ("sqnr_db", rated(db(errors.sqnr_db), errors.sqnr_db)),
         ]
         if fix_note:
             rows.append(("changed", fix_note))
@@ -38,7 +38,7 @@ class WeightDetails(Widget):
             acc = "" if sensitivity.accuracy is None else f", accuracy {sensitivity.accuracy:.2%}"
             gain = "-" if sensitivity.exclude_gain_db is None else f"{sensitivity.exclude_gain_db:+.2f} dB"
             alone = Text("output ")
-            alone.append(db(sensitivity.output_sqnr_db), style=severity(sensitivity.output_sqnr_db))
+            alone.append_text(rated(db(sensitivity.output_sqnr_db), sensitivity.output_sqnr_db))
             alone.append(f"{acc}{suffix}")
             rows.append(("alone", alone))
             rows.append(("exclude", f"gain {gain}, costs +{weight.size - 4:,} bytes{suffix}"))

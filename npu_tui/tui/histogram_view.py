@@ -9,18 +9,22 @@ from textual_plotext import PlotextPlot
 
 from ..core.compiler import WeightResult
 from ..core.histogram import Histogram
-from ..core.text import printable
+from ..core.text import printable, shorten_middle
 
 BINS = 60
 DRAW_DELAY = 0.06
 RENDERED_KEPT = 64
+SATURATING_MARK = "x"  # saturating bars are drawn in x as well as red: NO_COLOR must show them
+LOG_NOTE = "  (log10 counts)"
+TITLE_MARGIN = 8  # the y-axis ticks beside the plot area
 
 
 class HistogramView(PlotextPlot):
     BINDINGS = [Binding("L", "toggle_log", "Log counts", id="histogram-log")]
     HELP = (
         "Histogram of the selected weight (fused with its BatchNorm when FUSE_BN folds it). "
-        "Blue bars are kept, red bars saturate; green lines mark the range, red lines the nudged range. "
+        "Bars of block characters are kept, bars of x (red) saturate to the range's ends; "
+        "green lines mark the range, red lines the nudged range. "
         "L switches to log counts, which shows long tails."
     )
 
@@ -39,13 +43,17 @@ class HistogramView(PlotextPlot):
             self._pending.stop()
         self._pending = self.set_timer(DRAW_DELAY, self._draw)
 
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self._draw()  # the title is cut to the width
+
     def action_toggle_log(self) -> None:
         self.log_counts = not self.log_counts
         self._draw()
 
     def render(self):
         """Plots already drawn at this size are reused: flipping a weight back and forth costs nothing."""
-        key = (self._drawn, self.size.width, self.size.height)
+        key = (self._drawn, self.size.width, self.size.height)  # the title is cut to the width
         if key not in self._rendered:
             if len(self._rendered) >= RENDERED_KEPT:
                 self._rendered.pop(next(iter(self._rendered)))
@@ -78,7 +86,7 @@ class HistogramView(PlotextPlot):
         if inside.any():
             plt.bar(centers[inside].tolist(), counts[inside].tolist(), color="blue", width=0.9)
         if (~inside).any():
-            plt.bar(centers[~inside].tolist(), counts[~inside].tolist(), color="red", width=0.9)
+            plt.bar(centers[~inside].tolist(), counts[~inside].tolist(), color="red", width=0.9, marker=SATURATING_MARK)
         if result.plan.quantized:
             for x in result.range:
                 plt.vline(x, "green")
@@ -89,5 +97,7 @@ class HistogramView(PlotextPlot):
             lo, hi = min(lo, result.range[0]), max(hi, result.range[1])
         plt.xlim(lo, hi)
         plt.xticks([lo, (lo + hi) / 2, hi], [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", f"{hi:.3g}"])
-        plt.title(printable(result.weight.name) + ("  (log10 counts)" if self.log_counts else ""))
+        note = LOG_NOTE if self.log_counts else ""
+        room = max(self.size.width - len(note) - TITLE_MARGIN, 8)  # plotext drops a title wider than its plot area
+        plt.title(shorten_middle(printable(result.weight.name), room) + note)
         self.refresh()

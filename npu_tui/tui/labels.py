@@ -14,7 +14,7 @@ MARKS = {
     "fp16": ("-", "dim"),
 }
 TREE_NAME_WIDTH = 48  # the full name is in the details panel; the panel cuts the rest
-LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)"
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)   ! under 20 dB"
 
 
 def status(result: WeightResult) -> str:
@@ -29,6 +29,16 @@ def severity(sqnr_db: float | None) -> str:
     if sqnr_db is None or sqnr_db >= 30:
         return "green"
     return "yellow" if sqnr_db >= 20 else "bold red"
+
+
+def alarm(sqnr_db: float | None) -> str:
+    """`!` after a number under 20 dB: red says it too, but not under NO_COLOR or 16 colours."""
+    return "!" if severity(sqnr_db) == "bold red" else ""
+
+
+def rated(text: str, sqnr_db: float | None) -> Text:
+    """A number coloured by how bad it is, with `!` when under 20 dB."""
+    return Text(text + alarm(sqnr_db), style=severity(sqnr_db))
 
 
 def db(value: float | None) -> str:
@@ -53,13 +63,13 @@ def weight_label(
     columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
-    label.append(short_db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db))
+    label.append_text(rated(short_db(result.errors.sqnr_db), result.errors.sqnr_db))
     if evaluated:
         if stale:  # a mark that survives NO_COLOR, and dimmed
             label.append(" a~" + short_db(alone_db), style="dim")
         else:
             label.append(" a:")
-            label.append(short_db(alone_db), style=severity(alone_db))
+            label.append_text(rated(short_db(alone_db), alone_db))
     label.append(" ")
     name = printable(shown_name if shown_name is not None else result.weight.name)
     label.append(shorten_middle(name, TREE_NAME_WIDTH))

@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 
 from ..core.compiler import Compilation
 from ..core.sensitivity import Sensitivity
-from .labels import MARKS, db, plain, severity, status
+from .labels import MARKS, db, plain, rated, status
 
 SORTS = ("sqnr", "alone", "tail", "size")
 
@@ -20,7 +20,7 @@ def _alone(alone: Sensitivity | None, stale: bool) -> Text:
         return Text("-")
     if stale:  # `~` survives NO_COLOR; dim says the same in colour
         return Text("~" + db(alone.output_sqnr_db), style="dim")
-    return Text(db(alone.output_sqnr_db), style=severity(alone.output_sqnr_db))
+    return rated(db(alone.output_sqnr_db), alone.output_sqnr_db)
 
 
 def _key(value: float | None, worst_first: bool = True) -> float:
@@ -63,7 +63,7 @@ class LayerTable(DataTable):
             self.add_row(
                 Text(mark, style=style),
                 plain(result.weight.name),
-                Text(db(result.errors.sqnr_db), style=severity(result.errors.sqnr_db)),
+                rated(db(result.errors.sqnr_db), result.errors.sqnr_db),
                 _alone(alone, stale),
                 "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
                 f"{result.weight.size:,}",

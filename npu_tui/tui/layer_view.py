@@ -15,7 +15,7 @@ from textual_plotext import PlotextPlot
 
 from ..core.layers import EXACT_DB, Layer
 from ..core.text import printable, shorten_middle
-from .labels import severity, short_db
+from .labels import rated, short_db
 
 SORTS = ("graph order", "accumulated", "isolated")
 NAME_WIDTH = 12
@@ -96,8 +96,8 @@ class LayerRows(DataTable):
             number.append(str(layer.index), style=dim)
             self.add_row(
                 number,
-                Text(short_db(layer.accumulated.sqnr_db), style=dim or severity(layer.accumulated.sqnr_db)),
-                Text(short_db(iso) if layer.isolated else "-", style=dim or (severity(iso) if layer.isolated else "")),
+                Text(short_db(layer.accumulated.sqnr_db), style=dim) if dim else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db),
+                Text(short_db(iso) if layer.isolated else "-", style=dim) if dim or not layer.isolated else rated(short_db(iso), iso),
                 Text(shorten_middle(printable(layer.node), NAME_WIDTH), style=dim),
                 Text(shorten_middle(printable(layer.weight or "-"), NAME_WIDTH), style=dim),
                 Text(layer.op_type, style=dim),

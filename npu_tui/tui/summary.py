@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from ..core.text import printable
 from ..core.workbench import Workbench
-from .labels import db, severity
+from .labels import db, rated
 
 
 class ModelSummary(Widget):
@@ -32,7 +32,7 @@ class ModelSummary(Widget):
             else:
                 sqnr = ev.output_sqnr_db
                 text.append("worst output " if len(ev.outputs) > 1 else "output ")
-                text.append(db(sqnr), style=severity(sqnr))
+                text.append_text(rated(db(sqnr), sqnr))
             if ev.top1_agreement is not None:
                 text.append(f"  top-1 {ev.top1_agreement:.1%}")
         if workbench.stale and ev is not None:
