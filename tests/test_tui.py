@@ -233,6 +233,11 @@ async def test_reset_table_sort_and_help(tmp_path):
         assert "name " + app.selected in shown(app.query_one(WeightDetails))
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        panels = [name for name, _ in app.screen.panels]
+        assert "Weight tab: details" in panels and "Layers tab: chart" in panels  # as the screen names them
+        assert not any(name.endswith(("View", "Tree", "Details", "Table", "Summary")) for name in panels)
+        numbers = dict(app.screen.numbers)
+        assert "99.9th percentile" in numbers["tail_ratio"] and "only this weight quantized" in numbers["alone"]
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -629,3 +634,23 @@ async def test_a_bad_number_says_so_without_colour(tmp_path):
         table = app.main(LayerTable)
         cells = {str(table.get_row(key)[1]): str(table.get_row(key)[3]) for key in table.rows}
         assert cells["tdnn1.affine"] == "-4.8 dB!" and cells["tdnn2.affine"] == "45.4 dB"
+
+
+async def test_the_details_panel_scrolls_to_its_last_line(tmp_path):
+    from textual.containers import VerticalScroll
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.main("#details-panel", VerticalScroll)
+        lines = shown(app.main(WeightDetails)).rstrip("\n").count("\n") + 1
+        assert lines > panel.size.height  # at 80x24 the details do not fit
+        for _ in range(4):
+            if app.focused is panel:
+                break
+            await pilot.press("tab")
+        assert app.focused is panel
+        await pilot.press("end")
+        await pilot.pause()
+        assert panel.scroll_y == panel.max_scroll_y > 0
+        assert panel.virtual_size.height >= lines  # every line, fused BN last, can be scrolled to

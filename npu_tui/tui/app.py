@@ -14,7 +14,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
@@ -25,7 +25,7 @@ from ..core.sensitivity import Cancelled
 from ..core.text import one_line, printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen, ConflictScreen
-from .details import WeightDetails
+from .details import NUMBERS, WeightDetails
 from .fix_screen import FixPlot, FixScreen
 from .help_screen import HelpScreen
 from .histogram_view import BINS, HistogramView
@@ -57,7 +57,8 @@ class NpuTuiApp(App[None]):
     #filter { display: none; height: 3; }
     #filter.shown { display: block; }
     HistogramView { height: 1fr; min-height: 8; }
-    WeightDetails { height: 13; }
+    #details-panel { height: 1fr; max-height: 16; }
+    WeightDetails { height: auto; }
     ModelSummary { height: 2; padding: 0 1; background: $boost; }
     TabbedContent { height: 1fr; }
     """
@@ -111,7 +112,8 @@ class NpuTuiApp(App[None]):
             with TabbedContent(id="right"):
                 with TabPane("Weight", id="tab-weight"):
                     yield HistogramView(id="histogram")
-                    yield WeightDetails(id="details")
+                    with VerticalScroll(id="details-panel", can_focus=True):
+                        yield WeightDetails(id="details")
                 with TabPane("Table", id="tab-table"):
                     yield LayerTable(id="table")
                 with TabPane("Layers", id="tab-layers"):
@@ -530,8 +532,8 @@ class NpuTuiApp(App[None]):
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, b.tooltip or b.description) for b in self.keys()]
-        panels = [(w.__name__, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary, MessagesScreen)]
-        self.push_screen(HelpScreen(keys, panels))
+        panels = [(w.PANEL, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary, MessagesScreen)]
+        self.push_screen(HelpScreen(keys, panels, NUMBERS))
 
     async def action_quit(self) -> None:
         """Every way out (q, ctrl+q, the palette's Quit) asks first when there are unsaved changes."""

@@ -9,15 +9,34 @@ from ..core.compiler import WeightResult
 from ..core.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, rated, status
 
+NUMBERS = [
+    ("sqnr_db", "the weight's own error: 10 log10(sum w^2 / sum (w - w as the NPU holds it)^2); under 20 dB is marked !"),
+    ("alone", "the model output's SQNR (worst output) with only this weight quantized, after ctrl+r"),
+    ("exclude", "what excluding it (EXCLUDE_COMPRESS_OPS, kept fp16) gains in output SQNR, and its bytes"),
+    ("range", "the float range int8 covers: the weight's min/max, or WEIGHT_MIN_MAX"),
+    ("nudged", "the range moved so that 0.0 is exactly an int8 step (the zero point is an integer)"),
+    ("scale", "the float value of one int8 step; zero point: the int8 code of 0.0"),
+    ("mse", "mean squared error of the weight as held; max_abs_err: its largest single error"),
+    ("clipped", "share of values outside the nudged range: they saturate to its ends"),
+    ("tail_ratio", "max |w| / 99.9th percentile of |w|: far above 1, a few outliers stretch the range"),
+    ("accumulated", "layers: the NPU from the input up to this layer, against float"),
+    ("isolated", "layers: this layer alone, float inputs in, its weight as the NPU holds it"),
+    ("drop", "layers: how far below its inputs' SQNR a layer falls; v marks the largest"),
+]
+
 
 def _g(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
 class WeightDetails(Widget):
-    """Redrawn in place on each change: its size is fixed in CSS, so no relayout of the screen."""
+    """As tall as its lines, inside a fixed-height scrolling panel: only the panel lays out again."""
 
-    HELP = "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost."
+    PANEL = "Weight tab: details"  # as the help names it: what the screen shows, not the class
+    HELP = (
+        "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost. "
+        "Tab focuses the panel; arrows and PgUp/PgDn scroll it when it is longer than the screen."
+    )
 
     def show(
         self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool, swept: bool = True, fix_note: str | None = None
@@ -61,7 +80,7 @@ class WeightDetails(Widget):
             text.append_text(value if isinstance(value, Text) else Text(value))
             text.append("\n")
         self._text = text
-        self.refresh()
+        self.refresh(layout=True)
 
     def render(self) -> Text:
         return getattr(self, "_text", Text())

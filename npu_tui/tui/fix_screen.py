@@ -41,6 +41,7 @@ def parse_target(text: str, has_labels: bool) -> Target | str:
 
 
 class FixPlot(PlotextPlot, can_focus=True):
+    PANEL = "Fix screen (F): plot"  # as the help names it: what the screen shows, not the class
     HELP = "Every config the search tried: its metric against its NPU bytes; the line is the target."
 
     def draw(self, visits: list[Visit], target: Target | None) -> None:

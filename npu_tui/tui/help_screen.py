@@ -24,10 +24,11 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen > VerticalScroll { width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, keys: list[tuple[str, str]], panels: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[tuple[str, str]], panels: list[tuple[str, str]], numbers: list[tuple[str, str]]) -> None:
         super().__init__()
         self.keys = keys
         self.panels = panels
+        self.numbers = numbers
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -35,18 +36,25 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in self.keys:
             table.add_row(key, what)
-        panels = Table.grid(padding=(0, 2))
-        panels.add_column(style="bold", no_wrap=True)
-        panels.add_column()
-        for name, what in self.panels:
-            panels.add_row(name, what)
+        panels, numbers = _grid(self.panels), _grid(self.numbers)
         with VerticalScroll():
             yield Static(Text("Keys (also in the command palette, ctrl+p)", style="bold underline"))
             yield Static(table)
             yield Static(Text("\nPanels", style="bold underline"))
             yield Static(panels)
+            yield Static(Text("\nNumbers", style="bold underline"))
+            yield Static(numbers)
             yield Static(Text("\nMarks: " + LEGEND))
             yield Static(Text("\nEsc closes this help.", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _grid(rows: list[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for name, what in rows:
+        table.add_row(Text(name), Text(what))
+    return table

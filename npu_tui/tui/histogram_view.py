@@ -21,6 +21,7 @@ TITLE_MARGIN = 8  # the y-axis ticks beside the plot area
 
 class HistogramView(PlotextPlot):
     BINDINGS = [Binding("L", "toggle_log", "Log counts", id="histogram-log")]
+    PANEL = "Weight tab: histogram"  # as the help names it: what the screen shows, not the class
     HELP = (
         "Histogram of the selected weight (fused with its BatchNorm when FUSE_BN folds it). "
         "Bars of block characters are kept, bars of x (red) saturate to the range's ends; "

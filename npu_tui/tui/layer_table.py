@@ -31,6 +31,7 @@ def _key(value: float | None, worst_first: bool = True) -> float:
 
 class LayerTable(DataTable):
     BINDINGS = [Binding("o", "cycle_sort", "Sort", id="table-sort")]
+    PANEL = "Table tab"  # as the help names it: what the screen shows, not the class
     HELP = "Every weight. o cycles the sort: SQNR, alone (output SQNR with only this weight quantized), tail ratio, size. Enter selects."
 
     def __init__(self, **kwargs) -> None:

@@ -27,6 +27,7 @@ def _level(value: float | None) -> float:
 
 
 class LayerChart(PlotextPlot):
+    PANEL = "Layers tab: chart"  # as the help names it: what the screen shows, not the class
     HELP = (
         "Accumulated SQNR of each layer (the NPU from the input up to it, against float) as a line, and "
         "isolated SQNR (that layer alone, float inputs in, its weight as the NPU holds it) as points. "
@@ -55,6 +56,7 @@ class LayerChart(PlotextPlot):
 
 class LayerRows(DataTable):
     BINDINGS = [Binding("o", "cycle_sort", "Sort layers", id="layers-sort")]
+    PANEL = "Layers tab: rows"  # as the help names it: what the screen shows, not the class
     HELP = (
         "One row per layer: v marks the largest drops of accumulated SQNR, ~ stale numbers. "
         "o cycles the sort (graph order, accumulated, isolated); Enter selects the layer's weight."

@@ -18,6 +18,7 @@ class MessagesScreen(ModalScreen[None]):
         Binding("escape", "close", "Close", id="messages-close"),
         Binding("M", "close", "Close", show=False, id="messages-close-again"),
     ]
+    PANEL = "Messages (M)"  # as the help names it: what the screen shows, not the class
     HELP = "Every message of this session, newest last, with its time; Esc closes."
     DEFAULT_CSS = """
     MessagesScreen { align: center middle; }

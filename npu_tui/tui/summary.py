@@ -13,6 +13,7 @@ from .labels import db, rated
 class ModelSummary(Widget):
     """Redrawn in place on each change: its size is fixed in CSS, so no relayout of the screen."""
 
+    PANEL = "Summary (bottom lines)"  # as the help names it: what the screen shows, not the class
     HELP = "Model-level numbers from the last evaluation (ctrl+r re-runs it), and the sizes of the current config."
 
     def show(self, workbench: Workbench, running: str | None = None) -> None:

@@ -28,9 +28,11 @@ class WeightTree(Tree[str]):
         Binding("h", "fold", "Fold", show=False, id="tree-fold"),
         Binding("l", "unfold", "Unfold", show=False, id="tree-unfold"),
     ]
+    PANEL = "Weights (left)"  # as the help names it: what the screen shows, not the class
     HELP = (
-        "Weights grouped by name scope: status mark, name, the weight's own SQNR and, after an evaluation, "
-        "'out': the model output's SQNR with only that weight quantized (low = this weight hurts). "
+        "Weights grouped by name scope: status mark, the weight's own SQNR, after an evaluation 'a:' its "
+        "alone number (the model output's SQNR with only that weight quantized; low = this weight hurts), "
+        "then the name (cut in the middle; the full name is the tooltip and in the details). "
         "j/k or arrows move, h/l fold and unfold a group."
     )
 
