@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from dataclasses import replace
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import InternalError, UserError
+from .core.safe_files import atomic_write
 from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -106,6 +108,36 @@ _positive = _whole(1, "not a positive number")
 
 COMMANDS = ("compile", "eval", "fix")
 SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
+SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
+
+
+def sample_home() -> Path:
+    """Where an installed package's sample is copied: saving must not write into site-packages."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "npu-tui" / "kws_tdnn"
+
+
+def bundled_sample(home: Path | None = None) -> Path:
+    """The kws_tdnn sample's config: the checkout's own, else a copy of the one installed with the
+    package (made once; later runs open the copy, with whatever the user saved into it)."""
+    if SAMPLE_CONFIG.is_file():
+        return SAMPLE_CONFIG
+    from importlib.resources import files
+
+    source = files("npu_tui") / "samples" / "kws_tdnn"
+    if not all((source / name).is_file() for name in SAMPLE_FILES):
+        raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
+    home = home or sample_home()
+    if not (home / "config.yaml").exists():
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            for name in SAMPLE_FILES:
+                with atomic_write(home / name) as out:
+                    out.write((source / name).read_bytes())
+        except OSError as exc:
+            raise UserError(f"{home}: cannot copy the bundled sample there ({exc.strerror}); run npu-tui CONFIG.yaml") from None
+        sys.stderr.write(f"the bundled sample is copied to {home}: saving writes there\n")
+    return home / "config.yaml"
 
 
 def build_tui_parser() -> argparse.ArgumentParser:
@@ -216,9 +248,7 @@ def _workbench(args: argparse.Namespace) -> int:
     from .core.project import open_project
     from .core.workbench import Workbench
 
-    config = Path(args.config) if args.config else SAMPLE_CONFIG
-    if not args.config and not config.is_file():
-        raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
+    config = Path(args.config) if args.config else bundled_sample()
     project = open_project(config)
     try:
         data = _data(args, project)
