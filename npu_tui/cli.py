@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from . import __version__
@@ -241,25 +242,22 @@ def _compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RANDOM_SAMPLES = 64
+def _choice(args: argparse.Namespace):
+    from .core.opening import DataChoice
+
+    return DataChoice(Path(args.data) if args.data else None, args.samples, args.seed)
 
 
 def _workbench(args: argparse.Namespace) -> int:
-    from .core.project import open_project
-    from .core.workbench import Workbench
+    from .core.opening import open_workbench
 
     config = Path(args.config) if args.config else bundled_sample()
-    project = open_project(config)
-    try:
-        data = _data(args, project)
-    except UserError as exc:
-        if args.data:
-            raise
-        sys.stderr.write(f"warning: no evaluation: {printable(str(exc))}\n")
-        data = None
+    workbench = open_workbench(config, _choice(args))
+    if workbench.evaluation_error:
+        sys.stderr.write(f"warning: {printable(workbench.evaluation_error)}\n")
     from .tui.app import NpuTuiApp
 
-    app = NpuTuiApp(Workbench(project, data), debug=args.debug)
+    app = NpuTuiApp(workbench, debug=args.debug, reopen=partial(open_workbench, config, _choice(args)))
     app.run()
     if app.crash is not None:  # the terminal is restored by now
         sys.stderr.write(app.crash + (" (run with --debug for the traceback)" if not args.debug else "") + "\n")
@@ -270,15 +268,9 @@ def _workbench(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace, project):
-    """--data, else eval.npz beside the config (as the workbench does), else seeded random inputs."""
-    from .core.eval_data import load_npz, model_inputs, random_data
+    from .core.opening import project_data
 
-    inputs = model_inputs(project.inventory.model, project.config.input_shapes)
-    source = Path(args.data) if args.data else project.config.path.parent / "eval.npz"
-    if args.data or source.is_file():
-        data = load_npz(source, inputs)
-        return data.head(args.samples) if args.samples else data
-    return random_data(inputs, args.samples or RANDOM_SAMPLES, args.seed)
+    return project_data(project, _choice(args))
 
 
 def _target(args: argparse.Namespace):

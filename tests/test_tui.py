@@ -31,7 +31,7 @@ async def test_select_exclude_recompile_undo(tmp_path):
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "NPU 15.91%" in shown(app.query_one(ModelSummary))
+        assert "NPU 15.91%!" in shown(app.query_one(ModelSummary))
         await pilot.press("j")
         assert app.selected == "tdnn2.affine"
         await pilot.press("k")
@@ -654,3 +654,53 @@ async def test_the_details_panel_scrolls_to_its_last_line(tmp_path):
         await pilot.pause()
         assert panel.scroll_y == panel.max_scroll_y > 0
         assert panel.virtual_size.height >= lines  # every line, fused BN last, can be scrolled to
+
+
+def dynamic_project(folder):
+    """A model whose input has an open sequence length: no random data without INPUT_OPS."""
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", "seq", 3])], [value("y", None)],
+        [tensor("w", np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))],
+    )
+    return write_project(folder, model, BASE_CONFIG)
+
+
+async def test_r_reloads_the_config_after_the_user_adds_input_ops(tmp_path):
+    from npu_tui.core.opening import DataChoice, open_workbench
+    from npu_tui.tui.app import NpuTuiApp
+
+    config = dynamic_project(tmp_path)
+    app = NpuTuiApp(open_workbench(config, DataChoice()))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        summary = shown(app.main(ModelSummary))
+        assert "no evaluation: model input 'x' has a dynamic dimension (seq)" in summary  # the CLI's hint, kept on screen
+        assert "INPUT_OPS" in summary
+        config.write_text(config.read_text() + "INPUT_OPS:\n  x: [1, 5, 3]\n")
+        await pilot.press("R")
+        await settle(pilot)
+        assert app.workbench.evaluator is not None and app.workbench.evaluation is not None
+        assert "output " in shown(app.main(ModelSummary)) and "error" not in shown(app.main(ModelSummary))
+
+
+async def test_r_asks_before_dropping_unsaved_changes_and_keeps_a_broken_config_out(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "R")
+        assert "Drop them and reload" in shown(app.screen.query_one("Label"))
+        await pilot.press("n")
+        assert app.workbench.settings.exclude == ("tdnn1.affine",)
+        before = app.workbench
+        config.write_text(config.read_text().replace("COMPRESS: true ", "COMPRESS: [oops ", 1))
+        await pilot.press("R", "y")
+        await pilot.pause()
+        assert app.workbench is before and app.workbench.settings.exclude == ("tdnn1.affine",)
+        assert any(m.startswith("not reloaded: ") and "config.yaml" in m for _, _, m in app.messages)
+        config.write_text(config.read_text().replace("COMPRESS: [oops ", "COMPRESS: true ", 1))
+        await pilot.press("R", "y")
+        await settle(pilot)
+        assert app.workbench is not before and app.workbench.settings.exclude == () and not app.workbench.dirty
+        assert str(app.main(WeightTree).leaves["tdnn1.affine"].label).startswith("q 39.7 a:-4.8!")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -21,6 +21,7 @@ from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
 from ..core.histogram import Histogram, histogram
+from ..core.opening import DataChoice, open_workbench
 from ..core.sensitivity import Cancelled
 from ..core.text import one_line, printable
 from ..core.workbench import Workbench
@@ -81,6 +82,7 @@ class NpuTuiApp(App[None]):
         Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
         Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated'),
         Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
+        Binding("R", "reload", "Reload", show=False, id="reload", tooltip='read config.yaml (and the data) from disk again, e.g. after adding INPUT_OPS; asks first when there are unsaved changes'),
         Binding("M", "messages", "Messages", show=False, id="messages", tooltip='every message of this session (errors stay readable after their toast is gone)'),
         Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),
         Binding("N", "previous_match", "Previous match", show=False, id="previous-match", tooltip='the previous weight the filter matches'),
@@ -89,9 +91,12 @@ class NpuTuiApp(App[None]):
         Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid", tooltip='the fix search may not exclude the selected weight (again: it may)'),
     ]
 
-    def __init__(self, workbench: Workbench, debug: bool = False) -> None:
+    def __init__(self, workbench: Workbench, debug: bool = False, reopen: Callable[[], Workbench] | None = None) -> None:
+        """`reopen` reads the config and its data again (R); by default the same config with the
+        data beside it."""
         super().__init__()
         self.workbench = workbench
+        self.reopen = reopen or partial(open_workbench, workbench.project.config.path, DataChoice())
         self.show_tracebacks = debug
         self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
         self.evaluation_worker: Worker[None] | None = None
@@ -268,7 +273,8 @@ class NpuTuiApp(App[None]):
 
     def action_evaluate(self) -> None:
         if self.workbench.evaluator is None:
-            self.notify("no evaluation data: start with --data NPZ", severity="warning")
+            why = self.workbench.evaluation_error or "no evaluation data: start with --data NPZ"
+            self.notify(why, severity="warning", timeout=10)
             return
         self.running = "evaluating..."
         self.main(ModelSummary).show(self.workbench, self.running)
@@ -278,6 +284,7 @@ class NpuTuiApp(App[None]):
     def evaluate_in_background(self) -> None:
         """Model numbers first, then the sweep; each step posts a message, the UI thread draws it."""
         worker = get_current_worker()
+        workbench = self.workbench  # R may put another in its place while this one finishes its step
         started = time.monotonic()
         shown_at = [0.0]
 
@@ -289,26 +296,26 @@ class NpuTuiApp(App[None]):
                 self.post_message(SweepProgress(worker, done, total, left))
 
         try:
-            self.workbench.evaluation_error = None
-            self.workbench.evaluate()
+            workbench.evaluation_error = None
+            workbench.evaluate()
             shown = threading.Event()
             self.post_message(EvaluationDone(worker, shown))
             shown.wait(FIRST_NUMBERS_WAIT)  # the layers hold the GIL: let the model numbers reach the screen first
             if worker.is_cancelled:
                 raise Cancelled()
-            self.workbench.analyse_layers(stop=lambda: worker.is_cancelled)
+            workbench.analyse_layers(stop=lambda: worker.is_cancelled)
             self.post_message(LayersDone(worker))
             started = time.monotonic()
-            self.workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
+            workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
         except Cancelled:
             self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
             return
         except UserError as exc:
-            self.workbench.evaluation_error = str(exc)
+            workbench.evaluation_error = str(exc)
             self.post_message(RunFinished(worker, str(exc), "error"))
             return
         except Exception as exc:  # a bug must not take the workbench down
-            self.workbench.evaluation_error = f"evaluation failed: {exc!r}"
+            workbench.evaluation_error = f"evaluation failed: {exc!r}"
             self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
             return
         self.post_message(RunFinished(worker, None, None))
@@ -489,7 +496,42 @@ class NpuTuiApp(App[None]):
         else:
             self.main(WeightTree).focus()
 
-    # -- save, help, quit
+    # -- reload, save, help, quit
+
+    def action_reload(self) -> None:
+        if not self.workbench.dirty:
+            self._reload()
+            return
+        question = "There are unsaved changes. Drop them and reload config.yaml from disk?"
+        self.push_screen(ConfirmScreen(question), lambda yes: self._reload() if yes else None)
+
+    def _reload(self) -> None:
+        """A config that no longer loads leaves the workbench as it was, with the reason."""
+        try:
+            workbench = self.reopen()
+        except UserError as exc:
+            self.notify(f"not reloaded: {exc}", severity="error", timeout=10)
+            return
+        if self.evaluation_worker is not None:
+            self.evaluation_worker.cancel()
+            self.evaluation_worker, self.running = None, None
+        self.workbench = workbench
+        names = [w.name for w in workbench.project.inventory.weights]
+        if self.selected not in names:
+            self.selected = names[0] if names else None
+        self.histograms.clear()
+        box = self.main("#filter", Input)
+        box.value, box.disabled = "", True
+        box.remove_class("shown")
+        tree = self.main(WeightTree)
+        tree.build(workbench.compilation, names)
+        if self.selected is not None:
+            tree.select_weight(self.selected)
+        tree.focus()
+        self.refresh_all()
+        self.notify(f"reloaded {workbench.project.config.path}", timeout=3)
+        if workbench.evaluator is not None:
+            self.action_evaluate()
 
     def action_save(self) -> None:
         try:
