@@ -92,7 +92,7 @@ async def timed(pilot, key: str, frames: Frames, last: bool = False) -> float:
 
 
 async def until_evaluated(pilot) -> None:
-    while pilot.app.running == "evaluating...":
+    while pilot.app.main_screen.running == "evaluating...":
         await asyncio.sleep(0.005)
     await pilot.pause()
 
@@ -139,7 +139,7 @@ async def measure_workbench(config: Path) -> dict[str, list[float]]:
         first_screen = (frames.times[0] - start) * 1000
         await until_evaluated(pilot)
         await pilot.press("escape")  # stop the first sweep: measure the keys on an idle workbench
-        while app.running is not None:  # a cancelled thread worker ends after its current step
+        while app.main_screen.running is not None:  # a cancelled thread worker ends after its current step
             await asyncio.sleep(0.01)
         moves = [await timed(pilot, "j", frames) for _ in range(PRESSES)]
         drawn = [await timed(pilot, "j", frames, last=True) for _ in range(PRESSES // 4)]
@@ -148,13 +148,13 @@ async def measure_workbench(config: Path) -> dict[str, list[float]]:
         for _ in range(3):
             begin = time.perf_counter()
             press = asyncio.create_task(pilot.press("ctrl+r"))  # press() returns only once the app is idle
-            while app.running in (None, "evaluating..."):
+            while app.main_screen.running in (None, "evaluating..."):
                 await asyncio.sleep(0.002)
             shown = await until_frame_after(frames, time.perf_counter())  # the frame with the model numbers
             recompiles.append((shown - begin) * 1000)
             await press
             await pilot.press("escape")
-            while app.running is not None:  # a cancelled thread worker ends after its current run
+            while app.main_screen.running is not None:  # a cancelled thread worker ends after its current run
                 await asyncio.sleep(0.01)
         begin = time.perf_counter()
         await pilot.press("ctrl+r")

@@ -33,9 +33,9 @@ async def test_select_exclude_recompile_undo(tmp_path):
         await settle(pilot)
         assert "NPU 15.91%!" in shown(app.query_one(ModelSummary))
         await pilot.press("j")
-        assert app.selected == "tdnn2.affine"
+        assert app.main_screen.selected == "tdnn2.affine"
         await pilot.press("k")
-        assert app.selected == "tdnn1.affine"
+        assert app.main_screen.selected == "tdnn1.affine"
         assert "name tdnn1.affine" in shown(app.query_one(WeightDetails))
         await pilot.press("x")
         tree = app.query_one(WeightTree)
@@ -171,7 +171,7 @@ async def test_every_key_is_in_the_command_palette(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
-        assert {b.description for b in app.BINDINGS if b.id != "escape"} <= set(commands)
+        assert {b.description for b in app.keys() if b.id != "escape"} <= set(commands)  # the app's keys and the workbench's
         for binding in app.keys():  # the palette's help is the binding's own tooltip: nothing to drift
             assert binding.tooltip, binding.id
             if binding.id != "escape":
@@ -229,8 +229,8 @@ async def test_reset_table_sort_and_help(tmp_path):
         assert table.sort_by == "size" and table.get_row_at(0)[1].plain == "prefinal-l"
         assert table.get_row_at(table.cursor_row)[1].plain == "tdnn1.affine"  # the cursor follows its weight
         await pilot.press("down", "enter")
-        assert app.selected == "output" == table.get_row_at(3)[1].plain
-        assert "name " + app.selected in shown(app.query_one(WeightDetails))
+        assert app.main_screen.selected == "output" == table.get_row_at(3)[1].plain
+        assert "name " + app.main_screen.selected in shown(app.query_one(WeightDetails))
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         panels = [name for name, _ in app.screen.panels]
@@ -261,7 +261,7 @@ def sweep_done(app) -> int:
     """How many what-if runs the summary says are done (0 before the sweep shows progress)."""
     import re
 
-    found = re.match(r"sensitivity (\d+)/", app.running or "")
+    found = re.match(r"sensitivity (\d+)/", app.main_screen.running or "")
     return int(found.group(1)) if found else 0
 
 
@@ -280,11 +280,11 @@ async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monke
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: sweep_done(app) >= 3)  # the first weight is measured both ways
-        assert "s left (Esc stops)" in app.running, app.running
+        assert "s left (Esc stops)" in app.main_screen.running, app.main_screen.running
         await pilot.press("escape")
-        await until(pilot, lambda: app.running is None)  # a cancelled thread worker ends after its current run
+        await until(pilot, lambda: app.main_screen.running is None)  # a cancelled thread worker ends after its current run
         measured = app.workbench.sensitivity
-        assert 1 <= len(measured) < 4 and app.running is None and not app.workbench.sweep_complete
+        assert 1 <= len(measured) < 4 and app.main_screen.running is None and not app.workbench.sweep_complete
         assert "NPU 15.91%" in shown(app.query_one(ModelSummary))  # the model numbers stay
         missing = next(w.name for w in app.workbench.project.inventory.weights if w.name not in measured)
         app.query_one(WeightTree).select_weight(missing)
@@ -297,12 +297,12 @@ async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, mon
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: sweep_done(app) >= 1)
-        first = app.evaluation_worker
+        first = app.main_screen.evaluation_worker
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: app.evaluation_worker is not first and sweep_done(app) >= 1)
+        await until(pilot, lambda: app.main_screen.evaluation_worker is not first and sweep_done(app) >= 1)
         await pilot.press("escape")
-        await until(pilot, lambda: app.running is None)
-        assert first.is_cancelled and app.evaluation_worker is None
+        await until(pilot, lambda: app.main_screen.running is None)
+        assert first.is_cancelled and app.main_screen.evaluation_worker is None
         assert not app.workbench.sweep_complete
         await pilot.press("ctrl+r")  # and a run after that completes
         await settle(pilot)
@@ -332,7 +332,7 @@ async def test_layer_view_opens_sorts_and_leads_to_the_weight(tmp_path):
         rows.move_cursor(row=rows.get_row_index(str(0)))
         await pilot.press("enter")
         await pilot.pause()
-        assert app.main(TabbedContent).active == "tab-weight" and app.selected == "tdnn1.affine"
+        assert app.main(TabbedContent).active == "tab-weight" and app.main_screen.selected == "tdnn1.affine"
         await pilot.press("x", "d")  # an edit makes the layer numbers stale
         assert all(str(rows.get_row_at(i)[0])[1] == "~" for i in range(rows.row_count))
 
@@ -342,7 +342,7 @@ async def test_worker_messages_while_a_dialog_is_open_do_not_crash(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")  # help opens before the first test finishes
         await settle(pilot)
-        assert app.is_running and app.running is None
+        assert app.is_running and app.main_screen.running is None
         assert "NPU 15.91%" in shown(app.main(ModelSummary))
 
 
@@ -410,7 +410,7 @@ async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.workbench.sweep_complete, limit=30)
-        await until(pilot, lambda: app.running is None)
+        await until(pilot, lambda: app.main_screen.running is None)
         await pilot.press("F", "1", "enter")
         screen = app.screen
         assert isinstance(screen, FixScreen)
@@ -447,7 +447,7 @@ async def test_worst_key_focus_after_dialogs_and_visible_help_and_quit(tmp_path)
         await settle(pilot)
         await pilot.press("end")  # somewhere else first
         await pilot.press("w")
-        assert app.selected == "tdnn1.affine"  # output SQNR alone -4.8 dB: the culprit
+        assert app.main_screen.selected == "tdnn1.affine"  # output SQNR alone -4.8 dB: the culprit
         await pilot.press("t", "enter", "g", "escape")  # the sequence that once hid the focus in the filter
         assert isinstance(app.focused, type(app.main(WeightTree)))
         await pilot.press("x")
@@ -468,7 +468,7 @@ async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await until(pilot, lambda: app.running is None)
+        await until(pilot, lambda: app.main_screen.running is None)
         summary = shown(app.main(ModelSummary))
         assert "error: onnxruntime failed on the evaluation data: \\x1b[31mboom" in summary
         await pilot.press("j", "x")  # other work redraws the summary: the error stays until the next run
@@ -539,7 +539,9 @@ async def test_a_bug_keeps_the_unsaved_settings_beside_the_config(tmp_path, monk
     def broken(self) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(type(app), "action_worst", broken)
+    from npu_tui.tui.workbench_screen import WorkbenchScreen
+
+    monkeypatch.setattr(WorkbenchScreen, "action_worst", broken)
     with pytest.raises(RuntimeError):
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
@@ -558,13 +560,13 @@ async def test_n_steps_through_filter_matches_and_y_copies_the_name(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("slash", "t", "d", "n", "n", "enter")  # "tdnn": tdnn1.affine and tdnn2.affine
-        assert app.selected == "tdnn1.affine"
+        assert app.main_screen.selected == "tdnn1.affine"
         await pilot.press("n")
-        assert app.selected == "tdnn2.affine"
+        assert app.main_screen.selected == "tdnn2.affine"
         await pilot.press("n")
-        assert app.selected == "tdnn1.affine"  # wraps around
+        assert app.main_screen.selected == "tdnn1.affine"  # wraps around
         await pilot.press("N")
-        assert app.selected == "tdnn2.affine"
+        assert app.main_screen.selected == "tdnn2.affine"
         await pilot.press("y")
         assert copied == ["tdnn2.affine"]
 

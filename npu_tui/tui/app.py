@@ -1,94 +1,42 @@
-"""The npu-tui workbench: pick a weight, fix it with a key, see its numbers at once, re-evaluate in
-the background, save a config.yaml the vendor compiler accepts."""
+"""The npu-tui workbench app: pick a weight, fix it with a key, see its numbers at once, re-evaluate
+in the background, save a config.yaml the vendor compiler accepts. The screens hold their own keys."""
 
 from __future__ import annotations
 
-import math
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
-from textual.worker import Worker, get_current_worker
 
-from ..core.errors import UserError
-from ..core.histogram import Histogram, histogram
 from ..core.opening import DataChoice, open_workbench
-from ..core.sensitivity import Cancelled
 from ..core.text import one_line, printable
 from ..core.workbench import Workbench
-from .confirm_screens import ConfirmScreen, ConflictScreen
+from .confirm_screens import ConfirmScreen
 from .details import NUMBERS, WeightDetails
-from .fix_screen import FixPlot, FixScreen
+from .fix_screen import FixPlot
 from .help_screen import HelpScreen
-from .histogram_view import BINS, HistogramView
+from .histogram_view import HistogramView
 from .layer_table import LayerTable
-from .layer_view import LayerChart, LayerRows, LayerView
-from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, SweepProgress
+from .layer_view import LayerChart, LayerRows
 from .messages_screen import MessagesScreen
-from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
-from .switches_screen import SwitchesScreen
 from .weight_tree import WeightTree
-
-PROGRESS_INTERVAL = 0.2
-FIRST_NUMBERS_WAIT = 1.0
-
-
-def _db_rank(value: float | None) -> float:
-    """Worst (lowest) SQNR first; exact last."""
-    return math.inf if value is None else value
+from .workbench_screen import WorkbenchScreen
 
 
 class NpuTuiApp(App[None]):
+    """The keys that work on every screen (help, quit, messages), the notifications, and what a crash
+    leaves behind; the workbench itself is WorkbenchScreen, the default screen."""
+
     TITLE = "npu-tui"
-    CSS = """
-    #main { height: 1fr; }
-    #left { width: 2fr; min-width: 30; }
-    #right { width: 3fr; }
-    WeightTree { height: 1fr; border: round $primary; }
-    #filter { display: none; height: 3; }
-    #filter.shown { display: block; }
-    HistogramView { height: 1fr; min-height: 8; }
-    #details-panel { height: 1fr; max-height: 16; }
-    WeightDetails { height: auto; }
-    ModelSummary { height: 2; padding: 0 1; background: $boost; }
-    TabbedContent { height: 1fr; }
-    """
-    BINDINGS = [  # ? and q first: the footer keeps them visible at 80 columns
+    BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip='this help'),
         Binding("q", "quit", "Quit", id="quit", tooltip='quit (asks first when there are unsaved changes)'),
-        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight: lowest alone SQNR (after a test), else lowest own SQNR'),
-        Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
-        Binding("m", "min_max", "Min/max", id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
-        Binding("r", "reset_weight", "Reset", id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
-        Binding("g", "switches", "Switches", id="global-switches", tooltip='COMPRESS, CONV2D_COMPRESS and FUSE_BN'),
-        Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True, tooltip="recompile and re-test on the data: model numbers, layers, then the sensitivity (background; Esc stops)"),
-        Binding("escape", "escape", "Cancel", show=False, id="escape", tooltip='cancel the running test, or clear the filter'),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip='filter the weights by name'),
-        Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
-        Binding("ctrl+y", "redo", "Redo", id="redo", priority=True, tooltip="redo"),
-        Binding("ctrl+s", "save", "Save", id="save", priority=True, tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)"),
-        Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
-        Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
-        Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
-        Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated'),
-        Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
-        Binding("R", "reload", "Reload", show=False, id="reload", tooltip='read config.yaml (and the data) from disk again, e.g. after adding INPUT_OPS; asks first when there are unsaved changes'),
         Binding("M", "messages", "Messages", show=False, id="messages", tooltip='every message of this session (errors stay readable after their toast is gone)'),
-        Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),
-        Binding("N", "previous_match", "Previous match", show=False, id="previous-match", tooltip='the previous weight the filter matches'),
-        Binding("y", "copy_name", "Copy name", show=False, id="copy-name", tooltip="copy the selected weight's full name to the clipboard (OSC 52: works over SSH)"),
-        Binding("P", "fix_pin", "Pin", show=False, id="fix-pin", tooltip='pin the selected weight: the fix search never changes it (again: unpin)'),
-        Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid", tooltip='the fix search may not exclude the selected weight (again: it may)'),
     ]
 
     def __init__(self, workbench: Workbench, debug: bool = False, reopen: Callable[[], Workbench] | None = None) -> None:
@@ -98,478 +46,27 @@ class NpuTuiApp(App[None]):
         self.workbench = workbench
         self.reopen = reopen or partial(open_workbench, workbench.project.config.path, DataChoice())
         self.show_tracebacks = debug
-        self.selected: str | None = workbench.project.inventory.weights[0].name if workbench.project.inventory.weights else None
-        self.evaluation_worker: Worker[None] | None = None
         self.messages: list[tuple[str, str, str]] = []  # (time, severity, text) of every notification
         self.crash: str | None = None
         self.recovered: Path | None = None
-        self.running: str | None = None
-        self.histograms: dict[tuple[str, bool], Histogram] = {}
 
-    # -- layout
+    def get_default_screen(self) -> WorkbenchScreen:
+        return WorkbenchScreen()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield Input(placeholder="filter weights (Esc clears)", id="filter", disabled=True)
-                yield WeightTree(id="weights")
-            with TabbedContent(id="right"):
-                with TabPane("Weight", id="tab-weight"):
-                    yield HistogramView(id="histogram")
-                    with VerticalScroll(id="details-panel", can_focus=True):
-                        yield WeightDetails(id="details")
-                with TabPane("Table", id="tab-table"):
-                    yield LayerTable(id="table")
-                with TabPane("Layers", id="tab-layers"):
-                    yield LayerView(id="layers")
-        yield ModelSummary(id="summary")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.sub_title = str(self.workbench.project.config.path)
-        names = [w.name for w in self.workbench.project.inventory.weights]
-        tree = self.main(WeightTree)
-        tree.build(self.workbench.compilation, names, self.workbench.sensitivity)
-        if self.selected is not None:
-            tree.select_weight(self.selected)
-        tree.focus()
-        self.refresh_all()
-        for warning in self.workbench.project.config.warnings:
-            self.notify(warning, severity="warning", timeout=6)
-        if self.workbench.evaluator is not None:
-            self.call_after_refresh(self.action_evaluate)  # the first screen before onnxruntime loads
-
-    # -- showing
+    @property
+    def main_screen(self) -> WorkbenchScreen:
+        """The workbench, under whatever dialog is on top."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, WorkbenchScreen)
+        return screen
 
     def main(self, *query):
         """A widget of the main screen, whichever screen is on top: a dialog or the help screen may be
         open when the evaluation worker's messages arrive."""
         return self.screen_stack[0].query_one(*query)
 
-    def refresh_all(self) -> None:
-        self.main(WeightTree).relabel(
-            self.workbench.compilation, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
-        )
-        self.refresh_selected()
-        self.refill_table()
-        self.main(ModelSummary).show(self.workbench, self.running)
-
-    def refresh_selected(self) -> None:
-        if self.selected is None:
-            return
-        result = self.workbench.result(self.selected)
-        key = (self.selected, result.plan.fused)
-        if key not in self.histograms:
-            reference, _ = self.workbench.project.compiler.reference(result.weight, result.plan.fused)
-            self.histograms[key] = histogram(reference, BINS)
-        self.main(HistogramView).show(result, self.histograms[key])
-        self.main(WeightDetails).show(
-            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete,
-            self._fix_note(self.selected),
-        )
-
-    def _fix_note(self, name: str) -> str | None:
-        notes = [self.workbench.fix_notes[name]] if name in self.workbench.fix_notes else []
-        notes += ["pinned for fix"] if name in self.workbench.fix_pinned else []
-        notes += ["fix may not exclude it"] if name in self.workbench.fix_forbidden else []
-        return "; ".join(notes) or None
-
-    def refill_table(self) -> None:
-        """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
-        active = self.main(TabbedContent).active
-        if active == "tab-table":
-            self.main(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale)
-        elif active == "tab-layers":
-            workbench = self.workbench
-            samples = workbench.evaluator.data.samples if workbench.evaluator is not None else 0
-            self.main(LayerView).show(workbench.layers, workbench.layers_stale, workbench.layer_samples, samples)
-
-    def changed(self) -> None:
-        """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
-        self.refresh_all()
-
-    # -- selection
-
-    @on(Tree.NodeHighlighted)
-    def tree_moved(self, event: Tree.NodeHighlighted) -> None:
-        if event.node.data is not None and event.node.data != self.selected:
-            self.selected = event.node.data
-            self.refresh_selected()
-
-    @on(LayerTable.RowSelected)
-    def table_selected(self, event: LayerTable.RowSelected) -> None:
-        self.selected = event.row_key.value
-        if self.selected is not None:
-            self.main(WeightTree).select_weight(self.selected)
-        self.main(TabbedContent).active = "tab-weight"
-        self.main(WeightTree).focus()  # never leave the focus on a hidden table
-        self.refresh_selected()
-
-    # -- edits
-
-    def _need_weight(self) -> str | None:
-        if self.selected is None:
-            self.notify("select a weight first", severity="warning")
-        return self.selected
-
-    def _edit(self, change, *args) -> None:
-        """Apply one workbench change; a change the model cannot take is a notification, not a crash."""
-        try:
-            change(*args)
-        except UserError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
-            return
-        self.changed()
-
-    def action_toggle_exclude(self) -> None:
-        if (name := self._need_weight()) is not None:
-            self._edit(self.workbench.toggle_exclude, name)
-
-    def action_reset_weight(self) -> None:
-        if (name := self._need_weight()) is not None:
-            self._edit(self.workbench.reset_weight, name)
-
-    def action_min_max(self) -> None:
-        name = self._need_weight()
-        if name is None:
-            return
-
-        def apply(chosen: tuple[float, float] | None) -> None:
-            if chosen is not None:
-                self._edit(self.workbench.set_range, name, *chosen)
-
-        self.push_screen(MinMaxScreen(self.workbench, name), apply)
-
-    def action_switches(self) -> None:
-        def apply(chosen: dict[str, bool] | None) -> None:
-            if chosen:
-                self.histograms.clear()
-                self._edit(
-                    self.workbench.apply,
-                    replace(
-                        self.workbench.settings,
-                        compress=chosen.get("compress", self.workbench.settings.compress),
-                        conv2d_compress=chosen.get("conv2d_compress", self.workbench.settings.conv2d_compress),
-                        fuse_bn=chosen.get("fuse_bn", self.workbench.settings.fuse_bn),
-                    ),
-                )
-
-        self.push_screen(SwitchesScreen(self.workbench.settings), apply)
-
-    def action_undo(self) -> None:
-        if self.workbench.undo_stack:
-            self._edit(self.workbench.undo)
-        else:
-            self.notify("nothing to undo", timeout=2)
-
-    def action_redo(self) -> None:
-        if self.workbench.redo_stack:
-            self._edit(self.workbench.redo)
-        else:
-            self.notify("nothing to redo", timeout=2)
-
-    # -- evaluation in a worker
-
-    def action_evaluate(self) -> None:
-        if self.workbench.evaluator is None:
-            why = self.workbench.evaluation_error or "no evaluation data: start with --data NPZ"
-            self.notify(why, severity="warning", timeout=10)
-            return
-        self.running = "evaluating..."
-        self.main(ModelSummary).show(self.workbench, self.running)
-        self.evaluation_worker = self.evaluate_in_background()  # exclusive: a running one is cancelled
-
-    @work(thread=True, exclusive=True, group="evaluate")
-    def evaluate_in_background(self) -> None:
-        """Model numbers first, then the sweep; each step posts a message, the UI thread draws it."""
-        worker = get_current_worker()
-        workbench = self.workbench  # R may put another in its place while this one finishes its step
-        started = time.monotonic()
-        shown_at = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - shown_at[0] >= PROGRESS_INTERVAL or done == total:
-                shown_at[0] = now
-                left = (now - started) / done * (total - done) if done else 0.0
-                self.post_message(SweepProgress(worker, done, total, left))
-
-        try:
-            workbench.evaluation_error = None
-            workbench.evaluate()
-            shown = threading.Event()
-            self.post_message(EvaluationDone(worker, shown))
-            shown.wait(FIRST_NUMBERS_WAIT)  # the layers hold the GIL: let the model numbers reach the screen first
-            if worker.is_cancelled:
-                raise Cancelled()
-            workbench.analyse_layers(stop=lambda: worker.is_cancelled)
-            self.post_message(LayersDone(worker))
-            started = time.monotonic()
-            workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
-        except Cancelled:
-            self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
-            return
-        except UserError as exc:
-            workbench.evaluation_error = str(exc)
-            self.post_message(RunFinished(worker, str(exc), "error"))
-            return
-        except Exception as exc:  # a bug must not take the workbench down
-            workbench.evaluation_error = f"evaluation failed: {exc!r}"
-            self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
-            return
-        self.post_message(RunFinished(worker, None, None))
-
-    def _current(self, message: RunMessage) -> bool:
-        """Messages of a worker that a newer one replaced are dropped: it must not touch the new run.
-        So are those that arrive while the app closes."""
-        return message.worker is self.evaluation_worker and bool(self.screen_stack) and self.is_running
-
-    def on_evaluation_done(self, message: EvaluationDone) -> None:
-        """The model-level numbers are in; the sensitivity sweep goes on."""
-        if self._current(message):
-            self.running = "sensitivity..."
-            self.refresh_all()
-        self.call_after_refresh(message.shown.set)
-
-    def on_layers_done(self, message: LayersDone) -> None:
-        if self._current(message):
-            self.refill_table()
-
-    def on_sweep_progress(self, message: SweepProgress) -> None:
-        if self._current(message):
-            self.running = f"sensitivity {message.done}/{message.total}, {message.seconds_left:.0f} s left (Esc stops)"
-            self.main(ModelSummary).show(self.workbench, self.running)
-
-    def on_run_finished(self, message: RunFinished) -> None:
-        if not self._current(message):
-            return
-        self.running = None
-        self.evaluation_worker = None
-        if message.text:
-            self.notify(message.text, severity=message.severity or "information")
-        self.refresh_all()
-
-    # -- filter, tabs, escape
-
-    def action_filter(self) -> None:
-        box = self.main("#filter", Input)
-        box.disabled = False
-        box.add_class("shown")
-        box.focus()
-
-    @on(Input.Changed, "#filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        text = event.value.lower()
-        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
-        self.main(WeightTree).build(
-            self.workbench.compilation, names, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
-        )
-
-    @on(Input.Submitted, "#filter")
-    def filter_done(self) -> None:
-        self.main(WeightTree).focus()
-
-    def action_escape(self) -> None:
-        if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
-            self.evaluation_worker.cancel()
-            self.running = "stopping..."
-            self.main(ModelSummary).show(self.workbench, self.running)
-            return
-        box = self.main("#filter", Input)
-        if box.has_class("shown"):
-            box.value = ""
-            box.remove_class("shown")
-            box.disabled = True  # a hidden box must never take keys
-            self.main(WeightTree).focus()
-
-    def action_layers(self) -> None:
-        tabs = self.main(TabbedContent)
-        view = self.main(LayerView)
-        if tabs.active != "tab-layers":
-            tabs.active = "tab-layers"
-            self.refill_table()
-        if self.workbench.layers is None:
-            self.notify("no layer numbers yet: they come with the test (ctrl+r)", timeout=3)
-        elif self.selected is not None and not view.show_weight(self.selected):
-            self.notify("the selected weight is read inside a subgraph: its layer is the node holding it", timeout=3)
-        self.main(LayerRows).focus()
-
-    @on(LayerRows.WeightChosen)
-    def layer_weight_chosen(self, event: LayerRows.WeightChosen) -> None:
-        self.selected = event.weight
-        self.main(WeightTree).select_weight(event.weight)
-        self.main(TabbedContent).active = "tab-weight"
-        self.main(WeightTree).focus()
-        self.refresh_selected()
-
-    def action_fix(self) -> None:
-        def accepted(result) -> None:
-            if result is None:
-                return
-            self.workbench.fix_notes = {
-                c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix"
-                for c in result.changes
-                if c.weight
-            }
-            self._edit(self.workbench.apply, result.settings)
-            names = ", ".join(printable(c.weight or "the switches") for c in result.changes)
-            self.notify(f"fix applied ({names}); u undoes it; ctrl+s saves", timeout=8)
-
-        self.push_screen(FixScreen(self.workbench), accepted)
-
-    def _toggle_mark(self, bucket: set[str], word: str) -> None:
-        if (name := self._need_weight()) is None:
-            return
-        bucket ^= {name}
-        self.notify(f"{name}: {word if name in bucket else 'no longer ' + word} for the fix search", timeout=3)
-        self.refresh_selected()
-
-    def action_fix_pin(self) -> None:
-        self._toggle_mark(self.workbench.fix_pinned, "pinned")
-
-    def action_fix_forbid(self) -> None:
-        self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
-
-    def _step_match(self, step: int) -> None:
-        text = self.main("#filter", Input).value.lower()
-        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
-        if not text or not names:
-            self.notify("no filter: / filters the weights by name, then n and N step through them", timeout=3)
-            return
-        here = names.index(self.selected) if self.selected in names else -1
-        self.selected = names[(here + step) % len(names)]
-        self.main(WeightTree).select_weight(self.selected)
-        self.refresh_selected()
-
-    def action_next_match(self) -> None:
-        self._step_match(1)
-
-    def action_previous_match(self) -> None:
-        self._step_match(-1)
-
-    def action_copy_name(self) -> None:
-        if (name := self._need_weight()) is None:
-            return
-        self.copy_to_clipboard(name)
-        self.notify(f"copied {name} to the clipboard", timeout=2)
-
     def action_messages(self) -> None:
         self.push_screen(MessagesScreen(list(self.messages)))
-
-    def action_worst(self) -> None:
-        results = [r for r in self.workbench.compilation.results.values() if r.plan.quantized]
-        sensitivity = self.workbench.sensitivity
-        if not results:
-            self.notify("no weight is quantized under these settings", timeout=3)
-            return
-        if sensitivity:
-            worst = min(results, key=lambda r: _db_rank(sensitivity[r.weight.name].output_sqnr_db) if r.weight.name in sensitivity else math.inf)
-        else:
-            worst = min(results, key=lambda r: _db_rank(r.errors.sqnr_db))
-        self.selected = worst.weight.name
-        self.main(TabbedContent).active = "tab-weight"
-        self.main(WeightTree).select_weight(self.selected)
-        self.main(WeightTree).focus()
-        self.refresh_selected()
-
-    def action_histogram_log(self) -> None:
-        view = self.main(HistogramView)
-        view.action_toggle_log()
-        self.notify("histogram: " + ("log10 counts" if view.log_counts else "linear counts"), timeout=2)
-
-    def action_sort(self) -> None:
-        active = self.main(TabbedContent).active
-        if active == "tab-table":
-            self.main(LayerTable).action_cycle_sort()
-        elif active == "tab-layers":
-            self.main(LayerRows).action_cycle_sort()
-        else:
-            self.notify("o sorts the Table (t) or the Layers (d)", timeout=2)
-
-    def action_toggle_tab(self) -> None:
-        tabs = self.main(TabbedContent)
-        tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
-        if tabs.active == "tab-table":
-            self.refill_table()
-            self.main(LayerTable).focus()
-        else:
-            self.main(WeightTree).focus()
-
-    # -- reload, save, help, quit
-
-    def action_reload(self) -> None:
-        if not self.workbench.dirty:
-            self._reload()
-            return
-        question = "There are unsaved changes. Drop them and reload config.yaml from disk?"
-        self.push_screen(ConfirmScreen(question), lambda yes: self._reload() if yes else None)
-
-    def _reload(self) -> None:
-        """A config that no longer loads leaves the workbench as it was, with the reason."""
-        try:
-            workbench = self.reopen()
-        except UserError as exc:
-            self.notify(f"not reloaded: {exc}", severity="error", timeout=10)
-            return
-        if self.evaluation_worker is not None:
-            self.evaluation_worker.cancel()
-            self.evaluation_worker, self.running = None, None
-        self.workbench = workbench
-        names = [w.name for w in workbench.project.inventory.weights]
-        if self.selected not in names:
-            self.selected = names[0] if names else None
-        self.histograms.clear()
-        box = self.main("#filter", Input)
-        box.value, box.disabled = "", True
-        box.remove_class("shown")
-        tree = self.main(WeightTree)
-        tree.build(workbench.compilation, names)
-        if self.selected is not None:
-            tree.select_weight(self.selected)
-        tree.focus()
-        self.refresh_all()
-        self.notify(f"reloaded {workbench.project.config.path}", timeout=3)
-        if workbench.evaluator is not None:
-            self.action_evaluate()
-
-    def action_save(self) -> None:
-        try:
-            changed = self.workbench.changed_on_disk()
-        except (UserError, OSError) as exc:
-            self.notify(str(exc), severity="error")
-            return
-        if changed:
-            def chosen(choice: str | None) -> None:
-                if choice is not None:
-                    self._save(overwrite=choice == "overwrite")
-
-            self.push_screen(ConflictScreen(printable(str(self.workbench.project.config.path))), chosen)
-            return
-        self._save(overwrite=False)
-
-    def _save(self, overwrite: bool) -> None:
-        try:
-            diff = self.workbench.diff(overwrite)
-        except (UserError, OSError) as exc:
-            self.notify(str(exc), severity="error")
-            return
-        if not diff:
-            self.notify("nothing to save: the file already says this", timeout=3)
-            return
-
-        def write(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                backup = self.workbench.save(overwrite)
-            except UserError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.notify(f"saved {self.workbench.project.config.path} (previous kept as {backup.name})")
-            self.refresh_all()
-
-        self.push_screen(ConfirmScreen(f"Write these changes to {self.workbench.project.config.path}?", diff), write)
 
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
@@ -613,12 +110,20 @@ class NpuTuiApp(App[None]):
         super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
 
     def keys(self) -> list[Binding]:
-        """The app's own bindings (all declared as Binding, each with an id)."""
-        return [b for b in self.BINDINGS if isinstance(b, Binding)]
+        """Every key of the app and of the workbench screen (all declared as Binding, each with an id):
+        the help and the command palette list them."""
+        own = [b for b in (*self.BINDINGS, *WorkbenchScreen.BINDINGS) if isinstance(b, Binding)]
+        return [b for b in own if not b.action.startswith("app.")]  # the footer's copies of the app's keys
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The app's keys everywhere; the workbench's when the palette is opened on the workbench, run
+        by that screen."""
         yield from super().get_system_commands(screen)
-        for binding in self.keys():
-            if binding.id and binding.id != "escape":
-                help_text = f"{binding.tooltip or binding.description} ({binding.key_display or binding.key})"
-                yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))
+        owners: list[tuple[App | Screen, list]] = [(self, list(self.BINDINGS))]
+        if isinstance(screen, WorkbenchScreen):
+            owners.append((screen, list(WorkbenchScreen.BINDINGS)))
+        for owner, bindings in owners:
+            for binding in bindings:
+                if isinstance(binding, Binding) and binding.id and binding.id != "escape" and not binding.action.startswith("app."):
+                    help_text = f"{binding.tooltip or binding.description} ({binding.key_display or binding.key})"
+                    yield SystemCommand(binding.description, help_text, partial(owner.run_action, binding.action))
