@@ -12,20 +12,18 @@ import yaml
 
 from .errors import ConfigError, UserError
 from .safe_files import require_regular
-from .settings import Settings
+from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
 FP16_MAX = 65504.0
 MODEL_KEYS = ("ONNX_FILE", "PB_FILE", "GRAPH_FILE")
-BOOL_KEYS = ("COMPRESS", "CONV2D_COMPRESS", "FUSE_BN")
-NAME_LIST_KEYS = ("EXCLUDE_COMPRESS_OPS", "EXCLUDE_CONV2D_COMPRESS_OPS", "EXCLUDE_FUSE_BN_OPS")
 VENDOR_KEYS = frozenset(
     {
         "CORENAME",
         *MODEL_KEYS,
-        *BOOL_KEYS,
-        *NAME_LIST_KEYS,
-        "WEIGHT_MIN_MAX",
+        *SWITCH_FIELDS,
+        *NAME_LIST_FIELDS,
+        RANGES_KEY,
         "OUTPUT_FILE",
         "OUTPUT_TYPE",
         "NPU_UNIT",
@@ -164,15 +162,9 @@ class _Validator:
                 raise self.fail(str(key), f"key {_brief(key)} is not a name; keys are upper-case words")
             if key not in VENDOR_KEYS:
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
-        settings = Settings(
-            compress=self.boolean("COMPRESS"),
-            conv2d_compress=self.boolean("CONV2D_COMPRESS"),
-            fuse_bn=self.boolean("FUSE_BN"),
-            exclude=self.names("EXCLUDE_COMPRESS_OPS"),
-            exclude_conv2d=self.names("EXCLUDE_CONV2D_COMPRESS_OPS"),
-            exclude_fuse_bn=self.names("EXCLUDE_FUSE_BN_OPS"),
-            weight_min_max=self.min_max(),
-        )
+        fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
+        fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
+        settings = Settings(**fields, weight_min_max=self.min_max())
         return Config(
             path=self.path,
             data=self.data,
@@ -229,7 +221,7 @@ class _Validator:
         return tuple(value)
 
     def min_max(self) -> dict[str, tuple[float, float]]:
-        key = "WEIGHT_MIN_MAX"
+        key = RANGES_KEY
         value = self.data.get(key)
         if value is None:
             return {}

@@ -18,15 +18,7 @@ import yaml
 from .config import load_config
 from .errors import ConfigError
 from .safe_files import atomic_write, require_regular
-from .settings import Settings
-
-MANAGED_LISTS = {
-    "EXCLUDE_COMPRESS_OPS": "exclude",
-    "EXCLUDE_CONV2D_COMPRESS_OPS": "exclude_conv2d",
-    "EXCLUDE_FUSE_BN_OPS": "exclude_fuse_bn",
-}
-MANAGED_BOOLS = {"COMPRESS": "compress", "CONV2D_COMPRESS": "conv2d_compress", "FUSE_BN": "fuse_bn"}
-MIN_MAX = "WEIGHT_MIN_MAX"
+from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
 
 
 def _scalar(value: object) -> str:
@@ -98,9 +90,9 @@ def _value_end(node: yaml.Node) -> int:
 
 def managed_values(settings: Settings) -> dict[str, object]:
     """The managed keys' values as they would be saved."""
-    wanted: dict[str, object] = {key: getattr(settings, attr) for key, attr in MANAGED_BOOLS.items()}
-    wanted.update({key: list(getattr(settings, attr)) for key, attr in MANAGED_LISTS.items()})
-    wanted[MIN_MAX] = {name: tuple(bounds) for name, bounds in settings.weight_min_max.items()}
+    wanted: dict[str, object] = {key: getattr(settings, attr) for key, attr in SWITCH_FIELDS.items()}
+    wanted.update({key: list(getattr(settings, attr)) for key, attr in NAME_LIST_FIELDS.items()})
+    wanted[RANGES_KEY] = {name: tuple(bounds) for name, bounds in settings.weight_min_max.items()}
     return wanted
 
 

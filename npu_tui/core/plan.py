@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .config import Config
 from .errors import ConfigError, closest
 from .inventory import Inventory, Weight
-from .settings import Settings
+from .settings import NAME_LIST_FIELDS, RANGES_KEY, Settings
 
 COMPRESS_OFF = "compress_off"
 CONV2D_COMPRESS_OFF = "conv2d_compress_off"
@@ -65,16 +65,17 @@ def check_names(inventory: Inventory, settings: Settings, config: Config | None 
     all_names = {n for w in inventory.weights for n in names_of(w)}
     conv_names = {n for w in inventory.weights if w.kind == "conv" for n in names_of(w)}
     bn_names = conv_names | {n for w in inventory.weights if w.bn is not None for n in w.bn.labels}
-    groups = (
-        ("EXCLUDE_COMPRESS_OPS", settings.exclude, all_names, "weight or node"),
-        ("EXCLUDE_CONV2D_COMPRESS_OPS", settings.exclude_conv2d, conv_names, "convolution weight or node"),
-        ("EXCLUDE_FUSE_BN_OPS", settings.exclude_fuse_bn, bn_names, "convolution or BatchNormalization"),
-        ("WEIGHT_MIN_MAX", tuple(settings.weight_min_max), all_names, "weight or node"),
-    )
+    allowed = {
+        "EXCLUDE_COMPRESS_OPS": (all_names, "weight or node"),
+        "EXCLUDE_CONV2D_COMPRESS_OPS": (conv_names, "convolution weight or node"),
+        "EXCLUDE_FUSE_BN_OPS": (bn_names, "convolution or BatchNormalization"),
+    }
+    groups = [(key, getattr(settings, attr), *allowed[key]) for key, attr in NAME_LIST_FIELDS.items()]
+    groups.append((RANGES_KEY, tuple(settings.weight_min_max), all_names, "weight or node"))
     for key, names, known, what in groups:
         for name in names:
             if name in known:
                 continue
             where = config.where(key, name) if config is not None else key
-            label = f"{key}[{name!r}]" if key == "WEIGHT_MIN_MAX" else key
+            label = f"{key}[{name!r}]" if key == RANGES_KEY else key
             raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")

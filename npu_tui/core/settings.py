@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The one map from the vendor's YAML keys to Settings fields: the config reader, the writer, the
+# name checks and the switches dialog all go through these, so a key cannot mean two things.
+SWITCH_FIELDS = {"COMPRESS": "compress", "CONV2D_COMPRESS": "conv2d_compress", "FUSE_BN": "fuse_bn"}
+NAME_LIST_FIELDS = {
+    "EXCLUDE_COMPRESS_OPS": "exclude",
+    "EXCLUDE_CONV2D_COMPRESS_OPS": "exclude_conv2d",
+    "EXCLUDE_FUSE_BN_OPS": "exclude_fuse_bn",
+}
+RANGES_KEY = "WEIGHT_MIN_MAX"  # -> weight_min_max
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -9,13 +9,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Label
 
-from ..core.settings import Settings
+from ..core.settings import SWITCH_FIELDS, Settings
 
-SWITCH_LABELS = {
-    "compress": "COMPRESS: int8 fully-connected weights",
-    "conv2d_compress": "CONV2D_COMPRESS: int8 convolution weights",
-    "fuse_bn": "FUSE_BN: fold BatchNorm into convolutions",
+MEANING = {
+    "COMPRESS": "int8 fully-connected weights",
+    "CONV2D_COMPRESS": "int8 convolution weights",
+    "FUSE_BN": "fold BatchNorm into convolutions",
 }
+SWITCH_LABELS = {attr: f"{key}: {MEANING[key]}" for key, attr in SWITCH_FIELDS.items()}
 
 
 def switch_label(key: str, on: bool, focused: bool) -> Text:
