@@ -110,10 +110,11 @@ def test_dynamic_dimension_without_shape_is_a_clear_error():
 
 def _brute_force(compiler, evaluator, settings):
     """'Only this weight quantized', one full run each."""
-    from npu_tui.core.plan import EXCLUDED, plan_weights
+    from npu_tui.core.kinds import Reason
+    from npu_tui.core.plan import plan_weights
 
     base = plan_weights(compiler.inventory, settings)
-    nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
+    nothing = {n: replace(p, quantized=False, reason=Reason.EXCLUDED) for n, p in base.items()}
     found = {}
     for name in base:
         alone = dict(nothing)

@@ -17,19 +17,20 @@ from onnx import numpy_helper
 
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
+from .kinds import Origin, WeightKind
 from .model_file import LoadedModel, open_unsized_dims
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
 )
-WEIGHT_INPUTS: dict[str, tuple[tuple[int, str], ...]] = {
-    "MatMul": ((1, "fc"),),
-    "Gemm": ((1, "fc"),),
-    "LSTM": ((1, "fc"), (2, "fc")),
-    "GRU": ((1, "fc"), (2, "fc")),
-    "RNN": ((1, "fc"), (2, "fc")),
-    "Conv": ((1, "conv"),),
-    "ConvTranspose": ((1, "conv"),),
+WEIGHT_INPUTS: dict[str, tuple[tuple[int, WeightKind], ...]] = {
+    "MatMul": ((1, WeightKind.FC),),
+    "Gemm": ((1, WeightKind.FC),),
+    "LSTM": ((1, WeightKind.FC), (2, WeightKind.FC)),
+    "GRU": ((1, WeightKind.FC), (2, WeightKind.FC)),
+    "RNN": ((1, WeightKind.FC), (2, WeightKind.FC)),
+    "Conv": ((1, WeightKind.CONV),),
+    "ConvTranspose": ((1, WeightKind.CONV),),
 }
 PASS_THROUGH = frozenset({"Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze"})
 NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"})
@@ -81,11 +82,11 @@ class Weight:
     """One quantizable weight, listed once however many nodes consume it."""
 
     name: str
-    kind: str
+    kind: WeightKind
     nodes: list[str]
     op_types: list[str]
     shape: tuple[int, ...]
-    origin: str
+    origin: Origin
     scope: str = ""
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
@@ -115,7 +116,7 @@ class Inventory:
         for weight in self.weights:
             for name in {weight.name, *weight.nodes}:
                 self.name_owners.setdefault(name, []).append(weight.name)
-            if weight.kind == "conv":
+            if weight.kind == WeightKind.CONV:
                 names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
                 for name in names:
                     self.fuse_owners.setdefault(name, []).append(weight.name)
@@ -177,7 +178,7 @@ class _Finder:
                         weight.op_types.append(ref.node.op_type)
                     continue
                 weight = Weight(name, kind, [ref.label], [ref.node.op_type], (), origin, ref.scope)
-                if origin == "folded":
+                if origin == Origin.FOLDED:
                     folds[name] = self.fold_plan(name)
                     weight.folded_from = folds[name].sources
                 weights[name] = weight
@@ -190,7 +191,7 @@ class _Finder:
         inventory.stored = self.stored_sizes(folds, arrays)
         return inventory
 
-    def trace(self, tensor: str) -> tuple[str, str] | None:
+    def trace(self, tensor: str) -> tuple[str, Origin] | None:
         """The constant a weight input comes from, through pass-through ops, or a foldable tensor."""
         current = tensor
         seen: set[str] = set()
@@ -200,13 +201,13 @@ class _Finder:
             if const is not None:
                 if not const.is_float:
                     return None
-                return current, "initializer" if const.node is None else "constant"
+                return current, Origin.INITIALIZER if const.node is None else Origin.CONSTANT
             producer = self.producers.get(current)
             if producer is None or producer.node.op_type not in PASS_THROUGH:
                 break
             current = producer.node.input[0]
         if self.is_foldable(tensor):
-            return tensor, "folded"
+            return tensor, Origin.FOLDED
         return None
 
     def is_foldable(self, tensor: str) -> bool:
@@ -295,7 +296,7 @@ class _Finder:
 
     def bn_site(self, weight: Weight) -> BnSite | None:
         users = self.consumers.get(weight.name, [])
-        if weight.kind != "conv" or weight.origin == "folded" or len(users) != 1:
+        if weight.kind != WeightKind.CONV or weight.origin == Origin.FOLDED or len(users) != 1:
             return None
         conv = users[0]
         if conv.node.op_type != "Conv" or conv.node.input[1] != weight.name:

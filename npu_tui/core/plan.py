@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from .config import Config
 from .errors import ConfigError, closest
 from .inventory import Inventory, Weight
+from .kinds import Reason, WeightKind
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, Settings
-
-COMPRESS_OFF = "compress_off"
-CONV2D_COMPRESS_OFF = "conv2d_compress_off"
-EXCLUDED = "excluded"
 
 
 @dataclass(frozen=True)
@@ -20,7 +17,7 @@ class WeightPlan:
 
     name: str
     quantized: bool
-    reason: str | None
+    reason: Reason | None
     range: tuple[float, float] | None
     fused: bool
 
@@ -45,12 +42,12 @@ def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPl
     for weight in inventory.weights:
         name = weight.name
         reason = None
-        if weight.kind == "fc" and not settings.compress:
-            reason = COMPRESS_OFF
-        elif weight.kind == "conv" and not settings.conv2d_compress:
-            reason = CONV2D_COMPRESS_OFF
-        elif name in excluded and (weight.kind == "conv" or _named_in(weight, settings.exclude)):
-            reason = EXCLUDED
+        if weight.kind == WeightKind.FC and not settings.compress:
+            reason = Reason.COMPRESS_OFF
+        elif weight.kind == WeightKind.CONV and not settings.conv2d_compress:
+            reason = Reason.CONV2D_COMPRESS_OFF
+        elif name in excluded and (weight.kind == WeightKind.CONV or _named_in(weight, settings.exclude)):
+            reason = Reason.EXCLUDED
         fused = bool(settings.fuse_bn and weight.bn is not None and name not in no_fuse)
         plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused)
     return plans
@@ -63,7 +60,7 @@ def _named_in(weight: Weight, names: tuple[str, ...]) -> bool:
 def check_names(inventory: Inventory, settings: Settings, config: Config | None = None) -> None:
     """Refuse a name that matches no weight or node, pointing at the closest real ones."""
     all_names = {n for w in inventory.weights for n in names_of(w)}
-    conv_names = {n for w in inventory.weights if w.kind == "conv" for n in names_of(w)}
+    conv_names = {n for w in inventory.weights if w.kind == WeightKind.CONV for n in names_of(w)}
     bn_names = conv_names | {n for w in inventory.weights if w.bn is not None for n in w.bn.labels}
     allowed = {
         "EXCLUDE_COMPRESS_OPS": (all_names, "weight or node"),

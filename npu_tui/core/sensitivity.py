@@ -18,7 +18,8 @@ import onnx
 
 from .compiler import WeightResult
 from .graph import reads
-from .plan import EXCLUDED, plan_weights
+from .kinds import Reason
+from .plan import plan_weights
 from .runtime import BoundSession
 from .settings import Settings
 from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
@@ -139,7 +140,7 @@ def sweep(
     compiler = evaluator.compiler
     inventory = compiler.inventory
     base = plan_weights(inventory, settings)
-    nothing = {n: replace(p, quantized=False, reason=EXCLUDED) for n, p in base.items()}
+    nothing = {n: replace(p, quantized=False, reason=Reason.EXCLUDED) for n, p in base.items()}
     compilations = {"current": compiler.compile_plans(settings, base), "only": compiler.compile_plans(settings, nothing)}
     graph = evaluator.npu_graph(compilations["current"], settings.fp16_activations)
     with evaluator.lock:
@@ -149,7 +150,7 @@ def sweep(
         by_cut: dict[int | None, list] = {}
         for weight in inventory.weights:
             by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-        total = sum(2 if base[w.name].quantized or base[w.name].reason == EXCLUDED else 1 for w in inventory.weights)
+        total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
         ticker = _Progress(total, progress, stop)
         measured: dict[str, Sensitivity] = {}
 
@@ -158,7 +159,7 @@ def sweep(
 
         def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation:
             ticker.check(ordered)
-            plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else EXCLUDED)
+            plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else Reason.EXCLUDED)
             swaps = _swaps(compiler.result(weight, plan), graph.feeds)
             if bound is None:  # no cut before this weight: from the inputs, every weight fed
                 values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
@@ -175,7 +176,7 @@ def sweep(
                 if base[weight.name].quantized:
                     excluded = what_if(weight, "current", bounds["current"], states["current"], False)
                     gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
-                elif base[weight.name].reason == EXCLUDED:  # what excluding it gained: quantize it back
+                elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                     included = what_if(weight, "current", bounds["current"], states["current"], True)
                     gain = _difference(current.output_sqnr_db, included.output_sqnr_db)
                 measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)

@@ -14,6 +14,7 @@ from .compiler import Compilation, Compiler
 from .errors import InternalError
 from .graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from .inventory import FLOAT_TYPES, BnSite, Inventory
+from .kinds import Origin
 from .onnx_writer import write_model
 
 ROUNDED_SUFFIX = "__npu_f32"
@@ -103,7 +104,7 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
             removed.add(id(norm))
             if bn.bias is None and result.fused_bias is not None:
                 twin_graph[id(bn.graph)].initializer.append(_empty_tensor(bias, result.fused_bias.shape))
-        if weight.origin == "folded":
+        if weight.origin == Origin.FOLDED:
             fold = inventory.folds[name]
             producer = next(r for r in fold.nodes if name in r.node.output)
             removed.add(id(twin_node[id(producer.node)]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from ..core.compiler import WeightResult
+from ..core.kinds import Reason
 from ..core.text import printable, shorten_middle
 
 MARKS = {
@@ -21,7 +22,7 @@ def status(result: WeightResult) -> str:
     plan = result.plan
     if plan.quantized:
         return "clipped" if plan.range is not None else "quantized"
-    return "excluded" if plan.reason == "excluded" else "fp16"
+    return "excluded" if plan.reason == Reason.EXCLUDED else "fp16"
 
 
 def severity(sqnr_db: float | None) -> str:
