@@ -182,8 +182,9 @@ class Search:
         return found
 
     def best_range(self, state: Settings, name: str) -> tuple[float, float] | None:
-        """The clip share whose range scores best on the model metric: a grid, then golden-section
-        between the best grid point's neighbours; the MSE-optimal range competes too."""
+        """The clip share whose range scores best on the model metric: a grid, then, when some share
+        beats the state as it is, golden-section between the best grid point's neighbours; the
+        MSE-optimal range competes too."""
         weight = self.inventory.by_name[name]
         w, _ = self.project.compiler.reference(weight, self.project.compile(state).plans[name].fused)
 
@@ -194,6 +195,10 @@ class Search:
 
         grid = [scored(clip_range(w, share)) for share in SHARES]
         best_index = max(range(len(grid)), key=lambda i: grid[i][0])
+        if grid[best_index][0] <= self.target.score(self.evaluate(state)[0]):
+            # no clip share beats leaving the weight as it is: refining around the best of them
+            # (half the evaluations) would polish a range no search step would take
+            return grid[best_index][1] if math.isfinite(grid[best_index][0][0]) else None
         lo = SHARES[max(best_index - 1, 0)]
         hi = SHARES[min(best_index + 1, len(SHARES) - 1)]
         best = grid[best_index]
@@ -286,9 +291,10 @@ class Search:
         meeting: list[tuple[int, list[float], int, Change]] = []
         improving: list[tuple[float, int, int, Change]] = []
         for action, name, settings, rng in options:
-            evaluation, npu_bytes = self.evaluate(settings)
+            npu_bytes = self.project.compile(settings).npu_bytes  # no model run for what is too dear
             if not self.affordable(npu_bytes) or (self.ceiling is not None and npu_bytes >= self.ceiling):
                 continue
+            evaluation, _ = self.evaluate(settings)
             change = Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings)
             score = self.target.score(evaluation)
             if self.target.met(evaluation):
