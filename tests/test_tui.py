@@ -156,9 +156,12 @@ async def test_hostile_names_are_shown_literally(tmp_path):
         await pilot.pause()
         label = app.query_one(WeightTree).leaves[name].label
         literal = "[bold red]evil[/]\\x1b[31m.weight"  # spelled out, never markup
-        assert label.plain.startswith("q ") and label.plain.endswith(" " + literal)
+        mark_and_number = "q 49.0 "
+        assert label.plain.startswith(mark_and_number) and label.plain.endswith("[31m.weight")  # cut to the tree, never markup
+        assert literal.startswith(label.plain[len(mark_and_number) :].split("…")[0])
         # no style from the name itself: spans cover only the mark and the numbers before the name
-        assert all(span.end <= len(label.plain) - len(literal) for span in label.spans)
+        assert all(span.end <= len(mark_and_number) for span in label.spans)
+        assert str(app.query_one(WeightTree).tooltip) == name  # whole, as plain text
         details = shown(app.query_one(WeightDetails))
         assert "[bold red]evil[/]\\x1b[31m.weight" in details and "[link=http://x]fc[/link] (MatMul)" in details
         screen = app.export_screenshot()
@@ -706,3 +709,24 @@ async def test_r_asks_before_dropping_unsaved_changes_and_keeps_a_broken_config_
         await settle(pilot)
         assert app.workbench is not before and app.workbench.settings.exclude == () and not app.workbench.dirty
         assert str(app.main(WeightTree).leaves["tdnn1.affine"].label).startswith("q 39.7 a:-4.8!")
+
+
+async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
+    names = [f"p2o.pd_op.full_int_array.{i}.0_with_a_long_tail_{i}" for i in range(12)]
+    rng = np.random.default_rng(1)
+    nodes, current = [], "x"
+    for i, name in enumerate(names):
+        nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"fc{i}"))
+        current = f"h{i}"
+    model = make_model(
+        nodes, [value("x", ["n", 3])], [value(current, ["n", 3])],
+        [tensor(n, rng.normal(size=(3, 3)).astype(np.float32)) for n in names],
+    )
+    app = make_app(write_project(tmp_path, model, BASE_CONFIG), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = app.main(WeightTree)
+        labels = [str(tree.leaves[n].label) for n in names]
+        assert all("…" in label for label in labels)  # too long for the tree at 80 columns
+        assert all(label.endswith(f"_tail_{i}") for i, label in enumerate(labels))  # the end tells them apart
+        assert all(len(label) + 2 <= tree.scrollable_content_region.width for label in labels)

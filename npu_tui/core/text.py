@@ -37,3 +37,22 @@ def shorten_middle(name: str, width: int) -> str:
         return name
     keep = max(width - 1, 1)
     return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
+
+
+def telling_end(names: list[str], probe: int = 10) -> str:
+    """Which end of these names tells them apart: "start" (tf2onnx: conv2d_17/Conv2D_weights...),
+    "end" (paddle2onnx: p2o.pd_op.full_int_array.61.0) or "middle" when neither does better."""
+    heads = len({n[:probe] for n in names})
+    tails = len({n[-probe:] for n in names})
+    return "start" if heads > tails else "end" if tails > heads else "middle"
+
+
+def shorten(name: str, width: int, keep: str = "middle") -> str:
+    """`name` in `width` characters, cut where it tells least: keeping its start, its end, or both."""
+    if len(name) <= width:
+        return name
+    if keep == "start":
+        return name[: max(width - 1, 1)] + "…"
+    if keep == "end":
+        return "…" + name[len(name) - max(width - 1, 1) :]
+    return shorten_middle(name, width)

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from ..core.compiler import WeightResult
 from ..core.kinds import Reason
-from ..core.text import printable, shorten_middle
+from ..core.text import printable, shorten
 
 MARKS = {
     "quantized": ("q", "green"),
@@ -14,7 +14,8 @@ MARKS = {
     "excluded": ("x", "magenta"),
     "fp16": ("-", "dim"),
 }
-TREE_NAME_WIDTH = 48  # the full name is in the details panel; the panel cuts the rest
+MIN_NAME = 8
+TREE_NAME_WIDTH = 48  # without a known width; the full name is in the details and the tooltip
 LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)   ! under 20 dB"
 
 
@@ -58,10 +59,14 @@ def weight_label(
     evaluated: bool = False,
     fixed: bool = False,
     stale: bool = False,
+    width: int | None = None,
+    keep: str = "middle",
 ) -> Text:
     """Mark, the weight's own SQNR, once evaluated `a:` its alone number (the output SQNR with only
     this weight quantized), then the name: numbers first, so a long name is what gets cut at 80
-    columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings."""
+    columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings.
+    `width`: the cells the whole label may take; the name is cut to fit them, keeping the end that
+    tells the model's names apart (`keep`, see text.telling_end)."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
     label.append_text(rated(short_db(result.errors.sqnr_db), result.errors.sqnr_db))
@@ -73,7 +78,8 @@ def weight_label(
             label.append_text(rated(short_db(alone_db), alone_db))
     label.append(" ")
     name = printable(shown_name if shown_name is not None else result.weight.name)
-    label.append(shorten_middle(name, TREE_NAME_WIDTH))
+    room = TREE_NAME_WIDTH if width is None else max(width - len(label), MIN_NAME)
+    label.append(shorten(name, room, keep))
     return label
 
 

@@ -14,6 +14,7 @@ from textual.widgets.tree import TreeNode
 
 from ..core.compiler import Compilation
 from ..core.sensitivity import Sensitivity
+from ..core.text import telling_end
 from .labels import plain, weight_label
 
 SCOPE_SPLIT = re.compile(r"[/.]")
@@ -42,7 +43,9 @@ class WeightTree(Tree[str]):
         self.guide_depth = 2
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
-        self.drawn: dict[str, tuple[int, int, bool, bool]] = {}
+        self.drawn: dict[str, tuple[int, int, bool, bool, int]] = {}
+        self.keep = "middle"  # which end of the names to keep when they are cut
+        self.last: tuple[Compilation, dict[str, Sensitivity], frozenset[str], bool] | None = None
 
     def build(
         self,
@@ -72,6 +75,7 @@ class WeightTree(Tree[str]):
                 parent = prefix
             self.shown[name] = _within(name, parent)
             self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
+        self.keep = telling_end(list(self.shown.values()))
         self.root.expand()
         self.relabel(compilation, sensitivity or {}, fixed, stale)
 
@@ -83,19 +87,29 @@ class WeightTree(Tree[str]):
         A stale flip changes every label: they are written in place and the visible lines repainted
         once, instead of `set_label`'s one scheduled repaint per leaf (2,000 callbacks, 80 ms).
         """
+        self.last = (compilation, sensitivity, fixed, stale)
         changed = False
+        width = self.scrollable_content_region.width or None  # unknown before the first layout
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
-            key = (id(result), id(alone), name in fixed, stale)
+            room = None if width is None else width - self.guide_depth * (_depth(node) - 1)
+            key = (id(result), id(alone), name in fixed, stale, room or 0)
             if self.drawn.get(name) == key:
                 continue
             self.drawn[name] = key
-            label = weight_label(result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale)
+            label = weight_label(
+                result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.keep
+            )
             node._label = self.process_label(label)  # Textual is pinned: the line cache is keyed on _updates
             node._updates += 1
             changed = True
         if changed:
             self.refresh()
+
+    def on_resize(self) -> None:
+        """Names are cut to the width: a new width cuts them again."""
+        if self.last is not None:
+            self.relabel(*self.last)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         """The full name as the tooltip: a label may be cut at 80 columns (plain text, never markup)."""
@@ -120,6 +134,14 @@ class WeightTree(Tree[str]):
         node = self.cursor_node
         if node is not None and node.allow_expand:
             node.expand()
+
+
+def _depth(node: TreeNode[str]) -> int:
+    """1 for a leaf under the (hidden) root, one more per group above it."""
+    depth = 0
+    while node.parent is not None:
+        depth, node = depth + 1, node.parent
+    return depth
 
 
 def _within(name: str, scope: tuple[str, ...]) -> str:
