@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npu_tui.core.text import shorten, telling_end
+from npu_tui.core.text import NameCutter, shorten, telling_end
 
 TF = [f"conv2d_{i}/Conv2D_weights_fused_bn" for i in range(12)]
 PADDLE = [f"p2o.pd_op.full_int_array.{i}.0" for i in range(40, 52)]
@@ -30,3 +30,13 @@ def test_a_cut_name_fits_and_a_short_one_is_untouched(name, width, keep):
     assert len(cut) <= max(width, 2)
     if len(name) <= width:
         assert cut == name
+
+
+def test_the_start_all_names_share_goes_first():
+    full = [f"model/conv2d_{i}/Conv2D_weights_fused_bn" for i in range(20)]
+    cut = NameCutter(full)
+    assert cut(full[16], 14) == "…16/Conv2D_we…"  # not "model/conv2d…", which all twenty would read
+    assert len({cut(n, 14) for n in full}) == len(full)
+    assert cut("short", 14) == "short"
+    paddle = NameCutter(PADDLE)
+    assert paddle(PADDLE[2], 8) == "…42.0"  # the shared "p2o.pd_op.full_int_array." says nothing

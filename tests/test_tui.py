@@ -227,12 +227,12 @@ async def test_reset_table_sort_and_help(tmp_path):
         await pilot.press("t")
         table = app.query_one(LayerTable)
         assert table.has_focus and table.sort_by == "sqnr"
-        assert table.get_row_at(0)[1].plain == "tdnn1.affine"  # lowest SQNR first
+        assert table.get_row_at(0)[5].plain == "tdnn1.affine"  # lowest SQNR first
         await pilot.press("o", "o", "o")  # sensitivity, tail, size
-        assert table.sort_by == "size" and table.get_row_at(0)[1].plain == "prefinal-l"
-        assert table.get_row_at(table.cursor_row)[1].plain == "tdnn1.affine"  # the cursor follows its weight
+        assert table.sort_by == "size" and table.get_row_at(0)[5].plain == "prefinal-l"
+        assert table.get_row_at(table.cursor_row)[5].plain == "tdnn1.affine"  # the cursor follows its weight
         await pilot.press("down", "enter")
-        assert app.main_screen.selected == "output" == table.get_row_at(3)[1].plain
+        assert app.main_screen.selected == "output" == table.get_row_at(3)[5].plain
         assert "name " + app.main_screen.selected in shown(app.query_one(WeightDetails))
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -586,7 +586,7 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
         assert " a~-4.8" in str(tree.leaves["tdnn1.affine"].label)
         await pilot.press("t")
         table = app.main(LayerTable)
-        assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[3]).startswith("~")
+        assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[2]).startswith("~")
         await pilot.press("u")  # back to the settings the numbers were measured with
         assert " a:-4.8" in str(tree.leaves["tdnn1.affine"].label)
 
@@ -637,7 +637,7 @@ async def test_a_bad_number_says_so_without_colour(tmp_path):
         assert str(leaves["tdnn2.affine"].label).startswith("q 42.5 a:45.4 ")
         await pilot.press("t")
         table = app.main(LayerTable)
-        cells = {str(table.get_row(key)[1]): str(table.get_row(key)[3]) for key in table.rows}
+        cells = {str(table.get_row(key)[5]): str(table.get_row(key)[2]) for key in table.rows}
         assert cells["tdnn1.affine"] == "-4.8 dB!" and cells["tdnn2.affine"] == "45.4 dB"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -56,3 +57,24 @@ def shorten(name: str, width: int, keep: str = "middle") -> str:
     if keep == "end":
         return "…" + name[len(name) - max(width - 1, 1) :]
     return shorten_middle(name, width)
+
+
+class NameCutter:
+    """Cuts one list's names to a width: the start every name shares says nothing and goes first
+    (`model/conv2d_16/...` -> `…_16/...`), then the end that tells the rest apart is kept."""
+
+    def __init__(self, names: list[str]) -> None:
+        names = list(names)
+        shared = os.path.commonprefix(names) if len(names) > 1 else ""
+        self.shared = shared if len(shared) > 1 else ""
+        self.keep = telling_end([n[len(self.shared) :] for n in names]) if names else "middle"
+
+    def __call__(self, name: str, width: int) -> str:
+        if len(name) <= width:
+            return name
+        if self.keep == "end" or not self.shared or not name.startswith(self.shared):
+            return shorten(name, width, self.keep)
+        rest = name[len(self.shared) :]
+        if len(rest) + 1 <= width:
+            return "…" + rest
+        return "…" + shorten(rest, max(width - 1, 2), self.keep)

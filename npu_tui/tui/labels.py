@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 
 from ..core.compiler import WeightResult
 from ..core.kinds import Reason
-from ..core.text import printable, shorten
+from ..core.text import printable, shorten_middle
 
 MARKS = {
     "quantized": ("q", "green"),
@@ -60,13 +62,13 @@ def weight_label(
     fixed: bool = False,
     stale: bool = False,
     width: int | None = None,
-    keep: str = "middle",
+    cut: Callable[[str, int], str] = shorten_middle,
 ) -> Text:
     """Mark, the weight's own SQNR, once evaluated `a:` its alone number (the output SQNR with only
     this weight quantized), then the name: numbers first, so a long name is what gets cut at 80
     columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings.
-    `width`: the cells the whole label may take; the name is cut to fit them, keeping the end that
-    tells the model's names apart (`keep`, see text.telling_end)."""
+    `width`: the cells the whole label may take; `cut` shortens the name to fit them (a NameCutter
+    keeps what tells the model's names apart)."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
     label.append_text(rated(short_db(result.errors.sqnr_db), result.errors.sqnr_db))
@@ -79,7 +81,7 @@ def weight_label(
     label.append(" ")
     name = printable(shown_name if shown_name is not None else result.weight.name)
     room = TREE_NAME_WIDTH if width is None else max(width - len(label), MIN_NAME)
-    label.append(shorten(name, room, keep))
+    label.append(cut(name, room))
     return label
 
 

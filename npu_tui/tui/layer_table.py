@@ -40,12 +40,12 @@ class LayerTable(DataTable):
         self._shown: tuple[Compilation, dict[str, Sensitivity], bool] | None = None
 
     def on_mount(self) -> None:
-        self.add_column("", key="mark", width=1)
-        self.add_column("weight", key="weight")
+        self.add_column("", key="mark", width=1)  # the numbers before the name: a long name never hides them
         self.add_column("SQNR", key="sqnr")
         self.add_column("alone", key="sensitivity")
         self.add_column("tail", key="tail")
         self.add_column("size", key="size")
+        self.add_column("weight", key="weight")
 
     def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], stale: bool = False) -> None:
         self._shown = (compilation, sensitivity, stale)
@@ -63,11 +63,11 @@ class LayerTable(DataTable):
             alone = sensitivity.get(result.weight.name)
             self.add_row(
                 Text(mark, style=style),
-                plain(result.weight.name),
                 rated(db(result.errors.sqnr_db), result.errors.sqnr_db),
                 _alone(alone, stale),
                 "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
                 f"{result.weight.size:,}",
+                plain(result.weight.name),
                 key=result.weight.name,
             )
         if selected is not None and selected in compilation.results:

@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
 from ..core.layers import EXACT_DB, Layer
-from ..core.text import printable, shorten_middle
+from ..core.text import NameCutter, printable
 from .labels import rated, short_db
 
 SORTS = ("graph order", "accumulated", "isolated")
@@ -91,6 +91,8 @@ class LayerRows(DataTable):
             "isolated": lambda layer: _level(layer.isolated.sqnr_db) if layer.isolated else math.inf,
         }[self.sort_by]
         dim = "dim" if stale else ""
+        cut_node = NameCutter([printable(layer.node) for layer in layers])  # cut where the names say least
+        cut_weight = NameCutter([printable(layer.weight) for layer in layers if layer.weight])
         for layer in sorted(layers, key=order):
             mark = ("v" if layer.marked else " ") + ("~" if stale else " ")
             iso = layer.isolated.sqnr_db if layer.isolated else None
@@ -100,8 +102,8 @@ class LayerRows(DataTable):
                 number,
                 Text(short_db(layer.accumulated.sqnr_db), style=dim) if dim else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db),
                 Text(short_db(iso) if layer.isolated else "-", style=dim) if dim or not layer.isolated else rated(short_db(iso), iso),
-                Text(shorten_middle(printable(layer.node), NAME_WIDTH), style=dim),
-                Text(shorten_middle(printable(layer.weight or "-"), NAME_WIDTH), style=dim),
+                Text(cut_node(printable(layer.node), NAME_WIDTH), style=dim),
+                Text(cut_weight(printable(layer.weight), NAME_WIDTH) if layer.weight else "-", style=dim),
                 Text(layer.op_type, style=dim),
                 key=str(layer.index),
             )

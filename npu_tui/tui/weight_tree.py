@@ -14,7 +14,7 @@ from textual.widgets.tree import TreeNode
 
 from ..core.compiler import Compilation
 from ..core.sensitivity import Sensitivity
-from ..core.text import telling_end
+from ..core.text import NameCutter
 from .labels import plain, weight_label
 
 SCOPE_SPLIT = re.compile(r"[/.]")
@@ -44,7 +44,7 @@ class WeightTree(Tree[str]):
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
         self.drawn: dict[str, tuple[int, int, bool, bool, int]] = {}
-        self.keep = "middle"  # which end of the names to keep when they are cut
+        self.cut = NameCutter([])  # how names are cut to the tree's width
         self.last: tuple[Compilation, dict[str, Sensitivity], frozenset[str], bool] | None = None
 
     def build(
@@ -75,7 +75,7 @@ class WeightTree(Tree[str]):
                 parent = prefix
             self.shown[name] = _within(name, parent)
             self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
-        self.keep = telling_end(list(self.shown.values()))
+        self.cut = NameCutter(list(self.shown.values()))
         self.root.expand()
         self.relabel(compilation, sensitivity or {}, fixed, stale)
 
@@ -98,7 +98,7 @@ class WeightTree(Tree[str]):
                 continue
             self.drawn[name] = key
             label = weight_label(
-                result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.keep
+                result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.cut
             )
             node._label = self.process_label(label)  # Textual is pinned: the line cache is keyed on _updates
             node._updates += 1
