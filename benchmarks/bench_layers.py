@@ -39,22 +39,23 @@ def build(folder: Path) -> Path:
     return save_chain(folder, nodes, inits, current, WIDTH, SAMPLES, rng)
 
 
-def costs(config: Path) -> None:
+def costs(config: Path, title: str = "") -> None:
     from npu_tui.core.eval_data import load_npz, model_inputs
     from npu_tui.core.evaluate import Evaluator
     from npu_tui.core.project import open_project
 
     project = open_project(config)
-    data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model))
-    evaluator = Evaluator(project.compiler, data)
+    data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
     base = project.config.settings
+    names = [w.name for w in project.inventory.weights]
     start = time.perf_counter()
     evaluator.evaluate(project.compile(base))
     evaluator.layer_analysis().layers(project.compile(base), True)
     first = time.perf_counter() - start
     plain, layers = [], []
     for i in range(REPEATS):
-        compilation = project.compile(replace(base, exclude=(f"block{i}.weight",)))
+        compilation = project.compile(replace(base, exclude=(names[i],)))
         start = time.perf_counter()
         evaluator.evaluate(compilation)
         plain.append(time.perf_counter() - start)
@@ -62,7 +63,8 @@ def costs(config: Path) -> None:
         found = evaluator.layer_analysis().layers(compilation, True)
         layers.append(time.perf_counter() - start)
     p, la = statistics.median(plain), statistics.median(layers)
-    print(f"500-node model ({len(found)} layers), {SAMPLES} samples, median of {REPEATS} settings changes")
+    analysed = evaluator.layer_analysis().samples
+    print(f"{title or '500-node model'} ({len(found)} layers), {data.samples} samples (layers on {analysed}), median of {REPEATS} settings changes")
     print(f"  plain evaluation                 : {p * 1000:7.1f} ms")
     print(f"  layer numbers (accum + isolated) : {la * 1000:7.1f} ms  ({la / p:.2f}x, target <= 2x)")
     print(f"  first time, sessions and float layers included: {first * 1000:.0f} ms")
@@ -97,8 +99,26 @@ async def view(config: Path) -> None:
     print(f"  open the layer view (d, to the first frame): {statistics.median(opened):.0f} ms (target <= 100 ms)")
 
 
+CORPUS_CASES = ("ocr_cls_v2", "ocr_rec_v4")  # with --corpus: needs `make realmodels`' downloads
+CORPUS_SAMPLES = 16
+
+
+def corpus() -> None:
+    import onnx
+    from realmodels import CORPUS, extract, write_config, write_data
+
+    for name in CORPUS_CASES:
+        model = next(m for m in CORPUS if m.name == name)
+        path = extract(model)
+        config = write_config(path.parent, model, "config.yaml", True)
+        write_data(path.parent, onnx.load(str(path)), model, CORPUS_SAMPLES)
+        costs(config, name)
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         config = build(Path(folder))
         costs(config)
         asyncio.run(view(config))
+    if "--corpus" in sys.argv:
+        corpus()

@@ -86,6 +86,15 @@ def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
     assert "layers measured on the first 7 of 32 samples (their float values are kept)" in evaluation_lines(evaluation, None, "random")
 
 
+def test_at_least_four_samples_while_they_fit_four_budgets(monkeypatch):
+    from npu_tui.core import layers as layers_module
+
+    per_sample = (6 + 5 + 3) * 4
+    compiler, evaluator = three_layers()
+    monkeypatch.setattr(layers_module, "LAYER_BYTES", 2 * per_sample)  # two fit; four fit in four budgets
+    assert evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True).layer_samples == 4
+
+
 def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
     compiler, evaluator = three_layers()
     evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)

@@ -12,8 +12,9 @@ run of a small graph holding a copy of every weight-reading node, all through th
 sessions: a settings change rebinds weights and reruns the two NPU runs, nothing is rebuilt.
 
 Memory: the float values of every layer are kept, so the analysis runs on as many of the first
-samples as fit in LAYER_BYTES (at least one): 500 samples of a 224x224 CNN would otherwise keep tens
-of GB. Each layer tensor holds thousands of values per sample, so a few samples settle its SQNR.
+samples as fit in LAYER_BYTES, and on at least LAYER_MIN_SAMPLES while they fit in four times that:
+500 samples of a 224x224 CNN would otherwise keep tens of GB. Each layer tensor holds thousands of
+values per sample, so a few samples settle its SQNR.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ ISOLATED_PREFIX = "__npu_iso"
 MARKED_DROPS = 3
 EXACT_DB = 100.0
 LAYER_BYTES = 128 << 20
+LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ class LayerAnalysis:
             names = [o.name for o in model.graph.output]
             bound = BoundSession(evaluator.session(model), names, {})
             probe = evaluator.run_parts(bound, batches=evaluator.batches.first(1))
-            per_sample = sum(v.nbytes for v in probe[0].values())
-            self.batches = evaluator.batches.first(LAYER_BYTES // max(per_sample, 1))
+            per_sample = max(sum(v.nbytes for v in probe[0].values()), 1)
+            floor = LAYER_MIN_SAMPLES if per_sample * LAYER_MIN_SAMPLES <= 4 * LAYER_BYTES else 1
+            self.batches = evaluator.batches.first(max(LAYER_BYTES // per_sample, floor))
             self._float_parts = probe if self.batches.samples == 1 else evaluator.run_parts(bound, batches=self.batches)
         return self._float_parts
 
