@@ -29,6 +29,7 @@ from .ranges import clip_range, mse_optimal_range
 from .settings import Settings
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
+COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first
 GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
 EXACT_DB = 200.0
@@ -182,9 +183,9 @@ class Search:
         return found
 
     def best_range(self, state: Settings, name: str) -> tuple[float, float] | None:
-        """The clip share whose range scores best on the model metric: a grid, then, when some share
-        beats the state as it is, golden-section between the best grid point's neighbours; the
-        MSE-optimal range competes too."""
+        """The clip share whose range scores best on the model metric: three coarse shares; when one
+        beats the state as it is, the whole grid, then golden-section between the best grid point's
+        neighbours, the MSE-optimal range competing too."""
         weight = self.inventory.by_name[name]
         w, _ = self.project.compiler.reference(weight, self.project.compile(state).plans[name].fused)
 
@@ -193,12 +194,15 @@ class Search:
                 return (-math.inf, -math.inf), rng
             return self.target.score(self.evaluate(edits.set_range(self.inventory, state, name, *rng))[0]), rng
 
-        grid = [scored(clip_range(w, share)) for share in SHARES]
+        base = self.target.score(self.evaluate(state)[0])
+        coarse = {share: scored(clip_range(w, share)) for share in COARSE_SHARES}
+        if max(coarse.values(), key=lambda item: item[0])[0] <= base:
+            # no clip share beats leaving the weight as it is: the fine grid and the golden-section
+            # steps (four times the evaluations) would polish a range no search step would take
+            best_coarse = max(coarse.values(), key=lambda item: item[0])
+            return best_coarse[1] if math.isfinite(best_coarse[0][0]) else None
+        grid = [coarse[share] if share in coarse else scored(clip_range(w, share)) for share in SHARES]
         best_index = max(range(len(grid)), key=lambda i: grid[i][0])
-        if grid[best_index][0] <= self.target.score(self.evaluate(state)[0]):
-            # no clip share beats leaving the weight as it is: refining around the best of them
-            # (half the evaluations) would polish a range no search step would take
-            return grid[best_index][1] if math.isfinite(grid[best_index][0][0]) else None
         lo = SHARES[max(best_index - 1, 0)]
         hi = SHARES[min(best_index + 1, len(SHARES) - 1)]
         best = grid[best_index]
