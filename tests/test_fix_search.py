@@ -17,3 +17,21 @@ def test_no_action_dearer_than_the_budget_is_run(kws):
     assert all(visit.bytes <= budget for visit in after_localization)
     assert result.met and result.after[1] <= budget  # the free range of tdnn1.affine still does it
     assert [c.action for c in result.changes] == ["range"]
+
+
+def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
+    """With tdnn1.affine excluded, clipping `output` beats no clip share's metric: three coarse
+    tries, not the full grid and the golden-section steps (14 evaluations)."""
+    from npu_tui.core import edits
+
+    project, evaluator = kws
+    start = edits.exclude(project.inventory, project.config.settings, "tdnn1.affine")
+    search = Search(project, evaluator, Target("max_drop", 1.0))
+    search.evaluate(start)
+    before = search.evaluations
+    assert search.best_range(start, "output") is not None
+    assert search.evaluations - before == 3
+    search.evaluate(start)
+    before = search.evaluations
+    search.best_range(start, "prefinal-l")  # here a clip share helps: the search refines it
+    assert search.evaluations - before > 3
