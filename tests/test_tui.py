@@ -12,7 +12,7 @@ from npu_tui.tui.details import WeightDetails
 from npu_tui.tui.histogram_view import HistogramView
 from npu_tui.tui.summary import ModelSummary
 from npu_tui.tui.weight_tree import WeightTree
-from tui_kit import copy_sample, make_app
+from tui_kit import copy_sample, make_app, settle
 
 SIZE = (80, 24)
 
@@ -20,11 +20,6 @@ SIZE = (80, 24)
 def shown(widget) -> str:
     rendered = widget.render()
     return rendered.plain if isinstance(rendered, Text) else str(rendered)
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_select_exclude_recompile_undo(tmp_path):

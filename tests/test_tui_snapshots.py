@@ -2,7 +2,7 @@
 
 import pytest
 
-from tui_kit import copy_sample, make_app
+from tui_kit import copy_sample, make_app, settle
 
 SIZE = (80, 24)
 
@@ -17,11 +17,11 @@ def kws_app(tmp_path, monkeypatch):
 
 
 def after(*keys: str):
-    """Wait for the evaluation, press the keys, then let the delayed histogram draw settle."""
+    """Wait for the first test to finish (numbers and sweep), press the keys, then let the delayed
+    histogram draw settle."""
 
     async def run_before(pilot):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         for key in keys:
             await pilot.press(key)
         await pilot.app.workers.wait_for_complete()
@@ -70,8 +70,7 @@ def test_fix_screen(snap_compare, kws_app, monkeypatch):
     monkeypatch.setattr(fix, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))  # "0.0 s" in every run
 
     async def run_before(pilot):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("F", "1", "enter")
         screen = pilot.app.screen
         for _ in range(200):

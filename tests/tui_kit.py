@@ -25,3 +25,17 @@ def make_app(config: Path, with_data: bool = True):
     if with_data:
         data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))
     return NpuTuiApp(Workbench(project, data))
+
+
+async def settle(pilot, poll: float = 0.02) -> None:
+    """Until the test in progress, or the first one, has finished: the app starts the first test
+    after its first frame, so the worker registry alone can still be empty at this point."""
+    app = pilot.app
+    workbench = app.workbench
+    while app.main_screen.running is not None or (
+        workbench.evaluator is not None and workbench.evaluation is None and workbench.evaluation_error is None
+    ):
+        await pilot.pause(poll)
+        workbench = app.workbench
+    await app.workers.wait_for_complete()
+    await pilot.pause()
