@@ -92,7 +92,8 @@ async def timed(pilot, key: str, frames: Frames, last: bool = False) -> float:
 
 
 async def until_evaluated(pilot) -> None:
-    while pilot.app.main_screen.running == "evaluating...":
+    """Until the model numbers are in (the first test starts only after the first frame)."""
+    while pilot.app.main_screen.running == "evaluating..." or pilot.app.workbench.evaluation is None:
         await asyncio.sleep(0.005)
     await pilot.pause()
 
