@@ -488,6 +488,7 @@ async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
         sqnr = app.workbench.compilation.results[name].errors.sqnr_db
         assert label.startswith(f"q {sqnr:.1f} ")  # the number comes first: only the name can be cut
         assert name in shown(app.main(WeightDetails))  # the whole name where there is room
+        assert "not measured" not in shown(app.main(WeightDetails))  # no data: no sweep is missing
         assert str(app.main(WeightTree).tooltip) == name  # and in the tree's tooltip
         await pilot.pause(0.2)  # the histogram is drawn a moment after the cursor stops
         title = next(line.strip() for line in app.main(HistogramView).render().plain.splitlines() if line.strip())

@@ -80,3 +80,29 @@ def test_fix_screen(snap_compare, kws_app, monkeypatch):
         await pilot.pause(0.3)
 
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.fixture
+def long_names_app(tmp_path, monkeypatch):
+    """Twelve weights named as tf2onnx names them: the part that tells them apart is at the start."""
+    from pathlib import Path
+
+    import numpy as np
+    from onnx import helper
+
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+
+    rng = np.random.default_rng(3)
+    names = [f"model/conv2d_{i}/Conv2D_weights_fused_bn" for i in range(12)]
+    nodes, current = [], "x"
+    for i, name in enumerate(names):
+        nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"model/conv2d_{i}/Conv2D"))
+        current = f"h{i}"
+    model = make_model(nodes, [value("x", ["n", 4])], [value(current, ["n", 4])], [tensor(n, rng.normal(size=(4, 4)).astype(np.float32)) for n in names])
+    write_project(tmp_path, model, BASE_CONFIG)
+    monkeypatch.chdir(tmp_path)
+    return make_app(Path("config.yaml"), with_data=False)
+
+
+def test_long_exporter_names(snap_compare, long_names_app):
+    assert snap_compare(long_names_app, terminal_size=SIZE, run_before=after("j", "j"))

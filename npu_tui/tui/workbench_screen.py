@@ -160,7 +160,8 @@ class WorkbenchScreen(Screen[None]):
             self.histograms[key] = histogram(reference, BINS)
         self.query_one(HistogramView).show(result, self.histograms[key])
         self.query_one(WeightDetails).show(
-            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale, self.workbench.sweep_complete,
+            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale,
+            self.workbench.sweep_complete or self.workbench.evaluator is None,  # without data nothing is missing
             self._fix_note(self.selected),
         )
 
