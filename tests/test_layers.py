@@ -105,6 +105,29 @@ def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
     assert layers[0].isolated is not None and layers[2].isolated is not None
 
 
+def test_a_settings_change_reruns_only_the_isolated_copies_it_changes(monkeypatch):
+    from npu_tui.core.layers import LayerAnalysis
+
+    runs: list[list[str]] = []
+    original = LayerAnalysis._run_chunk
+
+    def counted(self, chunk, compilation, feeds):
+        runs.append(sorted(w for _, w in chunk.entries.values()))
+        return original(self, chunk, compilation, feeds)
+
+    monkeypatch.setattr(LayerAnalysis, "_run_chunk", counted)
+    compiler, evaluator = three_layers()
+    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    assert sorted(w for run in runs for w in run) == ["w1", "w2", "w3"]
+    runs.clear()
+    changed = Settings(compress=True, weight_min_max={"w2": (-1.0, 1.0)})
+    layers = evaluator.evaluate(compiler.compile(changed), layers=True).layers
+    assert runs == [["w2"]]  # w1's and w3's isolated numbers cannot have changed
+    _, fresh = three_layers()
+    expected = fresh.evaluate(compiler.compile(changed), layers=True).layers
+    assert [layer.isolated.sqnr_db for layer in layers] == pytest.approx([layer.isolated.sqnr_db for layer in expected])
+
+
 def test_kws_error_starts_at_tdnn1(kws):
     project, evaluator = kws
     layers = evaluator.evaluate(project.compile(), layers=True).layers

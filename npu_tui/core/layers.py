@@ -20,7 +20,7 @@ values per sample, so a few samples settle its SQNR.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +42,7 @@ MARKED_DROPS = 3
 EXACT_DB = 100.0
 LAYER_BYTES = 128 << 20
 LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
+ISOLATION_CHUNKS = 16  # a one-weight change reruns about 1/16 of the isolated copies
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,15 @@ class Layer:
 
 
 @dataclass
-class _Isolation:
-    """One graph with a copy of every weight-reading node of an NPU graph structure."""
+class _Chunk:
+    """A graph with copies of some weight-reading nodes; run again only when one of its weights is
+    held differently, so a settings change recomputes the isolated numbers it changes and no more."""
 
     bound: BoundSession
     entries: dict[str, tuple[str, str]]  # NPU node output -> (isolated output, weight)
     inputs: list[str]  # float activations it is fed
+    held: tuple = ()  # the weight arrays (and quantized flags) of its last run
+    found: dict[str, tuple[Comparison | None, str]] = field(default_factory=dict)
 
 
 def _level(sqnr_db: float | None) -> float:
@@ -78,7 +82,7 @@ class LayerAnalysis:
         self.evaluator = evaluator
         self._float_parts: list[dict[str, np.ndarray]] | None = None
         self._float: dict[str, np.ndarray] = {}
-        self._isolations: dict[tuple, _Isolation] = {}
+        self._isolations: dict[tuple, list[_Chunk]] = {}
         self.batches: Batches | None = None  # the samples measured, set with the float values
 
     @property
@@ -177,24 +181,32 @@ class LayerAnalysis:
         key = (fused, fp16_activations)
         if key not in self._isolations:
             self._isolations[key] = self._build(graph.model, graph.feeds, compilation, fp16_activations)
-        check()
-        isolation = self._isolations[key]
-        if not isolation.entries:
-            return {}
-        floats = self.float_parts()
-        states = [{t: part[t] for t in isolation.inputs} for part in floats]
-        isolation.bound.update_fixed(weight_feeds(compilation))
-        parts = evaluator.run_parts(isolation.bound, None, states, self.batches)
+        feeds = weight_feeds(compilation)
         found: dict[str, tuple[Comparison | None, str]] = {}
-        measured = [(t, w, o) for t, (o, w) in isolation.entries.items() if compilation.plans[w].quantized]
+        for chunk in self._isolations[key]:
+            held = tuple((n, feeds[n]) for n in chunk.bound.fixed) + tuple(compilation.plans[w].quantized for _, w in chunk.entries.values())
+            if not _same(held, chunk.held):
+                check()
+                chunk.found = self._run_chunk(chunk, compilation, feeds)
+                chunk.held = held
+            found.update(chunk.found)
+        return found
+
+    def _run_chunk(self, chunk: _Chunk, compilation: Compilation, feeds: dict[str, np.ndarray]) -> dict[str, tuple[Comparison | None, str]]:
+        evaluator = self.evaluator
+        states = [{t: part[t] for t in chunk.inputs} for part in self.float_parts()]
+        chunk.bound.update_fixed({n: feeds[n] for n in chunk.bound.fixed})
+        parts = evaluator.run_parts(chunk.bound, None, states, self.batches)
+        measured = [(t, w, o) for t, (o, w) in chunk.entries.items() if compilation.plans[w].quantized]
         pairs = [(self.float_value(t), evaluator.batches.join([p[o] for p in parts])) for t, _, o in measured]
+        found: dict[str, tuple[Comparison | None, str]] = {}
         for (target, weight, _), comparison in zip(measured, compare_many(pairs)):
             found[target] = (comparison, weight)
-        for target, (_, weight) in isolation.entries.items():
+        for target, (_, weight) in chunk.entries.items():
             found.setdefault(target, (None, weight))
         return found
 
-    def _build(self, model: onnx.ModelProto, feeds: frozenset[str], compilation: Compilation, fp16: bool) -> _Isolation:
+    def _build(self, model: onnx.ModelProto, feeds: frozenset[str], compilation: Compilation, fp16: bool) -> list[_Chunk]:
         graph = model.graph
         producers = {o: n for n in graph.node for o in n.output if o}
         initializers = {t.name: t for t in graph.initializer}
@@ -206,11 +218,7 @@ class LayerAnalysis:
                 derived.update(o for o in node.output if o)
         types = elem_types(model)
         order = {id(n): i for i, n in enumerate(graph.node)}
-        nodes: list[onnx.NodeProto] = []
-        entries: dict[str, tuple[str, str]] = {}
-        activations: set[str] = set()
-        used_inits: set[str] = set()
-        outputs = []
+        copies: list[tuple[list[onnx.NodeProto], str, str, str]] = []  # (nodes, target, isolated output, weight)
         for k, node in enumerate(graph.node):
             weight = _weight_read(node, producers, feeds)
             if weight is None or not node.output or types.get(node.output[0]) != onnx.TensorProto.FLOAT:
@@ -218,6 +226,7 @@ class LayerAnalysis:
             prefix = f"{ISOLATED_PREFIX}{k}/"
             copied = _closure(node, producers, derived, order)
             local = {o for n in copied for o in n.output if o}
+            nodes: list[onnx.NodeProto] = []
             for original in copied:
                 clone = onnx.NodeProto()
                 clone.CopyFrom(original)
@@ -225,10 +234,6 @@ class LayerAnalysis:
                 for i, name in enumerate(clone.input):
                     if name in local:
                         clone.input[i] = prefix + name
-                    elif name in initializers:
-                        used_inits.add(name)
-                    elif name and name not in feed_inputs and name not in data_inputs:
-                        activations.add(name)
                 for i, name in enumerate(clone.output):
                     if name:
                         clone.output[i] = prefix + name
@@ -239,16 +244,38 @@ class LayerAnalysis:
                 nodes.append(onnx.helper.make_node("Cast", [result], [half], to=onnx.TensorProto.FLOAT16))
                 nodes.append(onnx.helper.make_node("Cast", [half], [back], to=onnx.TensorProto.FLOAT))
                 result = back
-            outputs.append(onnx.helper.make_tensor_value_info(result, onnx.TensorProto.FLOAT, None))
-            entries[node.output[0].removesuffix(ROUNDED_SUFFIX)] = (result, weight)
-        inputs = [i for i in graph.input if i.name in feed_inputs or i.name in data_inputs]
-        inputs += [onnx.helper.make_tensor_value_info(t, types[t], None) for t in sorted(activations) if types.get(t)]
-        isolated = onnx.helper.make_graph(nodes, "isolated", inputs, outputs, [initializers[n] for n in sorted(used_inits)])
-        built = onnx.helper.make_model(isolated, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-        built.functions.extend(model.functions)
-        names = [o.name for o in outputs]
-        session = self.evaluator.session(built, lean=True)
-        return _Isolation(BoundSession(session, names, weight_feeds(compilation)), entries, sorted(activations))
+            copies.append((nodes, node.output[0].removesuffix(ROUNDED_SUFFIX), result, weight))
+        size = max(1, -(-len(copies) // ISOLATION_CHUNKS))
+        chunks = []
+        for start in range(0, len(copies), size):
+            part = copies[start : start + size]
+            nodes = [n for copy in part for n in copy[0]]
+            made = {o for n in nodes for o in n.output if o}
+            read = {i for n in nodes for i in reads(n) if i not in made}  # subgraphs' outer-scope reads too
+            activations = sorted(r for r in read if r not in initializers and r not in feed_inputs and r not in data_inputs and types.get(r))
+            inputs = [i for i in graph.input if i.name in read]
+            inputs += [onnx.helper.make_tensor_value_info(t, types[t], None) for t in activations]
+            outputs = [onnx.helper.make_tensor_value_info(result, onnx.TensorProto.FLOAT, None) for _, _, result, _ in part]
+            isolated = onnx.helper.make_graph(nodes, "isolated", inputs, outputs, [initializers[n] for n in sorted(read & set(initializers))])
+            built = onnx.helper.make_model(isolated, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+            built.functions.extend(model.functions)
+            session = self.evaluator.session(built, lean=True)
+            bound = BoundSession(session, [o.name for o in outputs], weight_feeds(compilation))
+            chunks.append(_Chunk(bound, {target: (result, weight) for _, target, result, weight in part}, activations))
+        return chunks
+
+
+def _same(held: tuple, before: tuple) -> bool:
+    """The same weight arrays (the compiler hands back the same array for an unchanged weight) and flags."""
+    if len(held) != len(before):
+        return False
+    for now, then in zip(held, before):
+        if isinstance(now, tuple):
+            if now[0] != then[0] or not (now[1] is then[1] or now[1].base is then[1]):
+                return False
+        elif now != then:
+            return False
+    return True
 
 
 def _weight_read(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], feeds: frozenset[str]) -> str | None:
