@@ -105,7 +105,7 @@ def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
     assert layers[0].isolated is not None and layers[2].isolated is not None
 
 
-def test_a_settings_change_reruns_only_the_isolated_copies_it_changes(monkeypatch):
+def test_a_settings_change_recomputes_only_what_it_changes(monkeypatch):
     from npu_tui.core.layers import LayerAnalysis
 
     runs: list[list[str]] = []
@@ -117,7 +117,7 @@ def test_a_settings_change_reruns_only_the_isolated_copies_it_changes(monkeypatc
 
     monkeypatch.setattr(LayerAnalysis, "_run_chunk", counted)
     compiler, evaluator = three_layers()
-    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    first = evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True).layers
     assert sorted(w for run in runs for w in run) == ["w1", "w2", "w3"]
     runs.clear()
     changed = Settings(compress=True, weight_min_max={"w2": (-1.0, 1.0)})
@@ -126,6 +126,9 @@ def test_a_settings_change_reruns_only_the_isolated_copies_it_changes(monkeypatc
     _, fresh = three_layers()
     expected = fresh.evaluate(compiler.compile(changed), layers=True).layers
     assert [layer.isolated.sqnr_db for layer in layers] == pytest.approx([layer.isolated.sqnr_db for layer in expected])
+    assert [layer.accumulated.sqnr_db for layer in layers] == pytest.approx([layer.accumulated.sqnr_db for layer in expected])
+    assert layers[0].accumulated is first[0].accumulated  # fc1 comes before w2's reader: not compared again
+    assert layers[1].accumulated != first[1].accumulated
 
 
 def test_kws_error_starts_at_tdnn1(kws):
@@ -163,3 +166,27 @@ def test_the_layer_analysis_stops_when_asked():
     with pytest.raises(Cancelled):
         evaluator.layer_analysis().layers(compiler.compile(Settings(compress=True)), True, stop)
     assert len(steps) == 3
+
+
+def test_a_transposed_weight_is_compared_again_when_the_weight_changes():
+    """The Transpose that reads w2 comes before the MatMul holding it: it is where w2's change starts."""
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["a"], name="fc1"),
+            helper.make_node("Transpose", ["w2t"], ["w2"], name="t", perm=[1, 0]),
+            helper.make_node("MatMul", ["a", "w2"], ["y"], name="fc2"),
+        ],
+        [value("x", ["n", 4])],
+        [value("y", ["n", 5])],
+        [tensor("w1", W1), tensor("w2t", W2.T.copy())],
+    )
+    compiler = Compiler(build_inventory(model))
+    data = EvalData({"x": X[:, None, :]}, None, len(X), "random")
+    evaluator = Evaluator(compiler, data)
+    name = next(w.name for w in compiler.inventory.weights if w.name != "w1")
+    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    changed = Settings(compress=True, weight_min_max={name: (-0.5, 0.5)})
+    layers = evaluator.evaluate(compiler.compile(changed), layers=True).layers
+    expected = Evaluator(compiler, data).evaluate(compiler.compile(changed), layers=True).layers
+    assert [layer.node for layer in layers] == [layer.node for layer in expected]
+    assert [layer.accumulated.sqnr_db for layer in layers] == pytest.approx([layer.accumulated.sqnr_db for layer in expected])

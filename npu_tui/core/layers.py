@@ -84,6 +84,8 @@ class LayerAnalysis:
         self._float: dict[str, np.ndarray] = {}
         self._isolations: dict[tuple, list[_Chunk]] = {}
         self.batches: Batches | None = None  # the samples measured, set with the float values
+        self._compared: dict[tuple, tuple[dict, dict[str, Comparison]]] = {}  # the last accumulated numbers per graph
+        self._places: dict[str, int] | None = None
 
     @property
     def samples(self) -> int:
@@ -146,7 +148,8 @@ class LayerAnalysis:
         model = evaluator.compiler.inventory.model
         types = elem_types(model)
         rows = []
-        for node in model.graph.node:
+        positions = []  # each row's node's place in graph order
+        for position, node in enumerate(model.graph.node):
             if node.op_type == "Constant" or id(node) in fused_convs:
                 continue
             out = next((o for o in node.output if o and types.get(o) == onnx.TensorProto.FLOAT), None)
@@ -158,7 +161,8 @@ class LayerAnalysis:
                 label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{site.conv.op_type}+{node.op_type}"
                 inputs = reads(site.conv)
             rows.append((label, op, out, inputs))
-        accumulated = compare_many([(self.float_value(out), npu[out]) for _, _, out, _ in rows])
+            positions.append(position)
+        accumulated = self._accumulated(compilation, fp16_activations, rows, positions, npu)
         sqnr_of = {out: c.sqnr_db for (_, _, out, _), c in zip(rows, accumulated)}
         drops = []
         for (_, _, _, inputs), c in zip(rows, accumulated):
@@ -171,6 +175,35 @@ class LayerAnalysis:
             iso, weight = isolated.get(out, (None, None))
             found.append(Layer(k, label, op, out, c, iso, weight, drops[k], k in marked))
         return found
+
+    def _accumulated(
+        self, compilation: Compilation, fp16_activations: bool, rows: list, positions: list[int], npu: dict[str, np.ndarray]
+    ) -> list[Comparison]:
+        """Rows before the first node that reads a weight held differently than last time keep their
+        comparison: in graph order nothing before a node depends on it."""
+        held = {name: (r.simulated, r.fused_bias) for name, r in compilation.results.items()}
+        key = (frozenset(n for n, p in compilation.plans.items() if p.fused), fp16_activations)
+        before = self._compared.get(key)
+        first = 0
+        if before is not None:
+            changed = [n for n, arrays in held.items() if not all(_is(a, b) for a, b in zip(arrays, before[0].get(n, (None, None))))]
+            first = min((self._first_reader(n) for n in changed), default=len(self.evaluator.compiler.inventory.model.graph.node))
+        kept = before[1] if before is not None else {}
+        redo = [k for k, ((_, _, out, _), position) in enumerate(zip(rows, positions)) if position >= first or out not in kept]
+        fresh = dict(zip(redo, compare_many([(self.float_value(rows[k][2]), npu[rows[k][2]]) for k in redo])))
+        found = [fresh[k] if k in fresh else kept[out] for k, (_, _, out, _) in enumerate(rows)]
+        self._compared[key] = (held, {out: c for (_, _, out, _), c in zip(rows, found)})
+        return found
+
+    def _first_reader(self, weight: str) -> int:
+        """The place in graph order of the first main-graph node reading `weight` (a pass-through
+        Transpose of it, the node holding a subgraph that reads it); 0 when none is found."""
+        if self._places is None:
+            self._places = {}
+            for k, node in enumerate(self.evaluator.compiler.inventory.model.graph.node):
+                for name in reads(node):
+                    self._places.setdefault(name, k)
+        return self._places.get(weight, 0)
 
     def _isolated(
         self, compilation: Compilation, fp16_activations: bool, check: Callable[[], None]
@@ -265,13 +298,20 @@ class LayerAnalysis:
         return chunks
 
 
+def _is(now: np.ndarray | None, then: np.ndarray | None) -> bool:
+    """The same array (the compiler hands back the same one for an unchanged weight), or both absent."""
+    if now is None or then is None:
+        return now is then
+    return now is then or now.base is then
+
+
 def _same(held: tuple, before: tuple) -> bool:
     """The same weight arrays (the compiler hands back the same array for an unchanged weight) and flags."""
     if len(held) != len(before):
         return False
     for now, then in zip(held, before):
         if isinstance(now, tuple):
-            if now[0] != then[0] or not (now[1] is then[1] or now[1].base is then[1]):
+            if now[0] != then[0] or not _is(now[1], then[1]):
                 return False
         elif now != then:
             return False
