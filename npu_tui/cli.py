@@ -48,9 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev = commands.add_parser("eval", help="run the float model and the NPU simulation and compare them")
     ev.add_argument("config", help="the vendor config.yaml")
-    ev.add_argument("--data", metavar="NPZ", help="one array per model input (samples first), optional labels")
-    ev.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of --data, or 64 random)")
-    ev.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without --data (default 0)")
+    _data_arguments(ev)
     ev.add_argument("--layers", action="store_true", help="also compare every layer's output")
     ev.add_argument("--sensitivity", action="store_true", help="also rank weights by the damage each one does")
     ev.add_argument("--no-fp16-activations", action="store_true", help="keep activations in fp32 in the simulation")
@@ -61,14 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("config", help="the vendor config.yaml")
     _target_arguments(fx, required=True)
     fx.add_argument("--budget", type=_positive, metavar="BYTES", help="never more NPU bytes than this")
-    fx.add_argument("--data", metavar="NPZ", help="evaluation data (default: eval.npz beside the config, else random inputs)")
-    fx.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of --data, or 64 random)")
-    fx.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without data (default 0)")
+    _data_arguments(fx)
     fx.add_argument("--no-fp16-activations", action="store_true", help="keep activations in fp32 in the simulation")
     fx.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     fx.add_argument("--write", action="store_true", help="save the result into CONFIG (atomic, keeps a .bak and comments)")
     fx.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --samples, --seed: the same options and the same rule (core/opening.py) everywhere."""
+    parser.add_argument(
+        "--data", metavar="NPZ",
+        help="one array per model input (samples first), optional labels (default: eval.npz beside the config, else random inputs)",
+    )
+    parser.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of the data, or 64 random)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without data (default 0)")
 
 
 def _target_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -147,9 +153,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
         description="Open the workbench (default: the bundled kws_tdnn sample). Commands: compile, eval (see npu-tui compile -h).",
     )
     parser.add_argument("config", nargs="?", help="the vendor config.yaml (default: the bundled kws_tdnn sample)")
-    parser.add_argument("--data", metavar="NPZ", help="evaluation data (default: eval.npz beside the config, else random inputs)")
-    parser.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of the data, or 64 random)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs without data (default 0)")
+    _data_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     return parser
 

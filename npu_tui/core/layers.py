@@ -30,7 +30,7 @@ from .compiler import Compilation
 from .evaluate import Comparison, compare_many
 from .graph import node_label, reads
 from .inventory import PASS_THROUGH, WEIGHT_INPUTS
-from .runtime import Batches, BoundSession
+from .runtime import Batches, BoundSession, same_array
 from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
 
@@ -66,7 +66,8 @@ class _Chunk:
     bound: BoundSession
     entries: dict[str, tuple[str, str]]  # NPU node output -> (isolated output, weight)
     inputs: list[str]  # float activations it is fed
-    held: tuple = ()  # the weight arrays (and quantized flags) of its last run
+    held: dict[str, np.ndarray] = field(default_factory=dict)  # the weight arrays of its last run
+    flags: tuple[bool, ...] = ()  # and whether each of its weights was quantized
     found: dict[str, tuple[Comparison | None, str]] = field(default_factory=dict)
 
 
@@ -186,7 +187,7 @@ class LayerAnalysis:
         before = self._compared.get(key)
         first = 0
         if before is not None:
-            changed = [n for n, arrays in held.items() if not all(_is(a, b) for a, b in zip(arrays, before[0].get(n, (None, None))))]
+            changed = [n for n, arrays in held.items() if not all(same_array(a, b) for a, b in zip(arrays, before[0].get(n, (None, None))))]
             first = min((self._first_reader(n) for n in changed), default=len(self.evaluator.compiler.inventory.model.graph.node))
         kept = before[1] if before is not None else {}
         redo = [k for k, ((_, _, out, _), position) in enumerate(zip(rows, positions)) if position >= first or out not in kept]
@@ -217,11 +218,11 @@ class LayerAnalysis:
         feeds = weight_feeds(compilation)
         found: dict[str, tuple[Comparison | None, str]] = {}
         for chunk in self._isolations[key]:
-            held = tuple((n, feeds[n]) for n in chunk.bound.fixed) + tuple(compilation.plans[w].quantized for _, w in chunk.entries.values())
-            if not _same(held, chunk.held):
+            flags = tuple(compilation.plans[w].quantized for _, w in chunk.entries.values())
+            if flags != chunk.flags or not all(same_array(feeds[n], chunk.held.get(n)) for n in chunk.bound.fixed):
                 check()
                 chunk.found = self._run_chunk(chunk, compilation, feeds)
-                chunk.held = held
+                chunk.held, chunk.flags = {n: feeds[n] for n in chunk.bound.fixed}, flags
             found.update(chunk.found)
         return found
 
@@ -296,26 +297,6 @@ class LayerAnalysis:
             bound = BoundSession(session, [o.name for o in outputs], weight_feeds(compilation))
             chunks.append(_Chunk(bound, {target: (result, weight) for _, target, result, weight in part}, activations))
         return chunks
-
-
-def _is(now: np.ndarray | None, then: np.ndarray | None) -> bool:
-    """The same array (the compiler hands back the same one for an unchanged weight), or both absent."""
-    if now is None or then is None:
-        return now is then
-    return now is then or now.base is then
-
-
-def _same(held: tuple, before: tuple) -> bool:
-    """The same weight arrays (the compiler hands back the same array for an unchanged weight) and flags."""
-    if len(held) != len(before):
-        return False
-    for now, then in zip(held, before):
-        if isinstance(now, tuple):
-            if now[0] != then[0] or not _is(now[1], then[1]):
-                return False
-        elif now != then:
-            return False
-    return True
 
 
 def _weight_read(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], feeds: frozenset[str]) -> str | None:

@@ -103,7 +103,7 @@ class BoundSession:
         bound again (the compiler hands back the same array for a weight that did not change)."""
         for name, value in values.items():
             old = self.fixed.get(name)
-            if old is not None and value is not old and value.base is not old:
+            if old is not None and not same_array(value, old):
                 self.fixed[name] = _contiguous(value)
                 self.binding.bind_cpu_input(name, self.fixed[name])
 
@@ -126,6 +126,14 @@ class BoundSession:
             for name in swapped:
                 self.binding.bind_cpu_input(name, self.fixed[name])
 
+
+
+def same_array(now: np.ndarray | None, then: np.ndarray | None) -> bool:
+    """The same array, or a view of it (the compiler hands back the same array for an unchanged
+    weight; binding may have made a contiguous copy's base of it), or both absent."""
+    if now is None or then is None:
+        return now is then
+    return now is then or now.base is then
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

@@ -127,20 +127,25 @@ class WorkbenchScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        weights = self.workbench.project.inventory.weights
-        self.selected = weights[0].name if weights else None
-        self.app.sub_title = str(self.workbench.project.config.path)
-        names = [w.name for w in self.workbench.project.inventory.weights]
-        tree = self.query_one(WeightTree)
-        tree.build(self.workbench.compilation, names, self.workbench.sensitivity)
-        if self.selected is not None:
-            tree.select_weight(self.selected)
-        tree.focus()
-        self.refresh_all()
+        self._show_workbench()
         for warning in self.workbench.project.config.warnings:
             self.notify(warning, severity="warning", timeout=6)
         if self.workbench.evaluator is not None:
             self.call_after_refresh(self.action_evaluate)  # the first screen before onnxruntime loads
+
+    def _show_workbench(self) -> None:
+        """The tree built for the app's workbench, the selection on it: at start and after R."""
+        workbench = self.workbench
+        self.app.sub_title = str(workbench.project.config.path)
+        names = [w.name for w in workbench.project.inventory.weights]
+        if self.selected not in names:
+            self.selected = names[0] if names else None
+        tree = self.query_one(WeightTree)
+        tree.build(workbench.compilation, names, workbench.sensitivity)
+        if self.selected is not None:
+            tree.select_weight(self.selected)
+        tree.focus()
+        self.refresh_all()
 
     def refresh_all(self) -> None:
         self.query_one(WeightTree).relabel(
@@ -509,19 +514,11 @@ class WorkbenchScreen(Screen[None]):
             self.evaluation_worker.cancel()
             self.evaluation_worker, self.running = None, None
         self.npu.workbench = workbench
-        names = [w.name for w in workbench.project.inventory.weights]
-        if self.selected not in names:
-            self.selected = names[0] if names else None
         self.histograms.clear()
         box = self.query_one("#filter", Input)
         box.value, box.disabled = "", True
         box.remove_class("shown")
-        tree = self.query_one(WeightTree)
-        tree.build(workbench.compilation, names)
-        if self.selected is not None:
-            tree.select_weight(self.selected)
-        tree.focus()
-        self.refresh_all()
+        self._show_workbench()
         self.notify(f"reloaded {workbench.project.config.path}", timeout=3)
         if workbench.evaluator is not None:
             self.action_evaluate()
