@@ -44,6 +44,7 @@ class WeightTree(Tree[str]):
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
         self.drawn: dict[str, tuple[int, int, bool, bool, int]] = {}
+        self.indent: dict[str, int] = {}  # cells of guides before a leaf
         self.cut = NameCutter([])  # how names are cut to the tree's width
         self.last: tuple[Compilation, dict[str, Sensitivity], frozenset[str], bool] | None = None
 
@@ -57,7 +58,7 @@ class WeightTree(Tree[str]):
     ) -> None:
         """(Re)create the leaves for `names`, in model order."""
         self.clear()
-        self.leaves, self.shown, self.drawn = {}, {}, {}
+        self.leaves, self.shown, self.drawn, self.indent = {}, {}, {}, {}
         groups: dict[tuple[str, ...], TreeNode[str]] = {(): self.root}
         counts: dict[tuple[str, ...], int] = {}
         parts = {name: tuple(SCOPE_SPLIT.split(name)[:-1]) for name in names}
@@ -74,6 +75,7 @@ class WeightTree(Tree[str]):
                     groups[prefix] = groups[parent].add(plain(prefix[-1] or "."), expand=True)
                 parent = prefix
             self.shown[name] = _within(name, parent)
+            self.indent[name] = self.guide_depth * len(parent)  # one guide per group above the leaf
             self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
         self.cut = NameCutter(list(self.shown.values()))
         self.root.expand()
@@ -92,7 +94,7 @@ class WeightTree(Tree[str]):
         width = self.scrollable_content_region.width or None  # unknown before the first layout
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
-            room = None if width is None else width - self.guide_depth * (_depth(node) - 1)
+            room = None if width is None else width - self.indent[name]
             key = (id(result), id(alone), name in fixed, stale, room or 0)
             if self.drawn.get(name) == key:
                 continue
@@ -134,14 +136,6 @@ class WeightTree(Tree[str]):
         node = self.cursor_node
         if node is not None and node.allow_expand:
             node.expand()
-
-
-def _depth(node: TreeNode[str]) -> int:
-    """1 for a leaf under the (hidden) root, one more per group above it."""
-    depth = 0
-    while node.parent is not None:
-        depth, node = depth + 1, node.parent
-    return depth
 
 
 def _within(name: str, scope: tuple[str, ...]) -> str:
