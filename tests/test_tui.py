@@ -692,6 +692,7 @@ async def test_r_asks_before_dropping_unsaved_changes_and_keeps_a_broken_config_
         await settle(pilot)
         await pilot.press("x", "R")
         assert "Drop them and reload" in shown(app.screen.query_one("Label"))
+        assert "[n]o" in app.export_screenshot()  # the keys stay on screen at 80x24: the question wraps
         await pilot.press("n")
         assert app.workbench.settings.exclude == ("tdnn1.affine",)
         before = app.workbench

@@ -21,6 +21,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical { width: 90%; height: auto; max-height: 90%; border: thick $accent; padding: 0 1; background: $surface; }
     ConfirmScreen VerticalScroll { height: auto; max-height: 16; }
+    ConfirmScreen Label { width: 100%; }
     """
 
     def __init__(self, question: str, diff: str | None = None, quitting: bool = False) -> None:
@@ -54,6 +55,7 @@ class ConflictScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     ConflictScreen { align: center middle; }
     ConflictScreen > Vertical { width: 90%; height: auto; border: thick $warning; padding: 0 1; background: $surface; }
+    ConflictScreen Label { width: 100%; }
     """
 
     def __init__(self, path: str) -> None:

@@ -500,7 +500,7 @@ class WorkbenchScreen(Screen[None]):
         if not self.workbench.dirty:
             self._reload()
             return
-        question = "There are unsaved changes. Drop them and reload config.yaml from disk?"
+        question = "Unsaved changes. Drop them and reload config.yaml from disk?"
         self.app.push_screen(ConfirmScreen(question), lambda yes: self._reload() if yes else None)
 
     def _reload(self) -> None:
