@@ -58,3 +58,21 @@ def test_sweep_and_save(bench, tmp_path):
     bench.save()
     assert not bench.dirty and (tmp_path / "config.yaml.bak").exists()
     assert open_project(tmp_path / "config.yaml").config.settings.exclude == ("tdnn1.affine",)
+
+
+def test_why_a_weight_is_fp16_survives_the_compile_cache(bench):
+    """Excluded, then kept fp16 by its switch: the same fp16 numbers, but a different state on screen."""
+    from dataclasses import replace
+
+    from npu_tui.core.kinds import Reason
+
+    bench.toggle_exclude("tdnn1.affine")
+    assert bench.result("tdnn1.affine").plan.reason == Reason.EXCLUDED
+    bench.apply(replace(bench.settings, conv2d_compress=False))
+    assert bench.result("tdnn1.affine").plan.reason == Reason.CONV2D_COMPRESS_OFF
+    bench.apply(replace(bench.settings, conv2d_compress=True))
+    assert bench.result("tdnn1.affine").plan.reason == Reason.EXCLUDED
+    bench.apply(replace(bench.settings, compress=False))
+    assert bench.result("prefinal-l").plan.reason == Reason.COMPRESS_OFF
+    bench.apply(replace(bench.settings, compress=True, exclude=("prefinal-l",)))
+    assert bench.result("prefinal-l").plan.reason == Reason.EXCLUDED

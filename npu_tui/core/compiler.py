@@ -1,7 +1,8 @@
 """Compile a model under Settings: fuse, quantize and measure every weight, redoing only what changed.
 
-Results are cached per (weight, quantized, range, fusion), so the workbench can flip one switch and
-recompile in the time it takes to quantize the weights that switch touches.
+Results are cached per (weight, quantized, reason, range, fusion), so the workbench can flip one switch and
+recompile in the time it takes to quantize the weights that switch touches. The reason is part of the
+key: an excluded weight and one its switch keeps fp16 hold the same numbers but show different states.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Compiler:
             return self._result(weight, plan)
 
     def _result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
-        key = (plan.quantized, plan.range, plan.fused)
+        key = (plan.quantized, plan.reason, plan.range, plan.fused)
         cached = self._results.setdefault(weight.name, OrderedDict())
         if key in cached:
             cached.move_to_end(key)
