@@ -727,3 +727,23 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
         assert all("…" in label for label in labels)  # too long for the tree at 80 columns
         assert all(label.endswith(f"_tail_{i}") for i, label in enumerate(labels))  # the end tells them apart
         assert all(len(label) + 2 <= tree.scrollable_content_region.width for label in labels)
+
+
+async def test_table_keys_act_on_the_highlighted_row(tmp_path):
+    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.min_max_screen import MinMaxScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("t", "down")
+        table = app.query_one(LayerTable)
+        row = table.get_row_at(table.cursor_row)[5].plain
+        assert row != "tdnn1.affine"  # the tree's weight is still tdnn1.affine
+        await pilot.press("x")
+        assert app.workbench.settings.exclude == (row,)
+        assert table.get_row_at(table.cursor_row)[5].plain == row  # the cursor stays on its weight
+        await pilot.press("r")
+        assert app.workbench.settings.exclude == ()
+        await pilot.press("m")
+        assert isinstance(app.screen, MinMaxScreen) and app.screen.weight == row

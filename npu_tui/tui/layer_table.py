@@ -47,9 +47,10 @@ class LayerTable(DataTable):
         self.add_column("size", key="size")
         self.add_column("weight", key="weight")
 
-    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], stale: bool = False) -> None:
+    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], stale: bool = False, selected: str | None = None) -> None:
+        """The rows, the cursor on `selected` (the screen's weight), else on the weight it was on."""
         self._shown = (compilation, sensitivity, stale)
-        selected = self.selected_weight()
+        selected = selected or self.selected_weight()
         self.clear()
         rows = list(compilation.results.values())
         order = {
@@ -81,5 +82,5 @@ class LayerTable(DataTable):
     def action_cycle_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
         if self._shown is not None:
-            self.fill(*self._shown)
+            self.fill(*self._shown, selected=self.selected_weight())
         self.notify(f"sorted by {self.sort_by}", timeout=2)

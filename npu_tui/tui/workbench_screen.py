@@ -180,7 +180,7 @@ class WorkbenchScreen(Screen[None]):
         """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
         active = self.query_one(TabbedContent).active
         if active == "tab-table":
-            self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale)
+            self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale, self.selected)
         elif active == "tab-layers":
             workbench = self.workbench
             samples = workbench.evaluator.data.samples if workbench.evaluator is not None else 0
@@ -196,6 +196,18 @@ class WorkbenchScreen(Screen[None]):
     def tree_moved(self, event: Tree.NodeHighlighted) -> None:
         if event.node.data is not None and event.node.data != self.selected:
             self.selected = event.node.data
+            self.refresh_selected()
+
+    @on(LayerTable.RowHighlighted, "#table")
+    def table_moved(self) -> None:
+        """The table's cursor is the selection while the table is in front: x, m, r act on its row.
+        The row is read now, not from the event: a refill posts one for the row it passes through."""
+        if self.query_one(TabbedContent).active != "tab-table":
+            return
+        name = self.query_one(LayerTable).selected_weight()
+        if name is not None and name != self.selected:
+            self.selected = name
+            self.query_one(WeightTree).select_weight(name)
             self.refresh_selected()
 
     @on(LayerTable.RowSelected)
