@@ -747,3 +747,36 @@ async def test_table_keys_act_on_the_highlighted_row(tmp_path):
         assert app.workbench.settings.exclude == ()
         await pilot.press("m")
         assert isinstance(app.screen, MinMaxScreen) and app.screen.weight == row
+
+
+async def until_fix_done(pilot, screen) -> None:
+    await until(pilot, lambda: screen.result is not None and screen.search_worker is None, 60, lambda: "the fix search did not finish")
+
+
+async def test_after_a_fix_that_beats_float_no_alarm_remains(tmp_path):
+    from npu_tui.tui.layer_view import LayerRows
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "!" in str(app.query_one(WeightTree).leaves["tdnn1.affine"].label)
+        await pilot.press("F", "1", "enter")
+        await until_fix_done(pilot, app.screen)
+        await pilot.press("a")
+        await settle(pilot)  # accepting re-tests: the marks come from the numbers of the accepted config
+        assert not app.workbench.stale and not app.workbench.sensitivity_stale and not app.workbench.layers_stale
+        assert app.workbench.evaluation.accuracy_npu >= app.workbench.evaluation.accuracy_float
+        labels = [str(leaf.label) for leaf in app.query_one(WeightTree).leaves.values()]
+        assert not any("!" in label for label in labels), labels
+        assert "!" not in shown(app.query_one(ModelSummary))
+        await pilot.press("d")
+        await pilot.pause()
+        rows = app.query_one(LayerRows)
+        cells = [str(cell) for i in range(rows.row_count) for cell in rows.get_row_at(i)]
+        assert rows.row_count and not any("!" in cell for cell in cells), cells
+        await pilot.press("t")
+        app.query_one(WeightTree).select_weight("output")
+        await pilot.pause()
+        await pilot.press("w")
+        assert app.main_screen.selected == "output"
+        assert "not below float" in str(list(app._notifications)[-1].message)

@@ -76,3 +76,19 @@ def test_why_a_weight_is_fp16_survives_the_compile_cache(bench):
     assert bench.result("prefinal-l").plan.reason == Reason.COMPRESS_OFF
     bench.apply(replace(bench.settings, compress=True, exclude=("prefinal-l",)))
     assert bench.result("prefinal-l").plan.reason == Reason.EXCLUDED
+
+
+def test_alarms_come_from_the_current_numbers(bench):
+    """Low SQNRs alarm while the NPU model loses accuracy; once a config beats float they hurt nothing,
+    and stale numbers never decide either way."""
+    bench.evaluate()
+    bench.sweep()
+    assert bench.alarms and bench.worst_weight() == "tdnn1.affine"
+    bench.set_range("tdnn1.affine", -9.957, 4.954)  # the range the fix search finds for a 1-point drop
+    assert bench.stale and bench.alarms  # no current model numbers: the data-free SQNRs still alarm
+    assert bench.worst_weight() == "tdnn1.affine"  # by its own SQNR now: the alone numbers are stale
+    evaluation = bench.evaluate()
+    assert evaluation.accuracy_npu > evaluation.accuracy_float
+    assert not bench.alarms and bench.worst_weight() is None
+    bench.undo()
+    assert bench.alarms

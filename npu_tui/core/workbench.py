@@ -3,6 +3,7 @@ compilation, the last evaluation and whether it is stale, and saving. The TUI dr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ from .ranges import bulk_range, mse_optimal_range
 from .safe_files import atomic_write
 from .sensitivity import Cancelled, Sensitivity
 from .settings import Settings
+
+
+def _db_rank(value: float | None) -> float:
+    """Worst (lowest) SQNR first; exact last."""
+    return math.inf if value is None else value
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,27 @@ class Workbench:
     def stale(self) -> bool:
         """The model-level numbers belong to other settings than the ones shown."""
         return self.evaluation is None or self.evaluated_settings != self.settings
+
+    @property
+    def alarms(self) -> bool:
+        """Whether numbers under 20 dB are alarms (the `!` marks, what `w` jumps to). Not once the current
+        evaluation shows the NPU model at least as accurate as float: a low SQNR that costs no accuracy hurts
+        nothing. Stale model numbers never decide: without current ones the data-free SQNRs alarm."""
+        ev = self.evaluation
+        if self.stale or ev is None or ev.accuracy_float is None or ev.accuracy_npu is None:
+            return True
+        return ev.accuracy_npu < ev.accuracy_float
+
+    def worst_weight(self) -> str | None:
+        """The quantized weight that hurts most by the current numbers: the lowest alone SQNR when the sweep
+        belongs to these settings, else the lowest own SQNR. None when none is quantized or nothing alarms."""
+        results = [r for r in self.compilation.results.values() if r.plan.quantized]
+        if not results or not self.alarms:
+            return None
+        if self.sensitivity and not self.sensitivity_stale:
+            alone = self.sensitivity
+            return min(results, key=lambda r: _db_rank(alone[r.weight.name].output_sqnr_db) if r.weight.name in alone else math.inf).weight.name
+        return min(results, key=lambda r: _db_rank(r.errors.sqnr_db)).weight.name
 
     def result(self, name: str) -> WeightResult:
         return self.compilation.results[name]

@@ -39,16 +39,23 @@ class WeightDetails(Widget):
     )
 
     def show(
-        self, result: WeightResult, sensitivity: Sensitivity | None, stale: bool, swept: bool = True, fix_note: str | None = None
+        self,
+        result: WeightResult,
+        sensitivity: Sensitivity | None,
+        stale: bool,
+        swept: bool = True,
+        fix_note: str | None = None,
+        alarms: bool = True,
     ) -> None:
-        """`swept` is False while a sweep has not measured every weight (running, or stopped)."""
+        """`swept` is False while a sweep has not measured every weight (running, or stopped); `alarms`
+        whether under 20 dB gets `!` (Workbench.alarms; stale alone numbers never do)."""
         weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
         state = status(result)
         text = Text()
         rows: list[tuple[str, str | Text]] = [
             ("name", plain(weight.name)),
             ("state", Text(f"{MARKS[state][0]} {state}" + (f" ({plan.reason})" if plan.reason else ""), style=MARKS[state][1])),
-            ("sqnr_db", rated(db(errors.sqnr_db), errors.sqnr_db)),
+            ("sqnr_db", rated(db(errors.sqnr_db), errors.sqnr_db, alarms)),
         ]
         if fix_note:
             rows.append(("changed", fix_note))
@@ -57,7 +64,7 @@ class WeightDetails(Widget):
             acc = "" if sensitivity.accuracy is None else f", accuracy {sensitivity.accuracy:.2%}"
             gain = "-" if sensitivity.exclude_gain_db is None else f"{sensitivity.exclude_gain_db:+.2f} dB"
             alone = Text("output ")
-            alone.append_text(rated(db(sensitivity.output_sqnr_db), sensitivity.output_sqnr_db))
+            alone.append_text(rated(db(sensitivity.output_sqnr_db), sensitivity.output_sqnr_db, alarms and not stale))
             alone.append(f"{acc}{suffix}")
             rows.append(("alone", alone))
             rows.append(("exclude", f"gain {gain}, costs +{weight.size - 4:,} bytes{suffix}"))

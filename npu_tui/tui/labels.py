@@ -28,21 +28,22 @@ def status(result: WeightResult) -> str:
     return "excluded" if plan.reason == Reason.EXCLUDED else "fp16"
 
 
-def severity(sqnr_db: float | None) -> str:
-    """Red under 20 dB, yellow under 30 dB, green above; exact is green."""
+def severity(sqnr_db: float | None, alarms: bool = True) -> str:
+    """Red under 20 dB, yellow under 30 dB, green above; exact is green. Without `alarms` (the model
+    meets float: Workbench.alarms) nothing is red."""
     if sqnr_db is None or sqnr_db >= 30:
         return "green"
-    return "yellow" if sqnr_db >= 20 else "bold red"
+    return "yellow" if sqnr_db >= 20 or not alarms else "bold red"
 
 
-def alarm(sqnr_db: float | None) -> str:
+def alarm(sqnr_db: float | None, alarms: bool = True) -> str:
     """`!` after a number under 20 dB: red says it too, but not under NO_COLOR or 16 colours."""
-    return "!" if severity(sqnr_db) == "bold red" else ""
+    return "!" if severity(sqnr_db, alarms) == "bold red" else ""
 
 
-def rated(text: str, sqnr_db: float | None) -> Text:
-    """A number coloured by how bad it is, with `!` when under 20 dB."""
-    return Text(text + alarm(sqnr_db), style=severity(sqnr_db))
+def rated(text: str, sqnr_db: float | None, alarms: bool = True) -> Text:
+    """A number coloured by how bad it is, with `!` when under 20 dB and low numbers are alarms."""
+    return Text(text + alarm(sqnr_db, alarms), style=severity(sqnr_db, alarms))
 
 
 def db(value: float | None) -> str:
@@ -63,21 +64,22 @@ def weight_label(
     stale: bool = False,
     width: int | None = None,
     cut: Callable[[str, int], str] = shorten_middle,
+    alarms: bool = True,
 ) -> Text:
     """Mark, the weight's own SQNR, once evaluated `a:` its alone number (the output SQNR with only
     this weight quantized), then the name: numbers first, so a long name is what gets cut at 80
     columns, never a number. `*`: the last accepted fix changed it; `a~`: from other settings.
     `width`: the cells the whole label may take; `cut` shortens the name to fit them (a NameCutter
-    keeps what tells the model's names apart)."""
+    keeps what tells the model's names apart). `alarms`: whether under 20 dB gets `!` (Workbench.alarms)."""
     mark, style = MARKS[status(result)]
     label = Text.assemble((mark, style), ("*", "bold") if fixed else " ")
-    label.append_text(rated(short_db(result.errors.sqnr_db), result.errors.sqnr_db))
+    label.append_text(rated(short_db(result.errors.sqnr_db), result.errors.sqnr_db, alarms))
     if evaluated:
         if stale:  # a mark that survives NO_COLOR, and dimmed
             label.append(" a~" + short_db(alone_db), style="dim")
         else:
             label.append(" a:")
-            label.append_text(rated(short_db(alone_db), alone_db))
+            label.append_text(rated(short_db(alone_db), alone_db, alarms))
     label.append(" ")
     name = printable(shown_name if shown_name is not None else result.weight.name)
     room = TREE_NAME_WIDTH if width is None else max(width - len(label), MIN_NAME)

@@ -15,12 +15,12 @@ from .labels import MARKS, db, plain, rated, status
 SORTS = ("sqnr", "alone", "tail", "size")
 
 
-def _alone(alone: Sensitivity | None, stale: bool) -> Text:
+def _alone(alone: Sensitivity | None, stale: bool, alarms: bool) -> Text:
     if alone is None:
         return Text("-")
     if stale:  # `~` survives NO_COLOR; dim says the same in colour
         return Text("~" + db(alone.output_sqnr_db), style="dim")
-    return rated(db(alone.output_sqnr_db), alone.output_sqnr_db)
+    return rated(db(alone.output_sqnr_db), alone.output_sqnr_db, alarms)
 
 
 def _key(value: float | None, worst_first: bool = True) -> float:
@@ -37,7 +37,7 @@ class LayerTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.sort_by = "sqnr"
-        self._shown: tuple[Compilation, dict[str, Sensitivity], bool] | None = None
+        self._shown: tuple[Compilation, dict[str, Sensitivity], bool, bool] | None = None
 
     def on_mount(self) -> None:
         self.add_column("", key="mark", width=1)  # the numbers before the name: a long name never hides them
@@ -47,9 +47,17 @@ class LayerTable(DataTable):
         self.add_column("size", key="size")
         self.add_column("weight", key="weight")
 
-    def fill(self, compilation: Compilation, sensitivity: dict[str, Sensitivity], stale: bool = False, selected: str | None = None) -> None:
-        """The rows, the cursor on `selected` (the screen's weight), else on the weight it was on."""
-        self._shown = (compilation, sensitivity, stale)
+    def fill(
+        self,
+        compilation: Compilation,
+        sensitivity: dict[str, Sensitivity],
+        stale: bool = False,
+        alarms: bool = True,
+        selected: str | None = None,
+    ) -> None:
+        """The rows, the cursor on `selected` (the screen's weight), else on the weight it was on;
+        `alarms`: whether under 20 dB gets `!` (Workbench.alarms)."""
+        self._shown = (compilation, sensitivity, stale, alarms)
         selected = selected or self.selected_weight()
         self.clear()
         rows = list(compilation.results.values())
@@ -64,8 +72,8 @@ class LayerTable(DataTable):
             alone = sensitivity.get(result.weight.name)
             self.add_row(
                 Text(mark, style=style),
-                rated(db(result.errors.sqnr_db), result.errors.sqnr_db),
-                _alone(alone, stale),
+                rated(db(result.errors.sqnr_db), result.errors.sqnr_db, alarms),
+                _alone(alone, stale, alarms),
                 "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
                 f"{result.weight.size:,}",
                 plain(result.weight.name),

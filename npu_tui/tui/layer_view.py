@@ -72,6 +72,7 @@ class LayerRows(DataTable):
         self.sort_by = SORTS[0]
         self.shown_layers: list[Layer] = []
         self.stale = False
+        self.alarms = True
 
     def on_mount(self) -> None:
         self.add_column("  #", key="index")
@@ -81,8 +82,9 @@ class LayerRows(DataTable):
         self.add_column("weight", key="weight")
         self.add_column("op", key="op")
 
-    def fill(self, layers: list[Layer], stale: bool) -> None:
-        self.shown_layers, self.stale = layers, stale
+    def fill(self, layers: list[Layer], stale: bool, alarms: bool = True) -> None:
+        """`alarms`: whether under 20 dB gets `!` (Workbench.alarms); stale numbers never do."""
+        self.shown_layers, self.stale, self.alarms = layers, stale, alarms
         current = self.current()
         self.clear()
         order = {
@@ -96,12 +98,12 @@ class LayerRows(DataTable):
         for layer in sorted(layers, key=order):
             mark = ("v" if layer.marked else " ") + ("~" if stale else " ")
             iso = layer.isolated.sqnr_db if layer.isolated else None
-            number = Text(mark, style="bold red" if layer.marked else "")
+            number = Text(mark, style="bold red" if layer.marked and alarms else "")
             number.append(str(layer.index), style=dim)
             self.add_row(
                 number,
-                Text(short_db(layer.accumulated.sqnr_db), style=dim) if dim else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db),
-                Text(short_db(iso) if layer.isolated else "-", style=dim) if dim or not layer.isolated else rated(short_db(iso), iso),
+                Text(short_db(layer.accumulated.sqnr_db), style=dim) if dim else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db, alarms),
+                Text(short_db(iso) if layer.isolated else "-", style=dim) if dim or not layer.isolated else rated(short_db(iso), iso, alarms),
                 Text(cut_node(printable(layer.node), NAME_WIDTH), style=dim),
                 Text(cut_weight(printable(layer.weight), NAME_WIDTH) if layer.weight else "-", style=dim),
                 Text(layer.op_type, style=dim),
@@ -121,7 +123,7 @@ class LayerRows(DataTable):
 
     def action_cycle_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
-        self.fill(self.shown_layers, self.stale)
+        self.fill(self.shown_layers, self.stale, self.alarms)
         self.notify(f"layers sorted by {self.sort_by}", timeout=2)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -147,7 +149,7 @@ class LayerView(Vertical):
         yield LayerChart(id="layer-chart")
         yield LayerRows(id="layer-rows")
 
-    def show(self, layers: list[Layer] | None, stale: bool, samples: int = 0, of: int = 0) -> None:
+    def show(self, layers: list[Layer] | None, stale: bool, samples: int = 0, of: int = 0, alarms: bool = True) -> None:
         """`samples` of `of`: the layer numbers may come from the first samples only (a memory budget)."""
         self.query_one(LayerChart).note = f" ({samples}/{of} samples)" if 0 < samples < of else ""
         rows = self.query_one(LayerRows)
@@ -155,7 +157,7 @@ class LayerView(Vertical):
             self.query_one(LayerChart).draw([], None, stale)
             rows.fill([], stale)
             return
-        rows.fill(layers, stale)
+        rows.fill(layers, stale, alarms)
         self.query_one(LayerChart).draw(layers, rows.current(), stale)
 
     def show_weight(self, weight: str) -> bool:

@@ -27,13 +27,13 @@ class ModelSummary(Widget):
             text.append("no evaluation yet" if workbench.evaluator is not None else "no evaluation data", style="dim")
         else:
             if ev.accuracy_float is not None and ev.accuracy_npu is not None:
-                lost = ev.accuracy_float - ev.accuracy_npu > 0.01  # more than a point: ! says it without colour
+                lost = ev.accuracy_float - ev.accuracy_npu > 0.01 and not workbench.stale  # more than a point: ! says it without colour
                 text.append(f"accuracy float {ev.accuracy_float:.2%} NPU ")
                 text.append(f"{ev.accuracy_npu:.2%}" + ("!" if lost else ""), style="bold red" if lost else "green")
             else:
                 sqnr = ev.output_sqnr_db
                 text.append("worst output " if len(ev.outputs) > 1 else "output ")
-                text.append_text(rated(db(sqnr), sqnr))
+                text.append_text(rated(db(sqnr), sqnr, not workbench.stale))
             if ev.top1_agreement is not None:
                 text.append(f"  top-1 {ev.top1_agreement:.1%}")
         if workbench.stale and ev is not None:

@@ -43,10 +43,10 @@ class WeightTree(Tree[str]):
         self.guide_depth = 2
         self.leaves: dict[str, TreeNode[str]] = {}
         self.shown: dict[str, str] = {}
-        self.drawn: dict[str, tuple[int, int, bool, bool, int]] = {}
+        self.drawn: dict[str, tuple[int, int, bool, bool, bool, int]] = {}
         self.indent: dict[str, int] = {}  # cells of guides before a leaf
         self.cut = NameCutter([])  # how names are cut to the tree's width
-        self.last: tuple[Compilation, dict[str, Sensitivity], frozenset[str], bool] | None = None
+        self.last: tuple[Compilation, dict[str, Sensitivity], frozenset[str], bool, bool] | None = None
 
     def build(
         self,
@@ -55,6 +55,7 @@ class WeightTree(Tree[str]):
         sensitivity: dict[str, Sensitivity] | None = None,
         fixed: frozenset[str] = frozenset(),
         stale: bool = False,
+        alarms: bool = True,
     ) -> None:
         """(Re)create the leaves for `names`, in model order."""
         self.clear()
@@ -79,28 +80,33 @@ class WeightTree(Tree[str]):
             self.leaves[name] = groups[parent].add_leaf(Text(name), data=name)
         self.cut = NameCutter(list(self.shown.values()))
         self.root.expand()
-        self.relabel(compilation, sensitivity or {}, fixed, stale)
+        self.relabel(compilation, sensitivity or {}, fixed, stale, alarms)
 
     def relabel(
-        self, compilation: Compilation, sensitivity: dict[str, Sensitivity], fixed: frozenset[str] = frozenset(), stale: bool = False
+        self,
+        compilation: Compilation,
+        sensitivity: dict[str, Sensitivity],
+        fixed: frozenset[str] = frozenset(),
+        stale: bool = False,
+        alarms: bool = True,
     ) -> None:
         """Set the labels whose weight result, sensitivity or fix mark changed since they were drawn.
 
         A stale flip changes every label: they are written in place and the visible lines repainted
         once, instead of `set_label`'s one scheduled repaint per leaf (2,000 callbacks, 80 ms).
         """
-        self.last = (compilation, sensitivity, fixed, stale)
+        self.last = (compilation, sensitivity, fixed, stale, alarms)
         changed = False
         width = self.scrollable_content_region.width or None  # unknown before the first layout
         for name, node in self.leaves.items():
             result, alone = compilation.results[name], sensitivity.get(name)
             room = None if width is None else width - self.indent[name]
-            key = (id(result), id(alone), name in fixed, stale, room or 0)
+            key = (id(result), id(alone), name in fixed, stale, alarms, room or 0)
             if self.drawn.get(name) == key:
                 continue
             self.drawn[name] = key
             label = weight_label(
-                result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.cut
+                result, self.shown[name], alone.output_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.cut, alarms
             )
             node._label = self.process_label(label)  # Textual is pinned: the line cache is keyed on _updates
             node._updates += 1

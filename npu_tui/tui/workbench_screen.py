@@ -4,7 +4,6 @@ run in progress); the settings live in the app's Workbench, shared with the fix 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import replace
@@ -42,11 +41,6 @@ PROGRESS_INTERVAL = 0.2
 FIRST_NUMBERS_WAIT = 1.0
 
 
-def _db_rank(value: float | None) -> float:
-    """Worst (lowest) SQNR first; exact last."""
-    return math.inf if value is None else value
-
-
 class WorkbenchScreen(Screen[None]):
     DEFAULT_CSS = """
     #main { height: 1fr; }
@@ -67,7 +61,7 @@ class WorkbenchScreen(Screen[None]):
         # and at 80 columns only the first ones fit
         Binding("question_mark", "app.help", "Help", key_display="?", id="workbench-help", tooltip="this help"),
         Binding("q", "app.quit", "Quit", id="workbench-quit", tooltip="quit (asks first when there are unsaved changes)"),
-        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight: lowest alone SQNR (after a test), else lowest own SQNR'),
+        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight by the current numbers: lowest alone SQNR (after a test), else lowest own SQNR; none once the NPU model is not below float'),
         Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
         Binding("m", "min_max", "Min/max", id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
         Binding("r", "reset_weight", "Reset", id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
@@ -148,8 +142,9 @@ class WorkbenchScreen(Screen[None]):
         self.refresh_all()
 
     def refresh_all(self) -> None:
+        workbench = self.workbench
         self.query_one(WeightTree).relabel(
-            self.workbench.compilation, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
+            workbench.compilation, workbench.sensitivity, frozenset(workbench.fix_notes), workbench.sensitivity_stale, workbench.alarms
         )
         self.refresh_selected()
         self.refill_table()
@@ -168,6 +163,7 @@ class WorkbenchScreen(Screen[None]):
             result, self.workbench.sensitivity.get(self.selected), self.workbench.stale,
             self.workbench.sweep_complete or self.workbench.evaluator is None,  # without data nothing is missing
             self._fix_note(self.selected),
+            self.workbench.alarms,
         )
 
     def _fix_note(self, name: str) -> str | None:
@@ -180,11 +176,14 @@ class WorkbenchScreen(Screen[None]):
         """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
         active = self.query_one(TabbedContent).active
         if active == "tab-table":
-            self.query_one(LayerTable).fill(self.workbench.compilation, self.workbench.sensitivity, self.workbench.sensitivity_stale, self.selected)
+            workbench = self.workbench
+            self.query_one(LayerTable).fill(
+                workbench.compilation, workbench.sensitivity, workbench.sensitivity_stale, workbench.alarms, self.selected
+            )
         elif active == "tab-layers":
             workbench = self.workbench
             samples = workbench.evaluator.data.samples if workbench.evaluator is not None else 0
-            self.query_one(LayerView).show(workbench.layers, workbench.layers_stale, workbench.layer_samples, samples)
+            self.query_one(LayerView).show(workbench.layers, workbench.layers_stale, workbench.layer_samples, samples, workbench.alarms)
 
     def changed(self) -> None:
         """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
@@ -375,8 +374,9 @@ class WorkbenchScreen(Screen[None]):
     def filter_changed(self, event: Input.Changed) -> None:
         text = event.value.lower()
         names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
+        workbench = self.workbench
         self.query_one(WeightTree).build(
-            self.workbench.compilation, names, self.workbench.sensitivity, frozenset(self.workbench.fix_notes), self.workbench.sensitivity_stale
+            workbench.compilation, names, workbench.sensitivity, frozenset(workbench.fix_notes), workbench.sensitivity_stale, workbench.alarms
         )
 
     @on(Input.Submitted, "#filter")
@@ -428,6 +428,7 @@ class WorkbenchScreen(Screen[None]):
             self._edit(self.workbench.apply, result.settings)
             names = ", ".join(printable(c.weight or "the switches") for c in result.changes)
             self.notify(f"fix applied ({names}); u undoes it; ctrl+s saves", timeout=8)
+            self.action_evaluate()  # its numbers, not the old config's, decide the marks
 
         self.app.push_screen(FixScreen(self.workbench), accepted)
 
@@ -468,16 +469,16 @@ class WorkbenchScreen(Screen[None]):
         self.notify(f"copied {name} to the clipboard", timeout=2)
 
     def action_worst(self) -> None:
-        results = [r for r in self.workbench.compilation.results.values() if r.plan.quantized]
-        sensitivity = self.workbench.sensitivity
-        if not results:
-            self.notify("no weight is quantized under these settings", timeout=3)
+        worst = self.workbench.worst_weight()
+        if worst is None:
+            ev = self.workbench.evaluation
+            if not self.workbench.alarms and ev is not None and ev.accuracy_npu is not None and ev.accuracy_float is not None:
+                why = f"no weight hurts: NPU accuracy {ev.accuracy_npu:.2%} is not below float {ev.accuracy_float:.2%}"
+            else:
+                why = "no weight is quantized under these settings"
+            self.notify(why, timeout=3)
             return
-        if sensitivity:
-            worst = min(results, key=lambda r: _db_rank(sensitivity[r.weight.name].output_sqnr_db) if r.weight.name in sensitivity else math.inf)
-        else:
-            worst = min(results, key=lambda r: _db_rank(r.errors.sqnr_db))
-        self.selected = worst.weight.name
+        self.selected = worst
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(WeightTree).focus()
