@@ -35,3 +35,14 @@ def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
     before = search.evaluations
     search.best_range(start, "prefinal-l")  # here a clip share helps: the search refines it
     assert search.evaluations - before > 3
+
+
+def test_targets_beyond_what_a_metric_can_reach_are_refused():
+    from npu_tui.core.triage.targets import target_problem
+
+    assert target_problem("min_sqnr", 30.0) is None and target_problem("min_agreement", 99.0) is None
+    assert target_problem("max_drop", 1.0) is None and target_problem("max_drop", -0.5) is None
+    assert "within ±200 dB" in target_problem("min_sqnr", 1e308)
+    assert "between 0 and 100" in target_problem("min_agreement", -1e308)
+    assert "between -100 and 100 points" in target_problem("max_drop", 101.0)
+    assert target_problem("min_sqnr", float("nan")) == "the target must be a finite number"

@@ -780,3 +780,52 @@ async def test_after_a_fix_that_beats_float_no_alarm_remains(tmp_path):
         await pilot.press("w")
         assert app.main_screen.selected == "output"
         assert "not below float" in str(list(app._notifications)[-1].message)
+
+
+async def test_min_max_on_a_weight_holding_inf_is_a_message(tmp_path):
+    from npu_tui.tui.min_max_screen import MinMaxScreen
+
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "fc.weight"], ["y"], name="fc")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor("fc.weight", np.array([[np.inf, 1.0], [0.5, 2.0], [1.0, 1.0]], np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRESS: false\nCONV"))
+    app = make_app(config, with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("m")
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, MinMaxScreen)
+        assert "holds NaN or Inf" in str(list(app._notifications)[-1].message)
+
+
+async def test_a_range_beyond_float32_typed_in_min_max_is_a_message(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("m")
+        dialog = app.screen
+        dialog.query_one("#minmax-input").value = "-1e39, 1e39"  # finite in float64, not in float32
+        await pilot.pause()
+        assert "beyond fp16" in shown(dialog.query_one("#minmax-preview"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.screen is dialog and app.workbench.settings.weight_min_max == {}
+
+
+async def test_fix_targets_that_overflow_the_plot_are_messages(tmp_path):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("F")
+        screen = app.screen
+        for target, why in (("sqnr 1e308", "dB"), ("agree -1e308", "between 0 and 100")):
+            screen.query_one("#fix-target").value = target
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.is_running and app.screen is screen and screen.search_worker is None, target
+            assert why in str(screen.query_one("#fix-status").render()), target

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,9 @@ import yaml
 
 from .errors import ConfigError, UserError
 from .safe_files import require_regular
-from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
+from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings, range_problem
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
-FP16_MAX = 65504.0
 MODEL_KEYS = ("ONNX_FILE", "PB_FILE", "GRAPH_FILE")
 VENDOR_KEYS = frozenset(
     {
@@ -237,16 +235,10 @@ class _Validator:
             for bound in bounds:
                 if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                     raise self.fail(key, f"{label}: bound {_brief(bound)} is not a number; write [min, max]", name)
-                if not math.isfinite(bound):
-                    raise self.fail(key, f"{label}: bound {bound} is not a finite number", name)
-                if abs(bound) > FP16_MAX:
-                    raise self.fail(
-                        key, f"{label}: bound {bound:g} is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16", name
-                    )
-            lo, hi = float(bounds[0]), float(bounds[1])
-            if not lo < hi:
-                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}", name)
-            ranges[name] = (lo, hi)
+            problem = range_problem(bounds[0], bounds[1])
+            if problem is not None:
+                raise self.fail(key, f"{label}: {problem}", name)
+            ranges[name] = (float(bounds[0]), float(bounds[1]))
         return ranges
 
     def input_shapes(self) -> dict[str, list[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 # The one map from the vendor's YAML keys to Settings fields: the config reader, the writer, the
@@ -13,6 +14,21 @@ NAME_LIST_FIELDS = {
     "EXCLUDE_FUSE_BN_OPS": "exclude_fuse_bn",
 }
 RANGES_KEY = "WEIGHT_MIN_MAX"  # -> weight_min_max
+FP16_MAX = 65504.0
+
+
+def range_problem(lo: float, hi: float) -> str | None:
+    """What is wrong with a WEIGHT_MIN_MAX range, or None: the one check the config reader and the
+    `m` dialog share, so the dialog never applies a range that saving would refuse. The bounds are
+    shown as given (an int stays an int)."""
+    for bound in (lo, hi):
+        if not math.isfinite(bound):
+            return f"bound {bound} is not a finite number"
+        if abs(bound) > FP16_MAX:
+            return f"bound {bound:g} is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16"
+    if not lo < hi:
+        return f"min {lo} is not less than max {hi}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import edits
 from .compiler import Compilation, WeightResult
 from .config_writer import config_diff, read_config_text, render_config, save_config
+from .errors import ConfigError, ModelError
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
@@ -19,7 +20,7 @@ from .project import Project
 from .ranges import bulk_range, mse_optimal_range
 from .safe_files import atomic_write
 from .sensitivity import Cancelled, Sensitivity
-from .settings import Settings
+from .settings import RANGES_KEY, Settings, range_problem
 
 
 def _db_rank(value: float | None) -> float:
@@ -110,6 +111,10 @@ class Workbench:
         return self.apply(edits.exclude(inventory, self.settings, name))
 
     def set_range(self, name: str, lo: float, hi: float) -> Compilation:
+        """A range the config would refuse is refused here, with the config's words."""
+        problem = range_problem(lo, hi)
+        if problem is not None:
+            raise ConfigError(f"{RANGES_KEY}[{name!r}]: {problem}")
         return self.apply(edits.set_range(self.project.inventory, self.settings, name, lo, hi))
 
     def reset_weight(self, name: str) -> Compilation:
@@ -184,7 +189,13 @@ class Workbench:
     def range_suggestions(self, name: str) -> list[RangeSuggestion]:
         """The bulk range (central 99.9%) and the MSE-optimal range, each with the SQNR it gives."""
         plan = self.compilation.plans[name]
-        w, _ = self.project.compiler.reference(self.project.inventory.by_name[name], plan.fused)
+        weight = self.project.inventory.by_name[name]
+        w, _ = self.project.compiler.reference(weight, plan.fused)
+        if not all(math.isfinite(bound) for bound in self.project.compiler.extent(weight, plan.fused, w)):
+            raise ModelError(
+                f"{self.project.inventory.path}: weight {name!r} holds NaN or Inf: no WEIGHT_MIN_MAX range can quantize it; "
+                "fix the model or keep the weight fp16"
+            )
         found = []
         for label, rng in (("bulk 99.9%", bulk_range(w)), ("MSE-optimal", mse_optimal_range(w))):
             if rng[0] < rng[1]:
@@ -192,6 +203,9 @@ class Workbench:
         return found
 
     def sqnr_with_range(self, name: str, rng: tuple[float, float]) -> float | None:
+        problem = range_problem(*rng)
+        if problem is not None:
+            raise ConfigError(f"{RANGES_KEY}[{name!r}]: {problem}")
         weight = self.project.inventory.by_name[name]
         plan = self.compilation.plans[name]
         trial = WeightPlan(name, True, None, (float(rng[0]), float(rng[1])), plan.fused)

@@ -17,6 +17,7 @@ from textual_plotext import PlotextPlot
 from ..core.errors import UserError
 from ..core.fix import FixResult, Search, Target, Visit
 from ..core.text import printable, shorten_middle
+from ..core.triage.targets import target_problem
 from ..core.workbench import Workbench
 
 KINDS = {"drop": "max_drop", "agree": "min_agreement", "sqnr": "min_sqnr"}
@@ -35,9 +36,8 @@ def parse_target(text: str, has_labels: bool) -> Target | str:
         value = float(words[1])
     except ValueError:
         return f"not a number: {printable(words[1])}"
-    if value != value or value in (float("inf"), float("-inf")):
-        return "the target must be a finite number"
-    return Target(KINDS[words[0]], value)
+    problem = target_problem(KINDS[words[0]], value)
+    return Target(KINDS[words[0]], value) if problem is None else problem
 
 
 class FixPlot(PlotextPlot, can_focus=True):

@@ -5,8 +5,6 @@ holds or the suggestion under the cursor, which a `>` marks (it must show withou
 
 from __future__ import annotations
 
-import math
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,12 +12,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 
+from ..core.errors import UserError
+from ..core.settings import range_problem
 from ..core.workbench import RangeSuggestion, Workbench
 from .labels import db, plain
 
 
 def parse_range(text: str) -> tuple[float, float] | str:
-    """'lo, hi' -> (lo, hi), or a message saying what is wrong."""
+    """'lo, hi' -> (lo, hi), or a message saying what is wrong: the config's own check (range_problem)."""
     parts = [p for p in text.replace("[", " ").replace("]", " ").replace(",", " ").split() if p]
     if len(parts) != 2:
         return "type two numbers: min, max"
@@ -27,11 +27,8 @@ def parse_range(text: str) -> tuple[float, float] | str:
         lo, hi = float(parts[0]), float(parts[1])
     except ValueError:
         return f"not a number: {parts[0] if not _is_number(parts[0]) else parts[1]}"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "the bounds must be finite"
-    if not lo < hi:
-        return f"min {lo:g} is not less than max {hi:g}"
-    return lo, hi
+    problem = range_problem(lo, hi)
+    return (lo, hi) if problem is None else problem
 
 
 def _is_number(text: str) -> bool:
@@ -107,7 +104,11 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
         if isinstance(parsed, str):
             preview.update(Text(parsed, style="red"))
             return
-        sqnr = self.workbench.sqnr_with_range(self.weight, parsed)
+        try:
+            sqnr = self.workbench.sqnr_with_range(self.weight, parsed)
+        except UserError as exc:
+            preview.update(Text(str(exc), style="red"))
+            return
         note = "" if parsed[0] <= 0 <= parsed[1] else "  (no 0 inside: the nudge will shift it)"
         preview.update(Text(f"would give SQNR {db(sqnr)}{note}. Enter applies, Esc cancels."))
 

@@ -251,7 +251,12 @@ class WorkbenchScreen(Screen[None]):
             if chosen is not None:
                 self._edit(self.workbench.set_range, name, *chosen)
 
-        self.app.push_screen(MinMaxScreen(self.workbench, name), apply)
+        try:
+            dialog = MinMaxScreen(self.workbench, name)
+        except UserError as exc:  # a weight no range can quantize (NaN or Inf)
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.app.push_screen(dialog, apply)
 
     def action_switches(self) -> None:
         def apply(chosen: dict[str, bool] | None) -> None:

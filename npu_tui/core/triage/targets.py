@@ -1,0 +1,24 @@
+"""What a fix target may ask for: a number its metric can reach. A target beyond that (agreement
+below 0 %, an SQNR of 1e308 dB) can never mean anything, and plotting it against the configs tried
+overflows; it is refused with a message instead."""
+
+from __future__ import annotations
+
+import math
+
+EXACT_DB = 200.0  # how the fix search counts an exact match; no SQNR target lies beyond it
+BOUNDS = {
+    "max_drop": (-100.0, 100.0, "an accuracy drop is between -100 and 100 points"),
+    "min_agreement": (0.0, 100.0, "top-1 agreement is a percentage between 0 and 100"),
+    "min_sqnr": (-EXACT_DB, EXACT_DB, f"an SQNR target lies within ±{EXACT_DB:g} dB (an exact match counts as {EXACT_DB:g} dB)"),
+}
+
+
+def target_problem(kind: str, value: float) -> str | None:
+    """What is wrong with a target of `kind` (max_drop, min_agreement, min_sqnr) and `value`, or None."""
+    if not math.isfinite(value):
+        return "the target must be a finite number"
+    lo, hi, meaning = BOUNDS[kind]
+    if not lo <= value <= hi:
+        return f"{value:g} cannot be met or missed: {meaning}"
+    return None
