@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one `error:` line, like every other user error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        sys.stderr.write(f"error: {self.prog}: {printable(message)}\n")
         raise SystemExit(EXIT_USER)
 
 
@@ -143,7 +143,7 @@ def bundled_sample(home: Path | None = None) -> Path:
                     out.write((source / name).read_bytes())
         except OSError as exc:
             raise UserError(f"{home}: cannot copy the bundled sample there ({exc.strerror}); run npu-tui CONFIG.yaml") from None
-        sys.stderr.write(f"the bundled sample is copied to {home}: saving writes there\n")
+        sys.stderr.write(f"the bundled sample is copied to {printable(str(home))}: saving writes there\n")
     return home / "config.yaml"
 
 
@@ -242,7 +242,7 @@ def _compile(args: argparse.Namespace) -> int:
         return EXIT_OK
     lines = weight_lines(compilation) if args.weights else []
     lines += summary_lines(project, compilation)
-    sys.stdout.write("\n".join(lines) + "\n")
+    _report(lines)
     return EXIT_OK
 
 
@@ -264,7 +264,7 @@ def _workbench(args: argparse.Namespace) -> int:
     app = NpuTuiApp(workbench, debug=args.debug, reopen=partial(open_workbench, config, _choice(args)))
     app.run()
     if app.crash is not None:  # the terminal is restored by now
-        sys.stderr.write(app.crash + (" (run with --debug for the traceback)" if not args.debug else "") + "\n")
+        sys.stderr.write(printable(app.crash) + (" (run with --debug for the traceback)" if not args.debug else "") + "\n")
         if app.recovered is not None:
             sys.stderr.write(f"your unsaved settings are in {printable(str(app.recovered))}\n")
         return EXIT_BUG
@@ -338,7 +338,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if target is not None:
             lines.append("")
             lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")
-        sys.stdout.write("\n".join(lines) + "\n")
+        _report(lines)
     return status
 
 
@@ -393,8 +393,14 @@ def _fix(args: argparse.Namespace) -> int:
         document["settings"]["WEIGHT_MIN_MAX"] = {k: list(v) for k, v in document["settings"]["WEIGHT_MIN_MAX"].items()}
         _emit(document)
     else:
-        sys.stdout.write("\n".join(_fix_lines(result, diff, backup, project)) + "\n")
+        _report(_fix_lines(result, diff, backup, project))
     return EXIT_OK if result.met else EXIT_MISSED
+
+
+def _report(lines: list[str]) -> None:
+    """A text report on stdout, every line through `printable`: names and paths come from the model
+    and the config, and whatever a report line forgot to spell out is spelled out here."""
+    sys.stdout.write("\n".join(printable(line) for line in lines) + "\n")
 
 
 def _emit(document: object) -> None:

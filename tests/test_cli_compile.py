@@ -126,3 +126,18 @@ def test_core_and_cli_import_no_ui_or_runtime():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_hostile_model_path_is_printed_literally(tmp_path):
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "fc.weight"], ["y"], name="fc")],
+        [value("x", [1, 3])],
+        [value("y", [1, 2])],
+        [tensor("fc.weight", np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
+    )
+    model_name = "m\x1b]0;pwned\x07.onnx"  # a file name that would retitle the terminal
+    config = write_project(tmp_path, model, BASE_CONFIG.replace("ONNX_FILE: model.onnx", 'ONNX_FILE: "m\\e]0;pwned\\a.onnx"'), model_name)
+    result = npu_tui("compile", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert "m\\x1b]0;pwned\\x07.onnx" in result.stdout.splitlines()[0]

@@ -156,7 +156,7 @@ async def test_hostile_names_are_shown_literally(tmp_path):
         assert literal.startswith(label.plain[len(mark_and_number) :].split("…")[0])
         # no style from the name itself: spans cover only the mark and the numbers before the name
         assert all(span.end <= len(mark_and_number) for span in label.spans)
-        assert str(app.query_one(WeightTree).tooltip) == name  # whole, as plain text
+        assert str(app.query_one(WeightTree).tooltip) == literal  # whole, as plain text, escapes spelled out
         details = shown(app.query_one(WeightDetails))
         assert "[bold red]evil[/]\\x1b[31m.weight" in details and "[link=http://x]fc[/link] (MatMul)" in details
         screen = app.export_screenshot()
@@ -829,3 +829,25 @@ async def test_fix_targets_that_overflow_the_plot_are_messages(tmp_path):
             await pilot.pause()
             assert app.is_running and app.screen is screen and screen.search_worker is None, target
             assert why in str(screen.query_one("#fix-status").render()), target
+
+
+async def test_names_and_paths_never_reach_the_terminal_raw(tmp_path):
+    """Tooltip, title, save question and diff: a name holding ESC ] 0; (retitle the terminal) is spelled out."""
+    from npu_tui.tui.confirm_screens import ConfirmScreen
+
+    name = "w\x1b]0;pwned\x07.weight"
+    config = write_project(tmp_path / "cfg\x1b]0;t\x07", named_matmul(name, "fc"), BASE_CONFIG)
+    app = make_app(config, with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = app.query_one(WeightTree)
+        tree.select_weight(name)
+        await pilot.pause()
+        assert tree.tooltip is not None and "w\\x1b]0;pwned\\x07.weight" in str(tree.tooltip)
+        assert "\\x1b]0;t\\x07" in app.sub_title
+        await pilot.press("x", "ctrl+s")
+        assert isinstance(app.screen, ConfirmScreen)
+        shown_text = "".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "cfg\\x1b]0;t\\x07" in shown_text
+        for text in (str(tree.tooltip), app.sub_title, shown_text, app.export_screenshot()):
+            assert "\x1b" not in text and "\x07" not in text

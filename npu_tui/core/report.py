@@ -60,7 +60,7 @@ def compilation_json(project: Project, compilation: Compilation) -> dict[str, An
 
 def summary_lines(project: Project, compilation: Compilation) -> list[str]:
     """A few lines a person reads: what got quantized, what it saves, what to look at."""
-    lines = [f"model: {project.config.model_path} ({project.config.corename})"]
+    lines = [f"model: {printable(str(project.config.model_path))} ({project.config.corename})"]
     for kind, label in ((WeightKind.FC, "fully-connected"), (WeightKind.CONV, "convolution")):
         results = [r for r in compilation.results.values() if r.weight.kind == kind]
         if not results:

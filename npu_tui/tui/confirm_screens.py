@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from ..core.text import printable
+
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
@@ -26,8 +28,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def __init__(self, question: str, diff: str | None = None, quitting: bool = False) -> None:
         super().__init__()
-        self.question = question
-        self.diff = diff
+        self.question = printable(question)  # it names the config's path
+        self.diff = None if diff is None else "\n".join(printable(line) for line in diff.splitlines())  # and the model's names
         self.quitting = quitting
 
     def compose(self) -> ComposeResult:
@@ -60,7 +62,7 @@ class ConflictScreen(ModalScreen[str | None]):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        self.path = path
+        self.path = printable(path)  # the config path, spelled out
 
     def compose(self) -> ComposeResult:
         with Vertical():

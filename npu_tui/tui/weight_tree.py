@@ -120,8 +120,8 @@ class WeightTree(Tree[str]):
             self.relabel(*self.last)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        """The full name as the tooltip: a label may be cut at 80 columns (plain text, never markup)."""
-        self.tooltip = Text(event.node.data) if event.node.data is not None else None
+        """The full name as the tooltip: a label may be cut at 80 columns (plain text, escapes spelled out)."""
+        self.tooltip = plain(event.node.data) if event.node.data is not None else None
 
     def select_weight(self, name: str) -> None:
         node = self.leaves.get(name)

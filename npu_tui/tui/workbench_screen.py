@@ -130,7 +130,7 @@ class WorkbenchScreen(Screen[None]):
     def _show_workbench(self) -> None:
         """The tree built for the app's workbench, the selection on it: at start and after R."""
         workbench = self.workbench
-        self.app.sub_title = str(workbench.project.config.path)
+        self.app.sub_title = printable(str(workbench.project.config.path))
         names = [w.name for w in workbench.project.inventory.weights]
         if self.selected not in names:
             self.selected = names[0] if names else None
@@ -552,7 +552,7 @@ class WorkbenchScreen(Screen[None]):
                 if choice is not None:
                     self._save(overwrite=choice == "overwrite")
 
-            self.app.push_screen(ConflictScreen(printable(str(self.workbench.project.config.path))), chosen)
+            self.app.push_screen(ConflictScreen(str(self.workbench.project.config.path)), chosen)
             return
         self._save(overwrite=False)
 
