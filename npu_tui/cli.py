@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import traceback
 from dataclasses import replace
@@ -334,7 +335,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             document["target"] = {"kind": target.kind, "value": target.value, "metric": target.measure(evaluation), "met": target.met(evaluation)}
         _emit(document)
     else:
-        lines = evaluation_lines(evaluation, sensitivity, data.source)
+        lines = evaluation_lines(evaluation, sensitivity, data.source, shutil.get_terminal_size().columns)
         if target is not None:
             lines.append("")
             lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")

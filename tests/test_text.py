@@ -40,3 +40,26 @@ def test_the_start_all_names_share_goes_first():
     assert cut("short", 14) == "short"
     paddle = NameCutter(PADDLE)
     assert paddle(PADDLE[2], 8) == "…42.0"  # the shared "p2o.pd_op.full_int_array." says nothing
+
+
+def test_sensitivity_report_uses_the_width_there_is():
+    """`eval --sensitivity`: names as long as the terminal allows, and told apart at 80 columns."""
+    from npu_tui.core.eval_report import evaluation_lines
+    from npu_tui.core.evaluate import Evaluation
+    from npu_tui.core.sensitivity import Sensitivity
+
+    names = [f"backbone/stage{s}/block{b}/conv/depthwise/weight_quantized" for s in (2, 3, 4) for b in (1, 5)]
+    found = [Sensitivity(n, 30.0 + i, None, 1.0, 100) for i, n in enumerate(names)]
+    evaluation = Evaluation(8, None, None, None, [])
+    wide = evaluation_lines(evaluation, found, "random", width=200)
+    assert all(any(line.startswith(n + " ") for line in wide) for n in names)
+    narrow = evaluation_lines(evaluation, found, "random", width=80)
+    rows = narrow[narrow.index(next(line for line in narrow if line.startswith("weight"))) + 1 :]
+    assert len(rows) == len(names) and all(len(row) <= 80 for row in rows)
+    assert len({row.split()[0] for row in rows}) == len(names)  # every row tells its weight apart
+
+
+def test_cut_names_use_the_width_left_beyond_their_telling_part():
+    names = [f"onnx::Conv_weight_quantized_{i}" for i in range(300, 340)]
+    cut = NameCutter(names)
+    assert cut(names[0], 15) == "…_quantized_300" and len({cut(n, 15) for n in names}) == len(names)

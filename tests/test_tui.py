@@ -222,12 +222,12 @@ async def test_reset_table_sort_and_help(tmp_path):
         await pilot.press("t")
         table = app.query_one(LayerTable)
         assert table.has_focus and table.sort_by == "sqnr"
-        assert table.get_row_at(0)[5].plain == "tdnn1.affine"  # lowest SQNR first
+        assert table.get_row_at(0)[4].plain == "tdnn1.affine"  # lowest SQNR first
         await pilot.press("o", "o", "o")  # sensitivity, tail, size
-        assert table.sort_by == "size" and table.get_row_at(0)[5].plain == "prefinal-l"
-        assert table.get_row_at(table.cursor_row)[5].plain == "tdnn1.affine"  # the cursor follows its weight
+        assert table.sort_by == "size" and table.get_row_at(0)[4].plain == "prefinal-l"
+        assert table.get_row_at(table.cursor_row)[4].plain == "tdnn1.affine"  # the cursor follows its weight
         await pilot.press("down", "enter")
-        assert app.main_screen.selected == "output" == table.get_row_at(3)[5].plain
+        assert app.main_screen.selected == "output" == table.get_row_at(3)[4].plain
         assert "name " + app.main_screen.selected in shown(app.query_one(WeightDetails))
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -582,7 +582,7 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
         assert " a~-4.8" in str(tree.leaves["tdnn1.affine"].label)
         await pilot.press("t")
         table = app.main(LayerTable)
-        assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[2]).startswith("~")
+        assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[1]).startswith("~")
         await pilot.press("u")  # back to the settings the numbers were measured with
         assert " a:-4.8" in str(tree.leaves["tdnn1.affine"].label)
 
@@ -738,11 +738,11 @@ async def test_table_keys_act_on_the_highlighted_row(tmp_path):
         await pilot.pause()
         await pilot.press("t", "down")
         table = app.query_one(LayerTable)
-        row = table.get_row_at(table.cursor_row)[5].plain
+        row = table.get_row_at(table.cursor_row)[4].plain
         assert row != "tdnn1.affine"  # the tree's weight is still tdnn1.affine
         await pilot.press("x")
         assert app.workbench.settings.exclude == (row,)
-        assert table.get_row_at(table.cursor_row)[5].plain == row  # the cursor stays on its weight
+        assert table.get_row_at(table.cursor_row)[4].plain == row  # the cursor stays on its weight
         await pilot.press("r")
         assert app.workbench.settings.exclude == ()
         await pilot.press("m")
@@ -851,3 +851,50 @@ async def test_names_and_paths_never_reach_the_terminal_raw(tmp_path):
         assert "cfg\\x1b]0;t\\x07" in shown_text
         for text in (str(tree.tooltip), app.sub_title, shown_text, app.export_screenshot()):
             assert "\x1b" not in text and "\x07" not in text
+
+
+def long_named_chain(folder, names):
+    """A chain of MatMuls whose weights have the given names (no data)."""
+    rng = np.random.default_rng(3)
+    nodes, current = [], "x"
+    for i, name in enumerate(names):
+        nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"mm{i}"))
+        current = f"h{i}"
+    inits = [tensor(n, rng.normal(size=(4, 4)).astype(np.float32)) for n in names]
+    return write_project(folder, make_model(nodes, [value("x", ["n", 4])], [value(current, ["n", 4])], inits), BASE_CONFIG)
+
+
+async def test_table_names_take_the_remaining_width_and_stay_distinct(tmp_path):
+    from npu_tui.tui.layer_table import LayerTable
+
+    names = [f"backbone/stage{s}/block{b}/conv/weight" for s in range(3) for b in range(4)]
+    app = make_app(long_named_chain(tmp_path, names), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        table = app.query_one(LayerTable)
+        shown_names = [table.get_row_at(i)[4].plain for i in range(table.row_count)]
+        assert len(set(shown_names)) == len(names), shown_names
+        widths = sum(c.get_render_width(table) for c in table.columns.values())
+        room = table.scrollable_content_region.width
+        assert room - 2 <= widths <= room  # the name column ends inside the table and uses the room there is
+        assert not table.show_horizontal_scrollbar
+
+
+async def test_the_tree_recuts_to_its_real_width_after_a_filter(tmp_path):
+    names = [f"onnx::Conv_weight_quantized_{i}" for i in range(300, 340)]  # more rows than the tree's height
+    app = make_app(long_named_chain(tmp_path, names), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = app.query_one(WeightTree)
+        before = {n: str(leaf.label) for n, leaf in tree.leaves.items()}
+        assert all(len(label) <= tree.scrollable_content_region.width for label in before.values())
+        await pilot.press("slash", "3", "3")  # a few rows: no scrollbar
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.pause()
+        after = {n: str(leaf.label) for n, leaf in tree.leaves.items()}
+        assert after == before
+        assert len({label.split()[-1] for label in after.values()}) == len(names)  # rows told apart

@@ -7,7 +7,11 @@ from typing import Any
 
 from .evaluate import Comparison, Evaluation
 from .sensitivity import Sensitivity
-from .text import printable, shorten_middle
+from .text import NameCutter, printable, shorten_middle
+
+NAME_MIN = 30  # the name column never gets narrower, however narrow the terminal
+OUTPUT_NUMBERS = 31  # the cells after an output's name: " sqnr_db cosine max_abs_err"
+SENSITIVITY_NUMBERS = 41  # the cells after a weight's name: " alone accuracy excl_gain fp16_cost B"
 
 
 def _number(value: float | None) -> float | None:
@@ -82,7 +86,15 @@ def _comparison(c: Comparison) -> str:
     return f"{_db(c.sqnr_db):>9} {c.cosine:8.4f} {c.max_abs_err:12.5g}"
 
 
-def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str) -> list[str]:
+def _name_column(names: list[str], width: int, numbers: int) -> tuple[int, NameCutter]:
+    """The name column's width: what the terminal leaves after the numbers, at least NAME_MIN, at most
+    the longest name; and the cutter that keeps the names told apart when they must be cut."""
+    longest = max((len(n) for n in names), default=0)
+    return max(NAME_MIN, min(longest, width - numbers)), NameCutter(names)
+
+
+def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str, width: int = 80) -> list[str]:
+    """`width`: the terminal's columns (COLUMNS): the name columns take what the numbers leave."""
     lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
     if evaluation.accuracy_float is not None and evaluation.accuracy_npu is not None:
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
@@ -96,9 +108,11 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     if evaluation.fp16_issue:
         lines.append(f"warning: {printable(evaluation.fp16_issue)}")
     lines.append("")
-    lines.append(f"{'output':30} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
-    for o in evaluation.outputs:
-        lines.append(f"{shorten_middle(printable(o.name), 30):30} {_comparison(o.comparison)}")
+    outputs = [printable(o.name) for o in evaluation.outputs]
+    room, cut = _name_column(outputs, width, OUTPUT_NUMBERS)
+    lines.append(f"{'output':{room}} {'sqnr_db':>9} {'cosine':>8} {'max_abs_err':>12}")
+    for name, o in zip(outputs, evaluation.outputs):
+        lines.append(f"{cut(name, room):{room}} {_comparison(o.comparison)}")
     if evaluation.layers is not None:
         lines.append("")
         if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
@@ -115,10 +129,12 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
             )
     if sensitivity is not None:
         lines.append("")
-        lines.append(f"{'weight (most sensitive first)':30} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
+        weights = {s.weight: printable(s.weight) for s in sensitivity}
+        room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
+        lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
         for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(
-                f"{shorten_middle(printable(s.weight), 30):30} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
+                f"{cut(weights[s.weight], room):{room}} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
             )
     return lines

@@ -61,7 +61,8 @@ def shorten(name: str, width: int, keep: str = "middle") -> str:
 
 class NameCutter:
     """Cuts one list's names to a width: the start every name shares says nothing and goes first
-    (`model/conv2d_16/...` -> `…_16/...`), then the end that tells the rest apart is kept."""
+    (`model/conv2d_16/...` -> `…_16/...`), then the end that tells the rest apart is kept. What the
+    width leaves beyond the telling part shows the shared start's end (`…quantized_300`, not `…00`)."""
 
     def __init__(self, names: list[str]) -> None:
         names = list(names)
@@ -76,5 +77,5 @@ class NameCutter:
             return shorten(name, width, self.keep)
         rest = name[len(self.shared) :]
         if len(rest) + 1 <= width:
-            return "…" + rest
+            return "…" + name[len(name) - (width - 1) :]
         return "…" + shorten(rest, max(width - 1, 2), self.keep)

@@ -10,7 +10,8 @@ from textual.widgets import DataTable
 
 from ..core.compiler import Compilation
 from ..core.sensitivity import Sensitivity
-from .labels import MARKS, db, plain, rated, status
+from ..core.text import NameCutter, printable
+from .labels import MARKS, MIN_NAME, db, rated, status
 
 SORTS = ("sqnr", "alone", "tail", "size")
 
@@ -40,8 +41,7 @@ class LayerTable(DataTable):
         self._shown: tuple[Compilation, dict[str, Sensitivity], bool, bool] | None = None
 
     def on_mount(self) -> None:
-        self.add_column("", key="mark", width=1)  # the numbers before the name: a long name never hides them
-        self.add_column("SQNR", key="sqnr")
+        self.add_column("  SQNR", key="sqnr")  # mark and numbers before the name: a long name never hides them
         self.add_column("alone", key="sensitivity")
         self.add_column("tail", key="tail")
         self.add_column("size", key="size")
@@ -67,20 +67,51 @@ class LayerTable(DataTable):
             "tail": lambda r: _key(r.tail_ratio, worst_first=False),
             "size": lambda r: -r.weight.size,
         }[self.sort_by]
+        cells = []
         for result in sorted(rows, key=order):
             mark, style = MARKS[status(result)]
-            alone = sensitivity.get(result.weight.name)
-            self.add_row(
-                Text(mark, style=style),
-                rated(db(result.errors.sqnr_db), result.errors.sqnr_db, alarms),
-                _alone(alone, stale, alarms),
-                "-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}",
-                f"{result.weight.size:,}",
-                plain(result.weight.name),
-                key=result.weight.name,
-            )
+            cells.append((
+                Text.assemble((mark, style), " ", rated(db(result.errors.sqnr_db), result.errors.sqnr_db, alarms)),
+                _alone(sensitivity.get(result.weight.name), stale, alarms),
+                Text("-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}"),
+                Text(f"{result.weight.size:,}"),
+                result.weight.name,
+            ))
+        names = [printable(name) for *_, name in cells]
+        room, cut = self._name_room(cells, names), NameCutter(names)
+        for (*numbers, name), shown_name in zip(cells, names):
+            self.add_row(*numbers, Text(cut(shown_name, room)), key=name)
         if selected is not None and selected in compilation.results:
             self.move_cursor(row=self.get_row_index(selected))
+
+    def _name_room(self, cells: list[tuple], names: list[str]) -> int:
+        """The weight column takes the width the numbers leave (the whole name when it fits), so a
+        long name is cut to what is seen, by a NameCutter that keeps the rows told apart."""
+        longest = max((len(n) for n in names), default=0)
+        width = self.scrollable_content_region.width
+        *others, column = self.columns.values()  # the weight column is the last
+        if not width:  # before the first layout: on_resize fills again
+            room = longest
+        else:
+            used = 2 * self.cell_padding  # the name column's own padding
+            for index, other in enumerate(others):
+                content = max([other.content_width, other.label.cell_len, *(row[index].cell_len for row in cells)])
+                used += (content if other.auto_width else other.width) + 2 * self.cell_padding
+            room = max(min(longest, width - used), MIN_NAME)
+        column.auto_width, column.width = False, max(room, column.label.cell_len)
+        return room
+
+    def on_resize(self) -> None:
+        """Names are cut to the width: a new width cuts them again."""
+        self._refill()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        """The scrollbar takes two columns without a resize: cut again once the layout has settled."""
+        self.call_after_refresh(self._refill)
+
+    def _refill(self) -> None:
+        if self._shown is not None:
+            self.fill(*self._shown, selected=self.selected_weight())
 
     def selected_weight(self) -> str | None:
         if not self.row_count:
@@ -89,6 +120,5 @@ class LayerTable(DataTable):
 
     def action_cycle_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
-        if self._shown is not None:
-            self.fill(*self._shown, selected=self.selected_weight())
+        self._refill()
         self.notify(f"sorted by {self.sort_by}", timeout=2)

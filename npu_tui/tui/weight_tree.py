@@ -116,6 +116,14 @@ class WeightTree(Tree[str]):
 
     def on_resize(self) -> None:
         """Names are cut to the width: a new width cuts them again."""
+        self._recut()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        """The scrollbar comes and goes with the number of rows (a filter, Esc) without a resize, and
+        takes two columns: the names are cut again, once the layout has settled."""
+        self.call_after_refresh(self._recut)
+
+    def _recut(self) -> None:
         if self.last is not None:
             self.relabel(*self.last)
 
