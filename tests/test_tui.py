@@ -633,7 +633,7 @@ async def test_a_bad_number_says_so_without_colour(tmp_path):
         assert str(leaves["tdnn2.affine"].label).startswith("q 42.5 a:45.4 ")
         await pilot.press("t")
         table = app.main(LayerTable)
-        cells = {str(table.get_row(key)[5]): str(table.get_row(key)[2]) for key in table.rows}
+        cells = {str(table.get_row(key)[4]): str(table.get_row(key)[1]) for key in table.rows}
         assert cells["tdnn1.affine"] == "-4.8 dB!" and cells["tdnn2.affine"] == "45.4 dB"
 
 
