@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample).",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    parser.add_argument("--version", action="version", version=f"npu-tui {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     comp = commands.add_parser("compile", help="quantize the weights as gxnpuc does and report on each one")
     comp.add_argument("config", help="the vendor config.yaml")
@@ -156,6 +157,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="the vendor config.yaml (default: the bundled kws_tdnn sample)")
     _data_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    parser.add_argument("--version", action="version", version=f"npu-tui {__version__}")
     return parser
 
 

@@ -25,7 +25,10 @@ CASES = {
     "exclude_unknown": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS:\n  - fc\n  - conv2\n", "config.yaml:9: EXCLUDE_COMPRESS_OPS: no weight or node named 'conv2' in the model (did you mean 'conv1'"),
     "unknown_corename": (BASE_CONFIG.replace("GRUS", "GRUSS"), "config.yaml:2: CORENAME: unknown chip 'GRUSS'; use one of GRUS, AQUILA, LEO"),
     "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set ONNX_FILE"),
-    "missing_model": (BASE_CONFIG.replace("model.onnx", "gone.onnx"), "gone.onnx: model file not found"),
+    "missing_model": (BASE_CONFIG.replace("model.onnx", "gone.onnx"), "config.yaml:3: ONNX_FILE: 'gone.onnx' not found ("),
+    "key_typo": (BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRES: true\nCONV"), "config.yaml:5: COMPRES: unknown key; did you mean COMPRESS?"),
+    "input_ops_typo": (BASE_CONFIG + "INPUT_OPS:\n  xx: [1, 3, 6]\n", "config.yaml:8: INPUT_OPS: no model input named 'xx'; the model's inputs are 'x'"),
+    "output_ops_typo": (BASE_CONFIG + "OUTPUT_OPS: [yy]\n", "config.yaml:7: OUTPUT_OPS: no model output named 'yy'; the model's outputs are 'y'"),
     "tensorflow_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' is a TensorFlow model"),
     "python_tag": (BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n", "config.yaml:7: YAML tag not allowed"),
     "model_is_folder": (BASE_CONFIG.replace("model.onnx", "subdir"), "subdir: is a folder"),
@@ -110,3 +113,10 @@ def test_workbench_with_a_missing_config_fails_before_the_screen_opens(tmp_path)
     result = npu_tui(str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.yaml'}: config file not found"]
+
+
+def test_version():
+    from npu_tui import __version__
+
+    result = npu_tui("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"npu-tui {__version__}"

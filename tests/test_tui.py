@@ -5,6 +5,7 @@ import numpy as np
 import yaml
 from onnx import helper
 from rich.text import Text
+from textual.widgets import TabbedContent
 
 from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
 from npu_tui.core.config import load_config
@@ -898,3 +899,82 @@ async def test_the_tree_recuts_to_its_real_width_after_a_filter(tmp_path):
         after = {n: str(leaf.label) for n, leaf in tree.leaves.items()}
         assert after == before
         assert len({label.split()[-1] for label in after.values()}) == len(names)  # rows told apart
+
+
+def footer_keys(app) -> set[str]:
+    """The keys whose footer entry is wholly on screen."""
+    from textual.widgets._footer import FooterKey
+
+    width = app.size.width
+    return {k.key for k in app.screen.query(FooterKey) if k.region.width and k.region.right <= width}
+
+
+async def test_the_80_column_footer_shows_the_keys_of_the_loop(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert {"ctrl+r", "ctrl+s", "u", "t", "d", "F", "slash", "question_mark", "q"} <= footer_keys(app)
+
+
+async def test_j_k_move_in_both_tables_and_escape_goes_back_to_the_weight(tmp_path):
+    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.layer_view import LayerRows
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tabs = app.main(TabbedContent)
+        await pilot.press("t", "j", "j")
+        assert app.main(LayerTable).cursor_row == 2
+        await pilot.press("k")
+        assert app.main(LayerTable).cursor_row == 1
+        await pilot.press("escape")
+        assert tabs.active == "tab-weight" and app.query_one(WeightTree).has_focus
+        app.query_one(WeightTree).select_weight("tdnn1.affine")  # the first layer
+        await pilot.press("d", "j", "j")
+        rows = app.main(LayerRows)
+        assert rows.has_focus and rows.cursor_row == 2
+        await pilot.press("k")
+        assert rows.cursor_row == 1
+        await pilot.press("escape")
+        assert tabs.active == "tab-weight" and app.query_one(WeightTree).has_focus
+
+
+async def test_q_in_the_fix_screen_leaves_it(tmp_path):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("F")
+        screen = app.screen
+        screen.query_one("#fix-plot").focus()  # not the target box, which takes q as text
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, FixScreen)
+
+
+async def test_focus_shows_without_colour(tmp_path, monkeypatch):
+    """Under NO_COLOR the cursor of the focused list is reversed, the other's is not."""
+    from npu_tui.tui.layer_table import LayerTable
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = app.query_one(WeightTree)
+        assert app.no_color and tree.has_focus
+        assert tree.get_component_rich_style("tree--cursor").reverse
+        assert tree.styles.border_top[0] != "round"  # the focused panel's border changes shape, not only colour
+        await pilot.press("t")
+        await pilot.pause()
+        table = app.main(LayerTable)
+        assert table.has_focus and table.get_component_rich_style("datatable--cursor").reverse
+        assert not tree.get_component_rich_style("tree--cursor").reverse
+
+
+async def test_top1_is_labelled_as_agreement(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "top-1 agreement 16.2%" in shown(app.query_one(ModelSummary))

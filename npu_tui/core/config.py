@@ -12,8 +12,10 @@ import yaml
 from .errors import ConfigError, UserError
 from .safe_files import require_regular
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings, range_problem
+from .text import edit_distance
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
+TYPO_DISTANCE = 2  # an unknown key this close to a known one is taken for a misspelling of it
 MODEL_KEYS = ("ONNX_FILE", "PB_FILE", "GRAPH_FILE")
 VENDOR_KEYS = frozenset(
     {
@@ -54,6 +56,11 @@ class Config:
     def where(self, key: str, item: str | None = None) -> str:
         """'file:line' for a key, or for one name inside it when known."""
         return _where(self.path, self.key_lines, self.item_lines, key, item)
+
+    @property
+    def model_key(self) -> str:
+        """The key that names the model (ONNX_FILE, or the vendor's TF keys)."""
+        return next(k for k in MODEL_KEYS if k in self.data)
 
 
 def _where(path: Path, key_lines: dict, item_lines: dict, key: str, item: str | None) -> str:
@@ -159,6 +166,9 @@ class _Validator:
             if not isinstance(key, str):
                 raise self.fail(str(key), f"key {_brief(key)} is not a name; keys are upper-case words")
             if key not in VENDOR_KEYS:
+                near = sorted((edit_distance(key.upper(), known), known) for known in VENDOR_KEYS)[0]
+                if near[0] <= TYPO_DISTANCE:  # a typo: the key it means would silently stay off
+                    raise self.fail(key, f"{key}: unknown key; did you mean {near[1]}?")
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})

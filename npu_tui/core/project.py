@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from .compiler import Compilation, Compiler
 from .config import Config, load_config
+from .errors import ConfigError
 from .inventory import Inventory, build_inventory
 from .model_file import load_model
 from .plan import check_names
 from .settings import Settings
+
+MAX_LISTED = 10  # names an error lists before "..."
 
 
 @dataclass
@@ -30,7 +35,11 @@ class Project:
 def open_project(config_path: str | Path) -> Project:
     """Load and validate config.yaml, read its model and take the weight inventory."""
     config = load_config(config_path)
+    if not (config.model_path.exists() or config.model_path.is_symlink()):
+        key = config.model_key
+        raise ConfigError(f"{config.where(key)}: {key}: {config.data[key]!r} not found (looked for {config.model_path})")
     model = load_model(config.model_path)
+    check_io_names(config, model.model)
     inputs = {"the config": config.path, "the model": model.path}
     inputs.update({f"external data {ref.file.name}": ref.file for ref in model.data.values() if ref.file != model.path})
     output = config.data.get("OUTPUT_FILE")
@@ -39,3 +48,19 @@ def open_project(config_path: str | Path) -> Project:
     inventory = build_inventory(model)
     check_names(inventory, config.settings, config)
     return Project(config, inventory, Compiler(inventory), inputs)
+
+
+def check_io_names(config: Config, model: onnx.ModelProto) -> None:
+    """INPUT_OPS and OUTPUT_OPS name the model's inputs and outputs: a misspelled name would leave
+    the shape unfixed or the output silently unpicked, so it is refused, naming the real ones."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    outputs = [o.name for o in model.graph.output]
+    for key, given, known, what in (
+        ("INPUT_OPS", list(config.input_shapes), inputs, "input"),
+        ("OUTPUT_OPS", config.output_names, outputs, "output"),
+    ):
+        for name in given:
+            if name not in known:
+                listed = ", ".join(repr(n) for n in known[:MAX_LISTED]) + (", ..." if len(known) > MAX_LISTED else "")
+                raise ConfigError(f"{config.where(key, name)}: {key}: no model {what} named {name!r}; the model's {what}s are {listed}")

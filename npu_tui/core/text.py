@@ -79,3 +79,14 @@ class NameCutter:
         if len(rest) + 1 <= width:
             return "…" + name[len(name) - (width - 1) :]
         return "…" + shorten(rest, max(width - 1, 2), self.keep)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the insertions, deletions and substitutions that turn `a` into `b`
+    (config keys are short: one row of the table at a time is plenty)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]

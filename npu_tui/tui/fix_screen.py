@@ -79,6 +79,7 @@ class FixScreen(Screen[FixResult | None]):
     BINDINGS = [
         Binding("escape", "stop_or_close", "Stop / back", id="fix-stop"),
         Binding("a", "accept", "Accept", id="fix-accept"),
+        Binding("q", "leave", "Back", id="fix-leave"),
     ]
     HELP = (
         "Type a target and Enter: a number is the accuracy points you may lose (with labels), or "
@@ -201,6 +202,12 @@ class FixScreen(Screen[FixResult | None]):
             self.search_worker.cancel()
             self._status("stopping: the best so far is kept...")
             return
+        self.dismiss(None)
+
+    def action_leave(self) -> None:
+        """q leaves this screen, as Esc does once the search stopped: it never quits the app from here."""
+        if self.search_worker is not None:
+            self.search_worker.cancel()
         self.dismiss(None)
 
     def action_accept(self) -> None:

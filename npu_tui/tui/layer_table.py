@@ -31,7 +31,11 @@ def _key(value: float | None, worst_first: bool = True) -> float:
 
 
 class LayerTable(DataTable):
-    BINDINGS = [Binding("o", "cycle_sort", "Sort", id="table-sort")]
+    BINDINGS = [
+        Binding("o", "cycle_sort", "Sort", id="table-sort"),
+        Binding("j", "cursor_down", "Down", show=False, id="table-down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table-up"),
+    ]
     PANEL = "Table tab"  # as the help names it: what the screen shows, not the class
     HELP = "Every weight. o cycles the sort: SQNR, alone (output SQNR with only this weight quantized), tail ratio, size. Enter selects."
 

@@ -55,7 +55,11 @@ class LayerChart(PlotextPlot):
 
 
 class LayerRows(DataTable):
-    BINDINGS = [Binding("o", "cycle_sort", "Sort layers", id="layers-sort")]
+    BINDINGS = [
+        Binding("o", "cycle_sort", "Sort layers", id="layers-sort"),
+        Binding("j", "cursor_down", "Down", show=False, id="layers-down"),
+        Binding("k", "cursor_up", "Up", show=False, id="layers-up"),
+    ]
     PANEL = "Layers tab: rows"  # as the help names it: what the screen shows, not the class
     HELP = (
         "One row per layer: v marks the largest drops of accumulated SQNR, ~ stale numbers. "

@@ -47,6 +47,10 @@ class WorkbenchScreen(Screen[None]):
     #left { width: 2fr; min-width: 30; }
     #right { width: 3fr; }
     WeightTree { height: 1fr; border: round $primary; }
+    /* without colour, focus shows by shape: the focused list's cursor reversed, the tree's border heavy */
+    WeightTree:nocolor:focus { border: heavy $primary; }
+    WeightTree:nocolor:focus > .tree--cursor, DataTable:nocolor:focus > .datatable--cursor { text-style: reverse bold; }
+    WeightTree:nocolor > .tree--cursor, DataTable:nocolor > .datatable--cursor { text-style: underline; }
     #filter { display: none; height: 3; }
     #filter.shown { display: block; }
     HistogramView { height: 1fr; min-height: 8; }
@@ -57,26 +61,27 @@ class WorkbenchScreen(Screen[None]):
     """
 
     BINDINGS = [
-        # the app's ? and q again, first: a footer lists the focused screen's keys before the app's,
-        # and at 80 columns only the first ones fit
+        # the footer lists the focused screen's keys first (the app's ? again, to come first), and at 80
+        # columns only nine fit: help, the test-save-undo loop, the views, fix, filter and quit are shown;
+        # x, m, w, r, g and the rest are in the help (?), which names the command palette (ctrl+p) too
         Binding("question_mark", "app.help", "Help", key_display="?", id="workbench-help", tooltip="this help"),
-        Binding("q", "app.quit", "Quit", id="workbench-quit", tooltip="quit (asks first when there are unsaved changes)"),
-        Binding("w", "worst", "Worst", id="worst", tooltip='jump to the worst weight by the current numbers: lowest alone SQNR (after a test), else lowest own SQNR; none once the NPU model is not below float'),
-        Binding("x", "toggle_exclude", "Exclude", id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
-        Binding("m", "min_max", "Min/max", id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
-        Binding("r", "reset_weight", "Reset", id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
-        Binding("g", "switches", "Switches", id="global-switches", tooltip='COMPRESS, CONV2D_COMPRESS and FUSE_BN'),
         Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True, tooltip="recompile and re-test on the data: model numbers, layers, then the sensitivity (background; Esc stops)"),
-        Binding("escape", "escape", "Cancel", show=False, id="escape", tooltip='cancel the running test, or clear the filter'),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip='filter the weights by name'),
-        Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
-        Binding("ctrl+y", "redo", "Redo", id="redo", priority=True, tooltip="redo"),
         Binding("ctrl+s", "save", "Save", id="save", priority=True, tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)"),
+        Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
+        Binding("x", "toggle_exclude", "Exclude", show=False, id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
+        Binding("m", "min_max", "Min/max", show=False, id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
         Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
         Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
+        Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip='filter the weights by name'),
+        Binding("q", "app.quit", "Quit", id="workbench-quit", tooltip="quit (asks first when there are unsaved changes)"),
+        Binding("w", "worst", "Worst", show=False, id="worst", tooltip='jump to the worst weight by the current numbers: lowest alone SQNR (after a test), else lowest own SQNR; none once the NPU model is not below float'),
+        Binding("r", "reset_weight", "Reset", show=False, id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
+        Binding("g", "switches", "Switches", show=False, id="global-switches", tooltip='COMPRESS, CONV2D_COMPRESS and FUSE_BN'),
+        Binding("escape", "escape", "Cancel", show=False, id="escape", tooltip='cancel the running test, clear the filter, or go back from the Table or Layers to the weight'),
+        Binding("ctrl+y", "redo", "Redo", show=False, id="redo", priority=True, tooltip="redo"),
         Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
         Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated'),
-        Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
         Binding("R", "reload", "Reload", show=False, id="reload", tooltip='read config.yaml (and the data) from disk again, e.g. after adding INPUT_OPS; asks first when there are unsaved changes'),
         Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),
         Binding("N", "previous_match", "Previous match", show=False, id="previous-match", tooltip='the previous weight the filter matches'),
@@ -118,7 +123,7 @@ class WorkbenchScreen(Screen[None]):
                 with TabPane("Layers", id="tab-layers"):
                     yield LayerView(id="layers")
         yield ModelSummary(id="summary")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # at 80 columns the nine keys fit only so
 
     def on_mount(self) -> None:
         self._show_workbench()
@@ -400,6 +405,12 @@ class WorkbenchScreen(Screen[None]):
             box.remove_class("shown")
             box.disabled = True  # a hidden box must never take keys
             self.query_one(WeightTree).focus()
+            return
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != "tab-weight":  # back from the Table or the Layers, to the selected weight
+            tabs.active = "tab-weight"
+            self.query_one(WeightTree).focus()
+            self.refresh_selected()
 
     def action_layers(self) -> None:
         tabs = self.query_one(TabbedContent)
