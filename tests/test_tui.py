@@ -64,12 +64,17 @@ async def test_min_max_dialog_validates_then_applies(tmp_path):
         await pilot.press("m")
         dialog = app.screen
         box = dialog.query_one("#minmax-input")
+        preview = dialog.query_one("#minmax-preview")
         box.value = "0.5, -0.5"
-        await pilot.pause()
-        assert "min 0.5 is not less than max -0.5" in shown(dialog.query_one("#minmax-preview"))
+        await until(pilot, lambda: "min 0.5 is not less than max -0.5" in shown(preview), message=lambda: shown(preview))
+        box.value = "-100000, 100000"  # what the config would refuse, refused here with its words
+        fp16 = "bound -100000 is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16"
+        await until(pilot, lambda: fp16 in shown(preview), message=lambda: shown(preview))
+        await pilot.press("enter")
+        assert app.screen is dialog and app.workbench.settings.weight_min_max == {}
         box.value = "-19.2, 14.7"
-        await pilot.pause()
-        assert "would give SQNR 0.3 dB" in shown(dialog.query_one("#minmax-preview"))
+        expected = "would give accuracy 97.15%, clips "  # the model metric, as ctrl+r will measure it
+        await until(pilot, lambda: expected in shown(preview) and "own SQNR 0.3 dB" in shown(preview), message=lambda: shown(preview))
         await pilot.press("enter")
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": (-19.2, 14.7)}
         await pilot.pause(0.2)
@@ -611,16 +616,19 @@ async def test_min_max_suggestion_is_previewed_marked_and_applied_with_enter(tmp
         dialog = app.screen
         before = dialog.query_one(Input).value
         options = dialog.query_one(OptionList)
+        await until(pilot, lambda: options.option_count > 0, message=lambda: "the candidates were not ranked")
         assert not any(str(options.get_option_at_index(i).prompt).startswith(">") for i in range(options.option_count))
-        await pilot.press("down")  # from the box to the first suggestion: previewed, and marked without colour
-        bulk = dialog.suggestions[0]
-        assert str(options.get_option_at_index(0).prompt).startswith("> bulk")
+        await pilot.press("down")  # from the box to the best candidate: previewed, and marked without colour
+        best = dialog.candidates[0]
+        assert best.metric == max(c.metric for c in dialog.candidates) and best.label != "automatic"
+        assert str(options.get_option_at_index(0).prompt).startswith(f">    {best.metric:.2%}  clips {best.clipped:6.2%}")
         assert dialog.query_one(Input).value != before
-        assert f"would give SQNR {bulk.sqnr_db:.1f} dB" in shown(dialog.query_one("#minmax-preview"))
+        assert f"would give accuracy {best.metric:.2%}, clips {best.clipped:.2%}" in shown(dialog.query_one("#minmax-preview"))
+        await until(pilot, lambda: "x" in plot_area(app.main(HistogramView)))  # the histogram above shows what it saturates
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is not dialog
-        assert app.workbench.settings.weight_min_max == {"tdnn1.affine": bulk.range}
+        assert app.workbench.settings.weight_min_max == {"tdnn1.affine": best.range}
 
 
 async def test_a_bad_number_says_so_without_colour(tmp_path):
@@ -809,8 +817,7 @@ async def test_a_range_beyond_float32_typed_in_min_max_is_a_message(tmp_path):
         await pilot.press("m")
         dialog = app.screen
         dialog.query_one("#minmax-input").value = "-1e39, 1e39"  # finite in float64, not in float32
-        await pilot.pause()
-        assert "beyond fp16" in shown(dialog.query_one("#minmax-preview"))
+        await until(pilot, lambda: "beyond fp16" in shown(dialog.query_one("#minmax-preview")))
         await pilot.press("enter")
         await pilot.pause()
         assert app.is_running and app.screen is dialog and app.workbench.settings.weight_min_max == {}
@@ -978,3 +985,31 @@ async def test_top1_is_labelled_as_agreement(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "top-1 agreement 16.2%" in shown(app.query_one(ModelSummary))
+
+
+async def test_the_min_max_dialog_computes_in_a_worker_and_leaves_the_histogram_in_view(tmp_path, monkeypatch):
+    import threading
+
+    from npu_tui.core.workbench import Workbench
+    from npu_tui.tui.min_max_screen import MinMaxScreen
+
+    threads = []
+    for method in ("range_candidates", "preview_range"):
+        original = getattr(Workbench, method)
+
+        def recorded(self, *args, _original=original, **kwargs):
+            threads.append(threading.current_thread())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Workbench, method, recorded)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        dialog = app.screen
+        assert isinstance(dialog, MinMaxScreen)
+        await until(pilot, lambda: dialog.candidates and "would give" in shown(dialog.query_one("#minmax-preview")))
+        assert len(threads) >= 2 and threading.main_thread() not in threads  # never on the UI thread
+        histogram = app.main(HistogramView)
+        box = dialog.query_one("Vertical")
+        assert histogram.region.height >= 6 and not box.region.overlaps(histogram.region)

@@ -43,7 +43,16 @@ def test_layer_table(snap_compare, kws_app):
 
 
 def test_min_max_dialog(snap_compare, kws_app):
-    assert snap_compare(kws_app, terminal_size=SIZE, run_before=after("m", "down"))
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("m")
+        await pilot.app.workers.wait_for_complete()  # the candidates are ranked in a worker
+        await pilot.pause()
+        await pilot.press("down")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+
+    assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)
 
 
 def test_switches_dialog(snap_compare, kws_app):

@@ -40,14 +40,33 @@ def test_a_weight_excluded_by_its_node_name_is_included_again(bench):
     assert bench.settings.exclude == () and bench.result("tdnn1.affine").plan.quantized
 
 
-def test_range_suggestions_carry_the_sqnr_they_give(bench):
-    found = {s.label: s for s in bench.range_suggestions("prefinal-l")}
-    assert set(found) == {"bulk 99.9%", "MSE-optimal"}
-    auto = bench.result("prefinal-l").errors.sqnr_db
-    assert found["MSE-optimal"].sqnr_db >= auto
-    lo, hi = found["bulk 99.9%"].range
-    assert bench.sqnr_with_range("prefinal-l", (lo, hi)) == found["bulk 99.9%"].sqnr_db
-    assert bench.settings.weight_min_max == {}  # asking does not change anything
+def test_range_candidates_are_ranked_by_the_model_metric_with_their_clipped_share(bench):
+    """The README's kws case: the weight's own SQNR prefers the full range, accuracy a clipped one."""
+    found = bench.range_candidates("tdnn1.affine")
+    assert bench.metric_label == "accuracy"
+    auto = next(c for c in found if c.label == "automatic")
+    assert auto.clipped == bench.result("tdnn1.affine").errors.clipped_fraction  # the nudge's half step only
+    assert auto.metric == pytest.approx(0.1591, abs=1e-4)
+    best = found[0]
+    assert best.metric > auto.metric and best.sqnr_db < auto.sqnr_db  # own SQNR points the wrong way here
+    assert [c.metric for c in found] == sorted((c.metric for c in found), reverse=True)
+    assert 0 < best.clipped < 1 and {"bulk 99.9%", "MSE-optimal"} <= {c.label for c in found}
+    assert bench.settings.weight_min_max == {}  # asking changes nothing
+    bench.set_range("tdnn1.affine", *best.range)
+    assert bench.evaluate().accuracy_npu == best.metric  # the same number the evaluator gives once applied
+    assert bench.result("tdnn1.affine").errors.clipped_fraction == best.clipped
+
+
+def test_a_previewed_range_is_checked_as_the_config_checks_it(bench):
+    from npu_tui.core.errors import ConfigError
+
+    typed = bench.preview_range("prefinal-l", (-0.4, 0.4))
+    assert typed.metric is not None and typed.clipped > 0
+    with pytest.raises(ConfigError, match=r"bound -100000 is beyond fp16 \(±65504\); the NPU stores"):
+        bench.preview_range("prefinal-l", (-100000.0, 100000.0))
+    with pytest.raises(ConfigError, match="beyond fp16"):
+        bench.set_range("prefinal-l", -100000.0, 100000.0)
+    assert bench.settings.weight_min_max == {}
 
 
 def test_sweep_and_save(bench, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import edits
@@ -15,9 +15,8 @@ from .errors import ConfigError, ModelError
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
-from .plan import WeightPlan
 from .project import Project
-from .ranges import bulk_range, mse_optimal_range
+from .ranges import bulk_range, clip_range, mse_optimal_range
 from .safe_files import atomic_write
 from .sensitivity import Cancelled, Sensitivity
 from .settings import RANGES_KEY, Settings, range_problem
@@ -29,10 +28,24 @@ def _db_rank(value: float | None) -> float:
 
 
 @dataclass(frozen=True)
-class RangeSuggestion:
+class RangePreview:
+    """One WEIGHT_MIN_MAX range for one weight, as it would be: `metric` is Workbench.metric_label's
+    number (None: exact, or no accuracy to measure)."""
+
     label: str
     range: tuple[float, float]
     sqnr_db: float | None
+    clipped: float
+    metric: float | None
+    result: WeightResult | None = field(default=None, compare=False, repr=False)  # the weight as it would be
+
+
+def _metric_rank(value: float | None) -> float:
+    """Higher is better; an exact (None) SQNR is best."""
+    return math.inf if value is None else value
+
+
+CANDIDATE_SHARES = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2)  # the value shares the `m` dialog tries clipping
 
 
 class Workbench:
@@ -184,10 +197,55 @@ class Workbench:
         self.sensitivity_settings = settings
         self.sweep_complete = True
 
-    # -- range suggestions for the min/max dialog
+    # -- range candidates for the min/max dialog (slow with data: the TUI runs these in a worker)
 
-    def range_suggestions(self, name: str) -> list[RangeSuggestion]:
-        """The bulk range (central 99.9%) and the MSE-optimal range, each with the SQNR it gives."""
+    @property
+    def metric_label(self) -> str:
+        """What ranks ranges: NPU accuracy with labels, else the worst output's SQNR; without data the
+        weight's own SQNR, the only number left."""
+        if self.evaluator is None:
+            return "own SQNR"
+        return "accuracy" if self.evaluator.data.labels is not None else "output SQNR"
+
+    def preview_range(self, name: str, rng: tuple[float, float], label: str = "typed") -> RangePreview:
+        """What `rng` would give `name`, nothing applied: its own SQNR, the share of its values it clips
+        and, with data, the model metric from the evaluator's no-rebuild path (only this weight's
+        quantization is redone; the session is reused). Refused as the config refuses it."""
+        problem = range_problem(*rng)
+        if problem is not None:
+            raise ConfigError(f"{RANGES_KEY}[{name!r}]: {problem}")
+        self.check_rangeable(name)
+        settings = edits.set_range(self.project.inventory, self.settings, name, float(rng[0]), float(rng[1]))
+        return self._preview(name, settings, label)
+
+    def range_candidates(self, name: str, stop: Callable[[], bool] | None = None) -> list[RangePreview]:
+        """The automatic range, the bulk (central 99.9%), the MSE-optimal one and clips by value share,
+        each previewed, best model metric first (ties: the weight's own SQNR). `stop` ends it early."""
+        plan = self.compilation.plans[name]
+        weight = self.project.inventory.by_name[name]
+        self.check_rangeable(name)
+        w, _ = self.project.compiler.reference(weight, plan.fused)
+        ranges = {"bulk 99.9%": bulk_range(w), "MSE-optimal": mse_optimal_range(w)}
+        ranges.update({f"clip {share:.1%}": clip_range(w, share) for share in CANDIDATE_SHARES})
+        found = [self._preview(name, edits.reset(self.project.inventory, self.settings, name), "automatic")]
+        for label, (lo, hi) in ranges.items():
+            if stop is not None and stop():
+                raise Cancelled()
+            if range_problem(lo, hi) is None:
+                found.append(self._preview(name, edits.set_range(self.project.inventory, self.settings, name, lo, hi), label))
+        return sorted(found, key=lambda c: (_metric_rank(c.metric), _metric_rank(c.sqnr_db)), reverse=True)
+
+    def _preview(self, name: str, settings: Settings, label: str) -> RangePreview:
+        compilation = self.project.compile(settings)
+        result = compilation.results[name]
+        metric = result.errors.sqnr_db
+        if self.evaluator is not None:
+            evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
+            metric = evaluation.accuracy_npu if self.evaluator.data.labels is not None else evaluation.output_sqnr_db
+        return RangePreview(label, result.range, result.errors.sqnr_db, result.errors.clipped_fraction, metric, result)
+
+    def check_rangeable(self, name: str) -> None:
+        """Refuse a weight no range can quantize (it holds NaN or Inf): cheap, the extent is cached."""
         plan = self.compilation.plans[name]
         weight = self.project.inventory.by_name[name]
         w, _ = self.project.compiler.reference(weight, plan.fused)
@@ -196,20 +254,6 @@ class Workbench:
                 f"{self.project.inventory.path}: weight {name!r} holds NaN or Inf: no WEIGHT_MIN_MAX range can quantize it; "
                 "fix the model or keep the weight fp16"
             )
-        found = []
-        for label, rng in (("bulk 99.9%", bulk_range(w)), ("MSE-optimal", mse_optimal_range(w))):
-            if rng[0] < rng[1]:
-                found.append(RangeSuggestion(label, rng, self.sqnr_with_range(name, rng)))
-        return found
-
-    def sqnr_with_range(self, name: str, rng: tuple[float, float]) -> float | None:
-        problem = range_problem(*rng)
-        if problem is not None:
-            raise ConfigError(f"{RANGES_KEY}[{name!r}]: {problem}")
-        weight = self.project.inventory.by_name[name]
-        plan = self.compilation.plans[name]
-        trial = WeightPlan(name, True, None, (float(rng[0]), float(rng[1])), plan.fused)
-        return self.project.compiler.result(weight, trial).errors.sqnr_db
 
     # -- saving
 

@@ -44,6 +44,11 @@ class HistogramView(PlotextPlot):
             self._pending.stop()
         self._pending = self.set_timer(DRAW_DELAY, self._draw)
 
+    def preview(self, result: WeightResult) -> None:
+        """The same values under another range (the `m` dialog's candidate): what it would saturate."""
+        if self._shown is not None and self._shown[0].weight.name == result.weight.name:
+            self.show(result, self._shown[1])
+
     def on_resize(self) -> None:
         if self._shown is not None:
             self._draw()  # the title is cut to the width

@@ -69,7 +69,7 @@ class WorkbenchScreen(Screen[None]):
         Binding("ctrl+s", "save", "Save", id="save", priority=True, tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)"),
         Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
         Binding("x", "toggle_exclude", "Exclude", show=False, id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
-        Binding("m", "min_max", "Min/max", show=False, id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or the bulk or MSE-optimal range, SQNR shown first'),
+        Binding("m", "min_max", "Min/max", show=False, id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or a candidate ranked by the model metric, each with its clipped share'),
         Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
         Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
         Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
@@ -255,13 +255,15 @@ class WorkbenchScreen(Screen[None]):
         def apply(chosen: tuple[float, float] | None) -> None:
             if chosen is not None:
                 self._edit(self.workbench.set_range, name, *chosen)
+            else:
+                self.refresh_selected()  # the histogram showed the dialog's candidates
 
         try:
-            dialog = MinMaxScreen(self.workbench, name)
+            self.workbench.check_rangeable(name)
         except UserError as exc:  # a weight no range can quantize (NaN or Inf)
             self.notify(str(exc), severity="error", timeout=8)
             return
-        self.app.push_screen(dialog, apply)
+        self.app.push_screen(MinMaxScreen(self.workbench, name), apply)
 
     def action_switches(self) -> None:
         def apply(chosen: dict[str, bool] | None) -> None:
