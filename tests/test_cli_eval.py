@@ -1,6 +1,8 @@
 """`npu-tui eval` through a subprocess: the JSON document, the table, and bad data."""
 
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -85,19 +87,47 @@ def test_bad_data_is_one_error_line(tmp_path, make, expected):
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
 
 
+class PtyReader(threading.Thread):
+    """Drains a pty's leader side until the child closes it, so the child never blocks writing its
+    progress there while the test waits on something else; waiters are woken on every chunk."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.data = b""
+        self.ended = False
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)  # blocks until output, or EIO once the child's side is closed
+            except OSError:
+                chunk = b""
+            with self.changed:
+                self.data += chunk
+                self.ended = not chunk
+                self.changed.notify_all()
+            if not chunk:
+                return
+
+    def wait_for(self, text: bytes, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: text in self.data or self.ended, timeout) and text in self.data
+
+
 def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
-    """stderr is a terminal here, so the sweep shows its progress; Ctrl-C comes once it has."""
-    import os
+    """stderr is a terminal here, so the sweep shows its progress; Ctrl-C comes once it has. Every wait
+    has a deadline (DEADLINE, against a hang only) and nothing depends on how fast the machine is."""
     import pty
-    import select
     import signal
     import subprocess
     import sys
-    import time
 
     from onnx import helper
 
     from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from tui_kit import DEADLINE
 
     rng = np.random.default_rng(0)
     count = 400
@@ -111,24 +141,22 @@ def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
         stdout=subprocess.PIPE, stderr=follower, text=True,
     )
     os.close(follower)
-    seen, deadline = b"", time.monotonic() + 120
-    while b"sensitivity: 10/" not in seen and time.monotonic() < deadline:
-        if select.select([leader], [], [], 0.5)[0]:
-            seen += os.read(leader, 4096)
-    process.send_signal(signal.SIGINT)
-    stopped_at = time.monotonic()
-    out, _ = process.communicate(timeout=60)
-    waited = time.monotonic() - stopped_at
-    while select.select([leader], [], [], 0.1)[0]:
-        try:
-            seen += os.read(leader, 4096)
-        except OSError:
-            break
+    reader = PtyReader(leader)
+    reader.start()
+    try:
+        assert reader.wait_for(b"sensitivity: 10/", DEADLINE), reader.data.decode(errors="replace")[-500:]
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=DEADLINE)
+    finally:
+        process.kill()  # a no-op once it has exited; never a child left behind by a failed wait
+        process.wait(DEADLINE)
+    reader.join(DEADLINE)
     os.close(leader)
+    seen = reader.data
+    assert not reader.is_alive(), "the pty reader did not see the child's end"
     assert process.returncode == 130, seen
     match = [line for line in seen.decode().splitlines() if "interrupted:" in line]
     assert match and "weights measured" in match[0] and f"of {count}" in match[0]
     measured = int(match[0].split("interrupted: ")[1].split()[0])
     assert 0 < measured < count
     assert out.count("\n") > measured  # the report lists them
-    assert waited < 10  # generous on a shared machine: stopping is between two runs

@@ -13,7 +13,7 @@ from npu_tui.tui.details import WeightDetails
 from npu_tui.tui.histogram_view import HistogramView
 from npu_tui.tui.summary import ModelSummary
 from npu_tui.tui.weight_tree import WeightTree
-from tui_kit import copy_sample, make_app, settle
+from tui_kit import Gate, copy_sample, make_app, settle, until
 
 SIZE = (80, 24)
 
@@ -50,6 +50,23 @@ async def test_select_exclude_recompile_undo(tmp_path):
         assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(" tdnn1.affine")
 
 
+async def drawn(pilot, app) -> None:
+    """Until the histogram's delayed draw has happened, and the frame after it."""
+    await until(pilot, lambda: not app.main(HistogramView).drawing, message=lambda: "the histogram to be drawn")
+    await pilot.pause()
+
+
+def palette_choice(app) -> str:
+    """The command the palette would run on Enter, or ''."""
+    from textual.command import CommandList
+
+    found = app.screen.query(CommandList)
+    if not found or found.first().highlighted is None:
+        return ""
+    options = found.first()
+    return str(options.get_option_at_index(options.highlighted).prompt)
+
+
 def plot_area(view) -> str:
     """The bars of a histogram as text, without its title and axis labels."""
     return "".join(line.split("┤", 1)[1] for line in view.render().plain.splitlines() if "┤" in line)
@@ -59,7 +76,7 @@ async def test_min_max_dialog_validates_then_applies(tmp_path):
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.pause(0.2)
+        await drawn(pilot, app)
         assert "x" not in plot_area(app.main(HistogramView))  # the full range: nothing saturates
         await pilot.press("m")
         dialog = app.screen
@@ -77,7 +94,7 @@ async def test_min_max_dialog_validates_then_applies(tmp_path):
         await until(pilot, lambda: expected in shown(preview) and "own SQNR 0.3 dB" in shown(preview), message=lambda: shown(preview))
         await pilot.press("enter")
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": (-19.2, 14.7)}
-        await pilot.pause(0.2)
+        await drawn(pilot, app)
         assert "x" in plot_area(app.main(HistogramView))  # saturating bars drawn in x: seen without colour
         assert "from WEIGHT_MIN_MAX" in shown(app.query_one(WeightDetails))
         assert str(app.query_one(WeightTree).leaves["tdnn1.affine"].label).startswith("c 0.3")
@@ -181,7 +198,7 @@ async def test_every_key_is_in_the_command_palette(tmp_path):
             if binding.id != "escape":
                 assert commands[binding.description].startswith(binding.tooltip)
         await pilot.press("ctrl+p", *"Exclude")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: "Exclude" in palette_choice(app), message=lambda: "the palette to offer Exclude")
         await pilot.press("enter")
         await pilot.pause()
         assert app.workbench.settings.exclude == ("tdnn1.affine",)
@@ -246,19 +263,8 @@ async def test_reset_table_sort_and_help(tmp_path):
         assert not isinstance(app.screen, HelpScreen)
 
 
-def slow_sweep(monkeypatch, seconds: float = 0.1) -> None:
-    """Each what-if run of the sweep takes `seconds`: long enough to press keys while it runs."""
-    import time
-
-    from npu_tui.core.evaluate import Evaluator
-
-    measure = Evaluator.measure
-
-    def slowly(self, *args, **kwargs):
-        time.sleep(seconds)
-        return measure(self, *args, **kwargs)
-
-    monkeypatch.setattr(Evaluator, "measure", slowly)
+SWEEP_WORKER = "evaluate_in_background"
+BEFORE_RUNS = 2  # the evaluator's measurements before the sweep's first what-if run: the model numbers, the sweep's baseline
 
 
 def sweep_done(app) -> int:
@@ -269,24 +275,15 @@ def sweep_done(app) -> int:
     return int(found.group(1)) if found else 0
 
 
-async def until(pilot, condition, limit: float = 10.0, message=lambda: "") -> None:
-    import asyncio
-    import time
-
-    end = time.monotonic() + limit
-    while not condition() and time.monotonic() < end:
-        await asyncio.sleep(0.02)
-    assert condition(), message()
-
-
 async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monkeypatch):
-    slow_sweep(monkeypatch)
+    gate = Gate(monkeypatch, SWEEP_WORKER, free=BEFORE_RUNS + 3)  # the 4th run waits until Esc is pressed
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: sweep_done(app) >= 3)  # the first weight is measured both ways
+        await until(pilot, lambda: gate.held == 1 and sweep_done(app) >= 1, message=lambda: "the sweep to reach its 4th run")
         assert "s left (Esc stops)" in app.main_screen.running, app.main_screen.running
         await pilot.press("escape")
-        await until(pilot, lambda: app.main_screen.running is None)  # a cancelled thread worker ends after its current run
+        gate.open()
+        await until(pilot, lambda: app.main_screen.running is None, message=lambda: "the stopped sweep to end")  # after its current run
         measured = app.workbench.sensitivity
         assert 1 <= len(measured) < 4 and app.main_screen.running is None and not app.workbench.sweep_complete
         assert "NPU 15.91%" in shown(app.query_one(ModelSummary))  # the model numbers stay
@@ -297,15 +294,21 @@ async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monke
 
 
 async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, monkeypatch):
-    slow_sweep(monkeypatch)
+    gate = Gate(monkeypatch, SWEEP_WORKER, free=BEFORE_RUNS + 1)  # each test's sweep waits at its 2nd run
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: sweep_done(app) >= 1)
+        await until(pilot, lambda: gate.held == 1 and sweep_done(app) >= 1, message=lambda: "the first sweep to reach its 2nd run")
         first = app.main_screen.evaluation_worker
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: app.main_screen.evaluation_worker is not first and sweep_done(app) >= 1)
+        gate.release_held()  # the first, cancelled, ends after its run; the second waits at its own 2nd run
+        await until(
+            pilot,
+            lambda: app.main_screen.evaluation_worker is not first and gate.held == 1 and sweep_done(app) >= 1,
+            message=lambda: "the second sweep to reach its 2nd run",
+        )
         await pilot.press("escape")
-        await until(pilot, lambda: app.main_screen.running is None)
+        gate.open()
+        await until(pilot, lambda: app.main_screen.running is None, message=lambda: "the stopped sweep to end")
         assert first.is_cancelled and app.main_screen.evaluation_worker is None
         assert not app.workbench.sweep_complete
         await pilot.press("ctrl+r")  # and a run after that completes
@@ -410,17 +413,17 @@ async def test_fix_screen_runs_accepts_and_undoes(tmp_path):
 async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
     from npu_tui.tui.fix_screen import FixScreen
 
-    slow_sweep(monkeypatch, 0.2)  # 50-odd evaluations: the search cannot end before Esc
+    gate = Gate(monkeypatch, "search", free=2)  # the search's 3rd evaluation waits until Esc is pressed
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.workbench.sweep_complete, limit=30)
-        await until(pilot, lambda: app.main_screen.running is None)
+        await settle(pilot)
         await pilot.press("F", "1", "enter")
         screen = app.screen
         assert isinstance(screen, FixScreen)
-        await until(pilot, lambda: len(screen.visits) >= 2)
+        await until(pilot, lambda: gate.held == 1 and len(screen.visits) >= 2, message=lambda: "the search's 3rd evaluation")
         await pilot.press("escape")
-        await until(pilot, lambda: screen.search_worker is None)
+        gate.open()
+        await until(pilot, lambda: screen.search_worker is None, message=lambda: "the stopped search to end")
         assert screen.result is not None and "change(s)" in str(screen.query_one("#fix-status").render())
         await pilot.press("escape")
         assert not isinstance(app.screen, FixScreen)
@@ -496,7 +499,7 @@ async def test_long_exporter_names_leave_the_numbers_visible(tmp_path):
         assert name in shown(app.main(WeightDetails))  # the whole name where there is room
         assert "not measured" not in shown(app.main(WeightDetails))  # no data: no sweep is missing
         assert str(app.main(WeightTree).tooltip) == name  # and in the tree's tooltip
-        await pilot.pause(0.2)  # the histogram is drawn a moment after the cursor stops
+        await drawn(pilot, app)  # the histogram is drawn a moment after the cursor stops
         title = next(line.strip() for line in app.main(HistogramView).render().plain.splitlines() if line.strip())
         assert title.startswith("model/conv") and title.endswith("suffix  (log10 counts)") and "…" in title  # cut in the middle
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tui_kit import copy_sample, make_app, settle
+from tui_kit import copy_sample, make_app, settle, until
 
 SIZE = (80, 24)
 
@@ -16,16 +16,24 @@ def kws_app(tmp_path, monkeypatch):
     return make_app(Path("config.yaml"))
 
 
+async def histogram_drawn(pilot) -> None:
+    """Every worker ended, the histogram's delayed draw done, and the frame after it."""
+    from npu_tui.tui.histogram_view import HistogramView
+
+    await settle(pilot)
+    await until(pilot, lambda: not pilot.app.main(HistogramView).drawing, message=lambda: "the histogram to be drawn")
+    await pilot.pause()
+
+
 def after(*keys: str):
-    """Wait for the first test to finish (numbers and sweep), press the keys, then let the delayed
-    histogram draw settle."""
+    """Wait for the first test to finish (numbers and sweep), press the keys, then let the workers
+    and the delayed histogram draw finish."""
 
     async def run_before(pilot):
         await settle(pilot)
         for key in keys:
             await pilot.press(key)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.3)
+        await histogram_drawn(pilot)
 
     return run_before
 
@@ -46,11 +54,9 @@ def test_min_max_dialog(snap_compare, kws_app):
     async def run_before(pilot):
         await settle(pilot)
         await pilot.press("m")
-        await pilot.app.workers.wait_for_complete()  # the candidates are ranked in a worker
-        await pilot.pause()
+        await until(pilot, lambda: bool(pilot.app.screen.candidates), message=lambda: "the candidates to be ranked")
         await pilot.press("down")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.3)
+        await histogram_drawn(pilot)
 
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)
 
@@ -82,11 +88,8 @@ def test_fix_screen(snap_compare, kws_app, monkeypatch):
         await settle(pilot)
         await pilot.press("F", "1", "enter")
         screen = pilot.app.screen
-        for _ in range(200):
-            if screen.result is not None and screen.search_worker is None:
-                break
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, message=lambda: "the fix search to finish")
+        await histogram_drawn(pilot)
 
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)
 

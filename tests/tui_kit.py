@@ -1,11 +1,18 @@
-"""A workbench on a private copy of a sample, so tests can save without touching the repository."""
+"""A workbench on a private copy of a sample, so tests can save without touching the repository; and
+the waits a TUI test needs, each with a deadline and a message saying what it waited for."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import SAMPLES
+
+DEADLINE = 120.0  # seconds: far beyond any run on a loaded machine; only a hang ever reaches it
 
 
 def copy_sample(name: str, folder: Path) -> Path:
@@ -27,15 +34,82 @@ def make_app(config: Path, with_data: bool = True):
     return NpuTuiApp(Workbench(project, data))
 
 
-async def settle(pilot, poll: float = 0.02) -> None:
-    """Until the test in progress, or the first one, has finished: the app starts the first test
-    after its first frame, so the worker registry alone can still be empty at this point."""
-    app = pilot.app
+async def until(pilot, condition: Callable[[], object], limit: float = DEADLINE, message: Callable[[], str] = lambda: "") -> None:
+    """Until `condition` holds, letting the app run; past `limit` seconds the test fails saying so.
+    The limit is a deadline against hangs, not a speed requirement."""
+    end = time.monotonic() + limit
+    while not condition() and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    assert condition(), f"still waiting after {limit:g} s: {message() or 'the condition'}"
+
+
+def _first_test_done(app) -> bool:
     workbench = app.workbench
-    while app.main_screen.running is not None or (
-        workbench.evaluator is not None and workbench.evaluation is None and workbench.evaluation_error is None
-    ):
-        await pilot.pause(poll)
-        workbench = app.workbench
-    await app.workers.wait_for_complete()
+    started = workbench.evaluator is None or workbench.evaluation is not None or workbench.evaluation_error is not None
+    return started and app.main_screen.running is None
+
+
+async def settle(pilot, limit: float = DEADLINE) -> None:
+    """Until the test in progress, or the first one, has finished (the app starts the first test after
+    its first frame, so the worker registry alone can still be empty at this point), then until every
+    worker has ended and the messages they posted are handled."""
+    app = pilot.app
+    await until(pilot, lambda: _first_test_done(app), limit, lambda: f"the workbench's test to finish (running: {app.main_screen.running!r})")
+    await asyncio.wait_for(app.workers.wait_for_complete(), limit)
     await pilot.pause()
+
+
+class Gate:
+    """Holds the evaluator's runs made by one worker (by its method name) after its first `free` runs,
+    until the test lets them go: the test decides the order of events (Esc while run N is under way),
+    never the machine's speed. A held run that nobody lets go fails after the deadline instead of hanging."""
+
+    def __init__(self, monkeypatch, worker: str, free: int, deadline: float = DEADLINE) -> None:
+        from npu_tui.core.evaluate import Evaluator
+
+        self.worker, self.free, self.deadline = worker, free, deadline
+        self.calls: dict[int, int] = {}
+        self.waiting: dict[int, threading.Event] = {}
+        self.opened = threading.Event()
+        self.lock = threading.Lock()
+        measure = Evaluator.measure
+
+        def gated(evaluator, *args, **kwargs):
+            self._turn()
+            return measure(evaluator, *args, **kwargs)
+
+        monkeypatch.setattr(Evaluator, "measure", gated)
+
+    def _turn(self) -> None:
+        from textual.worker import NoActiveWorker, get_current_worker
+
+        try:
+            worker = get_current_worker()
+        except NoActiveWorker:
+            return
+        if worker.name != self.worker or self.opened.is_set():
+            return
+        with self.lock:
+            count = self.calls[id(worker)] = self.calls.get(id(worker), 0) + 1
+            if count <= self.free:
+                return
+            event = self.waiting[id(worker)] = threading.Event()
+        if not event.wait(self.deadline):
+            raise AssertionError(f"run {count} of worker {self.worker} was held {self.deadline:g} s and never let go")
+
+    @property
+    def held(self) -> int:
+        """How many workers wait at the gate now."""
+        with self.lock:
+            return sum(not e.is_set() for e in self.waiting.values())
+
+    def release_held(self) -> None:
+        """Let the runs waiting now go on; later runs past `free` are held again."""
+        with self.lock:
+            for event in self.waiting.values():
+                event.set()
+
+    def open(self) -> None:
+        """Let every run through from now on."""
+        self.opened.set()
+        self.release_held()

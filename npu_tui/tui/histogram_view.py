@@ -44,6 +44,11 @@ class HistogramView(PlotextPlot):
             self._pending.stop()
         self._pending = self.set_timer(DRAW_DELAY, self._draw)
 
+    @property
+    def drawing(self) -> bool:
+        """A draw is scheduled and not done yet (what a test waits on before reading the plot)."""
+        return self._pending is not None
+
     def preview(self, result: WeightResult) -> None:
         """The same values under another range (the `m` dialog's candidate): what it would saturate."""
         if self._shown is not None and self._shown[0].weight.name == result.weight.name:
