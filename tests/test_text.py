@@ -39,7 +39,7 @@ def test_the_start_all_names_share_goes_first():
     assert len({cut(n, 14) for n in full}) == len(full)
     assert cut("short", 14) == "short"
     paddle = NameCutter(PADDLE)
-    assert paddle(PADDLE[2], 8) == "…42.0"  # the shared "p2o.pd_op.full_int_array." says nothing
+    assert paddle(PADDLE[2], 8) == "…ay.42.0"  # the shared "p2o.pd_op.full_int_array." goes first; the room left shows its end
 
 
 def test_sensitivity_report_uses_the_width_there_is():
