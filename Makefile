@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := sample_models/kws_tdnn/config.yaml
+# extra pytest arguments: `make test PYTEST_ARGS="-n 2"` runs the suite on two workers (pytest-xdist)
+PYTEST_ARGS ?=
 
 .PHONY: run test install install-test bench samples realmodels clean
 
@@ -22,7 +24,7 @@ run: install
 test: install-test
 	$(BIN)/ruff check npu_tui
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_compile.py
