@@ -1016,3 +1016,16 @@ async def test_the_min_max_dialog_computes_in_a_worker_and_leaves_the_histogram_
         histogram = app.main(HistogramView)
         box = dialog.query_one("Vertical")
         assert histogram.region.height >= 6 and not box.region.overlaps(histogram.region)
+
+
+async def test_the_histogram_title_uses_its_width_after_an_edit_in_the_table(tmp_path):
+    """An edit made in the Table draws the hidden histogram; back on the Weight tab its title is cut
+    to the width it has there, not to the hidden tab's."""
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("t", "j", "x", "escape")  # prefinal-l: second by SQNR
+        assert app.main_screen.selected == "prefinal-l"
+        await drawn(pilot, app)
+        title = next(line.strip() for line in app.main(HistogramView).render().plain.splitlines() if line.strip())
+        assert title == "prefinal-l  (log10 counts)"

@@ -58,6 +58,11 @@ class HistogramView(PlotextPlot):
         if self._shown is not None:
             self._draw()  # the title is cut to the width
 
+    def on_show(self) -> None:
+        """A draw made while the tab was hidden cut the title to no width: draw again at the real one."""
+        if self._shown is not None:
+            self._draw()
+
     def action_toggle_log(self) -> None:
         self.log_counts = not self.log_counts
         self._draw()
@@ -80,7 +85,9 @@ class HistogramView(PlotextPlot):
 
     def _draw(self) -> None:
         self._pending = None
-        self._drawn = self._state()
+        note = LOG_NOTE if self.log_counts else ""
+        room = max(self.size.width - len(note) - TITLE_MARGIN, 8)  # plotext drops a title wider than its plot area
+        self._drawn = (self._state(), room)  # a plot whose title was cut to another room is another plot
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -108,7 +115,5 @@ class HistogramView(PlotextPlot):
             lo, hi = min(lo, result.range[0]), max(hi, result.range[1])
         plt.xlim(lo, hi)
         plt.xticks([lo, (lo + hi) / 2, hi], [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", f"{hi:.3g}"])
-        note = LOG_NOTE if self.log_counts else ""
-        room = max(self.size.width - len(note) - TITLE_MARGIN, 8)  # plotext drops a title wider than its plot area
         plt.title(shorten_middle(printable(result.weight.name), room) + note)
         self.refresh()
