@@ -8,9 +8,9 @@ import math
 
 EXACT_DB = 200.0  # how the fix search counts an exact match; no SQNR target lies beyond it
 BOUNDS = {
-    "max_drop": (-100.0, 100.0, "an accuracy drop is between -100 and 100 points"),
-    "min_agreement": (0.0, 100.0, "top-1 agreement is a percentage between 0 and 100"),
-    "min_sqnr": (-EXACT_DB, EXACT_DB, f"an SQNR target lies within ±{EXACT_DB:g} dB (an exact match counts as {EXACT_DB:g} dB)"),
+    "max_drop": (-100.0, 100.0, "an accuracy drop lies between -100 and 100 points"),
+    "min_agreement": (0.0, 100.0, "top-1 agreement lies between 0 and 100 %"),
+    "min_sqnr": (-EXACT_DB, EXACT_DB, f"an SQNR target lies within ±{EXACT_DB:g} dB (exact counts as {EXACT_DB:g})"),
 }
 
 
@@ -20,5 +20,5 @@ def target_problem(kind: str, value: float) -> str | None:
         return "the target must be a finite number"
     lo, hi, meaning = BOUNDS[kind]
     if not lo <= value <= hi:
-        return f"{value:g} cannot be met or missed: {meaning}"
+        return f"{value:g} is out of reach: {meaning}"  # one status line at 80 columns
     return None
