@@ -37,7 +37,10 @@ class LayerTable(DataTable):
         Binding("k", "cursor_up", "Up", show=False, id="table-up"),
     ]
     PANEL = "Table tab"  # as the help names it: what the screen shows, not the class
-    HELP = "Every weight. o cycles the sort: SQNR, alone (output SQNR with only this weight quantized), tail ratio, size. Enter selects."
+    HELP = (
+        "Every weight. j/k or arrows move; x, m and r act on the highlighted row; o cycles the sort: SQNR, alone "
+        "(output SQNR with only this weight quantized), tail ratio, size. Enter selects, Esc goes back."
+    )
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

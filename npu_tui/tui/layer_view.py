@@ -63,7 +63,7 @@ class LayerRows(DataTable):
     PANEL = "Layers tab: rows"  # as the help names it: what the screen shows, not the class
     HELP = (
         "One row per layer: v marks the largest drops of accumulated SQNR, ~ stale numbers. "
-        "o cycles the sort (graph order, accumulated, isolated); Enter selects the layer's weight."
+        "j/k or arrows move; o cycles the sort (graph order, accumulated, isolated); Enter selects the layer's weight, Esc goes back."
     )
 
     class WeightChosen(Message):
