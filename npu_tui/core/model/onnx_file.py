@@ -13,9 +13,9 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .errors import ModelError, UserError
+from ..errors import ModelError, UserError
+from ..safe_files import require_regular
 from .graph import iter_graphs, iter_nodes, iter_tensors
-from .safe_files import require_regular
 from .wire import Blob, WireError, split_model
 
 MAX_ELEMENTS = 1 << 33  # 8 G elements: far beyond any weight an NPU holds, still checked before allocating
