@@ -19,12 +19,15 @@ from .core.text import one_line, printable
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+class _ArgumentError(UserError):
+    """A bad command line: reported like every other user error (one line; a JSON document too with --json)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one `error:` line, like every other user error."""
+    """argparse whose errors are user errors, so they are reported the one way every user error is."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
-        raise SystemExit(EXIT_USER)
+        raise _ArgumentError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,9 +164,13 @@ def build_tui_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in COMMANDS and not {"-h", "--help"} & set(argv[:1]):
-        return _guarded(build_tui_parser().parse_args(argv), _workbench)
-    return _guarded(build_parser().parse_args(argv), _command)
+    tui = command not in COMMANDS and not {"-h", "--help"} & set(argv[:1])
+    try:
+        args = (build_tui_parser() if tui else build_parser()).parse_args(argv)
+    except _ArgumentError as exc:  # no namespace yet: --json is read from the words given
+        wants_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        return _report_user_error(exc, wants_json)
+    return _guarded(args, _workbench if tui else _command)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -181,11 +188,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
     try:
         return run(args)
     except UserError as exc:
-        message = one_line(str(exc))
-        sys.stderr.write(f"error: {printable(message)}\n")
-        if getattr(args, "json", False):  # a script reading stdout gets a document either way
-            _emit({"npu_tui_version": __version__, "error": message})
-        return EXIT_USER
+        return _report_user_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short unless asked for the details
@@ -195,6 +198,15 @@ def _guarded(args: argparse.Namespace, run) -> int:
             what = one_line(str(exc)) if isinstance(exc, InternalError) else repr(exc)
             sys.stderr.write(f"internal error: {printable(what)} (run with --debug for the traceback)\n")
         return EXIT_BUG
+
+
+def _report_user_error(exc: UserError, wants_json: bool) -> int:
+    """One `error:` line on stderr; with --json, a script reading stdout gets a document either way."""
+    message = one_line(str(exc))
+    sys.stderr.write(f"error: {printable(message)}\n")
+    if wants_json:
+        _emit({"npu_tui_version": __version__, "error": message})
+    return EXIT_USER
 
 
 def _open(args: argparse.Namespace):
