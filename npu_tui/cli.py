@@ -369,11 +369,13 @@ def metric_text(target, value: float | None) -> str:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .core.config_writer import config_diff, managed_values, read_config_text, save_config
+    from .core.config_writer import check_writable, config_diff, managed_values, read_config_text, save_config
     from .core.evaluate import Evaluator
     from .core.fix import Search
 
     project, settings = _open(args)
+    if args.write:  # before the search, not after it
+        check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)

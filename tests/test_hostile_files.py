@@ -102,3 +102,32 @@ def test_output_folder_or_empty_name_is_refused(tmp_path):
     result = npu_tui("compile", str(config), "--sim", str(tmp_path / "out"))
     assert result.returncode == 2 and "is a folder" in result.stderr
     shutil.rmtree(tmp_path / "out")
+
+
+def test_fix_write_refuses_a_read_only_config_before_searching(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes()
+    os.chmod(config, 0o444)
+    result = npu_tui("fix", str(config), "--max-drop", "1", "--write")
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "config.yaml: is read-only (mode 0444)" in result.stderr and "chmod u+w" in result.stderr
+    assert config.read_bytes() == before and not (tmp_path / "config.yaml.bak").exists()
+    assert oct(config.stat().st_mode & 0o777) == "0o444"
+
+
+async def test_ctrl_s_refuses_a_read_only_config_and_says_so(tmp_path):
+    from tui_kit import make_app, settle
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes()
+    app = make_app(config)
+    os.chmod(config, 0o444)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is app.main_screen  # no diff to confirm: nothing can be written
+        assert any("is read-only (mode 0444)" in str(n.message) for n in app._notifications)
+        with pytest.raises(Exception, match="read-only"):
+            app.workbench.save()
+    assert config.read_bytes() == before and not (tmp_path / "config.yaml.bak").exists()

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from .config import load_config
-from .errors import ConfigError
-from .safe_files import atomic_write, require_regular
+from .errors import ConfigError, UserError
+from .safe_files import atomic_write, require_regular, require_writable
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
 
 
@@ -161,6 +161,14 @@ def read_config_text(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, to save into a config its owner made read-only."""
+    try:
+        require_writable(Path(os.path.realpath(path)), "config")
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def config_diff(path: Path, settings: Settings, base: str | None = None) -> str:
     """What saving would change, as a unified diff (into `base` instead of the file's text when given)."""
     old = read_config_text(path)
@@ -184,6 +192,7 @@ def save_config(path: Path, settings: Settings, base: str | None = None) -> Path
     loaded, to overwrite changes made on disk since); by default the file's current text. Returns the
     backup's path."""
     path = Path(os.path.realpath(path))
+    check_writable(path)
     old = read_config_text(path)
     new = _rendered(path, base if base is not None else old, settings)
     backup = path.with_name(path.name + ".bak")

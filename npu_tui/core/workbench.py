@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import edits
 from .compiler import Compilation, WeightResult
-from .config_writer import config_diff, read_config_text, render_config, save_config
+from .config_writer import check_writable, config_diff, read_config_text, render_config, save_config
 from .eval_data import EvalData
 from .evaluate import Evaluation, Evaluator
 from .layers import Layer
@@ -187,6 +187,8 @@ class Workbench:
         return read_config_text(self.project.config.path) != self.loaded_text
 
     def diff(self, overwrite: bool = False) -> str:
+        """What saving would write; refused up front when the config cannot be saved into."""
+        check_writable(self.project.config.path)
         return config_diff(self.project.config.path, self.settings, self.loaded_text if overwrite else None)
 
     def save(self, overwrite: bool = False) -> Path:
