@@ -131,3 +131,16 @@ async def test_ctrl_s_refuses_a_read_only_config_and_says_so(tmp_path):
         with pytest.raises(Exception, match="read-only"):
             app.workbench.save()
     assert config.read_bytes() == before and not (tmp_path / "config.yaml.bak").exists()
+
+
+def test_saving_a_crlf_config_keeps_crlf_and_the_backup_is_the_previous_bytes(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes().replace(b"\n", b"\r\n")
+    config.write_bytes(before)
+    result = npu_tui("fix", str(config), "--max-drop", "1", "--write")
+    assert result.returncode == 0, result.stderr
+    after = config.read_bytes()
+    assert after != before and b"WEIGHT_MIN_MAX" in after
+    assert after.count(b"\n") == after.count(b"\r\n")  # every line ends in CRLF, the new ones too
+    assert (tmp_path / "config.yaml.bak").read_bytes() == before
+    assert "\r" not in result.stdout  # the diff shown is text, not carriage returns
