@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 from dataclasses import replace
@@ -13,7 +12,6 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import InternalError, UserError
-from .core.safe_files import atomic_write
 from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -117,37 +115,28 @@ _positive = _whole(1, "not a positive number")
 
 
 COMMANDS = ("compile", "eval", "fix")
-SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
-SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
-
-
-def sample_home() -> Path:
-    """Where an installed package's sample is copied: saving must not write into site-packages."""
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "npu-tui" / "kws_tdnn"
+CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
 
 
 def bundled_sample(home: Path | None = None) -> Path:
-    """The kws_tdnn sample's config: the checkout's own, else a copy of the one installed with the
-    package (made once; later runs open the copy, with whatever the user saved into it)."""
-    if SAMPLE_CONFIG.is_file():
-        return SAMPLE_CONFIG
+    """The config of a private copy of the kws_tdnn sample (core/sample_copy.py), made once from the
+    checkout's sample_models/ or the one installed with the package; later runs open the copy, with
+    whatever the user saved into it. Never the original: a save must not dirty the checkout or
+    site-packages."""
     from importlib.resources import files
 
-    source = files("npu_tui") / "samples" / "kws_tdnn"
-    if not all((source / name).is_file() for name in SAMPLE_FILES):
+    from .core.sample_copy import SAMPLE_FILES, sample_copy, sample_home
+
+    installed = files("npu_tui") / "samples" / "kws_tdnn"
+    candidates = (CHECKOUT_SAMPLE, installed)
+    source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
+    if source is None:
         raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
     home = home or sample_home()
-    if not (home / "config.yaml").exists():
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            for name in SAMPLE_FILES:
-                with atomic_write(home / name) as out:
-                    out.write((source / name).read_bytes())
-        except OSError as exc:
-            raise UserError(f"{home}: cannot copy the bundled sample there ({exc.strerror}); run npu-tui CONFIG.yaml") from None
-        sys.stderr.write(f"the bundled sample is copied to {home}: saving writes there\n")
-    return home / "config.yaml"
+    config, made = sample_copy(source, home)
+    if made:
+        sys.stderr.write(f"the bundled sample is copied to {printable(str(home))}: saving writes there\n")
+    return config
 
 
 def build_tui_parser() -> argparse.ArgumentParser:

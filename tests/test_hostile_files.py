@@ -144,3 +144,30 @@ def test_saving_a_crlf_config_keeps_crlf_and_the_backup_is_the_previous_bytes(tm
     assert after.count(b"\n") == after.count(b"\r\n")  # every line ends in CRLF, the new ones too
     assert (tmp_path / "config.yaml.bak").read_bytes() == before
     assert "\r" not in result.stdout  # the diff shown is text, not carriage returns
+
+
+def _open_sample_copy(data: Path):
+    """`npu-tui` with no CONFIG, stopped before the screen opens by a data file that is not there."""
+    return npu_tui("--data", str(data / "missing.npz"), env={"XDG_DATA_HOME": str(data)})
+
+
+@pytest.mark.parametrize("planted", ["sample_folder", "app_folder", "config_file"])
+def test_the_sample_copy_never_writes_through_a_planted_link(tmp_path, planted):
+    data, mine = tmp_path / "data", tmp_path / "mine"
+    mine.mkdir()
+    for name in ("model.onnx", "eval.npz"):
+        (mine / name).write_text(VICTIM)
+    if planted == "sample_folder":
+        (data / "npu-tui").mkdir(parents=True)
+        (data / "npu-tui" / "kws_tdnn").symlink_to(mine)
+    elif planted == "app_folder":
+        data.mkdir()
+        (data / "npu-tui").symlink_to(mine)
+    else:
+        (data / "npu-tui" / "kws_tdnn").mkdir(parents=True)
+        (data / "npu-tui" / "kws_tdnn" / "config.yaml").symlink_to(mine / "model.onnx")
+    result = _open_sample_copy(data)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "is a symbolic link, which npu-tui did not make" in result.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["eval.npz", "model.onnx"]
+    assert all((mine / name).read_text() == VICTIM for name in ("model.onnx", "eval.npz"))
