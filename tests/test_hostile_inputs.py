@@ -156,3 +156,27 @@ def test_names_printed_by_the_cli_are_inert(tmp_path, hostile):
         assert result.returncode == 0, result.stderr
         assert hostile not in result.stdout and hostile not in result.stderr
         assert "w\\" in result.stdout  # spelled out instead
+
+
+def test_a_config_is_parsed_once_with_the_c_loader(tmp_path, monkeypatch):
+    from tui_kit import copy_sample
+
+    from npu_tui.core.config import load_config
+    from npu_tui.core.config_writer import save_config
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    parses: list[str] = []
+    for loader in {yaml.SafeLoader, yaml.FullLoader, yaml.Loader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)}:
+        original = loader.__init__
+
+        def counted(self, stream, _original=original, _name=loader.__name__):
+            parses.append(_name)
+            _original(self, stream)
+
+        monkeypatch.setattr(loader, "__init__", counted)
+    cfg = load_config(config)
+    assert parses == ["CSafeLoader" if yaml.__with_libyaml__ else "SafeLoader"]
+    assert cfg.where("COMPRESS").endswith(":11")  # line numbers kept for messages
+    parses.clear()
+    save_config(config, Settings(compress=False))
+    assert len(parses) == 2  # the text written into, and the written text checked before the rename

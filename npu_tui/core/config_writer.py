@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import load_config
+from .config import load_config, parse_yaml
 from .errors import ConfigError, UserError
 from .safe_files import atomic_write, require_regular, require_writable
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
@@ -108,8 +108,8 @@ def _same(current: object, wanted: object) -> bool:
 
 def render_config(text: str, settings: Settings) -> str:
     """The config text with the managed keys changed to `settings`; untouched where already equal."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    data = yaml.safe_load(text) or {}
+    root, data = parse_yaml(text)
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"the file is a {type(data).__name__}, not a mapping of KEY: value; fix it or save elsewhere")
     layout = _layout(text, root)
