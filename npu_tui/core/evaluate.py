@@ -212,14 +212,16 @@ class Evaluator:
         batches: Batches | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """Every sample (of `batches`, else all) through `bound`, run by run, each run's outputs
-        kept apart; `states` are per-run tensors fed besides the data (activations at a cut)."""
+        kept apart; `states` are per-run tensors fed besides the data (activations at a cut). The lock
+        is held per run (a binding is one run's state), so a sweep lets other evaluations in between."""
         found = []
         for index, part in enumerate((batches or self.batches).slices()):
             feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
             if states is not None:
                 feeds.update(states[index])
             try:
-                values = bound.run(feeds, swaps)
+                with self.lock:
+                    values = bound.run(feeds, swaps)
             except Exception as exc:  # onnxruntime's own classes
                 raise self._run_failure(exc) from None
             found.append(dict(zip(bound.outputs, values)))
@@ -301,9 +303,10 @@ class Evaluator:
         """The sweep's per-cut sessions of an NPU graph, planned the first time a sweep needs them."""
         from .sensitivity import CutSessions
 
-        if graph.cuts is None:
-            graph.cuts = CutSessions(self, graph)
-        return graph.cuts
+        with self.lock:
+            if graph.cuts is None:
+                graph.cuts = CutSessions(self, graph)
+            return graph.cuts
 
     def run_npu(
         self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
