@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import ModelError
 from .fusion import fuse_bn
-from .inventory import Inventory, Weight
+from .inventory import BnSite, Inventory, Weight
 from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
 from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
@@ -88,7 +88,8 @@ class Compiler:
         results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
         fp16_bytes, npu_bytes = self._sizes(results)
         warnings = [w for r in results.values() for w in r.warnings]
-        warnings += self._constant_warnings(set(results))
+        folded = {name for r in results.values() if r.plan.fused and r.weight.bn is not None for name in _bn_constants(r.weight.bn)}
+        warnings += [w for w in self._constant_warnings(set(results)) if w.weight not in folded]  # never stored
         return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
 
     def reference(self, weight: Weight, fused: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -167,7 +168,7 @@ class Compiler:
         for result in results.values():
             bn = result.weight.bn
             if result.plan.fused and bn is not None:
-                for name in (bn.scale, bn.offset, bn.mean, bn.var):
+                for name in _bn_constants(bn):
                     stored.pop(name, None)
                 if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
@@ -187,6 +188,11 @@ class Compiler:
                 warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
         self._constant_warning_list = warnings
         return warnings
+
+
+def _bn_constants(bn: BnSite) -> tuple[str, ...]:
+    """The BatchNormalization's own constants: folded into the weight, they are not stored."""
+    return (bn.scale, bn.offset, bn.mean, bn.var)
 
 
 def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
