@@ -83,3 +83,38 @@ def test_sizes_a_model_declares_are_checked(tmp_path, case):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+
+
+def nan_in_a_dead_unit() -> onnx.ModelProto:
+    """conv_bn_fc whose fc.weight holds NaN in an output unit the graph slices away: the float model's
+    outputs are finite, and the weight cannot be quantized."""
+    from modelkit import conv_bn_fc
+
+    model = conv_bn_fc(np.random.default_rng(0))
+    fc = next(t for t in model.graph.initializer if t.name == "fc.weight")
+    weight = onnx.numpy_helper.to_array(fc).copy()
+    weight[:, 4] = np.nan
+    fc.CopyFrom(tensor("fc.weight", weight))
+    model.graph.node[-1].output[0] = "y_full"
+    model.graph.initializer.extend([tensor("starts", np.array([0])), tensor("ends", np.array([4])), tensor("axes", np.array([1]))])
+    model.graph.node.append(helper.make_node("Slice", ["y_full", "starts", "ends", "axes"], ["y"], name="live_units"))
+    model.graph.output[0].CopyFrom(value("y", [1, 4]))
+    return model
+
+
+def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_fix(tmp_path):
+    import json
+
+    from modelkit import write_project
+
+    config = write_project(tmp_path, nan_in_a_dead_unit(), BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: [fc]\n")
+    result = npu_tui("eval", str(config), "--sensitivity", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["weight"]: row for row in json.loads(result.stdout)["sensitivity"]}
+    assert rows["fc.weight"]["alone_sqnr_db"] is None and rows["fc.weight"]["accuracy"] is None  # cannot be quantized
+    assert rows["conv1.weight"]["alone_sqnr_db"] > 20  # the others are measured
+    assert "values beyond" not in result.stderr  # NaN is not an overflow
+    fixed = npu_tui("fix", str(config), "--min-sqnr", "60", "--json")
+    assert fixed.returncode in (0, 3), fixed.stderr
+    doc = json.loads(fixed.stdout)
+    assert doc["settings"]["EXCLUDE_COMPRESS_OPS"] and "fc.weight" not in json.dumps(doc["changes"])

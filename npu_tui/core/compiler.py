@@ -138,7 +138,7 @@ class Compiler:
             errors=error_metrics(w, simulated, clipped),
             tail_ratio=self.tail(weight, plan.fused, w),
         )
-        result = replace(result, warnings=tuple(_weight_warnings(result)))
+        result = replace(result, warnings=tuple(_weight_warnings(result, w)))
         cached[key] = result
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
@@ -150,6 +150,11 @@ class Compiler:
         if key not in self._extents:
             self._extents[key] = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
         return self._extents[key]
+
+    def finite(self, weight: Weight, fused: bool) -> bool:
+        """Whether the weight (BN folded in when fused) holds only finite values: only then can it be quantized."""
+        lo, hi = self.extent(weight, fused, self.reference(weight, fused)[0])
+        return bool(np.isfinite(lo) and np.isfinite(hi))
 
     def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
         key = (weight.name, fused)
@@ -195,7 +200,7 @@ def _bn_constants(bn: BnSite) -> tuple[str, ...]:
     return (bn.scale, bn.offset, bn.mean, bn.var)
 
 
-def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
+def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning]:
     name, plan, params = result.weight.name, result.plan, result.params
     warnings = []
     if params is not None and plan.range is not None:
@@ -228,8 +233,11 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
         )
     if params is not None:
         overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
-    else:
+    elif np.isfinite(result.extent).all():
         overflow = not np.isfinite(np.float16(max(abs(result.extent[0]), abs(result.extent[1]))))
+    else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
+        overflow = bool((np.isinf(result.simulated) & np.isfinite(w)).any())
+        warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:

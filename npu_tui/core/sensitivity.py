@@ -9,6 +9,7 @@ and the next one are held, so memory stays at a few cuts' activations whatever t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -161,9 +162,14 @@ def sweep(
     def ordered() -> list[Sensitivity]:
         return [measured[w.name] for w in inventory.weights if w.name in measured]
 
-    def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation:
+    def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation | None:
+        """The run with `weight` changed; None when it is to be quantized but holds NaN or Inf (the
+        config keeps it fp16: the other runs never quantize it, and this one cannot)."""
         ticker.check(ordered)
         plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else Reason.EXCLUDED)
+        if quantized and not compiler.finite(weight, plan.fused):
+            ticker.step()
+            return None
         swaps = _swaps(compiler.result(weight, plan), graph.feeds)
         if bound is None:  # no cut before this weight: from the inputs, every weight fed
             values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
@@ -179,11 +185,12 @@ def sweep(
             gain: float | None = 0.0
             if base[weight.name].quantized:
                 excluded = what_if(weight, "current", bounds["current"], states["current"], False)
-                gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
+                gain = _difference(_sqnr(excluded), current.output_sqnr_db)
             elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                 included = what_if(weight, "current", bounds["current"], states["current"], True)
-                gain = _difference(current.output_sqnr_db, included.output_sqnr_db)
-            measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
+                gain = _difference(current.output_sqnr_db, _sqnr(included))
+            accuracy = only.accuracy_npu if only is not None else None
+            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, weight.size - 4)
 
     try:
         current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
@@ -237,6 +244,11 @@ def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]
     if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
         changed[feed_name(fused_bias_name(bn))] = result.fused_bias
     return changed
+
+
+def _sqnr(evaluation: Evaluation | None) -> float | None:
+    """The worst output's SQNR; a weight that cannot be quantized (None) ruins the output: -inf."""
+    return -math.inf if evaluation is None else evaluation.output_sqnr_db
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
