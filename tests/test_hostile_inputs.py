@@ -3,6 +3,10 @@ do not survive, data that lies. Each ends in one clear line or a result, quickly
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -180,3 +184,36 @@ def test_a_config_is_parsed_once_with_the_c_loader(tmp_path, monkeypatch):
     parses.clear()
     save_config(config, Settings(compress=False))
     assert len(parses) == 2  # the text written into, and the written text checked before the rename
+
+
+RANDOM_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from npu_tui.core.errors import UserError
+from npu_tui.core.eval_data import ModelInput, random_data
+spec = ModelInput("x", np.dtype(np.float32), (1, 1024, 1024), ("batch", "h", "w"), True)  # 4 MiB a sample
+vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+room = int(sys.argv[1]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (vm + room, vm + room))
+try:
+    data = random_data([spec], 128, 0)  # 512 MiB in float32, 1 GiB more as float64
+except UserError as exc:
+    print("error:", exc)
+else:
+    print("made", data.inputs["x"].dtype, data.inputs["x"].shape)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory size from /proc")
+def test_random_inputs_are_made_in_their_final_dtype_and_too_many_are_a_message():
+    def run(room_mib: int) -> str:
+        result = subprocess.run([sys.executable, "-c", RANDOM_UNDER_A_MEMORY_LIMIT, str(room_mib)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    assert run(768) == "made float32 (128, 1, 1024, 1024)\n"  # no float64 copy of the whole: 512 MiB and a chunk
+    assert "do not fit in this machine's free memory; use fewer --samples" in run(256)

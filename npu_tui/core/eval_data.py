@@ -21,6 +21,7 @@ from .safe_files import require_regular
 
 LABELS = "labels"
 RANDOM_BYTES_MAX = 2**32
+RANDOM_CHUNK = 1 << 20  # values drawn at a time (8 MB of float64)
 NPZ_BYTES_MAX = 2**33
 
 
@@ -236,13 +237,27 @@ def random_data(inputs: list[ModelInput], samples: int, seed: int) -> EvalData:
                 f"model input {spec.name!r}: {samples} random samples of shape {list(spec.shape)} would take "
                 f"{size / 2**30:.1f} GiB; use fewer --samples or a smaller INPUT_OPS shape"
             )
-        if spec.dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
-        elif spec.dtype.kind == "b":
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
-        else:
+        if spec.dtype.kind not in "fb":
             raise UserError(
                 f"model input {spec.name!r} is {spec.dtype}; random values would not mean anything to it "
                 "(a length, an id, a sample rate): pass --data with an .npz that holds it"
             )
+        try:
+            feeds[spec.name] = _random_array(rng, shape, spec.dtype)
+        except MemoryError:
+            raise UserError(
+                f"model input {spec.name!r}: {samples} random samples of shape {list(spec.shape)} ({size / 2**30:.1f} GiB) "
+                "do not fit in this machine's free memory; use fewer --samples"
+            ) from None
     return EvalData(feeds, None, samples, f"random (seed {seed})")
+
+
+def _random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The array in its final dtype, filled a few megabytes at a time: the values are those of one
+    float64 draw (the same for a seed whatever the size), without that draw's copy of the whole."""
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, RANDOM_CHUNK):
+        count = min(RANDOM_CHUNK, flat.size - start)
+        flat[start : start + count] = rng.standard_normal(count) if dtype.kind == "f" else rng.integers(0, 2, count)
+    return out
