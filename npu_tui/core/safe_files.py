@@ -21,6 +21,8 @@ from .errors import UserError
 
 def require_regular(path: Path, what: str) -> None:
     """Refuse anything but a regular file before it is opened (symlinks to files are fine)."""
+    if "\0" in str(path):  # os.stat would raise ValueError: no file can have such a name
+        raise UserError(f"{str(path)!r:.120}: a {what} name holding a NUL byte; give the real file name")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
