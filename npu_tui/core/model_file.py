@@ -92,7 +92,7 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     array = np.empty(count, dtype)
     with open(ref.file, "rb") as handle:
         handle.seek(ref.blob.offset)
-        if handle.readinto(memoryview(array.view(np.uint8))) != ref.blob.length:  # bytes: ml_dtypes types have no buffer format
+        if handle.readinto(array.view(np.uint8).data) != ref.blob.length:  # bytes: ml_dtypes types have no buffer format
             raise ModelError(f"{path}: tensor {tensor.name!r}: data in {ref.file.name} is truncated")
     return array.reshape(tuple(tensor.dims))
 
