@@ -217,3 +217,57 @@ def test_random_inputs_are_made_in_their_final_dtype_and_too_many_are_a_message(
 
     assert run(768) == "made float32 (128, 1, 1024, 1024)\n"  # no float64 copy of the whole: 512 MiB and a chunk
     assert "do not fit in this machine's free memory; use fewer --samples" in run(256)
+
+
+def _zeros_npz(path: Path, samples: int, compression: int) -> None:
+    """An .npz whose features (samples, 8, 8) float32 are zeros, streamed in: the file is small when
+    compressed, and no array of that size is ever made here."""
+    import zipfile
+
+    header = {"descr": "<f4", "fortran_order": False, "shape": (samples, 8, 8)}
+    with zipfile.ZipFile(path, "w", compression=compression, compresslevel=1 if compression else None) as archive:
+        with archive.open("features.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            block = bytes(64 << 20)
+            left = samples * 256
+            while left:
+                member.write(block[: min(left, len(block))])
+                left -= min(left, len(block))
+        with archive.open("labels.npy", "w") as member:
+            np.lib.format.write_array(member, np.arange(samples) % 12)
+
+
+NPZ_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+import numpy as np
+from npu_tui.core.eval_data import ModelInput, load_npz
+spec = ModelInput("features", np.dtype(np.float32), (8, 8), ("h", "w"), False)
+vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), vm + (200 << 20)))
+try:
+    data = load_npz(sys.argv[1], [spec], 4)
+except Exception as exc:
+    print(type(exc).__name__)
+else:
+    print(data.samples, data.inputs["features"].shape, data.labels.tolist(), float(np.abs(data.inputs["features"]).max()))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory size from /proc")
+@pytest.mark.parametrize("compression, declared", [(8, 1 << 22), (0, 1 << 20)], ids=["deflated_1GiB", "stored_256MiB"])
+def test_an_npz_is_read_only_as_far_as_the_samples_used(tmp_path, compression, declared):
+    from npu_tui.core.eval_data import ModelInput, load_npz
+
+    path = tmp_path / "big.npz"
+    _zeros_npz(path, declared, compression)
+    result = subprocess.run([sys.executable, "-c", NPZ_UNDER_A_MEMORY_LIMIT, str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "4 (4, 8, 8) [0, 1, 2, 3] 0.0\n"  # 4 samples read, the 200 MiB allowed never exceeded
+    small = tmp_path / "small.npz"
+    features = np.random.default_rng(0).normal(size=(6, 8, 8)).astype(np.float32)
+    np.savez_compressed(small, features=features, labels=np.arange(6), unused=np.zeros(3))
+    spec = ModelInput("features", np.dtype(np.float32), (8, 8), ("h", "w"), False)
+    for limit, expected in ((None, 6), (4, 4), (100, 6)):
+        data = load_npz(small, [spec], limit)
+        assert data.samples == expected and np.array_equal(data.inputs["features"], features[:expected])
+        assert data.labels.tolist() == list(range(expected))
