@@ -311,7 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     compilation = project.compile(settings)
     for warning in compilation.warnings:
-        if warning.code == "fp16_overflow":  # changes what the NPU computes: the numbers below show it
+        if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
     evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     status = EXIT_OK

@@ -188,11 +188,21 @@ class Compiler:
         for name in self.inventory.stored:
             if name in weights:
                 continue
-            values = self.fp16(name)
-            if np.isinf(values).any() and np.isfinite(self.inventory.arrays[name]).all():
+            values, original = self.fp16(name), self.inventory.arrays[name]
+            if np.isinf(values).any() and np.isfinite(original).all():
                 warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+            if original.dtype.kind == "f" and original.size:
+                lost = _all_flushed(name, float(np.max(np.abs(original))) if np.isfinite(original).all() else 0.0)
+                warnings += [lost] if lost else []
         self._constant_warning_list = warnings
         return warnings
+
+
+def _all_flushed(name: str, peak: float) -> CompileWarning | None:
+    """A constant whose every nonzero value fp16 rounds to 0 (an epsilon of 1e-10) is lost on the NPU."""
+    if 0 < peak and np.float16(peak) == 0:
+        return CompileWarning("fp16_underflow", name, f"{name}: its values (at most {peak:.3g}) all become 0 in fp16")
+    return None
 
 
 def _bn_constants(bn: BnSite) -> tuple[str, ...]:
@@ -234,7 +244,10 @@ def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning
     if params is not None:
         overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
     elif np.isfinite(result.extent).all():
-        overflow = not np.isfinite(np.float16(max(abs(result.extent[0]), abs(result.extent[1]))))
+        peak = max(abs(result.extent[0]), abs(result.extent[1]))
+        overflow = not np.isfinite(np.float16(peak))
+        lost = _all_flushed(name, peak)
+        warnings += [lost] if lost else []
     else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
         overflow = bool((np.isinf(result.simulated) & np.isfinite(w)).any())
         warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
