@@ -20,6 +20,8 @@ from .errors import ConfigError, UserError
 from .safe_files import atomic_write, require_regular, require_writable
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
 
+BOM = "\ufeff"
+
 
 def _scalar(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("\n...").strip()
@@ -108,6 +110,8 @@ def _same(current: object, wanted: object) -> bool:
 
 def render_config(text: str, settings: Settings) -> str:
     """The config text with the managed keys changed to `settings`; untouched where already equal."""
+    if text.startswith(BOM):  # libyaml's marks count from after a byte-order mark: edit the text they index
+        return BOM + render_config(text[len(BOM) :], settings)
     root, data = parse_yaml(text)
     data = data or {}
     if not isinstance(data, dict):
