@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 from dataclasses import replace
@@ -13,18 +12,20 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import InternalError, UserError
-from .core.safe_files import atomic_write
 from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+class _ArgumentError(UserError):
+    """A bad command line: reported like every other user error (one line; a JSON document too with --json)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one `error:` line, like every other user error."""
+    """argparse whose errors are user errors, so they are reported the one way every user error is."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
-        raise SystemExit(EXIT_USER)
+        raise _ArgumentError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,37 +115,28 @@ _positive = _whole(1, "not a positive number")
 
 
 COMMANDS = ("compile", "eval", "fix")
-SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
-SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
-
-
-def sample_home() -> Path:
-    """Where an installed package's sample is copied: saving must not write into site-packages."""
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "npu-tui" / "kws_tdnn"
+CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
 
 
 def bundled_sample(home: Path | None = None) -> Path:
-    """The kws_tdnn sample's config: the checkout's own, else a copy of the one installed with the
-    package (made once; later runs open the copy, with whatever the user saved into it)."""
-    if SAMPLE_CONFIG.is_file():
-        return SAMPLE_CONFIG
+    """The config of a private copy of the kws_tdnn sample (core/sample_copy.py), made once from the
+    checkout's sample_models/ or the one installed with the package; later runs open the copy, with
+    whatever the user saved into it. Never the original: a save must not dirty the checkout or
+    site-packages."""
     from importlib.resources import files
 
-    source = files("npu_tui") / "samples" / "kws_tdnn"
-    if not all((source / name).is_file() for name in SAMPLE_FILES):
+    from .core.sample_copy import SAMPLE_FILES, sample_copy, sample_home
+
+    installed = files("npu_tui") / "samples" / "kws_tdnn"
+    candidates = (CHECKOUT_SAMPLE, installed)
+    source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
+    if source is None:
         raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
     home = home or sample_home()
-    if not (home / "config.yaml").exists():
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            for name in SAMPLE_FILES:
-                with atomic_write(home / name) as out:
-                    out.write((source / name).read_bytes())
-        except OSError as exc:
-            raise UserError(f"{home}: cannot copy the bundled sample there ({exc.strerror}); run npu-tui CONFIG.yaml") from None
-        sys.stderr.write(f"the bundled sample is copied to {home}: saving writes there\n")
-    return home / "config.yaml"
+    config, made = sample_copy(source, home)
+    if made:
+        sys.stderr.write(f"the bundled sample is copied to {printable(str(home))}: saving writes there\n")
+    return config
 
 
 def build_tui_parser() -> argparse.ArgumentParser:
@@ -161,9 +153,13 @@ def build_tui_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in COMMANDS and not {"-h", "--help"} & set(argv[:1]):
-        return _guarded(build_tui_parser().parse_args(argv), _workbench)
-    return _guarded(build_parser().parse_args(argv), _command)
+    tui = command not in COMMANDS and not {"-h", "--help"} & set(argv[:1])
+    try:
+        args = (build_tui_parser() if tui else build_parser()).parse_args(argv)
+    except _ArgumentError as exc:  # no namespace yet: --json is read from the words given
+        wants_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        return _report_user_error(exc, wants_json)
+    return _guarded(args, _workbench if tui else _command)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -181,11 +177,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
     try:
         return run(args)
     except UserError as exc:
-        message = one_line(str(exc))
-        sys.stderr.write(f"error: {printable(message)}\n")
-        if getattr(args, "json", False):  # a script reading stdout gets a document either way
-            _emit({"npu_tui_version": __version__, "error": message})
-        return EXIT_USER
+        return _report_user_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short unless asked for the details
@@ -195,6 +187,15 @@ def _guarded(args: argparse.Namespace, run) -> int:
             what = one_line(str(exc)) if isinstance(exc, InternalError) else repr(exc)
             sys.stderr.write(f"internal error: {printable(what)} (run with --debug for the traceback)\n")
         return EXIT_BUG
+
+
+def _report_user_error(exc: UserError, wants_json: bool) -> int:
+    """One `error:` line on stderr; with --json, a script reading stdout gets a document either way."""
+    message = one_line(str(exc))
+    sys.stderr.write(f"error: {printable(message)}\n")
+    if wants_json:
+        _emit({"npu_tui_version": __version__, "error": message})
+    return EXIT_USER
 
 
 def _open(args: argparse.Namespace):
@@ -310,7 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     compilation = project.compile(settings)
     for warning in compilation.warnings:
-        if warning.code == "fp16_overflow":  # changes what the NPU computes: the numbers below show it
+        if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
     evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     status = EXIT_OK
@@ -357,11 +358,13 @@ def metric_text(target, value: float | None) -> str:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .core.config.writer import config_diff, managed_values, read_config_text, save_config
+    from .core.config.writer import check_writable, config_diff, managed_values, read_config_text, save_config
     from .core.sim.evaluate import Evaluator
     from .core.triage.fix import Search
 
     project, settings = _open(args)
+    if args.write:  # before the search, not after it
+        check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)

@@ -125,3 +125,15 @@ def test_core_and_cli_import_no_ui_or_runtime():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_no_fp16_overflow_warning_for_a_batchnorm_that_fuse_bn_folds_away(tmp_path):
+    model = conv_bn_fc(np.random.default_rng(0))
+    var = next(t for t in model.graph.initializer if t.name == "bn1.var")
+    var.CopyFrom(tensor("bn1.var", np.array([1.0, 0.5, 1e5, 2.0], np.float32)))  # 1e5 is beyond fp16's 65504
+    for fuse, warned in (("true", False), ("false", True)):
+        config = write_project(tmp_path / fuse, model, BASE_CONFIG + f"FUSE_BN: {fuse}\n")
+        result = npu_tui("compile", "--json", str(config))
+        assert result.returncode == 0, result.stderr
+        overflowing = [w["weight"] for w in json.loads(result.stdout)["warnings"] if w["code"] == "fp16_overflow"]
+        assert overflowing == (["bn1.var"] if warned else []), fuse

@@ -28,6 +28,7 @@ CASES = {
     "tensorflow_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' is a TensorFlow model"),
     "python_tag": (BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n", "config.yaml:7: YAML tag not allowed"),
     "model_is_folder": (BASE_CONFIG.replace("model.onnx", "subdir"), "subdir: is a folder"),
+    "nul_in_model_path": (BASE_CONFIG.replace("model.onnx", '"model\\0.onnx"'), "a model file name holding a NUL byte"),
 }
 
 

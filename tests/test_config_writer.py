@@ -105,3 +105,8 @@ def test_crlf_block_lists_with_comments_and_an_indented_document_are_kept():
     out = render_config(indented, Settings(compress=False, weight_min_max={"w": (-1.0, 2.0)}))
     assert out.endswith("  COMPRESS: false\n  WEIGHT_MIN_MAX:\n    w: [-1.0, 2.0]\n")
     assert yaml.safe_load(out)["WEIGHT_MIN_MAX"] == {"w": [-1.0, 2.0]}
+
+
+def test_a_config_with_a_byte_order_mark_is_edited_in_place():
+    text = "\ufeff# vendor config, é\nCORENAME: GRUS\nCOMPRESS: true   # fc\n"
+    assert render_config(text, Settings(compress=False)) == "\ufeff# vendor config, é\nCORENAME: GRUS\nCOMPRESS: false  # fc\n"

@@ -187,3 +187,28 @@ def test_an_excluded_weight_shows_what_excluding_it_gained(kws):
     # excluding it from the shipped config gains about 44 dB; quantizing it back from the fixed one loses the same
     assert found["tdnn1.affine"].exclude_gain_db > 30
     assert found["tdnn1.affine"].exclude_gain_db == pytest.approx(plain["tdnn1.affine"].exclude_gain_db, abs=0.5)
+
+
+def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
+    import threading
+
+    project, evaluator = kws
+    settings = project.config.settings
+    alone = evaluator.sensitivity(settings)
+    compilation = project.compile(settings)
+    expected = evaluator.evaluate(compilation).output_sqnr_db
+    done = threading.Event()
+    found: list = []
+
+    def evaluate() -> None:
+        found.append(evaluator.evaluate(compilation).output_sqnr_db)
+        done.set()
+
+    def first_run_measured(step: int, total: int) -> None:
+        if step == 1:  # the sweep thread waits here, between two runs, for the other thread's evaluation
+            threading.Thread(target=evaluate, daemon=True).start()
+            assert done.wait(120), "the evaluation started during the sweep did not finish within 120 s: the sweep holds the lock"
+
+    during = evaluator.sensitivity(settings, progress=first_run_measured)
+    assert found == [expected]
+    assert during == alone  # neither run disturbed the other's bound weights

@@ -68,8 +68,8 @@ def test_three_layers_against_numpy():
 def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
     """Every layer's float values are kept: on big data only the first samples that fit the budget
     are measured, and the numbers are those of exactly these samples."""
-    from npu_tui.core.sim import layers as layers_module
     from npu_tui.core.eval_report import evaluation_json, evaluation_lines
+    from npu_tui.core.sim import layers as layers_module
 
     per_sample = (6 + 5 + 3) * 4  # a, b and y of one sample, in bytes
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 7 * per_sample + 3)

@@ -727,3 +727,23 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
         assert all("…" in label for label in labels)  # too long for the tree at 80 columns
         assert all(label.endswith(f"_tail_{i}") for i, label in enumerate(labels))  # the end tells them apart
         assert all(len(label) + 2 <= tree.scrollable_content_region.width for label in labels)
+
+
+async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp_path):
+    from test_hostile_models import nan_in_a_dead_unit
+
+    from npu_tui.tui.fix_screen import FixScreen
+
+    config = write_project(tmp_path, nan_in_a_dead_unit(), BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: [fc]\n")
+    np.savez(tmp_path / "eval.npz", x=np.random.default_rng(0).normal(size=(8, 3, 6)).astype(np.float32))
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.workbench.sweep_complete, limit=60, message=lambda: "the sweep did not complete")
+        assert not [n.message for n in app._notifications if n.severity == "error"]
+        assert set(app.workbench.sensitivity) == {"conv1.weight", "fc.weight"}
+        await until(pilot, lambda: app.main_screen.running is None)
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60, message=lambda: str(screen.query_one("#fix-status").render()))
+        assert "failed" not in str(screen.query_one("#fix-status").render())

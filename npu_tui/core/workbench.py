@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config.project import Project
-from .config.writer import config_diff, read_config_text, render_config, save_config
+from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
 from .quant import edits
 from .quant.compiler import Compilation, WeightResult
 from .quant.plan import WeightPlan
@@ -187,6 +187,8 @@ class Workbench:
         return read_config_text(self.project.config.path) != self.loaded_text
 
     def diff(self, overwrite: bool = False) -> str:
+        """What saving would write; refused up front when the config cannot be saved into."""
+        check_writable(self.project.config.path)
         return config_diff(self.project.config.path, self.settings, self.loaded_text if overwrite else None)
 
     def save(self, overwrite: bool = False) -> Path:

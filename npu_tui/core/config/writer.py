@@ -15,10 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..quant.settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
-from ..safe_files import atomic_write, require_regular
-from .reader import load_config
+from ..safe_files import atomic_write, require_regular, require_writable
+from .reader import load_config, parse_yaml
+
+BOM = "\ufeff"
 
 
 def _scalar(value: object) -> str:
@@ -108,8 +110,10 @@ def _same(current: object, wanted: object) -> bool:
 
 def render_config(text: str, settings: Settings) -> str:
     """The config text with the managed keys changed to `settings`; untouched where already equal."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    data = yaml.safe_load(text) or {}
+    if text.startswith(BOM):  # libyaml's marks count from after a byte-order mark: edit the text they index
+        return BOM + render_config(text[len(BOM) :], settings)
+    root, data = parse_yaml(text)
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"the file is a {type(data).__name__}, not a mapping of KEY: value; fix it or save elsewhere")
     layout = _layout(text, root)
@@ -150,21 +154,40 @@ def _keep_comment_column(rest: str, old_length: int, new_length: int) -> str:
 
 
 def read_config_text(path: Path) -> str:
-    """The config's text as it is on disk now, or one clear error (gone, unreadable, not UTF-8)."""
+    """The config's text as it is on disk now, newlines untranslated (a CRLF file stays CRLF), or one
+    clear error (gone, unreadable, not UTF-8)."""
+    return _decoded(Path(os.path.realpath(path)), _read_config_bytes(path))
+
+
+def _read_config_bytes(path: Path) -> bytes:
     path = Path(os.path.realpath(path))
     require_regular(path, "config")
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: is no longer UTF-8 text (byte {exc.start}); fix the file or save elsewhere") from None
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _decoded(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is no longer UTF-8 text (byte {exc.start}); fix the file or save elsewhere") from None
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, to save into a config its owner made read-only."""
+    try:
+        require_writable(Path(os.path.realpath(path)), "config")
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_diff(path: Path, settings: Settings, base: str | None = None) -> str:
     """What saving would change, as a unified diff (into `base` instead of the file's text when given)."""
     old = read_config_text(path)
     new = _rendered(path, base if base is not None else old, settings)
+    old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")  # a diff is read, not written: no carriage returns
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), str(path)))
 
 
@@ -184,21 +207,23 @@ def save_config(path: Path, settings: Settings, base: str | None = None) -> Path
     loaded, to overwrite changes made on disk since); by default the file's current text. Returns the
     backup's path."""
     path = Path(os.path.realpath(path))
-    old = read_config_text(path)
-    new = _rendered(path, base if base is not None else old, settings)
+    check_writable(path)
+    previous = _read_config_bytes(path)
+    old = _decoded(path, previous)
+    new = _rendered(path, base if base is not None else old, settings).encode("utf-8")
     backup = path.with_name(path.name + ".bak")
     try:
-        with atomic_write(path.with_name(f".{path.name}.check"), "w", encoding="utf-8") as handle:
+        with atomic_write(path.with_name(f".{path.name}.check")) as handle:
             handle.write(new)
         check = path.with_name(f".{path.name}.check")
         try:
             load_config(check)
         finally:
             check.unlink(missing_ok=True)
-        with atomic_write(backup, "w", encoding="utf-8") as handle:
-            handle.write(old)
+        with atomic_write(backup) as handle:  # the exact previous bytes
+            handle.write(previous)
         shutil.copymode(path, backup)
-        with atomic_write(path, "w", encoding="utf-8") as handle:
+        with atomic_write(path) as handle:
             handle.write(new)
         shutil.copymode(backup, path)
     except OSError as exc:

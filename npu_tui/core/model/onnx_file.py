@@ -92,7 +92,7 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     array = np.empty(count, dtype)
     with open(ref.file, "rb") as handle:
         handle.seek(ref.blob.offset)
-        if handle.readinto(array.data.cast("B")) != ref.blob.length:
+        if handle.readinto(array.view(np.uint8).data) != ref.blob.length:  # bytes: ml_dtypes types have no buffer format
             raise ModelError(f"{path}: tensor {tensor.name!r}: data in {ref.file.name} is truncated")
     return array.reshape(tuple(tensor.dims))
 
@@ -162,6 +162,11 @@ def _external_data(loaded: LoadedModel) -> None:
             continue
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
+        if "\0" in location:  # no file can have such a name; the operating system refuses to look
+            raise ModelError(
+                f"{loaded.path}: tensor {tensor.name!r} keeps its data at {location!r:.80}, a name holding a NUL byte; "
+                "the model file is damaged: export it again"
+            )
         target = (folder / location).resolve()
         if not location or os.path.isabs(location) or not target.is_relative_to(folder):
             raise ModelError(

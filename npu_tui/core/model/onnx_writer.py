@@ -48,4 +48,5 @@ def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str
         handle.write(graph_bytes)
         for name, dtype, head, nbytes, length in entries:
             handle.write(GRAPH_INITIALIZER_TAG + varint(length) + head + TENSOR_RAW_DATA_TAG + varint(nbytes))
-            handle.write(np.ascontiguousarray(arrays[name], dtype=dtype.newbyteorder("<")).data)
+            # as bytes: bfloat16 and the float8 types (ml_dtypes) have no buffer format of their own
+            handle.write(np.ascontiguousarray(arrays[name], dtype=dtype.newbyteorder("<")).view(np.uint8).data)

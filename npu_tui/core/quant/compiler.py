@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import ModelError
-from ..model.inventory import Inventory, Weight
+from ..model.inventory import BnSite, Inventory, Weight
 from .fusion import fuse_bn
 from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
@@ -88,7 +88,8 @@ class Compiler:
         results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
         fp16_bytes, npu_bytes = self._sizes(results)
         warnings = [w for r in results.values() for w in r.warnings]
-        warnings += self._constant_warnings(set(results))
+        folded = {name for r in results.values() if r.plan.fused and r.weight.bn is not None for name in _bn_constants(r.weight.bn)}
+        warnings += [w for w in self._constant_warnings(set(results)) if w.weight not in folded]  # never stored
         return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
 
     def reference(self, weight: Weight, fused: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -137,7 +138,7 @@ class Compiler:
             errors=error_metrics(w, simulated, clipped),
             tail_ratio=self.tail(weight, plan.fused, w),
         )
-        result = replace(result, warnings=tuple(_weight_warnings(result)))
+        result = replace(result, warnings=tuple(_weight_warnings(result, w)))
         cached[key] = result
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
@@ -149,6 +150,11 @@ class Compiler:
         if key not in self._extents:
             self._extents[key] = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
         return self._extents[key]
+
+    def finite(self, weight: Weight, fused: bool) -> bool:
+        """Whether the weight (BN folded in when fused) holds only finite values: only then can it be quantized."""
+        lo, hi = self.extent(weight, fused, self.reference(weight, fused)[0])
+        return bool(np.isfinite(lo) and np.isfinite(hi))
 
     def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
         key = (weight.name, fused)
@@ -167,7 +173,7 @@ class Compiler:
         for result in results.values():
             bn = result.weight.bn
             if result.plan.fused and bn is not None:
-                for name in (bn.scale, bn.offset, bn.mean, bn.var):
+                for name in _bn_constants(bn):
                     stored.pop(name, None)
                 if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
@@ -182,14 +188,29 @@ class Compiler:
         for name in self.inventory.stored:
             if name in weights:
                 continue
-            values = self.fp16(name)
-            if np.isinf(values).any() and np.isfinite(self.inventory.arrays[name]).all():
+            values, original = self.fp16(name), self.inventory.arrays[name]
+            if np.isinf(values).any() and np.isfinite(original).all():
                 warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+            if original.dtype.kind == "f" and original.size:
+                lost = _all_flushed(name, float(np.max(np.abs(original))) if np.isfinite(original).all() else 0.0)
+                warnings += [lost] if lost else []
         self._constant_warning_list = warnings
         return warnings
 
 
-def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
+def _all_flushed(name: str, peak: float) -> CompileWarning | None:
+    """A constant whose every nonzero value fp16 rounds to 0 (an epsilon of 1e-10) is lost on the NPU."""
+    if 0 < peak and np.float16(peak) == 0:
+        return CompileWarning("fp16_underflow", name, f"{name}: its values (at most {peak:.3g}) all become 0 in fp16")
+    return None
+
+
+def _bn_constants(bn: BnSite) -> tuple[str, ...]:
+    """The BatchNormalization's own constants: folded into the weight, they are not stored."""
+    return (bn.scale, bn.offset, bn.mean, bn.var)
+
+
+def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning]:
     name, plan, params = result.weight.name, result.plan, result.params
     warnings = []
     if params is not None and plan.range is not None:
@@ -222,8 +243,14 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
         )
     if params is not None:
         overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
-    else:
-        overflow = not np.isfinite(np.float16(max(abs(result.extent[0]), abs(result.extent[1]))))
+    elif np.isfinite(result.extent).all():
+        peak = max(abs(result.extent[0]), abs(result.extent[1]))
+        overflow = not np.isfinite(np.float16(peak))
+        lost = _all_flushed(name, peak)
+        warnings += [lost] if lost else []
+    else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
+        overflow = bool((np.isinf(result.simulated) & np.isfinite(w)).any())
+        warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import onnx
@@ -21,7 +22,9 @@ from ..safe_files import require_regular
 
 LABELS = "labels"
 RANDOM_BYTES_MAX = 2**32
+RANDOM_CHUNK = 1 << 20  # values drawn at a time (8 MB of float64)
 NPZ_BYTES_MAX = 2**33
+READ_CHUNK = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,10 @@ def model_inputs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | No
     return found
 
 
-def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
-    """Read and check an .npz against the model's inputs; every problem is one clear message."""
+def load_npz(path: str | Path, inputs: list[ModelInput], samples: int | None = None) -> EvalData:
+    """Read and check an .npz against the model's inputs; every problem is one clear message. Only
+    the arrays the model reads (and the labels) are read, and of each only the first `samples`
+    samples: a 4 MB file can declare gigabytes, and --samples 4 must not allocate them."""
     path = Path(path)
     require_regular(path, "data file")
     try:
@@ -129,46 +134,56 @@ def load_npz(path: str | Path, inputs: list[ModelInput]) -> EvalData:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(f"{path}: holds a single array, not an .npz; save it with numpy.savez(name=array, ...)")
     with archive:
-        _check_headers(path, archive)
-        try:
-            arrays = {key: archive[key] for key in archive.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: cannot read its arrays ({exc})") from None
+        headers = _check_headers(path, archive)
+        wanted = [spec.name for spec in inputs if spec.name in headers] + ([LABELS] if LABELS in headers else [])
+        arrays = {key: _read_member(path, archive.zip, key, headers[key], samples) for key in wanted}
     feeds: dict[str, np.ndarray] = {}
-    samples = None
+    declared = None  # samples each array holds, as its header says (the arrays read may be fewer)
     for spec in inputs:
         if spec.name not in arrays:
-            have = ", ".join(sorted(arrays)) or "nothing"
+            have = ", ".join(sorted(headers)) or "nothing"
             raise UserError(f"{path}: no array named {spec.name!r} for model input {spec.name!r} (the file holds {have})")
         feeds[spec.name] = _checked(path, spec, arrays[spec.name])
-        count = feeds[spec.name].shape[0]
-        if samples is not None and count != samples:
-            raise UserError(f"{path}: array {spec.name!r} has {count} samples, the others {samples}")
-        samples = count
+        count = headers[spec.name].shape[0] if headers[spec.name].shape else 1
+        if declared is not None and count != declared:
+            raise UserError(f"{path}: array {spec.name!r} has {count} samples, the others {declared}")
+        declared = count
     labels = arrays.get(LABELS)
     if labels is not None:
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
-            raise UserError(f"{path}: labels must be one integer class index per sample, got {labels.dtype} of shape {list(labels.shape)}")
-        if samples is not None and len(labels) != samples:
-            raise UserError(f"{path}: {len(labels)} labels for {samples} samples; give one label per sample")
-    if samples == 0:
+            raise UserError(f"{path}: labels must be one integer class index per sample, got {labels.dtype} of shape {list(headers[LABELS].shape)}")
+        if declared is not None and headers[LABELS].shape[0] != declared:
+            raise UserError(f"{path}: {headers[LABELS].shape[0]} labels for {declared} samples; give one label per sample")
+    if declared == 0:
         raise UserError(f"{path}: the arrays hold no samples; give at least one")
-    return EvalData(feeds, labels, samples or 0, str(path))
+    count = next(iter(feeds.values())).shape[0] if feeds else 0
+    return EvalData(feeds, labels, count, str(path))
 
 
-def _check_headers(path: Path, archive: np.lib.npyio.NpzFile) -> None:
+@dataclass(frozen=True)
+class _Header:
+    """What a member's .npy header declares, and the member it belongs to."""
+
+    member: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+
+
+def _check_headers(path: Path, archive: np.lib.npyio.NpzFile) -> dict[str, _Header]:
     """Each array's header is read and its size checked against the bytes stored for it before the
     array is: a compressed member can claim gigabytes."""
     zipped = archive.zip
+    headers: dict[str, _Header] = {}
     if zipped is None:
-        return
+        return headers
     for info in zipped.infolist():
         name = info.filename.removesuffix(".npy")
         try:
             with zipped.open(info) as handle:
                 version = np.lib.format.read_magic(handle)
                 reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, _, dtype = reader(handle)
+                shape, fortran, dtype = reader(handle)
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise UserError(f"{path}: array {name!r} has no valid .npy header ({exc})") from None
         if dtype.hasobject:
@@ -179,6 +194,43 @@ def _check_headers(path: Path, archive: np.lib.npyio.NpzFile) -> None:
                 f"{path}: array {name!r} claims shape {list(shape)} ({size:,} bytes) but stores {info.file_size:,}; "
                 "the file is damaged or not what it says"
             )
+        headers[name] = _Header(info, tuple(shape), bool(fortran), dtype)
+    return headers
+
+
+def _read_member(path: Path, zipped: zipfile.ZipFile | None, name: str, header: _Header, samples: int | None) -> np.ndarray:
+    """The member's first `samples` samples (all without a limit), read straight from its stream into
+    an array of that size: nothing beyond them is decompressed or allocated."""
+    assert zipped is not None  # a header was read from it
+    shape = header.shape
+    keep = shape[0] if samples is None or not shape else min(samples, shape[0])
+    read_shape = shape if header.fortran or not shape else (keep, *shape[1:])  # Fortran order: samples are not contiguous
+    array = np.empty(read_shape, header.dtype, order="F" if header.fortran else "C")
+    try:
+        with zipped.open(header.member) as handle:
+            version = np.lib.format.read_magic(handle)
+            (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(handle)
+            wanted = array.nbytes
+            got = _read_into(handle, array.reshape(-1, order="A").view(np.uint8).data)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"{path}: cannot read array {name!r} ({exc})") from None
+    if got != wanted:
+        raise UserError(f"{path}: array {name!r} stores {got:,} bytes where its header declares {wanted:,}; the file is truncated")
+    if header.dtype.byteorder == ">":
+        array = array.astype(header.dtype.newbyteorder("="))
+    return array[:keep] if header.fortran and shape else array
+
+
+def _read_into(handle: IO[bytes], buffer: memoryview) -> int:
+    """Fill `buffer` from the stream a chunk at a time (no second copy of the whole); the bytes read."""
+    done = 0
+    while done < len(buffer):
+        chunk = handle.read(min(READ_CHUNK, len(buffer) - done))
+        if not chunk:
+            break
+        buffer[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    return done
 
 
 def _fits(shape: tuple[int, ...], wanted: tuple[int | None, ...]) -> bool:
@@ -236,13 +288,27 @@ def random_data(inputs: list[ModelInput], samples: int, seed: int) -> EvalData:
                 f"model input {spec.name!r}: {samples} random samples of shape {list(spec.shape)} would take "
                 f"{size / 2**30:.1f} GiB; use fewer --samples or a smaller INPUT_OPS shape"
             )
-        if spec.dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
-        elif spec.dtype.kind == "b":
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
-        else:
+        if spec.dtype.kind not in "fb":
             raise UserError(
                 f"model input {spec.name!r} is {spec.dtype}; random values would not mean anything to it "
                 "(a length, an id, a sample rate): pass --data with an .npz that holds it"
             )
+        try:
+            feeds[spec.name] = _random_array(rng, shape, spec.dtype)
+        except MemoryError:
+            raise UserError(
+                f"model input {spec.name!r}: {samples} random samples of shape {list(spec.shape)} ({size / 2**30:.1f} GiB) "
+                "do not fit in this machine's free memory; use fewer --samples"
+            ) from None
     return EvalData(feeds, None, samples, f"random (seed {seed})")
+
+
+def _random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The array in its final dtype, filled a few megabytes at a time: the values are those of one
+    float64 draw (the same for a seed whatever the size), without that draw's copy of the whole."""
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, RANDOM_CHUNK):
+        count = min(RANDOM_CHUNK, flat.size - start)
+        flat[start : start + count] = rng.standard_normal(count) if dtype.kind == "f" else rng.integers(0, 2, count)
+    return out

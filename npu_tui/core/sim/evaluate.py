@@ -35,6 +35,7 @@ FP16_MAX = 65504.0
 STACKED_BYTES = 32 << 20
 LARGE_TENSOR = 1 << 16
 FP16_SMALLEST = 2.0**-24
+ZERO_SENSITIVE = {"Log": (0,), "Reciprocal": (0,), "Div": (1,), "Pow": (0,), "Sqrt": (0,)}  # input positions
 
 
 @dataclass(frozen=True)
@@ -212,14 +213,16 @@ class Evaluator:
         batches: Batches | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """Every sample (of `batches`, else all) through `bound`, run by run, each run's outputs
-        kept apart; `states` are per-run tensors fed besides the data (activations at a cut)."""
+        kept apart; `states` are per-run tensors fed besides the data (activations at a cut). The lock
+        is held per run (a binding is one run's state), so a sweep lets other evaluations in between."""
         found = []
         for index, part in enumerate((batches or self.batches).slices()):
             feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
             if states is not None:
                 feeds.update(states[index])
             try:
-                values = bound.run(feeds, swaps)
+                with self.lock:
+                    values = bound.run(feeds, swaps)
             except Exception as exc:  # onnxruntime's own classes
                 raise self._run_failure(exc) from None
             found.append(dict(zip(bound.outputs, values)))
@@ -301,9 +304,10 @@ class Evaluator:
         """The sweep's per-cut sessions of an NPU graph, planned the first time a sweep needs them."""
         from .sensitivity import CutSessions
 
-        if graph.cuts is None:
-            graph.cuts = CutSessions(self, graph)
-        return graph.cuts
+        with self.lock:
+            if graph.cuts is None:
+                graph.cuts = CutSessions(self, graph)
+            return graph.cuts
 
     def run_npu(
         self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
@@ -322,10 +326,11 @@ class Evaluator:
             evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
             evaluation.layer_samples = self.layer_analysis().samples
         if _range_trouble(self.reference(), npu, self.outputs):
-            overflowing = [w.message for w in compilation.warnings if w.code == "fp16_overflow"]
             culprit = self.fp16_culprit() if fp16_activations else None
-            if culprit is None and overflowing:
-                culprit = f"fp16 overflow in a constant: {overflowing[0]}"
+            for code, what in (("fp16_overflow", "overflow"), ("fp16_underflow", "underflow")):
+                constants = [w.message for w in compilation.warnings if w.code == code]
+                if culprit is None and constants:
+                    culprit = f"fp16 {what} in a constant: {constants[0]}"
             evaluation.fp16_issue = culprit
         return evaluation
 
@@ -343,18 +348,35 @@ class Evaluator:
         return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, classifier=classifier)
 
     def fp16_culprit(self) -> str | None:
-        """The first node whose float output leaves fp16's range on this data: beyond ±65504 it
-        overflows to inf on the NPU; nonzero but below 2^-24 everywhere it is flushed to 0."""
+        """The first node whose float output fp16 cannot hold on this data: finite values beyond
+        ±65504 (inf on the NPU; an infinity the float model makes itself, such as a Pad's -inf, is
+        no overflow), values all below 2^-24 (flushed to 0), or values fp16 flushes to 0 where a Log,
+        Div, Pow, Sqrt or Reciprocal reads them (log(0) = -inf: an epsilon lost in fp16)."""
         parts = self.layer_analysis().float_parts()
-        for node, op, out in self.layer_names():
+        model = self.compiler.inventory.model
+        readers = _zero_sensitive_readers(model.graph)
+        types = elem_types(model)
+        produced = [
+            (node_label(node), node.op_type, out) for node in model.graph.node if node.op_type != "Constant"
+            for out in node.output if out and types.get(out) == onnx.TensorProto.FLOAT
+        ]  # the model's outputs too: a last node can overflow
+        for node, op, out in produced:
             values = [p[out] for p in parts if out in p and p[out].size]
             if not values:
                 continue
-            peak = max(float(np.max(np.abs(v))) for v in values)
+            peak = max(_finite_peak(v) for v in values)
             if peak > FP16_MAX:
                 return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±65504, on this data"
             if 0 < peak < FP16_SMALLEST:
                 return f"fp16 underflow: node {node!r} ({op}) output is at most {peak:.3g}, which fp16 flushes to 0"
+            reader = readers.get(out)
+            if reader is not None:
+                tiny = min(_smallest_flushed(v) for v in values)
+                if math.isfinite(tiny):
+                    return (
+                        f"fp16 underflow: node {node!r} ({op}) makes values down to {tiny:.3g}, which fp16 flushes to 0, "
+                        f"and node {reader[0]!r} ({reader[1]}) reads them"
+                    )
         return None
 
     def sensitivity(
@@ -365,6 +387,32 @@ class Evaluator:
         from .sensitivity import sweep
 
         return sweep(self, settings, progress, stop)
+
+
+def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:
+    """Tensor -> (node, op) of the first node that a 0 in it sends to inf or NaN (log, a divisor, a
+    root, a power's base), in graph order."""
+    found: dict[str, tuple[str, str]] = {}
+    for node in graph.node:
+        for index in ZERO_SENSITIVE.get(node.op_type, ()):
+            if index < len(node.input) and node.input[index]:
+                found.setdefault(node.input[index], (node_label(node), node.op_type))
+    return found
+
+
+def _finite_peak(values: np.ndarray) -> float:
+    """The largest finite magnitude: an infinity the float model makes is not one fp16 makes."""
+    magnitude = np.abs(values)
+    finite = magnitude[np.isfinite(magnitude)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _smallest_flushed(values: np.ndarray) -> float:
+    """The smallest nonzero magnitude that fp16 rounds to 0, or inf when there is none."""
+    magnitude = np.abs(values)
+    with np.errstate(over="ignore"):
+        flushed = (magnitude > 0) & (magnitude.astype(np.float16) == 0)
+    return float(magnitude[flushed].min()) if flushed.any() else math.inf
 
 
 def _open_first_axis(graph: onnx.GraphProto) -> set[str]:

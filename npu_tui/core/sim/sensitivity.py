@@ -9,6 +9,7 @@ and the next one are held, so memory stays at a few cuts' activations whatever t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -117,16 +118,18 @@ class CutSessions:
         return sorted(self.tensors(k) - self.tensors(k - 1))
 
     def suffix(self, k: int) -> InferenceSession:
-        if k not in self.suffixes:
-            model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types)
-            self.suffixes[k] = self.evaluator.session(model, lean=True)
-        return self.suffixes[k]
+        with self.evaluator.lock:  # two sweeps (the workbench's, a fix search's) build each session once
+            if k not in self.suffixes:
+                model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types)
+                self.suffixes[k] = self.evaluator.session(model, lean=True)
+            return self.suffixes[k]
 
     def segment(self, k: int) -> InferenceSession:
-        if k not in self.segments:
-            model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True)
-            self.segments[k] = self.evaluator.session(model, lean=True)
-        return self.segments[k]
+        with self.evaluator.lock:
+            if k not in self.segments:
+                model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True)
+                self.segments[k] = self.evaluator.session(model, lean=True)
+            return self.segments[k]
 
 
 def sweep(
@@ -136,74 +139,82 @@ def sweep(
     stop: Callable[[], bool] | None = None,
 ) -> list[Sensitivity]:
     """Raises Cancelled with the weights measured so far when `stop()` turns true or on Ctrl-C;
-    `stop` is asked between two runs, and a run is one pass over one batch of samples."""
+    `stop` is asked between two runs, and a run is one pass over one batch of samples. The evaluator's
+    lock is held per run, not per sweep: an evaluation (a fix search, the workbench) asked for
+    meanwhile runs between two of the sweep's runs instead of after the whole sweep. Every what-if
+    run binds all the weights it uses, so the state others leave in a shared binding does not matter."""
     compiler = evaluator.compiler
     inventory = compiler.inventory
     base = plan_weights(inventory, settings)
     nothing = {n: replace(p, quantized=False, reason=Reason.EXCLUDED) for n, p in base.items()}
     compilations = {"current": compiler.compile_plans(settings, base), "only": compiler.compile_plans(settings, nothing)}
     graph = evaluator.npu_graph(compilations["current"], settings.fp16_activations)
-    with evaluator.lock:
-        cuts = evaluator.cut_sessions(graph)
-        side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
-        outputs = list(evaluator.outputs)
-        by_cut: dict[int | None, list] = {}
-        for weight in inventory.weights:
-            by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-        total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
-        ticker = _Progress(total, progress, stop)
-        measured: dict[str, Sensitivity] = {}
+    cuts = evaluator.cut_sessions(graph)
+    side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
+    outputs = list(evaluator.outputs)
+    by_cut: dict[int | None, list] = {}
+    for weight in inventory.weights:
+        by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
+    total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
+    ticker = _Progress(total, progress, stop)
+    measured: dict[str, Sensitivity] = {}
 
-        def ordered() -> list[Sensitivity]:
-            return [measured[w.name] for w in inventory.weights if w.name in measured]
+    def ordered() -> list[Sensitivity]:
+        return [measured[w.name] for w in inventory.weights if w.name in measured]
 
-        def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation:
-            ticker.check(ordered)
-            plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else Reason.EXCLUDED)
-            swaps = _swaps(compiler.result(weight, plan), graph.feeds)
-            if bound is None:  # no cut before this weight: from the inputs, every weight fed
-                values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
-            else:
-                values = _join(evaluator, evaluator.run_parts(bound, swaps, states), outputs)
-            found = evaluator.measure(values)
+    def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation | None:
+        """The run with `weight` changed; None when it is to be quantized but holds NaN or Inf (the
+        config keeps it fp16: the other runs never quantize it, and this one cannot)."""
+        ticker.check(ordered)
+        plan = replace(base[weight.name], quantized=quantized, reason=None if quantized else Reason.EXCLUDED)
+        if quantized and not compiler.finite(weight, plan.fused):
             ticker.step()
-            return found
+            return None
+        swaps = _swaps(compiler.result(weight, plan), graph.feeds)
+        if bound is None:  # no cut before this weight: from the inputs, every weight fed
+            values = evaluator.run(graph.bound, {**side_feeds[side], **swaps})
+        else:
+            values = _join(evaluator, evaluator.run_parts(bound, swaps, states), outputs)
+        found = evaluator.measure(values)
+        ticker.step()
+        return found
 
-        def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
-            for weight in weights:
-                only = what_if(weight, "only", bounds["only"], states["only"], True)
-                gain: float | None = 0.0
-                if base[weight.name].quantized:
-                    excluded = what_if(weight, "current", bounds["current"], states["current"], False)
-                    gain = _difference(excluded.output_sqnr_db, current.output_sqnr_db)
-                elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
-                    included = what_if(weight, "current", bounds["current"], states["current"], True)
-                    gain = _difference(current.output_sqnr_db, included.output_sqnr_db)
-                measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
+    def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
+        for weight in weights:
+            only = what_if(weight, "only", bounds["only"], states["only"], True)
+            gain: float | None = 0.0
+            if base[weight.name].quantized:
+                excluded = what_if(weight, "current", bounds["current"], states["current"], False)
+                gain = _difference(_sqnr(excluded), current.output_sqnr_db)
+            elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
+                included = what_if(weight, "current", bounds["current"], states["current"], True)
+                gain = _difference(current.output_sqnr_db, _sqnr(included))
+            accuracy = only.accuracy_npu if only is not None else None
+            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, weight.size - 4)
 
-        try:
-            current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
-            measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
-            runs = len(evaluator.batches.slices())
-            states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
-            for k in range(len(cuts.plan.cuts)):
-                new = cuts.new_at(k)
-                keep = cuts.tensors(k)
-                for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
-                    ticker.check(ordered)
-                    produced: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
-                    if new:
-                        stepper = BoundSession(cuts.segment(k - 1), new, side_feeds[side])
-                        produced = evaluator.run_parts(stepper, None, states[side])
-                    states[side] = [
-                        {**{t: v for t, v in old.items() if t in keep}, **made} for old, made in zip(states[side], produced)
-                    ]
-                if k in by_cut:
-                    session = cuts.suffix(k)
-                    measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
-        except KeyboardInterrupt:
-            raise Cancelled(ordered()) from None
-        return ordered()
+    try:
+        current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
+        measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+        runs = len(evaluator.batches.slices())
+        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
+        for k in range(len(cuts.plan.cuts)):
+            new = cuts.new_at(k)
+            keep = cuts.tensors(k)
+            for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
+                ticker.check(ordered)
+                produced: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
+                if new:
+                    stepper = BoundSession(cuts.segment(k - 1), new, side_feeds[side])
+                    produced = evaluator.run_parts(stepper, None, states[side])
+                states[side] = [
+                    {**{t: v for t, v in old.items() if t in keep}, **made} for old, made in zip(states[side], produced)
+                ]
+            if k in by_cut:
+                session = cuts.suffix(k)
+                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
+    except KeyboardInterrupt:
+        raise Cancelled(ordered()) from None
+    return ordered()
 
 
 class _Progress:
@@ -233,6 +244,11 @@ def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]
     if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
         changed[feed_name(fused_bias_name(bn))] = result.fused_bias
     return changed
+
+
+def _sqnr(evaluation: Evaluation | None) -> float | None:
+    """The worst output's SQNR; a weight that cannot be quantized (None) ruins the output: -inf."""
+    return -math.inf if evaluation is None else evaluation.output_sqnr_db
 
 
 def _difference(a: float | None, b: float | None) -> float | None:

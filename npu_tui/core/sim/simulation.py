@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from ..errors import InternalError
+from ..errors import InternalError, ModelError
 from ..kinds import Origin
 from ..model.graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from ..model.inventory import FLOAT_TYPES, BnSite, Inventory
@@ -20,6 +20,7 @@ from ..quant.compiler import Compilation, Compiler
 ROUNDED_SUFFIX = "__npu_f32"
 HALF_SUFFIX = "__npu_f16"
 FEED_SUFFIX = "__npu_feed"
+CAST_OPSET = 6
 
 
 def feed_name(tensor: str) -> str:
@@ -85,6 +86,7 @@ def _feed_cast(main: onnx.GraphProto, name: str, data_type: int, dims) -> onnx.N
 def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activations: bool = True) -> SimModel:
     """Apply one compilation to a copy of the model skeleton."""
     inventory = compiler.inventory
+    _require_cast_opset(inventory)
     model = onnx.ModelProto()
     model.CopyFrom(inventory.model)
     twin_node = {id(a.node): b.node for a, b in zip(iter_nodes(inventory.model.graph), iter_nodes(model.graph))}
@@ -115,6 +117,17 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
     if fp16_activations:
         _round_activations(model)
     return SimModel(model, arrays)
+
+
+def _require_cast_opset(inventory: Inventory) -> None:
+    """The simulation inserts Cast nodes (fp16 weights in, activations rounded), whose `to` is a number
+    from opset 6 on and a string before; onnxruntime runs no Cast older than opset 6."""
+    version = next((o.version for o in inventory.model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if version is not None and version < CAST_OPSET:
+        raise ModelError(
+            f"{inventory.path}: the model is ONNX opset {version}; the NPU simulation needs opset {CAST_OPSET} or later: "
+            "convert it with onnx.version_converter.convert_version(model, 13) and point ONNX_FILE at the result"
+        )
 
 
 def fused_bias_name(bn: BnSite) -> str:
