@@ -34,14 +34,11 @@ from ...text import printable
 from .analysis import Analysis, analyse
 from .checks import refuse
 from .graphdef import read_graphdef
+from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_SHAPES_KEY
 from .nodes import Tensor, TfNode, build_graph, tensor_label
 from .ops import SELU_ALPHA, SELU_SCALE, Unsupported, spatial_pads, window
 
 OPSET = 17
-SOURCE_KEY = "npu_tui.source"
-TF_SHAPES_KEY = "npu_tui.tf_shapes"
-TF_ALIASES_KEY = "npu_tui.tf_aliases"
-TF_OPS_KEY = "npu_tui.tf_ops"
 TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 UNARY = {
     "Abs": "Abs",
@@ -134,7 +131,7 @@ class _Emitter:
         helper.set_model_props(
             model,
             {
-                SOURCE_KEY: "tensorflow",
+                SOURCE_KEY: TENSORFLOW,
                 TF_SHAPES_KEY: json.dumps(self.tf_shapes),
                 TF_ALIASES_KEY: json.dumps(self.a.folding.aliases),
             },
@@ -155,6 +152,8 @@ class _Emitter:
             return tensor_label(tensor)
         name = self.a.folding.name_of(tensor)
         self.initializer(name, value, "tf")
+        if value.dtype.kind == "f":
+            self.tf_shapes.setdefault(name, [int(d) for d in value.shape])
         return name
 
     def initializer(self, name: str, value: np.ndarray, layout: str) -> None:
