@@ -11,6 +11,7 @@ The graph is then converted onto an onnx.ModelProto (to_onnx.py) for the existin
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +165,7 @@ class _WireField:
 _GRAPHDEF_WIRE = {1: 2, 2: 2, 3: 0, 4: 2}  # node, library, version, versions: their wire types
 
 
-def looks_like_graphdef(data: bytes | memoryview) -> bool:
+def looks_like_graphdef(data: bytes | memoryview | mmap.mmap) -> bool:
     """True when every top-level field is one GraphDef has, with its wire type. An ONNX ModelProto starts
     with ir_version (field 1 as a varint) and so fails at once; so does text, a zip or an image."""
     pos, end, seen_node = 0, len(data), False
@@ -188,7 +189,7 @@ def looks_like_graphdef(data: bytes | memoryview) -> bool:
     return seen_node
 
 
-def _varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int | None, int]:
+def _varint(data: bytes | memoryview | mmap.mmap, pos: int, end: int) -> tuple[int | None, int]:
     value = shift = 0
     while pos < end and shift <= 63:
         byte = data[pos]
