@@ -150,7 +150,11 @@ DTYPES: dict[int, tuple[np.dtype, str]] = {
     22: (np.dtype(np.uint32), "uint32_val"),
     23: (np.dtype(np.uint64), "uint64_val"),
 }
-DTYPE_NAMES = {0: "DT_INVALID", 7: "DT_STRING", 8: "DT_COMPLEX64", 14: "DT_BFLOAT16", 18: "DT_COMPLEX128", 20: "DT_RESOURCE", 21: "DT_VARIANT"}
+DTYPE_NAMES = {
+    0: "DT_INVALID", 1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8", 7: "DT_STRING",
+    8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 14: "DT_BFLOAT16", 17: "DT_UINT16", 18: "DT_COMPLEX128", 19: "DT_HALF",
+    20: "DT_RESOURCE", 21: "DT_VARIANT", 22: "DT_UINT32", 23: "DT_UINT64",
+}  # fmt: skip
 DT_FLOAT = 1
 DT_INT32 = 3
 REF_OFFSET = 100  # DT_FLOAT_REF = 101: a variable's reference type, the same values
@@ -240,8 +244,6 @@ def parse_graphdef(data: bytes, path: Path) -> Any:
 
 def dtype_name(dtype: int) -> str:
     base = dtype - REF_OFFSET if dtype > REF_OFFSET else dtype
-    if base in DTYPES:
-        return f"DT_{DTYPES[base][0].name.upper()}"
     return DTYPE_NAMES.get(base, f"DataType {dtype}")
 
 

@@ -427,7 +427,7 @@ class _Emitter:
         positions = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
         indices = np.asarray(positions[strided_index(node, len(x_shape), *spec)], dtype=np.int64)
         name = node.name
-        self.add("Reshape", [self.tensor(node.inputs[0]), self.ints(f"{name}:flat", [-1])], [f"{name}:flat"], f"{name}:flat", f"{node.op}:flat")
+        self.add("Reshape", [self.tensor(node.inputs[0]), self.ints(f"{name}:flat_shape", [-1])], [f"{name}:flat"], f"{name}:flat", f"{node.op}:flat")
         self.initializer(f"{name}:indices", indices, "int")
         self.add("Gather", [f"{name}:flat", f"{name}:indices"], [name], name, node.op, axis=0)
 
