@@ -411,6 +411,27 @@ def test_hostile_pbs_are_one_line_errors_without_huge_allocations(tmp_path):
     assert "a .pbtxt model" in hostile(tmp_path, "model.pbtxt", b'node { name: "x" op: "Placeholder" }')
 
 
+def test_broken_graphs_name_the_node(tmp_path):
+    g = writer()
+    g.placeholder("x", [1, 4])
+    g.node("a", "Relu", ["b"])
+    g.node("b", "Relu", ["a"])
+    g.node("y", "AddV2", ["x", "a"])
+    assert "node 'a' lies on a cycle" in hostile(tmp_path, "cycle.pb", g.serialize())
+    g = writer()
+    g.placeholder("x", [1, 4])
+    g.node("y", "Relu", ["nowhere:1"])
+    assert "node 'y' (Relu) reads 'nowhere', which is not a node of the graph" in hostile(tmp_path, "dangling.pb", g.serialize())
+    g = writer()
+    g.node("x", "Placeholder", dtype=1, shape=("shape", [-1, 4]))
+    g.node("y", "Relu", ["x"])
+    (tmp_path / "dynamic.pb").write_bytes(g.serialize())
+    from npu_tui.core.model_file import load_model
+
+    with pytest.raises(ModelError, match=re.escape("input 'x' has shape [-1, 4]; give its shape in INPUT_OPS (x: [1, ...])")):
+        load_model(tmp_path / "dynamic.pb")
+
+
 def test_a_single_typed_value_fills_the_whole_shape_as_tf_does():
     from npu_tui.core.model.tf.graphdef import TensorProto, tensor_value
 

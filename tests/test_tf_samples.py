@@ -60,3 +60,20 @@ def test_eval_on_the_pb_sample_matches_the_onnx_sample():
     onnx_doc, pb_doc = (json.loads(r) for r in results)
     assert pb_doc["accuracy_float"] == onnx_doc["accuracy_float"] and pb_doc["accuracy_npu"] == onnx_doc["accuracy_npu"]
     assert pb_doc["output_sqnr_db"] == pytest.approx(onnx_doc["output_sqnr_db"], abs=0.01)
+
+
+def test_fix_write_and_sim_on_a_pb_keep_pb_file(tmp_path):
+    import shutil
+
+    for item in (SAMPLES / "kws_tdnn_pb").iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    before = (tmp_path / "config.yaml").read_text()
+    result = npu_tui("fix", "--min-agreement", "95", "--write", str(tmp_path / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    after = (tmp_path / "config.yaml").read_text()
+    assert after.startswith(before)  # every line the user had, PB_FILE included, then what fix adds
+    assert "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5" in after[len(before) :]
+    result = npu_tui("compile", "--sim", str(tmp_path / "sim.onnx"), str(tmp_path / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    sim = onnx.load(str(tmp_path / "sim.onnx"))
+    assert {"features"} == {i.name for i in sim.graph.input} and [o.name for o in sim.graph.output] == ["logits"]

@@ -56,9 +56,9 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     inputs = _inputs(graph, needed, input_shapes)
     order_all = topological(graph)
     placed = set(order_all)
-    for name in needed:
-        if name not in placed:
-            raise ModelError(f"{path}: node {printable(name)!r} lies on a cycle; a frozen graph has none")
+    unplaced = sorted((n for n in needed if n not in placed), key=lambda n: graph.nodes[n].index)
+    if unplaced:
+        raise ModelError(f"{path}: node {printable(_on_cycle(graph, unplaced[0], placed))!r} lies on a cycle; a frozen graph has none")
     values: dict[Tensor, np.ndarray] = {}
     problems: list[tuple[str, str]] = []
     for name in order_all:  # every node, so that folded tensors outside the outputs' reach are sized too
@@ -69,6 +69,16 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     folding = fold_names(graph, lambda t: int(values[t].nbytes) if t in values else 0)
     order = [n for n in order_all if n in needed and n not in inputs and n not in folding.foldable]
     return Analysis(graph, inputs, outputs, order, folding, values, problems)
+
+
+def _on_cycle(graph: TfGraph, start: str, placed: set[str]) -> str:
+    """A node of the cycle that keeps `start` from running: follow unplaced inputs until one repeats."""
+    seen: list[str] = []
+    name = start
+    while name not in seen:
+        seen.append(name)
+        name = next(p for p, _ in graph.nodes[name].inputs if p not in placed)
+    return name
 
 
 def _closest(name: str, graph: TfGraph) -> str:
