@@ -430,6 +430,8 @@ def test_broken_graphs_name_the_node(tmp_path):
 
     with pytest.raises(ModelError, match=re.escape("input 'x' has shape [-1, 4]; give its shape in INPUT_OPS (x: [1, ...])")):
         load_model(tmp_path / "dynamic.pb")
+    with pytest.raises(ModelError, match=re.escape("INPUT_OPS gives it the shape [1, 100000, 100000], 10,000,000,000 elements")):
+        load_model(tmp_path / "dynamic.pb", {"x": [1, 100000, 100000]})
 
 
 def test_a_single_typed_value_fills_the_whole_shape_as_tf_does():

@@ -77,3 +77,22 @@ def test_fix_write_and_sim_on_a_pb_keep_pb_file(tmp_path):
     assert result.returncode == 0, result.stderr
     sim = onnx.load(str(tmp_path / "sim.onnx"))
     assert {"features"} == {i.name for i in sim.graph.input} and [o.name for o in sim.graph.output] == ["logits"]
+
+
+def test_the_layer_view_shows_the_tf_graph_not_the_layout_transposes():
+    result = npu_tui("eval", "--layers", "--samples", "10", "--json", str(SAMPLES / "cnn_bn_pb" / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    layers = json.loads(result.stdout)["layers"]
+    assert [(layer["node"], layer["op_type"]) for layer in layers] == [
+        ("conv1/Conv2D+bn1/FusedBatchNorm", "Conv2D+FusedBatchNorm"),
+        ("relu1", "Relu"),
+        ("pool1/AvgPool", "AvgPool"),
+        ("conv2/Conv2D+bn2/FusedBatchNorm", "Conv2D+FusedBatchNorm"),
+        ("relu2", "Relu"),
+        ("pool2/AvgPool", "AvgPool"),
+        ("flatten/Reshape", "Reshape"),
+        ("fc/MatMul", "MatMul"),
+        ("fc/BiasAdd", "BiasAdd"),
+        ("logits", "Identity"),
+    ]
+    assert layers[1]["drop_db"] < 5  # relu1 is compared with conv1+bn1, its real input, not with a Transpose
