@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import yaml
@@ -140,6 +141,7 @@ def test_float_outputs_are_tensorflows(case):
     folder = FIXTURE / "cmodel" / case
     meta = json.loads((folder / "meta.json").read_text())
     model = read_pb(folder / "model.pb", meta["config"]["INPUT_OPS"], meta["config"]["OUTPUT_OPS"])
+    onnx.checker.check_model(model, full_check=True)
     session = ort.InferenceSession(model.SerializeToString())
     inputs, reference = np.load(folder / "inputs.npy"), np.load(folder / "float_out.npy")
     names = [f["name"] for f in meta["outputs"]]
