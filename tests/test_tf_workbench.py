@@ -40,6 +40,7 @@ async def test_kws_pb_shows_gxnpuc_names_and_saves_them_keeping_pb_file(tmp_path
         assert name in app.query_one(WeightTree).leaves
         details = shown(app.query_one(WeightDetails))
         assert "shape [1, 3, 8, 32]" in details
+        assert "tf nodes tdnn1.affine/conv1d/ExpandDims_1, tdnn1.affine/kernel, tdnn1.affine/kernel/read" in details
         await pilot.press("x", "ctrl+s")
         assert f"+EXCLUDE_COMPRESS_OPS: [{name}]" in app.screen.diff
         await pilot.press("y")

@@ -32,6 +32,7 @@ def weight_record(result: WeightResult) -> dict[str, Any]:
         "op_types": list(weight.op_types),
         "shape": list(weight.shape),
         "gxnpuc_shape": list(weight.shown_shape),
+        "tf_names": list(weight.tf_names),
         "size": weight.size,
         "origin": weight.origin,
         "folded_from": list(weight.folded_from),
