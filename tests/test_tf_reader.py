@@ -89,6 +89,27 @@ def test_w_lines_are_gxnpucs_for_every_run_that_compiled(tmp_path):
 
 
 @needs_fixture
+def test_every_weight_holds_its_variables_values():
+    """The folded weight of each fixture graph is its trained variable (weights.npz), value for value."""
+    from npu_tui.core.inventory import build_inventory
+    from npu_tui.core.model.tf.to_onnx import read_pb
+
+    manifest = json.loads((FIXTURE / "models" / "manifest.json").read_text())
+    checked = 0
+    for graph, meta in manifest.items():
+        inventory = build_inventory(read_pb(FIXTURE / "models" / graph / "model.pb", meta["inputs"], meta["outputs"]))
+        trained = np.load(FIXTURE / "models" / graph / "weights.npz")
+        for weight in inventory.weights:
+            variable = next(n for n in weight.tf_names if n in meta["weights"])
+            value = inventory.arrays[weight.name]
+            tf_layout = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value  # ONNX's OIHW back to HWIO
+            assert list(tf_layout.shape) == list(weight.tf_shape)
+            np.testing.assert_array_equal(tf_layout.reshape(meta["weights"][variable]), trained[variable.replace("/", "__")])
+            checked += 1
+    assert checked == 30  # 32 graphs: 3 depthwise ones have none (fp16 always), fc_two has two
+
+
+@needs_fixture
 def test_a_tf_node_name_is_refused_with_the_name_gxnpuc_honours(tmp_path):
     run = FIXTURE / "runs" / "conv1d" / "compress"
     for written in ("tdnn1.affine/kernel", "tdnn1.affine/kernel/read", "tdnn1.affine/conv1d/ExpandDims_1", "tdnn1.affine/conv1d"):
