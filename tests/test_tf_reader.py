@@ -493,3 +493,35 @@ def test_a_saved_config_keeps_pb_file_and_every_key(tmp_path):
     assert saved == {**before, "EXCLUDE_COMPRESS_OPS": ["Variable/read/_0__cf__0"]}
     assert "ONNX_FILE" not in saved and saved["PB_FILE"] == "mnist.pb"
     assert weight_lines(open_project(tmp_path / "config.yaml").compile()) == []
+
+
+def test_pb_file_may_name_an_onnx_model_whatever_its_suffix(tmp_path):
+    """The bytes decide: an ONNX model given as PB_FILE (even named model.pb) is read as ONNX."""
+    from modelkit import BASE_CONFIG, conv_bn_fc, write_project
+
+    for name in ("model.onnx", "model.pb"):
+        folder = tmp_path / name.replace(".", "_")
+        config = write_project(folder, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG.replace("ONNX_FILE: model.onnx", f"PB_FILE: {name}"), name)
+        assert [w.name for w in open_project(config).inventory.weights] == ["conv1.weight", "fc.weight"]
+
+
+def test_constant_subgraphs_fold_away_as_gxnpuc_folds_them(tmp_path):
+    """Fill/Range/Tile computed from constants are folded (and numbered) before gxnpuc checks ops; the
+    same Tile on an activation is an op GRUS does not run."""
+    g = writer()
+    g.placeholder("x", [1, 6])
+    g.const("dims", np.array([6, 4], np.int32))
+    g.const("half", np.array(0.5, np.float32))
+    g.node("w", "Fill", ["dims", "half"], index_type=3)
+    g.const("reps", np.array([1, 2], np.int32))
+    g.node("tiled", "Tile", ["x", "reps"], Tmultiples=3)
+    g.node("fc", "MatMul", ["x", "w"], transpose_a=False, transpose_b=False)
+    save(tmp_path, g, ["fc"], {"x": [1, 6]})
+    result = npu_tui("compile", "-w", str(tmp_path / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "w/_0__cf__0: [6, 4]"
+    (got,) = run_pb(tmp_path / "model.pb", {"x": np.ones((1, 6), np.float32)}, ["fc"])
+    np.testing.assert_array_equal(got, np.full((1, 4), 3.0, np.float32))
+    save(tmp_path, g, ["tiled"], {"x": [1, 6]})
+    result = npu_tui("compile", "--check", str(tmp_path / "config.yaml"))
+    assert result.returncode == 2 and "node 'tiled' (Tile): Tile is not an op GRUS runs" in result.stdout

@@ -23,7 +23,7 @@ from .ops import NOT_FOLDED, OPS
 
 MAX_FOLDED_BYTES = 10 * 1024 * 1024  # ConstantFoldingOptions::max_constant_size_in_bytes default
 NEVER_FOLDED = frozenset({"Placeholder", "PlaceholderWithDefault", "PlaceholderV2", "VariableV2", "Variable", "VarHandleOp"})
-ALWAYS_FOLDED = frozenset({"Shape"})  # every input shape is static once INPUT_OPS fixes the inputs
+ALWAYS_FOLDED = frozenset({"Shape", "Size", "Rank"})  # every input shape is static once INPUT_OPS fixes the inputs
 
 
 @dataclass

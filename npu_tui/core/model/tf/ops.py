@@ -373,8 +373,34 @@ OPS: dict[str, Callable[[TfNode, list[np.ndarray]], list[np.ndarray]]] = {
     "Cast": lambda node, ins: [ins[0].astype(_cast_type(node))],
     "SpaceToBatchND": _space_to_batch,
     "BatchToSpaceND": _batch_to_space,
+    # constant-only arithmetic that TF's fold_constants evaluates, so gxnpuc never sees it as an op
+    "Fill": lambda node, ins: [np.full(bounded(np.asarray(ins[0]).reshape(-1).tolist()), ins[1])],
+    "ZerosLike": lambda node, ins: [np.zeros_like(ins[0])],
+    "OnesLike": lambda node, ins: [np.ones_like(ins[0])],
+    "Range": lambda node, ins: [_range(*ins)],
+    "Size": lambda node, ins: [np.asarray(ins[0].size, dtype=np.int64 if node.attrs.get("out_type") == 9 else np.int32)],
+    "Rank": lambda node, ins: [np.asarray(ins[0].ndim, dtype=np.int32)],
+    "Tile": lambda node, ins: [_tile(ins[0], [int(m) for m in np.asarray(ins[1]).reshape(-1)])],
+    "Prod": _reduce(np.prod),
+    "Max": _reduce(np.max),
+    "Min": _reduce(np.min),
 }
 NOT_FOLDED = frozenset({"Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "SpaceToBatchND", "BatchToSpaceND"})
+
+
+def _range(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    first, last, step = (np.asarray(v).reshape(-1)[0].item() for v in (start, limit, delta))
+    if step == 0:
+        raise Unsupported("Range with delta 0")
+    bounded([max(math.ceil((last - first) / step), 0)])
+    return np.arange(first, last, step).astype(np.result_type(start, limit, delta))
+
+
+def _tile(x: np.ndarray, multiples: list[int]) -> np.ndarray:
+    if len(multiples) != x.ndim or min(multiples, default=0) < 0:
+        raise Unsupported(f"multiples {multiples} do not fit rank {x.ndim}")
+    bounded([d * m for d, m in zip(x.shape, multiples)])
+    return np.tile(x, multiples)
 
 
 def _cast_type(node: TfNode) -> np.dtype:
