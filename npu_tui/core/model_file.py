@@ -1,4 +1,4 @@
-"""Open an ONNX file safely and cheaply: clear errors for wrong files, external data kept inside the
+"""Open a model file safely and cheaply (an ONNX file, or a TensorFlow frozen GraphDef converted to ONNX): clear errors for wrong files, external data kept inside the
 model's folder, and the weights' bytes left in the file until the inventory reads them into arrays."""
 
 from __future__ import annotations
