@@ -1,5 +1,6 @@
-"""Open a model file safely and cheaply (an ONNX file, or a TensorFlow frozen GraphDef converted to ONNX): clear errors for wrong files, external data kept inside the
-model's folder, and the weights' bytes left in the file until the inventory reads them into arrays."""
+"""Open a model file safely and cheaply: an ONNX file, or a TensorFlow frozen GraphDef converted to ONNX.
+Clear errors for wrong files, external data kept inside the model's folder, and an ONNX file's weight
+bytes left in the file until the inventory reads them into arrays."""
 
 from __future__ import annotations
 
