@@ -331,14 +331,16 @@ class _Emitter:
         self.add("Transpose", [tail], [out], f"{out}:nhwc", f"{node.op}:nhwc", perm=TO_NHWC)
 
     def folded_bn(self, site: _BnSite, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """fold_old_batch_norms' float32 arithmetic: scale = (1 / sqrt(var + eps)) * gamma, the kernel times
+        scale per output channel, offset = -mean * scale + beta (a BiasAdd's bias first joins the mean)."""
         bn = self.graph.nodes[site.bn]
         gamma, beta, mean, var = (self._constant(t, "BatchNorm parameter").astype(np.float32) for t in bn.inputs[1:5])
-        factor = (gamma / np.sqrt(var + np.float32(bn.attrs.get("epsilon", 1e-4)))).astype(np.float32)
-        bias = np.zeros_like(mean)
+        scale = (np.float32(1) / np.sqrt(var + np.float32(bn.attrs.get("epsilon", 1e-4)))) * gamma
+        shift = mean
         if site.bias_add is not None:
-            bias = self._constant(self.graph.nodes[site.bias_add].inputs[1], "bias").astype(np.float32)
-        fused = (kernel.astype(np.float32) * factor).astype(np.float32)
-        return fused.transpose(3, 2, 0, 1), ((bias - mean) * factor + beta).astype(np.float32)
+            shift = mean - self._constant(self.graph.nodes[site.bias_add].inputs[1], "bias").astype(np.float32)
+        fused = kernel.astype(np.float32) * scale
+        return fused.transpose(3, 2, 0, 1), (-shift * scale + beta).astype(np.float32)
 
     def _bn_sites(self) -> dict[str, _BnSite]:
         sites: dict[str, _BnSite] = {}
