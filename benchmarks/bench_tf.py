@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from npu_tui.core.model.tf.writer import GraphWriter  # noqa: E402
-from npu_tui.core.model_file import load_model  # noqa: E402
+from npu_tui.core.model.onnx_file import load_model  # noqa: E402
 
 VALID = {"strides": [1, 1, 1, 1], "padding": "VALID", "data_format": "NHWC", "dilations": [1, 1, 1, 1]}
 

@@ -202,7 +202,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
 
 def _open(args: argparse.Namespace):
     """The project of args.config, its warnings on stderr, and its settings with the fp16 option."""
-    from .core.project import open_project
+    from .core.config.project import open_project
 
     project = open_project(args.config)
     for warning in project.config.warnings:
@@ -211,12 +211,12 @@ def _open(args: argparse.Namespace):
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .core.histogram import INDEX_FILE, write_jpegs
     from .core.progress import Progress
+    from .core.quant.histogram import INDEX_FILE, write_jpegs
     from .core.report import compilation_json, summary_lines, weight_lines
     from .core.safe_files import refuse_inputs
-    from .core.sim_check import check_simulation
-    from .core.simulation import build_simulation
+    from .core.sim.sim_check import check_simulation
+    from .core.sim.simulation import build_simulation
 
     if args.check:
         return _check(args)
@@ -253,9 +253,9 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
-    from .core.config import load_config
+    from .core.config.reader import load_config
+    from .core.model.onnx_file import is_graphdef
     from .core.model.tf.checks import check_pb
-    from .core.model_file import is_graphdef
 
     config = load_config(args.config)
     if not is_graphdef(config.model_path):
@@ -304,7 +304,7 @@ def _data(args: argparse.Namespace, project):
 
 
 def _target(args: argparse.Namespace):
-    from .core.fix import Target
+    from .core.triage.fix import Target
 
     for kind in ("max_drop", "min_agreement", "min_sqnr"):
         value = getattr(args, kind, None)
@@ -326,9 +326,9 @@ def _about(args: argparse.Namespace, project, data) -> dict:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
-    from .core.evaluate import Evaluator
     from .core.progress import Progress
-    from .core.sensitivity import Cancelled
+    from .core.sim.evaluate import Evaluator
+    from .core.sim.sensitivity import Cancelled
 
     project, settings = _open(args)
     data = _data(args, project)
@@ -383,9 +383,9 @@ def metric_text(target, value: float | None) -> str:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .core.config_writer import config_diff, managed_values, read_config_text, save_config
-    from .core.evaluate import Evaluator
-    from .core.fix import Search
+    from .core.config.writer import config_diff, managed_values, read_config_text, save_config
+    from .core.sim.evaluate import Evaluator
+    from .core.triage.fix import Search
 
     project, settings = _open(args)
     data = _data(args, project)

@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
-from onnx import helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, make_model, tensor, value, write_project
+from onnx import helper
 
 JSON_WEIGHT_KEYS = {
     "name", "kind", "nodes", "op_types", "shape", "quantized", "reason", "min", "max", "nudged_min",
@@ -119,7 +118,7 @@ def test_unknown_keys_warn_and_compile_goes_on(tmp_path):
 def test_core_and_cli_import_no_ui_or_runtime():
     code = (
         "import sys, npu_tui.core, npu_tui.cli\n"
-        "import npu_tui.core.project, npu_tui.core.simulation, npu_tui.core.report, npu_tui.core.histogram\n"
+        "import npu_tui.core.config.project, npu_tui.core.sim.simulation, npu_tui.core.report, npu_tui.core.quant.histogram\n"
         "bad = [m for m in ('textual', 'rich', 'onnxruntime', 'matplotlib') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

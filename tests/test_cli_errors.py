@@ -3,10 +3,9 @@
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, write_project
+from onnx import numpy_helper
 
 CASES = {
     "yaml_syntax": (BASE_CONFIG + "WEIGHT_MIN_MAX: {fc.weight: [0.1, 0.2]\n", "config.yaml:8:"),

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from clirun import npu_tui
 from conftest import SAMPLES
 
@@ -95,9 +94,8 @@ def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
     import sys
     import time
 
-    from onnx import helper
-
     from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
 
     rng = np.random.default_rng(0)
     count = 400

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clirun import npu_tui
 from tui_kit import copy_sample
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, write_project
 from tui_kit import copy_sample

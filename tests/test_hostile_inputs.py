@@ -10,9 +10,9 @@ from clirun import npu_tui
 from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
 from onnx import helper
 
-from npu_tui.core.config_writer import render_config, yaml_float
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.settings import Settings
+from npu_tui.core.config.writer import render_config, yaml_float
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.quant.settings import Settings
 
 
 def test_a_cycle_of_pass_through_nodes_ends():

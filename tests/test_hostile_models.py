@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, make_model, tensor, value
+from onnx import TensorProto, helper
 
 
 def base() -> onnx.ModelProto:

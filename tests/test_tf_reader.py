@@ -18,7 +18,7 @@ import yaml
 
 from clirun import npu_tui
 from npu_tui.core.errors import ConfigError, ModelError
-from npu_tui.core.project import open_project
+from npu_tui.core.config.project import open_project
 from npu_tui.core.report import weight_lines
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "gxnpuc"
@@ -91,7 +91,7 @@ def test_w_lines_are_gxnpucs_for_every_run_that_compiled(tmp_path):
 @needs_fixture
 def test_every_weight_holds_its_variables_values():
     """The folded weight of each fixture graph is its trained variable (weights.npz), value for value."""
-    from npu_tui.core.inventory import build_inventory
+    from npu_tui.core.model.inventory import build_inventory
     from npu_tui.core.model.tf.to_onnx import read_pb
 
     manifest = json.loads((FIXTURE / "models" / "manifest.json").read_text())
@@ -397,7 +397,7 @@ def test_check_lists_every_problem_naming_each_node(tmp_path):
 
 def hostile(tmp_path: Path, name: str, content: bytes) -> str:
     (tmp_path / name).write_bytes(content)
-    from npu_tui.core.model_file import load_model
+    from npu_tui.core.model.onnx_file import load_model
 
     with pytest.raises(ModelError) as caught:
         load_model(tmp_path / name, {"x": [1, 4]}, None)
@@ -449,7 +449,7 @@ def test_broken_graphs_name_the_node(tmp_path):
     g.node("x", "Placeholder", dtype=1, shape=("shape", [-1, 4]))
     g.node("y", "Relu", ["x"])
     (tmp_path / "dynamic.pb").write_bytes(g.serialize())
-    from npu_tui.core.model_file import load_model
+    from npu_tui.core.model.onnx_file import load_model
 
     with pytest.raises(ModelError, match=re.escape("input 'x' has shape [-1, 4]; give its shape in INPUT_OPS (x: [1, ...])")):
         load_model(tmp_path / "dynamic.pb")
@@ -481,7 +481,7 @@ def test_the_grus_table_is_the_vendors():
 
 @needs_fixture
 def test_a_saved_config_keeps_pb_file_and_every_key(tmp_path):
-    from npu_tui.core.config_writer import save_config
+    from npu_tui.core.config.writer import save_config
 
     shutil.copy(FIXTURE / "vendor_mnist" / "generated_pb" / "mnist_with_ckpt.pb", tmp_path / "mnist.pb")
     text = (FIXTURE / "vendor_mnist" / "config.yaml").read_text().replace("./generated_pb/mnist_with_ckpt.pb", "mnist.pb")

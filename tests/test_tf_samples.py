@@ -13,7 +13,7 @@ import pytest
 from clirun import npu_tui
 from conftest import SAMPLES
 from npu_tui.core.model.tf.to_onnx import read_pb
-from npu_tui.core.project import open_project
+from npu_tui.core.config.project import open_project
 from npu_tui.core.report import weight_lines
 
 

@@ -3,16 +3,16 @@
 
 import numpy as np
 import yaml
+from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
+from tui_kit import copy_sample, make_app, settle
 
-from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
-from npu_tui.core.config import load_config
+from npu_tui.core.config.reader import load_config
 from npu_tui.tui.details import WeightDetails
 from npu_tui.tui.histogram_view import HistogramView
 from npu_tui.tui.summary import ModelSummary
 from npu_tui.tui.weight_tree import WeightTree
-from tui_kit import copy_sample, make_app, settle
 
 SIZE = (80, 24)
 
@@ -244,7 +244,7 @@ def slow_sweep(monkeypatch, seconds: float = 0.1) -> None:
     """Each what-if run of the sweep takes `seconds`: long enough to press keys while it runs."""
     import time
 
-    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.core.sim.evaluate import Evaluator
 
     measure = Evaluator.measure
 
@@ -456,7 +456,7 @@ async def test_worst_key_focus_after_dialogs_and_visible_help_and_quit(tmp_path)
 
 async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_path, monkeypatch):
     from npu_tui.core.errors import UserError
-    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.core.sim.evaluate import Evaluator
     from npu_tui.tui.messages_screen import MessagesScreen
 
     def failing(self, *args, **kwargs):
@@ -588,7 +588,7 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
 
 
 async def test_layer_chart_says_when_only_the_first_samples_are_measured(tmp_path, monkeypatch):
-    from npu_tui.core import layers as layers_module
+    from npu_tui.core.sim import layers as layers_module
     from npu_tui.tui.layer_view import LayerChart
 
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 1)  # one sample's layers already exceed it

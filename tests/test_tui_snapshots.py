@@ -1,7 +1,6 @@
 """SVG snapshots of the main screens at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
 
 import pytest
-
 from tui_kit import copy_sample, make_app, settle
 
 SIZE = (80, 24)
@@ -65,7 +64,7 @@ def test_layer_view(snap_compare, kws_app):
 def test_fix_screen(snap_compare, kws_app, monkeypatch):
     import types
 
-    import npu_tui.core.fix as fix
+    import npu_tui.core.triage.fix as fix
 
     monkeypatch.setattr(fix, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))  # "0.0 s" in every run
 
@@ -88,9 +87,8 @@ def long_names_app(tmp_path, monkeypatch):
     from pathlib import Path
 
     import numpy as np
-    from onnx import helper
-
     from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
 
     rng = np.random.default_rng(3)
     names = [f"model/conv2d_{i}/Conv2D_weights_fused_bn" for i in range(12)]

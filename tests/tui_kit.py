@@ -15,8 +15,8 @@ def copy_sample(name: str, folder: Path) -> Path:
 
 
 def make_app(config: Path, with_data: bool = True):
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.workbench import Workbench
     from npu_tui.tui.app import NpuTuiApp
 

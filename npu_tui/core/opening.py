@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config.project import Project, open_project
 from .errors import UserError
-from .eval_data import EvalData, load_npz, model_inputs, random_data
-from .project import Project, open_project
+from .sim.eval_data import EvalData, load_npz, model_inputs, random_data
 from .workbench import Workbench
 
 RANDOM_SAMPLES = 64

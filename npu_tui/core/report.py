@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .compiler import Compilation, WeightResult
+from .config.project import Project
 from .kinds import WeightKind
-from .project import Project
+from .quant.compiler import Compilation, WeightResult
 from .text import printable
 
 

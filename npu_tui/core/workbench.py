@@ -7,18 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import edits
-from .compiler import Compilation, WeightResult
-from .config_writer import config_diff, read_config_text, render_config, save_config
-from .eval_data import EvalData
-from .evaluate import Evaluation, Evaluator
-from .layers import Layer
-from .plan import WeightPlan
-from .project import Project
-from .ranges import bulk_range, mse_optimal_range
+from .config.project import Project
+from .config.writer import config_diff, read_config_text, render_config, save_config
+from .quant import edits
+from .quant.compiler import Compilation, WeightResult
+from .quant.plan import WeightPlan
+from .quant.ranges import bulk_range, mse_optimal_range
+from .quant.settings import Settings
 from .safe_files import atomic_write
-from .sensitivity import Cancelled, Sensitivity
-from .settings import Settings
+from .sim.eval_data import EvalData
+from .sim.evaluate import Evaluation, Evaluator
+from .sim.layers import Layer
+from .sim.sensitivity import Cancelled, Sensitivity
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ..core.compiler import WeightResult
-from ..core.sensitivity import Sensitivity
+from ..core.quant.compiler import WeightResult
+from ..core.sim.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, rated, status
 
 NUMBERS = [

@@ -15,8 +15,8 @@ from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from ..core.errors import UserError
-from ..core.fix import FixResult, Search, Target, Visit
 from ..core.text import printable, shorten_middle
+from ..core.triage.fix import FixResult, Search, Target, Visit
 from ..core.workbench import Workbench
 
 KINDS = {"drop": "max_drop", "agree": "min_agreement", "sqnr": "min_sqnr"}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_files import atomic_write
+from ..text import MAX_GXNPUC_STEM, file_stem, gxnpuc_stem, printable
 from .compiler import Compilation, Compiler, WeightResult
-from .safe_files import atomic_write
-from .text import MAX_GXNPUC_STEM, file_stem, gxnpuc_stem, printable
 
 DEFAULT_BINS = 128
 INDEX_FILE = "index.json"

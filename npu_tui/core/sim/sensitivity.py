@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .compiler import WeightResult
-from .graph import reads
-from .kinds import Reason
-from .plan import plan_weights
+from ..kinds import Reason
+from ..model.graph import reads
+from ..quant.compiler import WeightResult
+from ..quant.plan import plan_weights
+from ..quant.settings import Settings
 from .runtime import BoundSession
-from .settings import Settings
 from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
 from .suffix import GraphIndex, extract_suffix
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from .config import load_config
-from .errors import ConfigError
-from .safe_files import atomic_write, require_regular
-from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
+from ..errors import ConfigError
+from ..quant.settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
+from ..safe_files import atomic_write, require_regular
+from .reader import load_config
 
 
 def _scalar(value: object) -> str:

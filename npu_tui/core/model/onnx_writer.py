@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .safe_files import atomic_write
+from ..safe_files import atomic_write
 from .wire import GRAPH_INITIALIZER, LENGTH_DELIMITED, MODEL_GRAPH, TENSOR_RAW_DATA
 from .wire import encode_varint as varint
 

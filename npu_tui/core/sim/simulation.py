@@ -10,12 +10,12 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .compiler import Compilation, Compiler
-from .errors import InternalError
-from .graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
-from .inventory import FLOAT_TYPES, BnSite, Inventory
-from .kinds import Origin
-from .onnx_writer import write_model
+from ..errors import InternalError
+from ..kinds import Origin
+from ..model.graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
+from ..model.inventory import FLOAT_TYPES, BnSite, Inventory
+from ..model.onnx_writer import write_model
+from ..quant.compiler import Compilation, Compiler
 
 ROUNDED_SUFFIX = "__npu_f32"
 HALF_SUFFIX = "__npu_f16"

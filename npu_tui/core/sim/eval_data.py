@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .errors import UserError
-from .safe_files import require_regular
+from ..errors import UserError
+from ..safe_files import require_regular
 
 LABELS = "labels"
 RANDOM_BYTES_MAX = 2**32

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .compiler import Compilation
+from ..model.graph import node_label, reads
+from ..model.inventory import PASS_THROUGH, WEIGHT_INPUTS
+from ..model.tf.metadata import tf_op
+from ..quant.compiler import Compilation
 from .evaluate import Comparison, compare_many
-from .graph import node_label, reads
-from .inventory import PASS_THROUGH, WEIGHT_INPUTS
-from .model.tf.metadata import tf_op
 from .runtime import Batches, BoundSession, same_array
 from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .inventory import Inventory
+from ..model.inventory import Inventory
 from .plan import names_of
 from .settings import Settings
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import onnx
 
-from .graph import reads
+from ..model.graph import reads
 
 
 class GraphIndex:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from .config import Config
-from .errors import ConfigError, closest
-from .inventory import Inventory, Weight
-from .kinds import Reason, WeightKind
+from ..errors import ConfigError, closest
+from ..kinds import Reason, WeightKind
+from ..model.inventory import Inventory, Weight
 from .settings import NAME_LIST_FIELDS, RANGES_KEY, Settings
 
 
@@ -20,6 +20,12 @@ class WeightPlan:
     reason: Reason | None
     range: tuple[float, float] | None
     fused: bool
+
+
+class Locator(Protocol):
+    """Where a key or one of its items sits in the config file (the config reader is one), for messages."""
+
+    def where(self, key: str, item: str | None = None) -> str: ...
 
 
 def names_of(weight: Weight, tensorflow: bool = False) -> set[str]:
@@ -67,7 +73,7 @@ def _tf_weight_of(inventory: Inventory, name: str) -> str | None:
     return next((w.name for w in inventory.weights if name in w.nodes), None)
 
 
-def check_names(inventory: Inventory, settings: Settings, config: Config | None = None) -> None:
+def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> None:
     """Refuse a name that matches no weight or node, pointing at the closest real ones."""
     tf = inventory.tensorflow
     all_names = {n for w in inventory.weights for n in names_of(w, tf)}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import onnx
 
-from .errors import InternalError
+from ..errors import InternalError
+from ..text import one_line
 from .runtime import SessionFactory
-from .text import one_line
 
 
 def check_simulation(written: Path, original: Path) -> list[str]:

@@ -15,11 +15,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import ModelError
+from ..errors import ModelError
+from ..kinds import Origin, WeightKind
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
-from .kinds import Origin, WeightKind
-from .model.tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
-from .model_file import LoadedModel, open_unsized_dims
+from .onnx_file import LoadedModel, open_unsized_dims
+from .tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}

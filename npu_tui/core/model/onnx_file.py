@@ -14,9 +14,9 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.helper import tensor_dtype_to_np_dtype
 
-from .errors import ModelError, UserError
+from ..errors import ModelError, UserError
+from ..safe_files import require_regular
 from .graph import iter_graphs, iter_nodes, iter_tensors
-from .safe_files import require_regular
 from .wire import Blob, WireError, split_model
 
 MAX_ELEMENTS = 1 << 33  # 8 G elements: far beyond any weight an NPU holds, still checked before allocating
@@ -116,7 +116,7 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
             f"{path}: a {path.suffix} model; npu-tui reads what gxnpuc reads, a frozen GraphDef (.pb), or ONNX"
         )
     if is_graphdef(path):
-        from .model.tf.cache import load_pb
+        from .tf.cache import load_pb
 
         model = load_pb(path, dict(input_shapes or {}), list(output_names) if output_names else None)
         open_unsized_dims(model)
@@ -146,7 +146,7 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
 
 def is_graphdef(path: Path) -> bool:
     """A TensorFlow frozen GraphDef, told by its bytes (an ONNX file fails at its first field)."""
-    from .model.tf.graphdef import looks_like_graphdef
+    from .tf.graphdef import looks_like_graphdef
 
     require_regular_model(path)
     try:

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .compiler import Compilation, Compiler
-from .errors import InternalError, UserError
+from ..errors import InternalError, UserError
+from ..model.graph import node_label
+from ..quant.compiler import Compilation, Compiler
+from ..quant.settings import Settings
+from ..text import one_line
 from .eval_data import EvalData
-from .graph import node_label
 from .runtime import Batches, BoundSession, SessionFactory
-from .settings import Settings
 from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
-from .text import one_line
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession

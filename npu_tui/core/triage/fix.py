@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from . import edits
-from .errors import UserError
-from .evaluate import Evaluation, Evaluator
-from .inventory import Inventory
-from .project import Project
-from .ranges import clip_range, mse_optimal_range
-from .settings import Settings
+from ..config.project import Project
+from ..errors import UserError
+from ..model.inventory import Inventory
+from ..quant import edits
+from ..quant.ranges import clip_range, mse_optimal_range
+from ..quant.settings import Settings
+from ..sim.evaluate import Evaluation, Evaluator
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
 COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first

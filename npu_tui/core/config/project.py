@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compiler import Compilation, Compiler
-from .config import Config, load_config
-from .inventory import Inventory, build_inventory
-from .model_file import load_model
-from .plan import check_names
-from .settings import Settings
+from ..model.inventory import Inventory, build_inventory
+from ..model.onnx_file import load_model
+from ..quant.compiler import Compilation, Compiler
+from ..quant.plan import check_names
+from ..quant.settings import Settings
+from .reader import Config, load_config
 
 
 @dataclass

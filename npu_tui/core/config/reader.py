@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, UserError
-from .safe_files import require_regular
-from .settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
+from ..errors import ConfigError, UserError
+from ..quant.settings import NAME_LIST_FIELDS, RANGES_KEY, SWITCH_FIELDS, Settings
+from ..safe_files import require_regular
 
 CORENAMES = ("GRUS", "AQUILA", "LEO")
 FP16_MAX = 65504.0

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
+from ..model.inventory import Inventory, Weight
 from .fusion import fuse_bn
-from .inventory import Inventory, Weight
 from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
 from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
