@@ -19,6 +19,7 @@ from ..errors import ModelError
 from ..kinds import Origin, WeightKind
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .onnx_file import LoadedModel, open_unsized_dims
+from .tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -90,10 +91,17 @@ class Weight:
     scope: str = ""
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
+    tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
+    tf_names: tuple[str, ...] = ()  # and the TF nodes it is read through (its Const, /read, an ExpandDims)
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def shown_shape(self) -> tuple[int, ...]:
+        """The shape the vendor's tools show: TF's for a .pb ([kh, kw, cin, cout]), else the array's."""
+        return self.tf_shape if self.tf_shape is not None else self.shape
 
 
 @dataclass
@@ -108,13 +116,15 @@ class Inventory:
     folds: dict[str, Fold]
     node_ops: dict[str, str]
     stored: dict[str, int] = field(default_factory=dict)
+    tf_aliases: dict[str, str] = field(default_factory=dict)  # TF node name -> gxnpuc's name of its weight
+    tensorflow: bool = False  # read from a frozen GraphDef: gxnpuc honours only its `-w` names
 
     def __post_init__(self) -> None:
         self.by_name = {w.name: w for w in self.weights}
         self.name_owners: dict[str, list[str]] = {}
         self.fuse_owners: dict[str, list[str]] = {}
         for weight in self.weights:
-            for name in {weight.name, *weight.nodes}:
+            for name in {weight.name} if self.tensorflow else {weight.name, *weight.nodes}:
                 self.name_owners.setdefault(name, []).append(weight.name)
             if weight.kind == WeightKind.CONV:
                 names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
@@ -162,6 +172,7 @@ class _Finder:
     def run(self) -> Inventory:
         weights: dict[str, Weight] = {}
         folds: dict[str, Fold] = {}
+        fp16_only = never_compressed(self.model)
         for ref in self.nodes:
             for index, kind in WEIGHT_INPUTS.get(ref.node.op_type, ()):
                 if index >= len(ref.node.input) or not ref.node.input[index]:
@@ -171,6 +182,8 @@ class _Finder:
                 if found is None:
                     continue
                 name, origin = found
+                if name in fp16_only:
+                    continue
                 if name in weights:
                     weight = weights[name]
                     if ref.label not in weight.nodes:
@@ -183,11 +196,18 @@ class _Finder:
                     weight.folded_from = folds[name].sources
                 weights[name] = weight
         arrays = self.extract_arrays(folds, weights)
+        shapes = tf_shapes(self.model)
+        aliases = tf_aliases(self.model)
         for weight in weights.values():
+            weight.tf_names = tuple(sorted(n for n, owner in aliases.items() if owner == weight.name))
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
             weight.bn = self.bn_site(weight)
+            weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
-        inventory = Inventory(self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops)
+        inventory = Inventory(
+            self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops,
+            tf_aliases=aliases, tensorflow=is_tensorflow(self.model),
+        )
         inventory.stored = self.stored_sizes(folds, arrays)
         return inventory
 
