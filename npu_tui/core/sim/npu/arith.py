@@ -1,0 +1,175 @@
+"""The GRUS NPU's fp16 arithmetic (NPU_ARITHMETIC.md sections 1-3): every add, sub, mul and div is one
+IEEE binary16 rounding (ties to even) of the float32 result, which float32's 24 bits make correctly
+rounded; dot products are chains of such roundings with no wider accumulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+F16 = np.float16
+F32 = np.float32
+BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
+
+Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def h(values: np.ndarray) -> np.ndarray:
+    """Round float32 values to fp16 (RNE, subnormals kept): the NPU's float2half."""
+    return np.asarray(values, dtype=F32).astype(F16)
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return h(np.add(a, b, dtype=F32))
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return h(np.subtract(a, b, dtype=F32))
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return h(np.multiply(a, b, dtype=F32))
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return h(np.divide(a, b, dtype=F32))
+
+
+def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(a, b) = a if a > b else b: a NaN in a is dropped, a NaN in b kept (the C model's order)."""
+    return np.where(a > b, a, b)
+
+
+def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """min(a, b) = b if a > b else a."""
+    return np.where(a > b, b, a)
+
+
+def _chain(start: np.ndarray | float, xs: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """One mc_matmul chain: P = start; P = h(P + h(x_k * w_k)) for k in order. xs[..., k, 1] and ws[k, :]
+    are float32 copies of fp16 values; the result is float32 holding fp16 values."""
+    p = np.broadcast_to(np.asarray(start, dtype=F32), np.broadcast_shapes(xs.shape[:-2] + ws.shape[1:])).copy()
+    for k in range(ws.shape[0]):
+        product = np.multiply(xs[..., k, :], ws[k], dtype=F32).astype(F16)
+        p = np.add(p, product, dtype=F32).astype(F16).astype(F32)
+    return p
+
+
+def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -> np.ndarray:
+    """x[..., K] @ w[K, N] as the NPU computes it: a chain per 32-row block of w (k ascending), the block
+    partials added in order, acc = h(P_b + acc); `bias_first` (FUSE_BIASADD) starts block 0's chain."""
+    xs = np.asarray(x, dtype=F16).astype(F32)[..., :, None]
+    ws = np.asarray(w, dtype=F16).astype(F32)
+    acc: np.ndarray | None = None
+    for start in range(0, ws.shape[0], BLOCK):
+        first = 0.0 if acc is not None or bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
+        partial = _chain(first, xs[..., start : start + BLOCK, :], ws[start : start + BLOCK])
+        acc = partial if acc is None else np.add(partial, acc, dtype=F32).astype(F16).astype(F32)
+    if acc is None:
+        raise ValueError("matmul with K = 0")
+    return acc.astype(F16)
+
+
+def conv2d(
+    x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
+) -> np.ndarray:
+    """NHWC convolution of x[S, H, W, Cin] with w[kh, kw, Cin, Cout] as dec_conv2d runs it: taps in
+    row-major (kh, kw) order, inside each tap the 32-channel input blocks, each (tap, block) one chain
+    started at 0 and added to the running acc; padding taps add nothing (their chain over zero inputs is
+    +0, which leaves every acc as it was). `bias_first` starts the first chain. pads = top, left,
+    bottom, right."""
+    top, left, bottom, right = pads
+    padded = np.pad(np.asarray(x, dtype=F16), ((0, 0), (top, bottom), (left, right), (0, 0))).astype(F32)
+    kh, kw, cin, _ = w.shape
+    sh, sw = strides
+    out_h = (padded.shape[1] - kh) // sh + 1
+    out_w = (padded.shape[2] - kw) // sw + 1
+    ws = np.asarray(w, dtype=F16).astype(F32)
+    acc: np.ndarray | None = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :, None]
+            for start in range(0, cin, BLOCK):
+                first = 0.0 if acc is not None or bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
+                partial = _chain(first, tap[..., start : start + BLOCK, :], ws[i, j, start : start + BLOCK])
+                acc = partial if acc is None else np.add(partial, acc, dtype=F32).astype(F16).astype(F32)
+    if acc is None:
+        raise ValueError("conv2d with an empty kernel")
+    return acc.astype(F16)
+
+
+def depthwise2d(
+    x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
+) -> np.ndarray:
+    """NHWC depthwise convolution, w[kh, kw, C]: one chain per output over the taps row-major,
+    acc = bias (when given) or 0, then acc = h(acc + h(x*w)) (mc_conv2d per channel)."""
+    top, left, bottom, right = pads
+    padded = np.pad(np.asarray(x, dtype=F16), ((0, 0), (top, bottom), (left, right), (0, 0))).astype(F32)
+    kh, kw, _ = w.shape
+    sh, sw = strides
+    out_h = (padded.shape[1] - kh) // sh + 1
+    out_w = (padded.shape[2] - kw) // sw + 1
+    ws = np.asarray(w, dtype=F16).astype(F32)
+    start = 0.0 if bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
+    acc = np.broadcast_to(np.asarray(start, dtype=F32), (padded.shape[0], out_h, out_w, w.shape[2])).copy()
+    for i in range(kh):
+        for j in range(kw):
+            tap = padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+            acc = np.add(acc, np.multiply(tap, ws[i, j], dtype=F32).astype(F16), dtype=F32).astype(F16).astype(F32)
+    return acc.astype(F16)
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """op_reduce's chain: s = 0; s = h(s + x) over the reduced elements in row-major index order. The
+    reduced axes keep size 1."""
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(np.asarray(x, dtype=F16), kept + list(axes))
+    flat = moved.reshape(moved.shape[: len(kept)] + (-1,)).astype(F32)
+    s = np.zeros(flat.shape[:-1], dtype=F32)
+    for k in range(flat.shape[-1]):
+        s = np.add(s, flat[..., k], dtype=F32).astype(F16).astype(F32)
+    shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
+    return s.astype(F16).reshape(shape)
+
+
+def reduce_mean(x: np.ndarray, axes: tuple[int, ...], count: np.ndarray) -> np.ndarray:
+    """The reduce chain divided by the element count: a real division, y = h(s / h(count))."""
+    return div(reduce_sum(x, axes), count)
+
+
+def _windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> list[np.ndarray]:
+    """The window's elements of x[S, H, W, C] (VALID, row-major order), one strided view each."""
+    kh, kw = kernel
+    sh, sw = strides
+    out_h = (x.shape[1] - kh) // sh + 1
+    out_w = (x.shape[2] - kw) // sw + 1
+    return [x[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)]
+
+
+def max_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
+    """op_pool max on NHWC: m = -inf; m = max(x, m) over the window row-major."""
+    m = np.full_like(_windows(x, kernel, strides)[0], -np.inf, dtype=F16)
+    for value in _windows(np.asarray(x, dtype=F16), kernel, strides):
+        m = maximum(value, m)
+    return m
+
+
+def avg_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], count: np.ndarray) -> np.ndarray:
+    """op_pool avg on NHWC: s = h(s + x) over the window row-major, then y = h(s / h(kh*kw))."""
+    s = np.zeros_like(_windows(x, kernel, strides)[0], dtype=F16)
+    for value in _windows(np.asarray(x, dtype=F16), kernel, strides):
+        s = add(s, value)
+    return div(s, count)
+
+
+def fp32_output(values: np.ndarray) -> np.ndarray:
+    """The format op's fp16 -> fp32 (calc_op_format direction 1): exponent field 0 (zeros and
+    subnormals) becomes a signed 0, exponent 31 (inf and NaN) a signed inf, the rest widens exactly."""
+    bits = np.asarray(values, dtype=F16).view(np.uint16)
+    exponent = (bits >> 10) & 0x1F
+    negative = (bits & 0x8000) != 0
+    wide = bits.view(F16).astype(F32)
+    wide = np.where(exponent == 0, np.where(negative, F32(-0.0), F32(0.0)), wide)
+    return np.where(exponent == 0x1F, np.where(negative, F32(-np.inf), F32(np.inf)), wide).astype(F32)
