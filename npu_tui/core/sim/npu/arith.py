@@ -4,7 +4,9 @@ rounded; dot products are chains of such roundings with no wider accumulator."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -12,7 +14,18 @@ F16 = np.float16
 F32 = np.float32
 BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
 
-Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+def quiet(function: Function) -> Function:
+    """Overflow to inf and inf - inf = NaN are what the NPU computes, not warnings."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def h(values: np.ndarray) -> np.ndarray:
@@ -20,21 +33,24 @@ def h(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=F32).astype(F16)
 
 
+@quiet
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return h(np.add(a, b, dtype=F32))
 
 
+@quiet
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return h(np.subtract(a, b, dtype=F32))
 
 
+@quiet
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return h(np.multiply(a, b, dtype=F32))
 
 
+@quiet
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return h(np.divide(a, b, dtype=F32))
+    return h(np.divide(a, b, dtype=F32))
 
 
 def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -57,6 +73,7 @@ def _chain(start: np.ndarray | float, xs: np.ndarray, ws: np.ndarray) -> np.ndar
     return p
 
 
+@quiet
 def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -> np.ndarray:
     """x[..., K] @ w[K, N] as the NPU computes it: a chain per 32-row block of w (k ascending), the block
     partials added in order, acc = h(P_b + acc); `bias_first` (FUSE_BIASADD) starts block 0's chain."""
@@ -72,6 +89,7 @@ def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -
     return acc.astype(F16)
 
 
+@quiet
 def conv2d(
     x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
 ) -> np.ndarray:
@@ -100,6 +118,7 @@ def conv2d(
     return acc.astype(F16)
 
 
+@quiet
 def depthwise2d(
     x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
 ) -> np.ndarray:
@@ -121,19 +140,22 @@ def depthwise2d(
     return acc.astype(F16)
 
 
+@quiet
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """op_reduce's chain: s = 0; s = h(s + x) over the reduced elements in row-major index order. The
     reduced axes keep size 1."""
     kept = [a for a in range(x.ndim) if a not in axes]
     moved = np.transpose(np.asarray(x, dtype=F16), kept + list(axes))
-    flat = moved.reshape(moved.shape[: len(kept)] + (-1,)).astype(F32)
-    s = np.zeros(flat.shape[:-1], dtype=F32)
-    for k in range(flat.shape[-1]):
+    count = int(np.prod([x.shape[a] for a in axes]))
+    flat = moved.reshape(*moved.shape[: len(kept)], count).astype(F32)
+    s = np.zeros(moved.shape[: len(kept)], dtype=F32)
+    for k in range(count):
         s = np.add(s, flat[..., k], dtype=F32).astype(F16).astype(F32)
     shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
     return s.astype(F16).reshape(shape)
 
 
+@quiet
 def reduce_mean(x: np.ndarray, axes: tuple[int, ...], count: np.ndarray) -> np.ndarray:
     """The reduce chain divided by the element count: a real division, y = h(s / h(count))."""
     return div(reduce_sum(x, axes), count)
@@ -156,6 +178,7 @@ def max_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -
     return m
 
 
+@quiet
 def avg_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], count: np.ndarray) -> np.ndarray:
     """op_pool avg on NHWC: s = h(s + x) over the window row-major, then y = h(s / h(kh*kw))."""
     s = np.zeros_like(_windows(x, kernel, strides)[0], dtype=F16)
