@@ -4,7 +4,7 @@ once. Every tensor carries a leading samples axis in front of its ONNX shape; co
 Constants: float16 initializers are taken bit for bit (the weights as the NPU holds them, e.g.
 dequantized int8); float32 ones are converted as gxnpuc stores them (its own converter). Inputs are
 converted with IEEE round-to-nearest-even (numpy), as the SDK's C model cases were fed, or with the
-vendor's converter (`vendor_inputs`). A node's doc_string `tf:<op>` (the TensorFlow reader's) says
+vendor's converter (`vendor_inputs`); float16 inputs are taken bit for bit. A node's doc_string `tf:<op>` (the TensorFlow reader's) says
 which TensorFlow op it was: only a BiasAdd fuses into the MatMul/Conv before it under FUSE_BIASADD."""
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ class _Interpreter:
             if spec.name not in feeds:
                 raise ModelError(f"no data for model input {printable(spec.name)!r}")
             array = np.asarray(feeds[spec.name])
-            if array.dtype.kind == "f":
+            if array.dtype == F16:
+                self.values[spec.name] = _Tensor(array)
+            elif array.dtype.kind == "f":
                 converted = compiler_fp16(array.astype(np.float32)) if vendor_inputs else array.astype(np.float32).astype(F16)
                 self.values[spec.name] = _Tensor(converted)
             else:
