@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     fx.add_argument("--write", action="store_true", help="save the result into CONFIG (atomic, keeps a .bak and comments)")
     fx.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sm = commands.add_parser("simulate", help="run the NPU's own fp16 arithmetic (bit-exact) and write its outputs")
+    sm.add_argument("config", help="the vendor config.yaml")
+    _data_arguments(sm)
+    sm.add_argument("--out", required=True, metavar="NPZ", help="write one array per output name here (samples first)")
+    sm.add_argument("--float", action="store_true", help="write the float model's outputs instead of the NPU's")
+    sm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -113,7 +119,7 @@ _seed = _whole(0, "negative; a seed is 0 or more")
 _positive = _whole(1, "not a positive number")
 
 
-COMMANDS = ("compile", "eval", "fix")
+COMMANDS = ("compile", "eval", "fix", "simulate")
 SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
 SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
 
@@ -173,6 +179,8 @@ def _command(args: argparse.Namespace) -> int:
         return _evaluate(args)
     if args.command == "fix":
         return _fix(args)
+    if args.command == "simulate":
+        return _simulate(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -340,6 +348,46 @@ def _evaluate(args: argparse.Namespace) -> int:
             lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")
         sys.stdout.write("\n".join(lines) + "\n")
     return status
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """What the chip returns for each sample (float32 outputs, FP16_OUT_OPS as float16), or --float."""
+    import numpy as np
+
+    from .core.evaluate import Evaluator
+    from .core.safe_files import refuse_inputs
+    from .core.sim.npu.arith import fp32_output
+    from .core.sim.npu.interpreter import run_exact, samples_first, with_held_weights
+    from .core.simulation import build_simulation, npu_values
+
+    args.no_fp16_activations = False
+    project, settings = _open(args)
+    data = _data(args, project)
+    out = Path(args.out)
+    refuse_inputs(out, project.inputs, "--out")
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    names = list(evaluator.outputs)
+    if args.float:
+        arrays = {name: np.asarray(value, dtype=np.float32) for name, value in evaluator.reference().items()}
+    else:
+        compilation = project.compile(settings)
+        sim = build_simulation(project.compiler, compilation, fp16_activations=False)
+        model = with_held_weights(sim.to_proto(), npu_values(compilation))
+        fp16_names = set(project.config.data.get("FP16_OUT_OPS") or [])
+        run = run_exact(model, data.inputs, names, fuse_biasadd=project.config.data.get("FUSE_BIASADD") is True)
+        for diagnostic in run.diagnostics:
+            sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
+        arrays = {
+            name: samples_first(value if name in fp16_names else fp32_output(value)) for name, value in run.values.items()
+        }
+    try:
+        with atomic_write(out) as handle:
+            np.savez(handle, **arrays)
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    what = "float model" if args.float else "NPU (exact fp16 arithmetic)"
+    sys.stderr.write(f"wrote {len(arrays)} outputs of {data.samples} samples ({what}) to {printable(str(out))}\n")
+    return EXIT_OK
 
 
 def target_text(target) -> str:

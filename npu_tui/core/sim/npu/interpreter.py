@@ -626,3 +626,20 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
 
 
 MOVEMENT = {"Shape", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Pad"}
+
+
+def with_held_weights(model: onnx.ModelProto, held: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of `model` whose initializers named in `held` are float16: the values the NPU holds
+    (dequantized int8 or converted fp16), which the interpreter then takes bit for bit."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:
+        if tensor.name in held:
+            tensor.CopyFrom(numpy_helper.from_array(np.asarray(held[tensor.name]).astype(F16).reshape(tuple(tensor.dims)), tensor.name))
+    return copy
+
+
+def samples_first(value: np.ndarray) -> np.ndarray:
+    """[samples, 1, ...] (one inference's batch axis of 1) as [samples, ...], as the float model's
+    outputs are joined; other shapes as they are."""
+    return value.reshape(value.shape[0], *value.shape[2:]) if value.ndim >= 2 and value.shape[1] == 1 else value
