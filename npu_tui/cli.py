@@ -382,7 +382,7 @@ def _simulate(args: argparse.Namespace) -> int:
         }
     try:
         with atomic_write(out) as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
     except OSError as exc:
         raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     what = "float model" if args.float else "NPU (exact fp16 arithmetic)"
