@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .kinds import Origin, WeightKind
+from .model.tf.metadata import is_tensorflow, tf_aliases, tf_shapes
 from .model_file import LoadedModel, open_unsized_dims
 
 FLOAT_TYPES = frozenset(
@@ -90,10 +91,16 @@ class Weight:
     scope: str = ""
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
+    tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def shown_shape(self) -> tuple[int, ...]:
+        """The shape the vendor's tools show: TF's for a .pb ([kh, kw, cin, cout]), else the array's."""
+        return self.tf_shape if self.tf_shape is not None else self.shape
 
 
 @dataclass
@@ -108,13 +115,15 @@ class Inventory:
     folds: dict[str, Fold]
     node_ops: dict[str, str]
     stored: dict[str, int] = field(default_factory=dict)
+    tf_aliases: dict[str, str] = field(default_factory=dict)  # TF node name -> gxnpuc's name of its weight
+    tensorflow: bool = False  # read from a frozen GraphDef: gxnpuc honours only its `-w` names
 
     def __post_init__(self) -> None:
         self.by_name = {w.name: w for w in self.weights}
         self.name_owners: dict[str, list[str]] = {}
         self.fuse_owners: dict[str, list[str]] = {}
         for weight in self.weights:
-            for name in {weight.name, *weight.nodes}:
+            for name in {weight.name} if self.tensorflow else {weight.name, *weight.nodes}:
                 self.name_owners.setdefault(name, []).append(weight.name)
             if weight.kind == WeightKind.CONV:
                 names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
@@ -183,11 +192,16 @@ class _Finder:
                     weight.folded_from = folds[name].sources
                 weights[name] = weight
         arrays = self.extract_arrays(folds, weights)
+        shapes = tf_shapes(self.model)
         for weight in weights.values():
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
             weight.bn = self.bn_site(weight)
+            weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
-        inventory = Inventory(self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops)
+        inventory = Inventory(
+            self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops,
+            tf_aliases=tf_aliases(self.model), tensorflow=is_tensorflow(self.model),
+        )
         inventory.stored = self.stored_sizes(folds, arrays)
         return inventory
 

@@ -13,7 +13,7 @@ from .text import printable
 def weight_lines(compilation: Compilation) -> list[str]:
     """The vendor's `-w` format: `NAME: [d0, d1, ...]` per quantized weight, in model order."""
     return [
-        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shape)}]"
+        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shown_shape)}]"
         for r in compilation.results.values()
         if r.plan.quantized
     ]
@@ -27,6 +27,7 @@ def weight_record(result: WeightResult) -> dict[str, Any]:
         "nodes": list(weight.nodes),
         "op_types": list(weight.op_types),
         "shape": list(weight.shape),
+        "gxnpuc_shape": list(weight.shown_shape),
         "size": weight.size,
         "origin": weight.origin,
         "folded_from": list(weight.folded_from),

@@ -1,0 +1,43 @@
+"""What the TF reader records in the ONNX model it builds, for the inventory and the reports: the
+weights' TensorFlow shapes (what `gxnpuc -w` prints) and the TF node names that reach each weight."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+
+SOURCE_KEY = "npu_tui.source"
+TENSORFLOW = "tensorflow"
+TF_SHAPES_KEY = "npu_tui.tf_shapes"
+TF_ALIASES_KEY = "npu_tui.tf_aliases"
+
+
+def _props(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def is_tensorflow(model: onnx.ModelProto) -> bool:
+    return _props(model).get(SOURCE_KEY) == TENSORFLOW
+
+
+def _json_map(model: onnx.ModelProto, key: str) -> dict:
+    text = _props(model).get(key)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def tf_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """initializer name -> its TensorFlow shape, where the reader recorded one."""
+    found = _json_map(model, TF_SHAPES_KEY)
+    return {str(k): tuple(int(d) for d in v) for k, v in found.items() if isinstance(v, list) and all(isinstance(d, int) for d in v)}
+
+
+def tf_aliases(model: onnx.ModelProto) -> dict[str, str]:
+    """TF node name (a Const, its /read Identity, an ExpandDims) -> the gxnpuc name of the weight it reaches."""
+    return {str(k): str(v) for k, v in _json_map(model, TF_ALIASES_KEY).items() if isinstance(v, str)}
