@@ -130,7 +130,8 @@ class _Interpreter:
             else:
                 self.values[spec.name] = _Tensor(array)
         for node in self.graph.node:
-            if id(node) in self.fused:
+            if id(node) in self.fused:  # its bias is in the chain already: it passes its data input on
+                self.values[node.output[0]] = self._input(node, 0)
                 continue
             self._node(node)
         out: dict[str, np.ndarray] = {}
@@ -188,13 +189,15 @@ class _Interpreter:
 
     # --- linear layers --------------------------------------------------------------------------
     def _bias_after(self, node: onnx.NodeProto) -> tuple[onnx.NodeProto, np.ndarray] | None:
-        """The BiasAdd (TensorFlow's, by doc_string) that is the single consumer of this node."""
+        """The BiasAdd (TensorFlow's, by doc_string) that is the single consumer of this node, directly
+        or through the one Transpose that takes a converted NHWC layer's output back to NHWC."""
         users = self.consumers.get(node.output[0], [])
+        if len(users) == 1 and users[0].op_type == "Transpose":
+            users = self.consumers.get(users[0].output[0], [])
         if len(users) != 1 or users[0].op_type != "Add" or users[0].doc_string != "tf:BiasAdd":
             return None
         add = users[0]
-        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
-        bias = self.values.get(other)
+        bias = self.values.get(add.input[1])
         if bias is None or isinstance(bias, _Tensor) or np.ndim(bias) < 1 or np.size(bias) != np.shape(bias)[-1]:
             return None
         return add, _npu_constant(np.asarray(bias).reshape(-1))
@@ -231,7 +234,6 @@ class _Interpreter:
     def _store_linear(self, node: onnx.NodeProto, result: np.ndarray, fused_add: onnx.NodeProto | None) -> None:
         if fused_add is not None:
             self.fused.add(id(fused_add))
-            self.values[fused_add.output[0]] = _Tensor(result)
         self.values[node.output[0]] = _Tensor(result)
 
     def _op_MatMul(self, node: onnx.NodeProto) -> None:
@@ -350,8 +352,8 @@ class _Interpreter:
 
     def _op_Clip(self, node: onnx.NodeProto) -> None:
         attrs = _attributes(node)
-        low = attrs.get("min") if len(node.input) < 2 or not node.input[1] else float(self._const(node, 1, "minimum"))
-        high = attrs.get("max") if len(node.input) < 3 or not node.input[2] else float(self._const(node, 2, "maximum"))
+        low = attrs.get("min") if len(node.input) < 2 or not node.input[1] else _scalar(self._const(node, 1, "minimum"))
+        high = attrs.get("max") if len(node.input) < 3 or not node.input[2] else _scalar(self._const(node, 2, "maximum"))
         if low != 0 or high != 6:
             raise ModelError(f"node {self._label(node)!r}: Clip({low}, {high}); the NPU clips only as Relu6 = Clip(0, 6)")
         self._unary(node, lambda x: _relu(x, cap=F16(6)))
@@ -518,6 +520,10 @@ def _aligned(a: Value, b: Value) -> tuple[np.ndarray, np.ndarray]:
         return const.reshape((1,) * (rank + 1 - const.ndim) + const.shape)
 
     return lift(a, ra), lift(b, rb)
+
+
+def _scalar(value: np.ndarray) -> float:
+    return float(np.asarray(value).reshape(-1)[0])
 
 
 def _attributes(node: onnx.NodeProto) -> dict:

@@ -1,0 +1,91 @@
+"""The exact NPU simulation against the vendor's C model: the 16 compiled cases of ../shared/gxnpuc/cmodel,
+bit for bit (the fp32 output words, sign of zero included; FP16_OUT_OPS as raw fp16 bits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from onnx import numpy_helper
+
+from npu_tui.core.model.tf.to_onnx import read_pb
+from npu_tui.core.quant.gxnpuc import quantize
+from npu_tui.core.sim.npu.interpreter import run_exact, simulate_exact
+
+CMODEL = Path(__file__).resolve().parents[2] / "shared" / "gxnpuc" / "cmodel"
+CASES = sorted(p.name for p in CMODEL.iterdir() if (p / "cmodel_out.npy").is_file()) if CMODEL.is_dir() else []
+pytestmark = pytest.mark.skipif(not CASES, reason=f"the C model cases are not at {CMODEL}")
+
+
+def npu_model(case: Path, config: dict) -> onnx.ModelProto:
+    """The case's graph with its weights as the NPU holds them: MatMul weights (COMPRESS) and Conv2D
+    weights with cin > 1 (CONV2D_COMPRESS) quantized as gxnpuc does and dequantized as the chip does;
+    every other constant stays float32, which the simulation converts as the compiler does."""
+    model = read_pb(case / "model.pb", config["INPUT_OPS"], config["OUTPUT_OPS"], bool(config.get("FUSE_BN", False)))
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        tensor = inits[node.input[1]]
+        w = numpy_helper.to_array(tensor)
+        if node.op_type == "MatMul" and config.get("COMPRESS"):
+            held = quantize(w).dequantized
+        elif node.op_type == "Conv" and config.get("CONV2D_COMPRESS") and w.shape[1] > 1:
+            held = np.transpose(quantize(np.transpose(w, (2, 3, 1, 0))).dequantized, (3, 2, 0, 1))  # TF layout: HWIO
+        else:
+            continue
+        tensor.CopyFrom(numpy_helper.from_array(held.astype(np.float16), tensor.name))
+    return model
+
+
+def fed_as_the_c_model_was(x: np.ndarray) -> np.ndarray:
+    """IEEE round-to-nearest-even to fp16, every NaN as 0x7e00 (cmodel/README.md)."""
+    half = x.astype(np.float16)
+    half[np.isnan(half)] = np.float16(np.nan)
+    return half
+
+
+def run_case(name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    case = CMODEL / name
+    meta = json.loads((case / "meta.json").read_text())
+    config = yaml.safe_load((case / "config.yaml").read_text())
+    fp16_out = set(config.get("FP16_OUT_OPS") or [])
+    x = np.load(case / "inputs.npy")
+    feeds = {
+        f["name"]: fed_as_the_c_model_was(x[:, f["offset"] : f["offset"] + f["size"]]).reshape(len(x), *f["shape"]) for f in meta["inputs"]
+    }
+    names = [f["name"] for f in meta["outputs"]]
+    out = simulate_exact(npu_model(case, config), feeds, names, fp16_outputs=sorted(fp16_out))
+    if fp16_out:
+        got = np.concatenate([out[n].reshape(len(x), -1).view(np.uint16) for n in names], axis=1)
+        want = np.load(case / "cmodel_out_f16bits.npy")
+    else:
+        got = np.concatenate([out[n].reshape(len(x), -1).view(np.uint32) for n in names], axis=1)
+        want = np.load(case / "cmodel_out.npy").view(np.uint32)
+    return got, want, meta
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_output_word_equals_the_c_models(name):
+    got, want, meta = run_case(name)
+    assert got.shape == want.shape
+    wrong = got != want
+    fields = [f["name"] for f in meta["outputs"] for _ in range(f["size"])]
+    where = sorted({fields[i] for i in np.nonzero(wrong)[1]})
+    assert not wrong.any(), f"{name}: {int(wrong.sum())} of {want.size} output words differ (in {where})"
+
+
+def test_the_gru_cell_is_wrong_on_the_chip_and_the_simulation_says_why():
+    case = CMODEL / "gru"
+    config = yaml.safe_load((case / "config.yaml").read_text())
+    x = np.load(case / "inputs.npy")
+    feeds = {"input": fed_as_the_c_model_was(x[:, :8]).reshape(-1, 1, 8), "state_h": fed_as_the_c_model_was(x[:, 8:]).reshape(-1, 1, 8)}
+    run = run_exact(npu_model(case, config), feeds, ["output"])
+    assert [(d.node, d.kind) for d in run.diagnostics] == [("gru/sub", "scalar_first")]
+    float_out = np.load(case / "float_out.npy")
+    chip = run.values["output"].reshape(len(x), -1).astype(np.float32)
+    assert np.abs(chip - float_out).max() > 1  # u - 1 instead of 1 - u: far from TensorFlow's answer
