@@ -13,6 +13,7 @@ import numpy as np
 F16 = np.float16
 F32 = np.float32
 BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
+CHUNK_ELEMENTS = 1 << 21  # partial sums held at once (8 MB of float32 per array)
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 
@@ -63,30 +64,58 @@ def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(a > b, b, a)
 
 
-def _chain(start: np.ndarray | float, xs: np.ndarray, ws: np.ndarray) -> np.ndarray:
-    """One mc_matmul chain: P = start; P = h(P + h(x_k * w_k)) for k in order. xs[..., k, 1] and ws[k, :]
-    are float32 copies of fp16 values; the result is float32 holding fp16 values."""
-    p = np.broadcast_to(np.asarray(start, dtype=F32), np.broadcast_shapes(xs.shape[:-2] + ws.shape[1:])).copy()
-    for k in range(ws.shape[0]):
-        product = np.multiply(xs[..., k, :], ws[k], dtype=F32).astype(F16)
-        p = np.add(p, product, dtype=F32).astype(F16).astype(F32)
-    return p
+def _blocked(rows: int, length: int) -> tuple[int, int]:
+    """(chains, chain length) of a dot product of `length` terms in 32-row blocks."""
+    step = min(BLOCK, max(length, 1))
+    return -(-length // step), step
+
+
+def _chains(xs: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """xs[R, M, L] and ws[M, L, N] (float32 copies of fp16 values) as M independent mc_matmul chains,
+    P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0), then
+    summed in order: acc = P_0, acc = h(P_m + acc). Rows are taken in chunks to bound the memory;
+    padding terms are x = +0, w = -0, whose product -0 leaves any P as it is."""
+    out = np.empty((xs.shape[0], ws.shape[2]), dtype=F32)
+    per_row = ws.shape[0] * ws.shape[2]
+    chunk = max(1, CHUNK_ELEMENTS // max(per_row, 1))
+    for first in range(0, xs.shape[0], chunk):
+        part = xs[first : first + chunk]
+        p = np.zeros((part.shape[0], ws.shape[0], ws.shape[2]), dtype=F32)
+        if start is not None:
+            p[:, 0, :] = start
+        for k in range(ws.shape[1]):
+            product = np.multiply(part[:, :, k, None], ws[:, k, :], dtype=F32).astype(F16)
+            p = np.add(p, product, dtype=F32).astype(F16).astype(F32)
+        acc = p[:, 0, :]
+        for m in range(1, ws.shape[0]):
+            acc = np.add(p[:, m, :], acc, dtype=F32).astype(F16).astype(F32)
+        out[first : first + chunk] = acc
+    return out
+
+
+def _split(x: np.ndarray, axis_length: int, chains: int, step: int, fill: float) -> np.ndarray:
+    """The last axis (axis_length) padded with `fill` to chains * step and cut into [chains, step]."""
+    pad = chains * step - axis_length
+    widths = [(0, 0)] * (x.ndim - 1) + [(0, pad)]
+    return np.pad(x, widths, constant_values=fill).reshape(*x.shape[:-1], chains, step)
+
+
+def _start(bias_first: np.ndarray | None) -> np.ndarray | None:
+    return None if bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
 
 
 @quiet
 def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -> np.ndarray:
     """x[..., K] @ w[K, N] as the NPU computes it: a chain per 32-row block of w (k ascending), the block
     partials added in order, acc = h(P_b + acc); `bias_first` (FUSE_BIASADD) starts block 0's chain."""
-    xs = np.asarray(x, dtype=F16).astype(F32)[..., :, None]
-    ws = np.asarray(w, dtype=F16).astype(F32)
-    acc: np.ndarray | None = None
-    for start in range(0, ws.shape[0], BLOCK):
-        first = 0.0 if acc is not None or bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
-        partial = _chain(first, xs[..., start : start + BLOCK, :], ws[start : start + BLOCK])
-        acc = partial if acc is None else np.add(partial, acc, dtype=F32).astype(F16).astype(F32)
-    if acc is None:
+    k, n = w.shape
+    if k == 0:
         raise ValueError("matmul with K = 0")
-    return acc.astype(F16)
+    chains, step = _blocked(1, k)
+    lead = x.shape[:-1]
+    xs = _split(np.asarray(x, dtype=F16).astype(F32).reshape(-1, k), k, chains, step, 0.0)
+    ws = _split(np.asarray(w, dtype=F16).astype(F32).T, k, chains, step, -0.0).transpose(1, 2, 0)
+    return _chains(xs, ws, _start(bias_first)).astype(F16).reshape(*lead, n)
 
 
 @quiet
@@ -100,22 +129,17 @@ def conv2d(
     bottom, right."""
     top, left, bottom, right = pads
     padded = np.pad(np.asarray(x, dtype=F16), ((0, 0), (top, bottom), (left, right), (0, 0))).astype(F32)
-    kh, kw, cin, _ = w.shape
+    kh, kw, cin, cout = w.shape
     sh, sw = strides
     out_h = (padded.shape[1] - kh) // sh + 1
     out_w = (padded.shape[2] - kw) // sw + 1
-    ws = np.asarray(w, dtype=F16).astype(F32)
-    acc: np.ndarray | None = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :, None]
-            for start in range(0, cin, BLOCK):
-                first = 0.0 if acc is not None or bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
-                partial = _chain(first, tap[..., start : start + BLOCK, :], ws[i, j, start : start + BLOCK])
-                acc = partial if acc is None else np.add(partial, acc, dtype=F32).astype(F16).astype(F32)
-    if acc is None:
-        raise ValueError("conv2d with an empty kernel")
-    return acc.astype(F16)
+    chains, step = _blocked(1, cin)
+    taps = [padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)]
+    xs = _split(np.stack(taps, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
+    ws = _split(np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
+    ws = ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout)
+    out = _chains(xs, ws, _start(bias_first))
+    return out.astype(F16).reshape(padded.shape[0], out_h, out_w, cout)
 
 
 @quiet
