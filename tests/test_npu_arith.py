@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from npu_tui.core.errors import ModelError
 from npu_tui.core.sim.npu import arith, tables
 from npu_tui.core.sim.npu.interpreter import run_exact, simulate_exact
 from npu_tui.core.sim.npu.weights import compiler_fp16
@@ -155,3 +157,71 @@ def test_mean_is_a_chain_and_a_real_division():
 def test_max_pool_keeps_a_nan_only_in_the_running_maximum():
     x = np.array([np.nan, 1.0, 2.0, 0.5], F16).reshape(1, 2, 2, 1)
     assert arith.max_pool(x, (2, 2), (2, 2))[0, 0, 0, 0] == 2  # max(x, m) = x if x > m else m drops the NaN
+
+
+def test_data_movement_is_exact_and_follows_onnx():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 4, 6)).astype(np.float16)
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    m = graph(
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+            helper.make_node("Reshape", ["t", "shape"], ["r"]),
+            helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["s"]),
+            helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+            helper.make_node("Concat", ["b", "a", "c"], ["cat"], axis=1),
+            helper.make_node("Pad", ["x", "pads"], ["p"]),
+            helper.make_node("Unsqueeze", ["x", "ax0"], ["u"]),
+            helper.make_node("Squeeze", ["u", "ax0"], ["q"]),
+            helper.make_node("Flatten", ["x"], ["f"], axis=1),
+            helper.make_node("Gather", ["x", "idx"], ["g"], axis=2),
+        ],
+        [("x", [1, 4, 6])],
+        ["r", "s", "cat", "p", "q", "f", "g"],
+        [
+            ("shape", i64(1, -1)), ("starts", i64(1, -1)), ("ends", i64(3, -7)), ("axes", i64(1, 2)), ("steps", i64(1, -2)),
+            ("sizes", i64(1, 3)), ("c", np.ones((1, 2, 6), np.float32)), ("pads", i64(0, 1, 0, 0, 0, 2)), ("ax0", i64(0)),
+            ("idx", i64(5, 0)),
+        ],
+    )
+    v = run_exact(m, {"x": x}, ["r", "s", "cat", "p", "q", "f", "g"]).values
+    np.testing.assert_array_equal(v["r"], np.transpose(x, (0, 1, 3, 2)).reshape(3, 1, 24))
+    np.testing.assert_array_equal(v["s"], x[:, :, 1:3, ::-2])
+    np.testing.assert_array_equal(v["cat"], np.concatenate([x[:, :, 1:], x[:, :, :1], np.ones((3, 1, 2, 6), np.float16)], axis=2))
+    np.testing.assert_array_equal(v["p"], np.pad(x, ((0, 0), (0, 0), (1, 0), (0, 2))))
+    np.testing.assert_array_equal(v["q"], x)
+    np.testing.assert_array_equal(v["f"], x.reshape(3, 1, 24))
+    np.testing.assert_array_equal(v["g"], x[:, :, :, [5, 0]])
+
+
+def test_gemm_and_conv_biases_are_separate_adds_unless_fuse_biasadd():
+    w = np.array([[1.0], [2048.0]], np.float16)  # x = [1, 1]: the chain 0 + 1 + 2048 = 2049 -> 2048
+    gemm = graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [("x", [1, 2])], ["y"], [("w", w.T), ("b", np.array([1.0], np.float16))])
+    feeds = {"x": np.ones((1, 1, 2), np.float32)}
+    assert simulate_exact(gemm, feeds, ["y"])["y"][0, 0, 0] == 2048  # 2048 + 1 -> 2048 (ties to even)
+    assert simulate_exact(gemm, feeds, ["y"], fuse_biasadd=True)["y"][0, 0, 0] == 2050  # 1 + 1 = 2, + 2048
+    conv = graph(
+        [helper.make_node("Conv", ["x", "k", "b"], ["y"])], [("x", [1, 2, 1])], ["y"],
+        [("k", w.reshape(1, 2, 1)), ("b", np.array([1.0], np.float16))],
+    )
+    assert simulate_exact(conv, {"x": np.ones((1, 1, 2, 1), np.float32)}, ["y"])["y"].ravel().tolist() == [2048]
+    assert simulate_exact(conv, {"x": np.ones((1, 1, 2, 1), np.float32)}, ["y"], fuse_biasadd=True)["y"].ravel().tolist() == [2050]
+
+
+def test_reduce_mean_and_average_pool_on_onnx_graphs():
+    x = np.array([2048, 1, 1, 1, 1, 1, 5, 6], np.float32).reshape(1, 1, 1, 2, 4)
+    m = graph(
+        [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1], keepdims=0), helper.make_node("AveragePool", ["x"], ["pool"], kernel_shape=[2, 2], strides=[2, 2])],
+        [("x", [1, 1, 2, 4])],
+        ["mean", "pool"],
+    )
+    m.opset_import[0].version = 13
+    v = simulate_exact(m, {"x": x}, ["mean", "pool"])
+    assert v["mean"].shape == (1, 1, 1, 2) and v["mean"].ravel().tolist() == [512, 3.25]  # 2048 + 1 + 1 + 1 stays 2048
+    assert v["pool"].ravel().tolist() == [512, 3.25]  # windows (2048, 1, 1, 1) and (1, 1, 5, 6), row-major chains
+
+
+def test_an_op_the_npu_does_not_run_is_a_model_error_naming_the_node():
+    m = graph([helper.make_node("Softmax", ["x"], ["y"], name="head/softmax")], [("x", [1, 4])], ["y"])
+    with pytest.raises(ModelError, match="head/softmax.*Softmax is not an op the GRUS NPU runs"):
+        simulate_exact(m, {"x": np.zeros((1, 1, 4), np.float32)}, ["y"])

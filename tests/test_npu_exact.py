@@ -118,3 +118,13 @@ def test_the_onnx_samples_run_exactly_and_differ_from_the_fast_path_by_the_arith
     sqnr = 10 * np.log10((fast.astype(np.float64) ** 2).sum() / ((fast.astype(np.float64) - exact) ** 2).sum())
     identical = np.mean(exact.astype(np.float16).view(np.uint16) == fast.astype(np.float16).view(np.uint16))
     assert 45 < sqnr < 75 and identical < 0.5  # fp16 chains and tables: tens of dB below, few outputs bit-equal
+
+
+def test_fc_ovf_names_the_matmul_whose_chain_overflows():
+    case = CMODEL / "fc_ovf"
+    config = yaml.safe_load((case / "config.yaml").read_text())
+    x = fed_as_the_c_model_was(np.load(case / "inputs.npy"))
+    run = run_exact(npu_model(case, config), {"input": x.reshape(len(x), 1, -1)}, config["OUTPUT_OPS"])
+    matmuls = [n.name for n in npu_model(case, config).graph.node if n.op_type == "MatMul"]
+    assert [(d.node, d.kind) for d in run.diagnostics] == [(matmuls[0], "chain_overflow")]
+    assert not np.isfinite(run.values[config["OUTPUT_OPS"][0]]).all()

@@ -64,7 +64,7 @@ def minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(a > b, b, a)
 
 
-def _blocked(rows: int, length: int) -> tuple[int, int]:
+def _blocked(length: int) -> tuple[int, int]:
     """(chains, chain length) of a dot product of `length` terms in 32-row blocks."""
     step = min(BLOCK, max(length, 1))
     return -(-length // step), step
@@ -111,7 +111,7 @@ def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -
     k, n = w.shape
     if k == 0:
         raise ValueError("matmul with K = 0")
-    chains, step = _blocked(1, k)
+    chains, step = _blocked(k)
     lead = x.shape[:-1]
     xs = _split(np.asarray(x, dtype=F16).astype(F32).reshape(-1, k), k, chains, step, 0.0)
     ws = _split(np.asarray(w, dtype=F16).astype(F32).T, k, chains, step, -0.0).transpose(1, 2, 0)
@@ -133,7 +133,7 @@ def conv2d(
     sh, sw = strides
     out_h = (padded.shape[1] - kh) // sh + 1
     out_w = (padded.shape[2] - kw) // sw + 1
-    chains, step = _blocked(1, cin)
+    chains, step = _blocked(cin)
     taps = [padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)]
     xs = _split(np.stack(taps, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
     ws = _split(np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
