@@ -225,3 +225,30 @@ def test_an_op_the_npu_does_not_run_is_a_model_error_naming_the_node():
     m = graph([helper.make_node("Softmax", ["x"], ["y"], name="head/softmax")], [("x", [1, 4])], ["y"])
     with pytest.raises(ModelError, match="head/softmax.*Softmax is not an op the GRUS NPU runs"):
         simulate_exact(m, {"x": np.zeros((1, 1, 4), np.float32)}, ["y"])
+
+
+def _ulp_classes(got: np.ndarray, exact: np.ndarray) -> tuple[int, int, int, int]:
+    """(0 ulp, 1 ulp, more, max ulp) of fp32 outputs against the correctly rounded fp16 value with the
+    same output rule, over finite outputs (NPU_ARITHMETIC.md section 5)."""
+    g = arith.fp32_output(got)
+    with np.errstate(all="ignore"):
+        w = arith.fp32_output(exact.astype(np.float16))
+    finite = np.isfinite(g) & np.isfinite(w)
+
+    def ordered(v: np.ndarray) -> np.ndarray:
+        b = v[finite].astype(np.float16).view(np.uint16).astype(np.int64)
+        return np.where(b & 0x8000, -(b & 0x7FFF), b)
+
+    d = np.abs(ordered(g) - ordered(w))
+    return int((d == 0).sum()), int((d == 1).sum()), int((d > 1).sum()), int(d.max())
+
+
+def test_sqrt_and_pow_over_every_fp16_input_err_as_the_c_models_do():
+    # section 5's counts for all 65,536 inputs: they go through LN at every input, subnormals included
+    from npu_tui.core.sim.npu.interpreter import power, sqrt
+
+    x = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(F16)
+    wide = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        assert _ulp_classes(sqrt(x), np.sqrt(wide)) == (10010, 10829, 10906, 8)
+        assert _ulp_classes(power(x, F16(2.5)), wide**2.5) == (10953, 2817, 8063, 22)
