@@ -356,8 +356,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from .core.evaluate import Evaluator
     from .core.safe_files import refuse_inputs
-    from .core.sim.npu.arith import fp32_output
-    from .core.sim.npu.interpreter import run_exact, samples_first, with_held_weights
+    from .core.sim.npu.chip import chip_outputs
     from .core.simulation import build_simulation, npu_values
 
     args.no_fp16_activations = False
@@ -372,14 +371,10 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         compilation = project.compile(settings)
         sim = build_simulation(project.compiler, compilation, fp16_activations=False)
-        model = with_held_weights(sim.to_proto(), npu_values(compilation))
-        fp16_names = set(project.config.data.get("FP16_OUT_OPS") or [])
-        run = run_exact(model, data.inputs, names, fuse_biasadd=project.config.data.get("FUSE_BIASADD") is True)
-        for diagnostic in run.diagnostics:
+        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data)
+        for diagnostic in chip.diagnostics:
             sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
-        arrays = {
-            name: samples_first(value if name in fp16_names else fp32_output(value)) for name, value in run.values.items()
-        }
+        arrays = chip.arrays
     try:
         with atomic_write(out) as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
