@@ -252,3 +252,14 @@ def test_sqrt_and_pow_over_every_fp16_input_err_as_the_c_models_do():
     with np.errstate(all="ignore"):
         assert _ulp_classes(sqrt(x), np.sqrt(wide)) == (10010, 10829, 10906, 8)
         assert _ulp_classes(power(x, F16(2.5)), wide**2.5) == (10953, 2817, 8063, 22)
+
+
+def test_held_weights_are_taken_bit_for_bit_float32_constants_as_the_compiler_converts_them():
+    from npu_tui.core.sim.npu.interpreter import with_held_weights
+
+    tiny = np.float32(3.5e-5)  # in [2^-15, 2^-14): the compiler stores 0x0096 = 8.9e-6
+    m = graph([helper.make_node("Mul", ["x", "w"], ["y"])], [("x", [1, 1])], ["y"], [("w", np.array([tiny], np.float32))])
+    one = {"x": np.ones((1, 1, 1), np.float32)}
+    assert simulate_exact(m, one, ["y"], fp16_outputs=["y"])["y"].view(np.uint16).item() == 0x0096
+    held = with_held_weights(m, {"w": np.array([tiny]).astype(np.float16)})  # IEEE: the subnormal 0x024b
+    assert simulate_exact(held, one, ["y"], fp16_outputs=["y"])["y"].view(np.uint16).item() == 0x024B
