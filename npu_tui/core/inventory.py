@@ -18,7 +18,7 @@ from onnx import numpy_helper
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .kinds import Origin, WeightKind
-from .model.tf.metadata import is_tensorflow, tf_aliases, tf_shapes
+from .model.tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
 from .model_file import LoadedModel, open_unsized_dims
 
 FLOAT_TYPES = frozenset(
@@ -171,6 +171,7 @@ class _Finder:
     def run(self) -> Inventory:
         weights: dict[str, Weight] = {}
         folds: dict[str, Fold] = {}
+        fp16_only = never_compressed(self.model)
         for ref in self.nodes:
             for index, kind in WEIGHT_INPUTS.get(ref.node.op_type, ()):
                 if index >= len(ref.node.input) or not ref.node.input[index]:
@@ -180,6 +181,8 @@ class _Finder:
                 if found is None:
                     continue
                 name, origin = found
+                if name in fp16_only:
+                    continue
                 if name in weights:
                     weight = weights[name]
                     if ref.label not in weight.nodes:

@@ -97,20 +97,24 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     return array.reshape(tuple(tensor.dims))
 
 
+def require_regular_model(path: Path) -> None:
+    try:
+        require_regular(path, "model file")
+    except UserError as exc:
+        raise ModelError(str(exc)) from None
+
+
 def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None) -> LoadedModel:
     """Parse the model's structure and refuse files that are not float models: a TensorFlow frozen
     GraphDef (told by its bytes, whatever its name) is converted to ONNX first (INPUT_OPS and OUTPUT_OPS
     fix its inputs and outputs), an ONNX file is read as it is."""
     path = Path(path)
-    try:
-        require_regular(path, "model file")
-    except UserError as exc:
-        raise ModelError(str(exc)) from None
+    require_regular_model(path)
     if path.suffix.lower() in (".pbtxt", ".h5", ".tflite", ".keras"):
         raise ModelError(
             f"{path}: a {path.suffix} model; npu-tui reads what gxnpuc reads, a frozen GraphDef (.pb), or ONNX"
         )
-    if _is_graphdef(path):
+    if is_graphdef(path):
         from .model.tf.cache import load_pb
 
         model = load_pb(path, dict(input_shapes or {}), list(output_names) if output_names else None)
@@ -139,9 +143,11 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
     return loaded
 
 
-def _is_graphdef(path: Path) -> bool:
+def is_graphdef(path: Path) -> bool:
+    """A TensorFlow frozen GraphDef, told by its bytes (an ONNX file fails at its first field)."""
     from .model.tf.graphdef import looks_like_graphdef
 
+    require_regular_model(path)
     try:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size == 0:

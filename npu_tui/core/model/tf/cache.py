@@ -1,7 +1,8 @@
 """Converted pbs kept on disk, so that opening a .pb again does not repeat the conversion.
 
 The cache file is $XDG_CACHE_HOME/npu-tui/tf-<key>.onnx (~/.cache when XDG_CACHE_HOME is unset), where
-the key hashes the pb's md5, INPUT_OPS, OUTPUT_OPS, FUSE_BN and the reader's version; the key is also
+the key hashes the pb's md5, INPUT_OPS, OUTPUT_OPS, FUSE_BN, npu-tui's version and a digest of the
+reader's source; the key is also
 written inside the model and checked on reading, so a renamed, truncated or foreign file is never
 trusted: it is converted again. A cache that cannot be written (a read-only home) only costs time.
 """
@@ -19,8 +20,19 @@ from google.protobuf.message import DecodeError
 from ...safe_files import atomic_write
 from .to_onnx import read_pb
 
-READER_VERSION = "1"
 CACHE_KEY = "npu_tui.tf_cache_key"
+_reader_digest: str | None = None
+
+
+def reader_version() -> str:
+    """A digest of the reader's own source: a conversion made by other code is never reused."""
+    global _reader_digest
+    if _reader_digest is None:
+        digest = hashlib.sha256()
+        for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("grus_ops.txt")]:
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        _reader_digest = digest.hexdigest()[:16]
+    return _reader_digest
 
 
 def cache_folder() -> Path:
@@ -39,7 +51,7 @@ def file_md5(path: Path) -> str:
 def cache_key(md5: str, input_shapes: dict[str, list[int]], output_names: list[str] | None, fuse_bn: bool) -> str:
     from .... import __version__
 
-    about = {"md5": md5, "inputs": input_shapes, "outputs": output_names, "fuse_bn": fuse_bn, "reader": READER_VERSION, "npu_tui": __version__}
+    about = {"md5": md5, "inputs": input_shapes, "outputs": output_names, "fuse_bn": fuse_bn, "reader": reader_version(), "npu_tui": __version__}
     return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()[:32]
 
 

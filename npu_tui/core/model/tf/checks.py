@@ -257,6 +257,15 @@ def problems(analysis: Analysis) -> list[str]:
     return _Checker(analysis).run()
 
 
+def check_pb(path: Path, input_shapes: dict[str, list[int]], output_names: list[str] | None) -> list[str]:
+    """The whole list of problems of a frozen .pb under the config's INPUT_OPS and OUTPUT_OPS."""
+    from .analysis import analyse
+    from .graphdef import read_graphdef
+    from .nodes import build_graph
+
+    return problems(analyse(build_graph(read_graphdef(path), path), input_shapes, output_names))
+
+
 def refuse(analysis: Analysis) -> None:
     found = problems(analysis)
     if found:

@@ -11,6 +11,7 @@ The graph is then converted onto an onnx.ModelProto (to_onnx.py) for the existin
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,11 @@ DTYPES: dict[int, tuple[np.dtype, str]] = {
     22: (np.dtype(np.uint32), "uint32_val"),
     23: (np.dtype(np.uint64), "uint64_val"),
 }
-DTYPE_NAMES = {0: "DT_INVALID", 7: "DT_STRING", 8: "DT_COMPLEX64", 14: "DT_BFLOAT16", 18: "DT_COMPLEX128", 20: "DT_RESOURCE", 21: "DT_VARIANT"}
+DTYPE_NAMES = {
+    0: "DT_INVALID", 1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8", 7: "DT_STRING",
+    8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 14: "DT_BFLOAT16", 17: "DT_UINT16", 18: "DT_COMPLEX128", 19: "DT_HALF",
+    20: "DT_RESOURCE", 21: "DT_VARIANT", 22: "DT_UINT32", 23: "DT_UINT64",
+}  # fmt: skip
 DT_FLOAT = 1
 DT_INT32 = 3
 REF_OFFSET = 100  # DT_FLOAT_REF = 101: a variable's reference type, the same values
@@ -164,7 +169,7 @@ class _WireField:
 _GRAPHDEF_WIRE = {1: 2, 2: 2, 3: 0, 4: 2}  # node, library, version, versions: their wire types
 
 
-def looks_like_graphdef(data: bytes | memoryview) -> bool:
+def looks_like_graphdef(data: bytes | memoryview | mmap.mmap) -> bool:
     """True when every top-level field is one GraphDef has, with its wire type. An ONNX ModelProto starts
     with ir_version (field 1 as a varint) and so fails at once; so does text, a zip or an image."""
     pos, end, seen_node = 0, len(data), False
@@ -188,7 +193,7 @@ def looks_like_graphdef(data: bytes | memoryview) -> bool:
     return seen_node
 
 
-def _varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int | None, int]:
+def _varint(data: bytes | memoryview | mmap.mmap, pos: int, end: int) -> tuple[int | None, int]:
     value = shift = 0
     while pos < end and shift <= 63:
         byte = data[pos]
@@ -239,8 +244,6 @@ def parse_graphdef(data: bytes, path: Path) -> Any:
 
 def dtype_name(dtype: int) -> str:
     base = dtype - REF_OFFSET if dtype > REF_OFFSET else dtype
-    if base in DTYPES:
-        return f"DT_{DTYPES[base][0].name.upper()}"
     return DTYPE_NAMES.get(base, f"DataType {dtype}")
 
 

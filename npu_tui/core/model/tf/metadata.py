@@ -11,6 +11,7 @@ SOURCE_KEY = "npu_tui.source"
 TENSORFLOW = "tensorflow"
 TF_SHAPES_KEY = "npu_tui.tf_shapes"
 TF_ALIASES_KEY = "npu_tui.tf_aliases"
+TF_NEVER_COMPRESSED_KEY = "npu_tui.tf_never_compressed"  # depthwise kernels and cin=1 Conv2D kernels: fp16 always
 
 
 def _props(model: onnx.ModelProto) -> dict[str, str]:
@@ -41,3 +42,13 @@ def tf_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 def tf_aliases(model: onnx.ModelProto) -> dict[str, str]:
     """TF node name (a Const, its /read Identity, an ExpandDims) -> the gxnpuc name of the weight it reaches."""
     return {str(k): str(v) for k, v in _json_map(model, TF_ALIASES_KEY).items() if isinstance(v, str)}
+
+
+def never_compressed(model: onnx.ModelProto) -> frozenset[str]:
+    """Kernels gxnpuc always stores as fp16 (SPEC section 5): they are constants, not weights."""
+    text = _props(model).get(TF_NEVER_COMPRESSED_KEY)
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return frozenset()
+    return frozenset(str(v) for v in value) if isinstance(value, list) else frozenset()

@@ -34,7 +34,7 @@ from ...text import printable
 from .analysis import Analysis, analyse
 from .checks import refuse
 from .graphdef import read_graphdef
-from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_SHAPES_KEY
+from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_NEVER_COMPRESSED_KEY, TF_SHAPES_KEY
 from .nodes import Tensor, TfNode, build_graph, tensor_label
 from .ops import SELU_ALPHA, SELU_SCALE, Unsupported, spatial_pads, window
 
@@ -102,6 +102,7 @@ class _Emitter:
         self.inits: dict[str, TensorProto] = {}
         self.init_layout: dict[str, str] = {}
         self.tf_shapes: dict[str, list[int]] = {}
+        self.never_compressed: list[str] = []
         self.renamed: dict[Tensor, str] = {}  # a TF tensor computed under another name (fused sites)
         self.done: set[str] = set()
         self.bn_sites = self._bn_sites()
@@ -134,6 +135,7 @@ class _Emitter:
                 SOURCE_KEY: TENSORFLOW,
                 TF_SHAPES_KEY: json.dumps(self.tf_shapes),
                 TF_ALIASES_KEY: json.dumps(self.a.folding.aliases),
+                TF_NEVER_COMPRESSED_KEY: json.dumps(self.never_compressed),
             },
         )
         return model
@@ -274,6 +276,8 @@ class _Emitter:
         value = self._constant(tensor, "kernel (gxnpuc needs it fixed at compile time)")
         name = self.a.folding.name_of(tensor)
         self.tf_shapes[name] = [int(d) for d in value.shape]
+        if (node.op == "DepthwiseConv2dNative" or value.shape[2] == 1) and name not in self.never_compressed:
+            self.never_compressed.append(name)
         return name, value
 
     def oihw(self, node: TfNode, value: np.ndarray) -> np.ndarray:
@@ -423,7 +427,7 @@ class _Emitter:
         positions = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
         indices = np.asarray(positions[strided_index(node, len(x_shape), *spec)], dtype=np.int64)
         name = node.name
-        self.add("Reshape", [self.tensor(node.inputs[0]), self.ints(f"{name}:flat", [-1])], [f"{name}:flat"], f"{name}:flat", f"{node.op}:flat")
+        self.add("Reshape", [self.tensor(node.inputs[0]), self.ints(f"{name}:flat_shape", [-1])], [f"{name}:flat"], f"{name}:flat", f"{node.op}:flat")
         self.initializer(f"{name}:indices", indices, "int")
         self.add("Gather", [f"{name}:flat", f"{name}:indices"], [name], name, node.op, axis=0)
 
