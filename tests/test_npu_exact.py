@@ -128,3 +128,34 @@ def test_fc_ovf_names_the_matmul_whose_chain_overflows():
     matmuls = [n.name for n in npu_model(case, config).graph.node if n.op_type == "MatMul"]
     assert [(d.node, d.kind) for d in run.diagnostics] == [(matmuls[0], "chain_overflow")]
     assert not np.isfinite(run.values[config["OUTPUT_OPS"][0]]).all()
+
+
+# Cases whose weights the compile pipeline already holds as gxnpuc does on this branch (fp16 weights or
+# none); with the gxnpuc quantizer in the compile (branch quant) every case but act_sweep (NaN inputs,
+# which eval data refuses) is exact this way as well.
+PIPELINE_CASES = ["dw_s2", "ew_binary", "ew_const", "ew_unary", "fc_odd", "fc_ovf", "pool", "softmax_manual"]
+
+
+@pytest.mark.parametrize("name", [c for c in PIPELINE_CASES if c in CASES])
+def test_the_vendor_config_through_the_whole_pipeline_gives_the_c_models_words(name, tmp_path):
+    """What `npu-tui simulate` runs: the config read, the .pb converted, the weights compiled, the chip's
+    outputs (chip_outputs) in the first-axis-samples layout."""
+    from npu_tui.core.eval_data import load_npz, model_inputs
+    from npu_tui.core.project import open_project
+    from npu_tui.core.sim.npu.chip import chip_outputs
+    from npu_tui.core.simulation import build_simulation, npu_values
+
+    case = CMODEL / name
+    meta = json.loads((case / "meta.json").read_text())
+    x = np.load(case / "inputs.npy")
+    np.savez(tmp_path / "data.npz", **{f["name"]: x[:, f["offset"] : f["offset"] + f["size"]].reshape(len(x), *f["shape"]) for f in meta["inputs"]})
+    project = open_project(case / "config.yaml")
+    data = load_npz(tmp_path / "data.npz", model_inputs(project.inventory.model, project.config.input_shapes))
+    compilation = project.compile(project.config.settings)
+    sim = build_simulation(project.compiler, compilation, fp16_activations=False).to_proto()
+    names = [f["name"] for f in meta["outputs"]]
+    chip = chip_outputs(sim, npu_values(compilation), data.inputs, names, project.config.data).arrays
+    fp16 = "FP16_OUT_OPS" in project.config.data
+    got = np.concatenate([chip[n].reshape(len(x), -1).view(np.uint16 if fp16 else np.uint32) for n in names], axis=1)
+    want = np.load(case / "cmodel_out_f16bits.npy") if fp16 else np.load(case / "cmodel_out.npy").view(np.uint32)
+    assert np.array_equal(got, want), f"{name}: {int((got != want).sum())} of {want.size} words differ"
