@@ -33,22 +33,32 @@ def fifty_weights(folder: Path) -> Path:
     nodes, inits, current = [], [], "x"
     for i in range(25):
         inits.append(numpy_helper.from_array(rng.normal(0, 0.2, (16, 16, 3)).astype(np.float32), f"conv{i}.weight"))
-        nodes += [helper.make_node("Conv", [current, f"conv{i}.weight"], [f"c{i}"], pads=[1, 1]), helper.make_node("Relu", [f"c{i}"], [f"cr{i}"])]
+        nodes += [
+            helper.make_node("Conv", [current, f"conv{i}.weight"], [f"c{i}"], pads=[1, 1]),
+            helper.make_node("Relu", [f"c{i}"], [f"cr{i}"]),
+        ]
         current = f"cr{i}"
     nodes.append(helper.make_node("Flatten", [current], ["flat"]))
     current, width = "flat", 128
     for i in range(25):
         inits.append(numpy_helper.from_array(rng.normal(0, 0.1, (width, 64)).astype(np.float32), f"fc{i}.weight"))
-        nodes += [helper.make_node("MatMul", [current, f"fc{i}.weight"], [f"f{i}"]), helper.make_node("Relu", [f"f{i}"], [f"fr{i}"])]
+        nodes += [
+            helper.make_node("MatMul", [current, f"fc{i}.weight"], [f"f{i}"]),
+            helper.make_node("Relu", [f"f{i}"], [f"fr{i}"]),
+        ]
         current, width = f"fr{i}", 64
     nodes.append(helper.make_node("Identity", [current], ["logits"]))
     graph = helper.make_graph(
-        nodes, "fifty", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 64])], inits,
+        nodes,
+        "fifty",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 64])],
+        inits,
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
     (folder / "config.yaml").write_text(
-        "CORENAME: GRUS\nONNX_FILE: model.onnx\nINPUT_OPS:\n  x: [1, 16, 8]\nOUTPUT_OPS: [logits]\nCOMPRESS: true\nCONV2D_COMPRESS: true\n"
+        "CORENAME: GRUS\nONNX_FILE: model.onnx\nINPUT_OPS:\n  x: [1, 16, 8]\nOUTPUT_OPS: [logits]\n"
+        "COMPRESS: true\nCONV2D_COMPRESS: true\n"
     )
     np.savez(folder / "eval.npz", x=rng.normal(size=(SAMPLES, 16, 8)).astype(np.float32))
     return folder / "config.yaml"
@@ -76,9 +86,11 @@ def onnx_sample(config: Path, repeat: int) -> tuple[float, float, float]:
     compilation = project.compile(project.config.settings)
     held = with_held_weights(build_simulation(project.compiler, compilation, False).to_proto(), npu_values(compilation))
     names = project.config.output_names or [o.name for o in project.inventory.model.graph.output]
-    (name, x), = data.inputs.items()
+    ((name, x),) = data.inputs.items()
     batch = x.reshape(-1, *x.shape[2:])  # both sample models leave the first axis open
-    fast = ort.InferenceSession(build_simulation(project.compiler, compilation).to_proto().SerializeToString(), providers=["CPUExecutionProvider"])
+    fast = ort.InferenceSession(
+        build_simulation(project.compiler, compilation).to_proto().SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     bare = ort.InferenceSession(reference_model(project.inventory).SerializeToString(), providers=["CPUExecutionProvider"])
     return (
         median_ms(lambda: simulate_exact(held, data.inputs, names), repeat),

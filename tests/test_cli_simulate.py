@@ -30,5 +30,7 @@ def test_simulate_writes_the_npu_outputs_and_the_float_ones(tmp_path):
 
 
 def test_simulate_needs_a_writable_out(tmp_path):
-    result = npu_tui("simulate", str(KWS / "config.yaml"), "--samples", "2", "--out", str(tmp_path / "no" / "such" / "dir" / "x.npz"))
+    result = npu_tui(
+        "simulate", str(KWS / "config.yaml"), "--samples", "2", "--out", str(tmp_path / "no" / "such" / "dir" / "x.npz")
+    )
     assert result.returncode == 2 and result.stderr.startswith("error: --out") and "Traceback" not in result.stderr

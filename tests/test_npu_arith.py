@@ -138,7 +138,10 @@ def test_conv_adds_taps_row_major_each_tap_its_32_channel_blocks():
 
 def test_depthwise_bias_comes_first_and_padding_taps_add_nothing():
     m = graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], group=2), helper.make_node("Add", ["c", "b"], ["y"], doc_string="tf:BiasAdd")],
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], group=2),
+            helper.make_node("Add", ["c", "b"], ["y"], doc_string="tf:BiasAdd"),
+        ],
         [("x", [1, 2, 1, 2])],
         ["y"],
         [("w", np.array([[[[1, 1]]], [[[1, 1]]]], np.float16)), ("b", np.array([2048, 0], np.float16))],
@@ -179,8 +182,15 @@ def test_data_movement_is_exact_and_follows_onnx():
         [("x", [1, 4, 6])],
         ["r", "s", "cat", "p", "q", "f", "g"],
         [
-            ("shape", i64(1, -1)), ("starts", i64(1, -1)), ("ends", i64(3, -7)), ("axes", i64(1, 2)), ("steps", i64(1, -2)),
-            ("sizes", i64(1, 3)), ("c", np.ones((1, 2, 6), np.float32)), ("pads", i64(0, 1, 0, 0, 0, 2)), ("ax0", i64(0)),
+            ("shape", i64(1, -1)),
+            ("starts", i64(1, -1)),
+            ("ends", i64(3, -7)),
+            ("axes", i64(1, 2)),
+            ("steps", i64(1, -2)),
+            ("sizes", i64(1, 3)),
+            ("c", np.ones((1, 2, 6), np.float32)),
+            ("pads", i64(0, 1, 0, 0, 0, 2)),
+            ("ax0", i64(0)),
             ("idx", i64(5, 0)),
         ],
     )
@@ -196,22 +206,34 @@ def test_data_movement_is_exact_and_follows_onnx():
 
 def test_gemm_and_conv_biases_are_separate_adds_unless_fuse_biasadd():
     w = np.array([[1.0], [2048.0]], np.float16)  # x = [1, 1]: the chain 0 + 1 + 2048 = 2049 -> 2048
-    gemm = graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [("x", [1, 2])], ["y"], [("w", w.T), ("b", np.array([1.0], np.float16))])
+    gemm = graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+        [("x", [1, 2])],
+        ["y"],
+        [("w", w.T), ("b", np.array([1.0], np.float16))],
+    )
     feeds = {"x": np.ones((1, 1, 2), np.float32)}
     assert simulate_exact(gemm, feeds, ["y"])["y"][0, 0, 0] == 2048  # 2048 + 1 -> 2048 (ties to even)
     assert simulate_exact(gemm, feeds, ["y"], fuse_biasadd=True)["y"][0, 0, 0] == 2050  # 1 + 1 = 2, + 2048
     conv = graph(
-        [helper.make_node("Conv", ["x", "k", "b"], ["y"])], [("x", [1, 2, 1])], ["y"],
+        [helper.make_node("Conv", ["x", "k", "b"], ["y"])],
+        [("x", [1, 2, 1])],
+        ["y"],
         [("k", w.reshape(1, 2, 1)), ("b", np.array([1.0], np.float16))],
     )
     assert simulate_exact(conv, {"x": np.ones((1, 1, 2, 1), np.float32)}, ["y"])["y"].ravel().tolist() == [2048]
-    assert simulate_exact(conv, {"x": np.ones((1, 1, 2, 1), np.float32)}, ["y"], fuse_biasadd=True)["y"].ravel().tolist() == [2050]
+    assert simulate_exact(conv, {"x": np.ones((1, 1, 2, 1), np.float32)}, ["y"], fuse_biasadd=True)["y"].ravel().tolist() == [
+        2050
+    ]
 
 
 def test_reduce_mean_and_average_pool_on_onnx_graphs():
     x = np.array([2048, 1, 1, 1, 1, 1, 5, 6], np.float32).reshape(1, 1, 1, 2, 4)
     m = graph(
-        [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1], keepdims=0), helper.make_node("AveragePool", ["x"], ["pool"], kernel_shape=[2, 2], strides=[2, 2])],
+        [
+            helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1], keepdims=0),
+            helper.make_node("AveragePool", ["x"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
         [("x", [1, 1, 2, 4])],
         ["mean", "pool"],
     )

@@ -56,7 +56,8 @@ def run_case(name: str) -> tuple[np.ndarray, np.ndarray, dict]:
     fp16_out = set(config.get("FP16_OUT_OPS") or [])
     x = np.load(case / "inputs.npy")
     feeds = {
-        f["name"]: fed_as_the_c_model_was(x[:, f["offset"] : f["offset"] + f["size"]]).reshape(len(x), *f["shape"]) for f in meta["inputs"]
+        f["name"]: fed_as_the_c_model_was(x[:, f["offset"] : f["offset"] + f["size"]]).reshape(len(x), *f["shape"])
+        for f in meta["inputs"]
     }
     names = [f["name"] for f in meta["outputs"]]
     out = simulate_exact(npu_model(case, config), feeds, names, fp16_outputs=sorted(fp16_out))
@@ -83,7 +84,10 @@ def test_the_gru_cell_is_wrong_on_the_chip_and_the_simulation_says_why():
     case = CMODEL / "gru"
     config = yaml.safe_load((case / "config.yaml").read_text())
     x = np.load(case / "inputs.npy")
-    feeds = {"input": fed_as_the_c_model_was(x[:, :8]).reshape(-1, 1, 8), "state_h": fed_as_the_c_model_was(x[:, 8:]).reshape(-1, 1, 8)}
+    feeds = {
+        "input": fed_as_the_c_model_was(x[:, :8]).reshape(-1, 1, 8),
+        "state_h": fed_as_the_c_model_was(x[:, 8:]).reshape(-1, 1, 8),
+    }
     run = run_exact(npu_model(case, config), feeds, ["output"])
     assert [(d.node, d.kind) for d in run.diagnostics] == [("gru/sub", "scalar_first")]
     float_out = np.load(case / "float_out.npy")
@@ -104,7 +108,7 @@ def exact_and_fast(sample: str, count: int = 32) -> tuple[np.ndarray, np.ndarray
     project = open_project(root / "config.yaml")
     data = load_npz(root / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes)).head(count)
     compilation = project.compile(project.config.settings)
-    (name, x), = data.inputs.items()
+    ((name, x),) = data.inputs.items()
     session = ort.InferenceSession(build_simulation(project.compiler, compilation).to_proto().SerializeToString())
     fast = np.concatenate([session.run(["logits"], {name: x[i]})[0] for i in range(count)])
     held = with_held_weights(build_simulation(project.compiler, compilation, False).to_proto(), npu_values(compilation))
@@ -148,7 +152,10 @@ def test_the_vendor_config_through_the_whole_pipeline_gives_the_c_models_words(n
     case = CMODEL / name
     meta = json.loads((case / "meta.json").read_text())
     x = np.load(case / "inputs.npy")
-    np.savez(tmp_path / "data.npz", **{f["name"]: x[:, f["offset"] : f["offset"] + f["size"]].reshape(len(x), *f["shape"]) for f in meta["inputs"]})
+    np.savez(
+        tmp_path / "data.npz",
+        **{f["name"]: x[:, f["offset"] : f["offset"] + f["size"]].reshape(len(x), *f["shape"]) for f in meta["inputs"]},
+    )
     project = open_project(case / "config.yaml")
     data = load_npz(tmp_path / "data.npz", model_inputs(project.inventory.model, project.config.input_shapes))
     compilation = project.compile(project.config.settings)

@@ -134,7 +134,9 @@ def conv2d(
     out_h = (padded.shape[1] - kh) // sh + 1
     out_w = (padded.shape[2] - kw) // sw + 1
     chains, step = _blocked(cin)
-    taps = [padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)]
+    taps = [
+        padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)
+    ]
     xs = _split(np.stack(taps, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
     ws = _split(np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
     ws = ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout)

@@ -4,8 +4,9 @@ once. Every tensor carries a leading samples axis in front of its ONNX shape; co
 Constants: float16 initializers are taken bit for bit (the weights as the NPU holds them, e.g.
 dequantized int8); float32 ones are converted as gxnpuc stores them (its own converter). Inputs are
 converted with IEEE round-to-nearest-even (numpy), as the SDK's C model cases were fed, or with the
-vendor's converter (`vendor_inputs`); float16 inputs are taken bit for bit. A node's doc_string `tf:<op>` (the TensorFlow reader's) says
-which TensorFlow op it was: only a BiasAdd fuses into the MatMul/Conv before it under FUSE_BIASADD."""
+vendor's converter (`vendor_inputs`); float16 inputs are taken bit for bit. A node's doc_string
+`tf:<op>` (the TensorFlow reader's) says which TensorFlow op it was: only a BiasAdd fuses into the
+MatMul/Conv before it under FUSE_BIASADD."""
 
 from __future__ import annotations
 
@@ -57,9 +58,7 @@ def simulate_exact(
     """What the NPU returns per output, first axis = samples: float32 through the format op (subnormals
     to 0, NaN to inf), or the raw fp16 for names in `fp16_outputs` (FP16_OUT_OPS)."""
     run = run_exact(model, feeds, output_names, fuse_biasadd=fuse_biasadd, vendor_inputs=vendor_inputs)
-    return {
-        name: run.values[name] if name in fp16_outputs else arith.fp32_output(run.values[name]) for name in output_names
-    }
+    return {name: run.values[name] if name in fp16_outputs else arith.fp32_output(run.values[name]) for name in output_names}
 
 
 def run_exact(
@@ -209,7 +208,9 @@ class _Interpreter:
             result = arith.add(result, bias)
         return result
 
-    def _linear_bias(self, node: onnx.NodeProto, own_bias: np.ndarray | None, always_first: bool) -> tuple[np.ndarray | None, bool, onnx.NodeProto | None]:
+    def _linear_bias(
+        self, node: onnx.NodeProto, own_bias: np.ndarray | None, always_first: bool
+    ) -> tuple[np.ndarray | None, bool, onnx.NodeProto | None]:
         """The bias the layer adds and whether it starts the chain: its own (Gemm C, Conv B) or a
         following BiasAdd; first under FUSE_BIASADD, and always for depthwise."""
         follow = self._bias_after(node) if own_bias is None else None
@@ -240,7 +241,9 @@ class _Interpreter:
         x = self._tensor(node, 0)
         w = _npu_constant(self._const(node, 1, "weight"))
         if w.ndim != 2:
-            raise ModelError(f"node {self._label(node)!r}: MatMul weight of shape {list(w.shape)}; the NPU multiplies by a 2-D weight")
+            raise ModelError(
+                f"node {self._label(node)!r}: MatMul weight of shape {list(w.shape)}; the NPU multiplies by a 2-D weight"
+            )
         self._matmul(node, x.data, w, None)
 
     def _op_Gemm(self, node: onnx.NodeProto) -> None:
@@ -285,7 +288,9 @@ class _Interpreter:
         if isinstance(own, _Tensor):
             raise ModelError(f"node {self._label(node)!r}: Conv bias must be a constant")
         depthwise = group > 1 and group == cin and cout == cin
-        bias, first, fused_add = self._linear_bias(node, None if own is None else _npu_constant(own).reshape(-1), always_first=depthwise)
+        bias, first, fused_add = self._linear_bias(
+            node, None if own is None else _npu_constant(own).reshape(-1), always_first=depthwise
+        )
         nhwc = np.transpose(x.reshape(samples * batch, cin, height, width), (0, 2, 3, 1))
         kernel = np.transpose(w, (2, 3, 1, 0))  # kh, kw, cin/group, cout
         start = bias if first else None
@@ -324,8 +329,8 @@ class _Interpreter:
                 Diagnostic(
                     self._label(node),
                     "scalar_first",
-                    f"{node.op_type} {self._label(node)!r}: c {symbol} x with the scalar constant c = {float(np.asarray(a).reshape(-1)[0]):g} "
-                    f"first; gxnpuc compiles it as x {symbol} c, and the chip computes that",
+                    f"{node.op_type} {self._label(node)!r}: c {symbol} x with the scalar constant c = {_scalar(a):g} first; "
+                    f"gxnpuc compiles it as x {symbol} c, and the chip computes that",
                 )
             )
             a, b = b, a
@@ -413,7 +418,9 @@ class _Interpreter:
         axes_value = attrs.get("axes")
         if axes_value is None and len(node.input) > 1 and node.input[1]:
             axes_value = self._const(node, 1, "axes").tolist()
-        axes = tuple(range(1, x.data.ndim)) if axes_value is None else tuple(sorted(_axis(int(a), x.rank) + 1 for a in axes_value))
+        axes = (
+            tuple(range(1, x.data.ndim)) if axes_value is None else tuple(sorted(_axis(int(a), x.rank) + 1 for a in axes_value))
+        )
         summed = arith.reduce_sum(x.data, axes)
         if mean:
             count = int(np.prod([x.data.shape[a] for a in axes]))
@@ -530,7 +537,9 @@ def _attributes(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _conv_pads(attrs: dict, spatial: int, size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int]) -> tuple[int, int, int, int]:
+def _conv_pads(
+    attrs: dict, spatial: int, size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """top, left, bottom, right; SAME puts the smaller half first (TensorFlow, SAME_UPPER)."""
     auto = attrs.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
@@ -557,7 +566,11 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
         raise ModelError(f"node {printable(node.name or node.op_type)!r}: its shape arguments must be constants")
     if lead and node.op_type == "Concat":
         samples = next(v.data.shape[0] for v in inputs if isinstance(v, _Tensor))
-        arrays = [v.data if isinstance(v, _Tensor) else np.broadcast_to(_npu_constant(v), (samples, *np.shape(v))) for v in inputs if v is not None]
+        arrays = [
+            v.data if isinstance(v, _Tensor) else np.broadcast_to(_npu_constant(v), (samples, *np.shape(v)))
+            for v in inputs
+            if v is not None
+        ]
     rank = data.ndim - lead
     attrs = _attributes(node)
 
@@ -641,7 +654,9 @@ def with_held_weights(model: onnx.ModelProto, held: dict[str, np.ndarray]) -> on
     copy.CopyFrom(model)
     for tensor in copy.graph.initializer:
         if tensor.name in held:
-            tensor.CopyFrom(numpy_helper.from_array(np.asarray(held[tensor.name]).astype(F16).reshape(tuple(tensor.dims)), tensor.name))
+            tensor.CopyFrom(
+                numpy_helper.from_array(np.asarray(held[tensor.name]).astype(F16).reshape(tuple(tensor.dims)), tensor.name)
+            )
     return copy
 
 
