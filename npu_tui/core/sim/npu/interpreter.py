@@ -396,10 +396,7 @@ class _Interpreter:
         if np.size(exponent) != 1:
             raise ModelError(f"node {self._label(node)!r}: Pow by a tensor; the NPU raises to a scalar constant")
         c = _npu_constant(np.asarray(exponent).reshape(1))[0]
-        if node.doc_string == "tf:Square" or (c == 2 and node.doc_string == ""):
-            self._unary(node, lambda x: arith.mul(x, x))
-            return
-        self._unary(node, lambda x: power(x, c))
+        self._unary(node, lambda x: power(x, c))  # through the tables: pow(x < 0, 2) is NaN on the chip
 
     def _op_Identity(self, node: onnx.NodeProto) -> None:
         self._set(node, self._input(node, 0))
