@@ -285,3 +285,18 @@ def test_held_weights_are_taken_bit_for_bit_float32_constants_as_the_compiler_co
     assert simulate_exact(m, one, ["y"], fp16_outputs=["y"])["y"].view(np.uint16).item() == 0x0096
     held = with_held_weights(m, {"w": np.array([tiny]).astype(np.float16)})  # IEEE: the subnormal 0x024b
     assert simulate_exact(held, one, ["y"], fp16_outputs=["y"])["y"].view(np.uint16).item() == 0x024B
+
+
+def test_a_last_axis_split_gxnpuc_miscompiles_is_refused_a_gate_split_runs():
+    def split(shape):
+        m = graph(
+            [helper.make_node("Split", ["x"], ["a", "b"], axis=-1, name="gates")],
+            [("x", shape)],
+            ["a", "b"],
+        )
+        m.opset_import[0].version = 13
+        return run_exact(m, {"x": np.zeros((2, *shape), np.float32)}, ["a", "b"]).values
+
+    assert split([1, 6])["a"].shape == (2, 1, 3)  # [1, N]: the LSTM/GRU gate split, compiled right
+    with pytest.raises(ModelError, match="gates.*last axis of a \\[1, 4, 6\\] tensor; gxnpuc 1.5.8 miscompiles it"):
+        split([1, 4, 6])

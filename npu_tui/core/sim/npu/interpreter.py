@@ -10,6 +10,7 @@ MatMul/Conv before it under FUSE_BIASADD."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -610,6 +611,11 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
         return [wrap(np.concatenate([a for a in arrays if a is not None], axis=axis))]
     if op == "Split":
         axis = _axis(int(attrs.get("axis", 0)), rank)
+        if lead and rank >= 2 and axis == rank - 1 and math.prod(data.shape[1:-1]) > 1:
+            raise ModelError(
+                f"node {printable(node.name or node.op_type)!r}: a Split on the last axis of a {list(data.shape[1:])} tensor; "
+                "gxnpuc 1.5.8 miscompiles it (its copy overwrites other buffers): split another axis or reshape first"
+            )
         sizes = arg(1, "split")
         if sizes is None:
             count = int(attrs.get("num_outputs", len(node.output)))
