@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arguments(sm)
     sm.add_argument("--out", required=True, metavar="NPZ", help="write one array per output name here (samples first)")
     sm.add_argument("--float", action="store_true", help="write the float model's outputs instead of the NPU's")
+    sm.add_argument(
+        "--vendor-inputs", action="store_true",
+        help="convert inputs to fp16 as the SDK's test_mnist.c does (ties away from zero; default: IEEE round to even)",
+    )
     sm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -397,7 +401,7 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         compilation = project.compile(settings)
         sim = build_simulation(project.compiler, compilation, fp16_activations=False)
-        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data)
+        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data, args.vendor_inputs)
         for diagnostic in chip.diagnostics:
             sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
         arrays = chip.arrays

@@ -29,6 +29,7 @@ def quiet(function: Function) -> Function:
     return wrapper  # type: ignore[return-value]
 
 
+@quiet
 def h(values: np.ndarray) -> np.ndarray:
     """Round float32 values to fp16 (RNE, subnormals kept): the NPU's float2half."""
     return np.asarray(values, dtype=F32).astype(F16)

@@ -27,12 +27,18 @@ def chip_outputs(
     feeds: Mapping[str, np.ndarray],
     output_names: Sequence[str],
     config: Mapping[str, object],
+    vendor_inputs: bool = False,
 ) -> ChipOutputs:
     """Run `model` (the simulation graph without fp16 casts) with the weights the NPU holds (`held`, by
-    initializer name), FUSE_BIASADD and FP16_OUT_OPS as `config` (config.yaml's keys) sets them."""
+    initializer name), FUSE_BIASADD and FP16_OUT_OPS as `config` (config.yaml's keys) sets them; inputs
+    to fp16 by IEEE rounding, or as the SDK's test_mnist.c converts them (`vendor_inputs`)."""
     fp16_names = set(config.get("FP16_OUT_OPS") or [])  # type: ignore[call-overload]
     run = run_exact(
-        with_held_weights(model, dict(held)), dict(feeds), output_names, fuse_biasadd=config.get("FUSE_BIASADD") is True
+        with_held_weights(model, dict(held)),
+        dict(feeds),
+        output_names,
+        fuse_biasadd=config.get("FUSE_BIASADD") is True,
+        vendor_inputs=vendor_inputs,
     )
     arrays = {name: samples_first(value if name in fp16_names else fp32_output(value)) for name, value in run.values.items()}
     return ChipOutputs(arrays, run.diagnostics)

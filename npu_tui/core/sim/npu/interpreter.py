@@ -35,7 +35,7 @@ class Diagnostic:
     """Something the chip computes differently from the float model, named by node."""
 
     node: str
-    kind: str  # "scalar_first" or "chain_overflow"
+    kind: str  # "scalar_first", "chain_overflow" or "input_overflow"
     message: str
 
 
@@ -125,7 +125,9 @@ class _Interpreter:
             if array.dtype == F16:
                 self.values[spec.name] = _Tensor(array)
             elif array.dtype.kind == "f":
-                converted = compiler_fp16(array.astype(np.float32)) if vendor_inputs else array.astype(np.float32).astype(F16)
+                wide = array.astype(np.float32)
+                converted = compiler_fp16(wide) if vendor_inputs else arith.h(wide)
+                self._check_input_range(spec.name, wide, converted)
                 self.values[spec.name] = _Tensor(converted)
             else:
                 self.values[spec.name] = _Tensor(array)
@@ -141,6 +143,17 @@ class _Interpreter:
                 raise ModelError(f"the model has no tensor named {printable(name)!r}")
             out[name] = value.data if isinstance(value, _Tensor) else _npu_constant(value)
         return ExactRun(out, self.diagnostics)
+
+    def _check_input_range(self, name: str, wide: np.ndarray, converted: np.ndarray) -> None:
+        lost = int(np.count_nonzero(np.isfinite(wide) & ~np.isfinite(converted)))
+        if lost:
+            self.diagnostics.append(
+                Diagnostic(
+                    printable(name),
+                    "input_overflow",
+                    f"input {printable(name)!r}: {lost} values beyond the fp16 range (|x| > 65504) reach the NPU as inf or NaN",
+                )
+            )
 
     # --- plumbing -------------------------------------------------------------------------------
     def _input(self, node: onnx.NodeProto, index: int) -> Value:
