@@ -122,6 +122,10 @@ def test_ln_table_is_coarse_near_one_and_exp_saturates():
     assert float(tables.ln(np.array([1 - 2**-11], F16))[0]) == -(2.0**-10)  # ln(0.99951) = -0.000977
     assert tables.ln(np.array([0.0, -0.0], F16)).tolist() == [-np.inf, -np.inf]
     assert np.isnan(tables.ln(np.array([-1.0], F16))[0])
+    x = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(F16)
+    positive = x[np.isfinite(x) & (x > 0)]
+    error = np.abs(tables.ln(positive).astype(np.float64) - np.log(positive.astype(np.float64)))
+    assert round(float(error.max()), 4) == 0.0086  # "ln has absolute error <= 0.0086"
     assert tables.exp(np.array([11.1, 20.0, np.inf], F16)).tolist() == [65504, 65504, np.inf]
 
 
