@@ -76,19 +76,24 @@ def _chains(xs: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndar
     P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0), then
     summed in order: acc = P_0, acc = h(P_m + acc). Rows are taken in chunks to bound the memory;
     padding terms are x = +0, w = -0, whose product -0 leaves any P as it is."""
-    out = np.empty((xs.shape[0], ws.shape[2]), dtype=F32)
-    per_row = ws.shape[0] * ws.shape[2]
-    chunk = max(1, CHUNK_ELEMENTS // max(per_row, 1))
+    chains, length, width = ws.shape
+    out = np.empty((xs.shape[0], width), dtype=F32)
+    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))  # [L, M, N]: term k of every chain, contiguous
+    chunk = max(1, CHUNK_ELEMENTS // max(chains * width, 1))
     for first in range(0, xs.shape[0], chunk):
-        part = xs[first : first + chunk]
-        p = np.zeros((part.shape[0], ws.shape[0], ws.shape[2]), dtype=F32)
+        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 0, 1))[..., None]  # [L, r, M, 1]
+        p = np.zeros((terms.shape[1], chains, width), dtype=F32)
         if start is not None:
             p[:, 0, :] = start
-        for k in range(ws.shape[1]):
-            product = np.multiply(part[:, :, k, None], ws[:, k, :], dtype=F32).astype(F16)
-            p = np.add(p, product, dtype=F32).astype(F16).astype(F32)
+        wide, half = np.empty_like(p), np.empty(p.shape, dtype=F16)
+        for k in range(length):
+            np.multiply(terms[k], weights[k], out=wide)
+            np.copyto(half, wide, casting="unsafe")  # h(x * w)
+            np.add(p, half, out=p)
+            np.copyto(half, p, casting="unsafe")  # h(P + h(x * w))
+            np.copyto(p, half)
         acc = p[:, 0, :]
-        for m in range(1, ws.shape[0]):
+        for m in range(1, chains):
             acc = np.add(p[:, m, :], acc, dtype=F32).astype(F16).astype(F32)
         out[first : first + chunk] = acc
     return out
