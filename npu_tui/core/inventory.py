@@ -92,6 +92,7 @@ class Weight:
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
     tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
+    tf_names: tuple[str, ...] = ()  # and the TF nodes it is read through (its Const, /read, an ExpandDims)
 
     @property
     def size(self) -> int:
@@ -196,14 +197,16 @@ class _Finder:
                 weights[name] = weight
         arrays = self.extract_arrays(folds, weights)
         shapes = tf_shapes(self.model)
+        aliases = tf_aliases(self.model)
         for weight in weights.values():
+            weight.tf_names = tuple(sorted(n for n, owner in aliases.items() if owner == weight.name))
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
             weight.bn = self.bn_site(weight)
             weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
         inventory = Inventory(
             self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops,
-            tf_aliases=tf_aliases(self.model), tensorflow=is_tensorflow(self.model),
+            tf_aliases=aliases, tensorflow=is_tensorflow(self.model),
         )
         inventory.stored = self.stored_sizes(folds, arrays)
         return inventory

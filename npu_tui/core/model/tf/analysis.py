@@ -4,14 +4,15 @@ Both the refusal checks and the ONNX conversion read this."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, closest
 from ...text import printable
 from .folding import Folding, fold_names
-from .graphdef import numpy_dtype, tensor_value
+from .graphdef import MAX_ELEMENTS, numpy_dtype, tensor_value
 from .nodes import Tensor, TfGraph, TfNode, tensor_label, topological
 from .ops import OPS, Unsupported
 
@@ -56,9 +57,9 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     inputs = _inputs(graph, needed, input_shapes)
     order_all = topological(graph)
     placed = set(order_all)
-    for name in needed:
-        if name not in placed:
-            raise ModelError(f"{path}: node {printable(name)!r} lies on a cycle; a frozen graph has none")
+    unplaced = sorted((n for n in needed if n not in placed), key=lambda n: graph.nodes[n].index)
+    if unplaced:
+        raise ModelError(f"{path}: node {printable(_on_cycle(graph, unplaced[0], placed))!r} lies on a cycle; a frozen graph has none")
     values: dict[Tensor, np.ndarray] = {}
     problems: list[tuple[str, str]] = []
     for name in order_all:  # every node, so that folded tensors outside the outputs' reach are sized too
@@ -71,9 +72,17 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     return Analysis(graph, inputs, outputs, order, folding, values, problems)
 
 
-def _closest(name: str, graph: TfGraph) -> str:
-    from ...errors import closest
+def _on_cycle(graph: TfGraph, start: str, placed: set[str]) -> str:
+    """A node of the cycle that keeps `start` from running: follow unplaced inputs until one repeats."""
+    seen: list[str] = []
+    name = start
+    while name not in seen:
+        seen.append(name)
+        name = next(p for p, _ in graph.nodes[name].inputs if p not in placed)
+    return name
 
+
+def _closest(name: str, graph: TfGraph) -> str:
     return closest(name, graph.nodes)
 
 
@@ -93,6 +102,8 @@ def _needed(graph: TfGraph, outputs: list[str], cut: set[str]) -> set[str]:
 def _inputs(graph: TfGraph, needed: set[str], input_shapes: dict[str, list[int]]) -> dict[str, list[int]]:
     """INPUT_OPS shapes, and the declared shape of any other placeholder the outputs read."""
     inputs = {name: list(shape) for name, shape in input_shapes.items() if name in needed}
+    for name, given in input_shapes.items():
+        _bounded_input(graph, name, given, "INPUT_OPS gives it")
     for name in sorted(needed, key=lambda n: graph.nodes[n].index):
         node = graph.nodes[name]
         if node.op != "Placeholder" or name in inputs:
@@ -106,8 +117,14 @@ def _inputs(graph: TfGraph, needed: set[str], input_shapes: dict[str, list[int]]
                 f"{graph.path}: input {printable(name)!r} has shape {shape if shape is not None else 'unknown'}; "
                 f"give its shape in INPUT_OPS ({printable(name)}: [1, ...])"
             )
-        inputs[name] = shape
+        inputs[name] = _bounded_input(graph, name, shape, "its Placeholder declares")
     return dict(sorted(inputs.items(), key=lambda item: graph.nodes[item[0]].index))
+
+
+def _bounded_input(graph: TfGraph, name: str, shape: list[int], source: str) -> list[int]:
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ModelError(f"{graph.path}: input {printable(name)!r}: {source} the shape {shape}, {math.prod(shape):,} elements; that is not a GX8002 input")
+    return shape
 
 
 def _evaluate(node: TfNode, graph: TfGraph, values: dict[Tensor, np.ndarray], problems: list[tuple[str, str]] | None) -> None:

@@ -21,6 +21,7 @@ from ...safe_files import atomic_write
 from .to_onnx import read_pb
 
 CACHE_KEY = "npu_tui.tf_cache_key"
+KEPT_CONVERSIONS = 64  # the newest ones; older conversions are removed when a new one is written
 _reader_digest: str | None = None
 
 
@@ -69,9 +70,16 @@ def load_pb(path: Path, input_shapes: dict[str, list[int]], output_names: list[s
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(target) as handle:
             handle.write(model.SerializeToString())
+        _forget_old(target.parent)
     except OSError:
         pass
     return model
+
+
+def _forget_old(folder: Path) -> None:
+    entries = sorted(folder.glob("tf-*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for entry in entries[KEPT_CONVERSIONS:]:
+        entry.unlink(missing_ok=True)
 
 
 def _read_cached(target: Path, key: str) -> onnx.ModelProto | None:

@@ -22,8 +22,9 @@ import numpy as np
 
 from ...errors import ModelError
 from ...text import printable
-from .analysis import Analysis
-from .nodes import TfNode, tensor_label
+from .analysis import Analysis, analyse
+from .graphdef import read_graphdef
+from .nodes import TfNode, build_graph, tensor_label
 from .ops import Unsupported, window
 
 TABLE = Path(__file__).with_name("grus_ops.txt")
@@ -259,10 +260,6 @@ def problems(analysis: Analysis) -> list[str]:
 
 def check_pb(path: Path, input_shapes: dict[str, list[int]], output_names: list[str] | None) -> list[str]:
     """The whole list of problems of a frozen .pb under the config's INPUT_OPS and OUTPUT_OPS."""
-    from .analysis import analyse
-    from .graphdef import read_graphdef
-    from .nodes import build_graph
-
     return problems(analyse(build_graph(read_graphdef(path), path), input_shapes, output_names))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from ...errors import ModelError, UserError
 from ...safe_files import require_regular
 from ...text import printable
 
-MAX_ELEMENTS = 1 << 27  # 128 M elements (512 MB of float32): far beyond any GX8002 model, checked before allocating
+MAX_ELEMENTS = 1 << 25  # 32 M elements (128 MB of float32): far beyond any GX8002 tensor, checked before allocating
 MAX_FILE_BYTES = 2 << 30  # protobuf's own limit for one message
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -158,12 +157,6 @@ DTYPE_NAMES = {
 DT_FLOAT = 1
 DT_INT32 = 3
 REF_OFFSET = 100  # DT_FLOAT_REF = 101: a variable's reference type, the same values
-
-
-@dataclass(frozen=True)
-class _WireField:
-    number: int
-    wire_type: int
 
 
 _GRAPHDEF_WIRE = {1: 2, 2: 2, 3: 0, 4: 2}  # node, library, version, versions: their wire types

@@ -52,3 +52,12 @@ def never_compressed(model: onnx.ModelProto) -> frozenset[str]:
     except ValueError:
         return frozenset()
     return frozenset(str(v) for v in value) if isinstance(value, list) else frozenset()
+
+
+def tf_op(node: onnx.NodeProto) -> tuple[str, str | None] | None:
+    """(TF op, helper role) from a node the reader built (doc_string `tf:<Op>` or `tf:<Op>:<role>`); a
+    node with a role (a layout Transpose, half of a SquaredDifference) is a helper, not a TF node."""
+    if not node.doc_string.startswith("tf:"):
+        return None
+    op, _, role = node.doc_string[3:].partition(":")
+    return op, role or None

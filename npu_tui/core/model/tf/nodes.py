@@ -35,12 +35,6 @@ class TfGraph:
     nodes: dict[str, TfNode]
     consumers: dict[str, list[TfNode]]
 
-    def node(self, name: str) -> TfNode:
-        return self.nodes[name]
-
-    def producer(self, tensor: Tensor) -> TfNode:
-        return self.nodes[tensor[0]]
-
 
 def attr_value(value: Any) -> Any:
     """An AttrValue as a plain value: bytes as str, lists as lists, a shape as a list (None if unknown)."""

@@ -5,12 +5,13 @@ and pooling only report their output shape, since their values are never folded)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .graphdef import DT_FLOAT, DTYPES
+from .graphdef import DT_FLOAT, DTYPES, MAX_ELEMENTS
 from .nodes import TfNode
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -19,6 +20,14 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 class Unsupported(Exception):
     """An op, or an attribute value, that npu-tui does not convert (the message says which)."""
+
+
+def bounded(shape: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """A shape about to be allocated, refused when it is beyond any GX8002 tensor."""
+    count = math.prod(int(d) for d in shape)
+    if count > MAX_ELEMENTS:
+        raise Unsupported(f"its output {list(shape)} would hold {count:,} elements; that is not a GX8002 tensor")
+    return tuple(int(d) for d in shape)
 
 
 def window(node: TfNode, key: str, default: int = 1) -> tuple[int, int]:
@@ -73,7 +82,7 @@ def conv_shape(node: TfNode, x: np.ndarray, k: np.ndarray, depthwise: bool) -> l
     pads = spatial_pads(node, (x.shape[1], x.shape[2]), kernel, stride, dilation)
     h, w = (window_output(x.shape[1 + i], kernel[i], stride[i], dilation[i], pads[i]) for i in range(2))
     channels = k.shape[2] * k.shape[3] if depthwise else k.shape[3]
-    return [np.zeros((x.shape[0], h, w, channels), np.float32)]
+    return [np.zeros(bounded((x.shape[0], h, w, channels)), np.float32)]
 
 
 def pool_shape(node: TfNode, x: np.ndarray) -> list[np.ndarray]:
@@ -81,7 +90,7 @@ def pool_shape(node: TfNode, x: np.ndarray) -> list[np.ndarray]:
     kernel, stride = window(node, "ksize"), window(node, "strides")
     pads = spatial_pads(node, (x.shape[1], x.shape[2]), kernel, stride, (1, 1))
     h, w = (window_output(x.shape[1 + i], kernel[i], stride[i], 1, pads[i]) for i in range(2))
-    return [np.zeros((x.shape[0], h, w, x.shape[3]), np.float32)]
+    return [np.zeros(bounded((x.shape[0], h, w, x.shape[3])), np.float32)]
 
 
 def batch_norm(node: TfNode, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -225,6 +234,7 @@ def _pad(node: TfNode, ins: list[np.ndarray]) -> list[np.ndarray]:
     pads = np.asarray(ins[1]).astype(np.int64)
     if pads.shape != (ins[0].ndim, 2) or (pads < 0).any():
         raise Unsupported(f"paddings {pads.tolist()} are not [rank, 2] of sizes >= 0")
+    bounded([d + int(pads[i].sum()) for i, d in enumerate(ins[0].shape)])
     return [np.pad(ins[0], pads.tolist())]
 
 
@@ -287,7 +297,7 @@ def _space_to_batch(node: TfNode, ins: list[np.ndarray]) -> list[np.ndarray]:
     if any(padded[i] % int(block[i]) for i in range(2)):
         raise Unsupported(f"padded size {padded} is not a multiple of block {block.tolist()}")
     n = x.shape[0] * int(np.prod(block))
-    return [np.zeros((n, padded[0] // int(block[0]), padded[1] // int(block[1]), x.shape[3]), x.dtype)]
+    return [np.zeros(bounded((n, padded[0] // int(block[0]), padded[1] // int(block[1]), x.shape[3])), x.dtype)]
 
 
 def _batch_to_space(node: TfNode, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -298,7 +308,7 @@ def _batch_to_space(node: TfNode, ins: list[np.ndarray]) -> list[np.ndarray]:
     if x.shape[0] % size:
         raise Unsupported(f"batch {x.shape[0]} is not a multiple of block {block.tolist()}")
     h, w = (x.shape[1 + i] * int(block[i]) - int(crops[i].sum()) for i in range(2))
-    return [np.zeros((x.shape[0] // size, h, w, x.shape[3]), x.dtype)]
+    return [np.zeros(bounded((x.shape[0] // size, h, w, x.shape[3])), x.dtype)]
 
 
 UNARY: dict[str, Callable[..., Any]] = {

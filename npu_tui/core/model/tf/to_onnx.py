@@ -36,7 +36,7 @@ from .checks import refuse
 from .graphdef import read_graphdef
 from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_NEVER_COMPRESSED_KEY, TF_SHAPES_KEY
 from .nodes import Tensor, TfNode, build_graph, tensor_label
-from .ops import SELU_ALPHA, SELU_SCALE, Unsupported, spatial_pads, window
+from .ops import SELU_ALPHA, SELU_SCALE, Unsupported, axis_of, reduce_axes, spatial_pads, strided_index, window
 
 OPSET = 17
 TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
@@ -176,10 +176,7 @@ class _Emitter:
         return name
 
     def const_input(self, node: TfNode, index: int, what: str) -> np.ndarray:
-        value = self.a.constant(node.inputs[index])
-        if value is None:
-            raise Unsupported(f"its {what} is not a constant")
-        return value
+        return self._constant(node.inputs[index], what)
 
     def out_shape(self, node: TfNode, index: int = 0) -> list[int]:
         shape = self.a.shape((node.name, index))
@@ -341,7 +338,6 @@ class _Emitter:
         if site.bias_add is not None:
             bias = self._constant(self.graph.nodes[site.bias_add].inputs[1], "bias").astype(np.float32)
         fused = (kernel.astype(np.float32) * factor).astype(np.float32)
-        self.tf_shapes[self.a.folding.name_of(self.graph.nodes[site.conv].inputs[1])] = [int(d) for d in kernel.shape]
         return fused.transpose(3, 2, 0, 1), ((bias - mean) * factor + beta).astype(np.float32)
 
     def _bn_sites(self) -> dict[str, _BnSite]:
@@ -395,8 +391,6 @@ class _Emitter:
 
     def reduce(self, node: TfNode) -> None:
         x_shape = self.a.shape(node.inputs[0]) or ()
-        from .ops import reduce_axes
-
         axes = list(reduce_axes(self._constant(node.inputs[1], "reduction axes"), len(x_shape)))
         keep = int(bool(node.attrs.get("keep_dims", False)))
         x = self.tensor(node.inputs[0])
@@ -419,8 +413,6 @@ class _Emitter:
     def strided_slice(self, node: TfNode) -> None:
         """Any StridedSlice as one Gather of the flattened input: the indices are the selection itself,
         computed by numpy with TF's masks, so new axes, shrunk axes and negative strides all hold."""
-        from .ops import strided_index
-
         x_shape = self.a.shape(node.inputs[0])
         assert x_shape is not None
         spec = [self.const_input(node, i, what) for i, what in ((1, "begin"), (2, "end"), (3, "strides"))]
@@ -447,8 +439,6 @@ class _Emitter:
         x_shape = self.a.shape(node.inputs[value_index])
         assert x_shape is not None
         axis_tensor = node.inputs[0] if node.op == "Split" else node.inputs[2]
-        from .ops import axis_of
-
         axis = axis_of(self._constant(axis_tensor, "split axis"), len(x_shape))
         count = len([k for k in self.a.values if k[0] == node.name])
         sizes = [self.out_shape(node, i)[axis] for i in range(count)]
