@@ -314,3 +314,15 @@ def test_inputs_convert_by_ieee_rounding_or_as_the_sdks_test_mnist_does():
     ieee = run.values["y"].view(np.uint16).ravel().tolist()
     vendor = simulate_exact(m, {"x": x}, ["y"], fp16_outputs=["y"], vendor_inputs=True)["y"].view(np.uint16).ravel().tolist()
     assert ieee == [0x024B, 0x3C00, 0x7C00] and vendor == [0x0096, 0x3C01, 0x7FFF]  # 3.5e-5 arrives as 8.9e-6
+
+
+def test_a_dilated_conv_reads_its_taps_spread_out():
+    x = np.arange(5, dtype=np.float32).reshape(1, 1, 1, 5)  # one sample, NCW
+    m = graph(
+        [helper.make_node("Conv", ["x", "k"], ["y"], dilations=[2])],
+        [("x", [1, 1, 5])],
+        ["y"],
+        [("k", np.array([[[1, 10, 100]]], np.float16))],
+    )
+    out = simulate_exact(m, {"x": x}, ["y"])["y"]
+    assert out.ravel().tolist() == [0 + 20 + 400]  # taps at 0, 2, 4

@@ -124,51 +124,69 @@ def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -
     return _chains(xs, ws, _start(bias_first)).astype(F16).reshape(*lead, n)
 
 
+Pair = tuple[int, int]
+
+
+def taps(
+    x: np.ndarray, kernel: Pair, strides: Pair, pads: tuple[int, int, int, int] = (0, 0, 0, 0), dilations: Pair = (1, 1)
+) -> list[np.ndarray]:
+    """What each kernel tap (row-major) reads of x[S, H, W, C] zero-padded by (top, left, bottom, right):
+    one strided view [S, out_h, out_w, C] per tap."""
+    top, left, bottom, right = pads
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    out_h = (padded.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    out_w = (padded.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    return [
+        padded[:, i * dh : i * dh + sh * (out_h - 1) + 1 : sh, j * dw : j * dw + sw * (out_w - 1) + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
 @quiet
 def conv2d(
-    x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: Pair,
+    pads: tuple[int, int, int, int],
+    bias_first: np.ndarray | None = None,
+    dilations: Pair = (1, 1),
 ) -> np.ndarray:
     """NHWC convolution of x[S, H, W, Cin] with w[kh, kw, Cin, Cout] as dec_conv2d runs it: taps in
     row-major (kh, kw) order, inside each tap the 32-channel input blocks, each (tap, block) one chain
     started at 0 and added to the running acc; padding taps add nothing (their chain over zero inputs is
     +0, which leaves every acc as it was). `bias_first` starts the first chain. pads = top, left,
-    bottom, right."""
-    top, left, bottom, right = pads
-    padded = np.pad(np.asarray(x, dtype=F16), ((0, 0), (top, bottom), (left, right), (0, 0))).astype(F32)
+    bottom, right. A dilated conv (gxnpuc's SpaceToBatchND form) reads its taps spread out, in the same
+    order (not checked against the C model: no case has one)."""
     kh, kw, cin, cout = w.shape
-    sh, sw = strides
-    out_h = (padded.shape[1] - kh) // sh + 1
-    out_w = (padded.shape[2] - kw) // sw + 1
+    views = taps(np.asarray(x, dtype=F16).astype(F32), (kh, kw), strides, pads, dilations)
     chains, step = _blocked(cin)
-    taps = [
-        padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)
-    ]
-    xs = _split(np.stack(taps, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
+    xs = _split(np.stack(views, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
     ws = _split(np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
     ws = ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout)
     out = _chains(xs, ws, _start(bias_first))
-    return out.astype(F16).reshape(padded.shape[0], out_h, out_w, cout)
+    return out.astype(F16).reshape(*views[0].shape[:3], cout)
 
 
 @quiet
 def depthwise2d(
-    x: np.ndarray, w: np.ndarray, strides: tuple[int, int], pads: tuple[int, int, int, int], bias_first: np.ndarray | None = None
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: Pair,
+    pads: tuple[int, int, int, int],
+    bias_first: np.ndarray | None = None,
+    dilations: Pair = (1, 1),
 ) -> np.ndarray:
     """NHWC depthwise convolution, w[kh, kw, C]: one chain per output over the taps row-major,
     acc = bias (when given) or 0, then acc = h(acc + h(x*w)) (mc_conv2d per channel)."""
-    top, left, bottom, right = pads
-    padded = np.pad(np.asarray(x, dtype=F16), ((0, 0), (top, bottom), (left, right), (0, 0))).astype(F32)
-    kh, kw, _ = w.shape
-    sh, sw = strides
-    out_h = (padded.shape[1] - kh) // sh + 1
-    out_w = (padded.shape[2] - kw) // sw + 1
-    ws = np.asarray(w, dtype=F16).astype(F32)
+    kh, kw, channels = w.shape
+    views = taps(np.asarray(x, dtype=F16).astype(F32), (kh, kw), strides, pads, dilations)
+    ws = np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, channels)
     start = 0.0 if bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
-    acc = np.broadcast_to(np.asarray(start, dtype=F32), (padded.shape[0], out_h, out_w, w.shape[2])).copy()
-    for i in range(kh):
-        for j in range(kw):
-            tap = padded[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
-            acc = np.add(acc, np.multiply(tap, ws[i, j], dtype=F32).astype(F16), dtype=F32).astype(F16).astype(F32)
+    acc = np.broadcast_to(np.asarray(start, dtype=F32), views[0].shape).copy()
+    for view, weight in zip(views, ws):
+        acc = np.add(acc, np.multiply(view, weight, dtype=F32).astype(F16), dtype=F32).astype(F16).astype(F32)
     return acc.astype(F16)
 
 
@@ -193,19 +211,11 @@ def reduce_mean(x: np.ndarray, axes: tuple[int, ...], count: np.ndarray) -> np.n
     return div(reduce_sum(x, axes), count)
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> list[np.ndarray]:
-    """The window's elements of x[S, H, W, C] (VALID, row-major order), one strided view each."""
-    kh, kw = kernel
-    sh, sw = strides
-    out_h = (x.shape[1] - kh) // sh + 1
-    out_w = (x.shape[2] - kw) // sw + 1
-    return [x[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)]
-
-
 def max_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
     """op_pool max on NHWC: m = -inf; m = max(x, m) over the window row-major."""
-    m = np.full_like(_windows(x, kernel, strides)[0], -np.inf, dtype=F16)
-    for value in _windows(np.asarray(x, dtype=F16), kernel, strides):
+    views = taps(np.asarray(x, dtype=F16), kernel, strides)
+    m = np.full_like(views[0], -np.inf)
+    for value in views:
         m = maximum(value, m)
     return m
 
@@ -213,8 +223,9 @@ def max_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -
 @quiet
 def avg_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], count: np.ndarray) -> np.ndarray:
     """op_pool avg on NHWC: s = h(s + x) over the window row-major, then y = h(s / h(kh*kw))."""
-    s = np.zeros_like(_windows(x, kernel, strides)[0], dtype=F16)
-    for value in _windows(np.asarray(x, dtype=F16), kernel, strides):
+    views = taps(np.asarray(x, dtype=F16), kernel, strides)
+    s = np.zeros_like(views[0])
+    for value in views:
         s = add(s, value)
     return div(s, count)
 

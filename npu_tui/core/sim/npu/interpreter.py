@@ -287,15 +287,15 @@ class _Interpreter:
         spatial = w.ndim - 2
         if spatial not in (1, 2) or x.ndim != w.ndim + 1:
             raise ModelError(f"node {self._label(node)!r}: Conv of rank {w.ndim}; the NPU runs 1-D and 2-D convolutions")
-        if any(d != 1 for d in attrs.get("dilations", [1] * spatial)):
-            raise ModelError(f"node {self._label(node)!r}: dilated Conv is not supported on the GRUS NPU")
         if spatial == 1:
             x, w = x[..., None, :], w[:, :, None, :]
         samples, batch, cin, height, width = x.shape
         kh, kw = w.shape[2:]
         strides = tuple(attrs.get("strides", [1] * spatial))
         sh, sw = (1, strides[0]) if spatial == 1 else strides
-        pads = _conv_pads(attrs, spatial, (height, width), (kh, kw), (sh, sw))
+        dilations = tuple(attrs.get("dilations", [1] * spatial))
+        dh, dw = (1, dilations[0]) if spatial == 1 else dilations
+        pads = _conv_pads(attrs, spatial, (height, width), (dh * (kh - 1) + 1, dw * (kw - 1) + 1), (sh, sw))
         group = int(attrs.get("group", 1))
         cout = w.shape[0]
         own = self._optional(node, 2)
@@ -309,7 +309,7 @@ class _Interpreter:
         kernel = np.transpose(w, (2, 3, 1, 0))  # kh, kw, cin/group, cout
         start = bias if first else None
         if depthwise:
-            out = arith.depthwise2d(nhwc, kernel[:, :, 0, :], (sh, sw), pads, start)
+            out = arith.depthwise2d(nhwc, kernel[:, :, 0, :], (sh, sw), pads, start, (dh, dw))
         else:
             per_in, per_out = cin // group, cout // group
             parts = [
@@ -319,6 +319,7 @@ class _Interpreter:
                     (sh, sw),
                     pads,
                     None if start is None else start[g * per_out : (g + 1) * per_out],
+                    (dh, dw),
                 )
                 for g in range(group)
             ]
