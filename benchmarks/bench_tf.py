@@ -22,8 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npu_tui.core.model.tf.writer import GraphWriter  # noqa: E402
 from npu_tui.core.model.onnx_file import load_model  # noqa: E402
+from npu_tui.core.model.tf.writer import GraphWriter  # noqa: E402
 
 VALID = {"strides": [1, 1, 1, 1], "padding": "VALID", "data_format": "NHWC", "dilations": [1, 1, 1, 1]}
 

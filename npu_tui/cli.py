@@ -68,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     fx.add_argument("--write", action="store_true", help="save the result into CONFIG (atomic, keeps a .bak and comments)")
     fx.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sm = commands.add_parser("simulate", help="run the NPU's own fp16 arithmetic (bit-exact) and write its outputs")
+    sm.add_argument("config", help="the vendor config.yaml")
+    _data_arguments(sm)
+    sm.add_argument("--out", required=True, metavar="NPZ", help="write one array per output name here (samples first)")
+    sm.add_argument("--float", action="store_true", help="write the float model's outputs instead of the NPU's")
+    sm.add_argument(
+        "--vendor-inputs", action="store_true",
+        help="convert inputs to fp16 as the SDK's test_mnist.c does (ties away from zero; default: IEEE round to even)",
+    )
+    sm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -117,7 +127,7 @@ _seed = _whole(0, "negative; a seed is 0 or more")
 _positive = _whole(1, "not a positive number")
 
 
-COMMANDS = ("compile", "eval", "fix")
+COMMANDS = ("compile", "eval", "fix", "simulate")
 CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
 
 
@@ -172,6 +182,8 @@ def _command(args: argparse.Namespace) -> int:
         return _evaluate(args)
     if args.command == "fix":
         return _fix(args)
+    if args.command == "simulate":
+        return _simulate(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -367,6 +379,41 @@ def _evaluate(args: argparse.Namespace) -> int:
             lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")
         sys.stdout.write("\n".join(lines) + "\n")
     return status
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """What the chip returns for each sample (float32 outputs, FP16_OUT_OPS as float16), or --float."""
+    import numpy as np
+
+    from .core.safe_files import atomic_write, refuse_inputs
+    from .core.sim.evaluate import Evaluator
+    from .core.sim.npu.chip import chip_outputs
+    from .core.sim.simulation import build_simulation, npu_values
+
+    args.no_fp16_activations = False
+    project, settings = _open(args)
+    data = _data(args, project)
+    out = Path(args.out)
+    refuse_inputs(out, project.inputs, "--out")
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    names = list(evaluator.outputs)
+    if args.float:
+        arrays = {name: np.asarray(value, dtype=np.float32) for name, value in evaluator.reference().items()}
+    else:
+        compilation = project.compile(settings)
+        sim = build_simulation(project.compiler, compilation, fp16_activations=False)
+        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data, args.vendor_inputs)
+        for diagnostic in chip.diagnostics:
+            sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
+        arrays = chip.arrays
+    try:
+        with atomic_write(out) as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    what = "float model" if args.float else "NPU (exact fp16 arithmetic)"
+    sys.stderr.write(f"wrote {len(arrays)} outputs of {data.samples} samples ({what}) to {printable(str(out))}\n")
+    return EXIT_OK
 
 
 def target_text(target) -> str:

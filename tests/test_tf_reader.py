@@ -15,10 +15,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import yaml
-
 from clirun import npu_tui
-from npu_tui.core.errors import ConfigError, ModelError
+
 from npu_tui.core.config.project import open_project
+from npu_tui.core.errors import ConfigError, ModelError
 from npu_tui.core.report import weight_lines
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "gxnpuc"

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
 from clirun import npu_tui
 from conftest import SAMPLES
-from npu_tui.core.model.tf.to_onnx import read_pb
+
 from npu_tui.core.config.project import open_project
+from npu_tui.core.model.tf.to_onnx import read_pb
 from npu_tui.core.report import weight_lines
 
 

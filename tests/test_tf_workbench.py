@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 from rich.text import Text
-
 from tui_kit import copy_sample, make_app, settle
 
 SIZE = (80, 24)
