@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SAMPLE := sample_models/kws_tdnn/config.yaml
 # extra pytest arguments: `make test PYTEST_ARGS="-n 2"` runs the suite on two workers (pytest-xdist)
 PYTEST_ARGS ?=
 
@@ -18,8 +17,9 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
+# the workbench on a private copy of the kws_tdnn sample (in XDG_DATA_HOME/npu-tui), so saving never dirties sample_models/
 run: install
-	$(BIN)/npu-tui $(SAMPLE)
+	$(BIN)/npu-tui
 
 test: install-test
 	$(BIN)/ruff check npu_tui

@@ -23,7 +23,7 @@ SAMPLES = 4
 
 def naive(project, evaluator, target, settings, found) -> tuple[bool, int, int, int]:
     """(met, NPU bytes, exclusions, evaluations)."""
-    from npu_tui.core import edits
+    from npu_tui.core.quant import edits
 
     plans = project.compile(settings).plans
     order = sorted((s for s in found if plans[s.weight].quantized), key=lambda s: -(s.exclude_gain_db if s.exclude_gain_db is not None else 1e9))
@@ -39,10 +39,10 @@ def naive(project, evaluator, target, settings, found) -> tuple[bool, int, int, 
 
 
 def main() -> None:
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.evaluate import Evaluator
-    from npu_tui.core.fix import Search, Target
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
+    from npu_tui.core.sim.evaluate import Evaluator
+    from npu_tui.core.triage.fix import Search, Target
 
     print(f"{'model':14} {'target':>12} {'start':>9} | {'naive: met':>10} {'extra B':>9} {'evals':>6} | "
           f"{'fix: met':>8} {'extra B':>9} {'changes':>7} {'evals':>6} {'seconds':>8} | {'sweep s':>7} {'fix/sweep':>9}")

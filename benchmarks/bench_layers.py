@@ -40,9 +40,9 @@ def build(folder: Path) -> Path:
 
 
 def costs(config: Path, title: str = "") -> None:
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.evaluate import Evaluator
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
+    from npu_tui.core.sim.evaluate import Evaluator
 
     project = open_project(config)
     data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))
@@ -71,8 +71,8 @@ def costs(config: Path, title: str = "") -> None:
 
 
 async def view(config: Path) -> None:
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.workbench import Workbench
     from npu_tui.tui.app import NpuTuiApp
     from npu_tui.tui.layer_view import LayerRows

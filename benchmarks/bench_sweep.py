@@ -51,9 +51,9 @@ def prepare(name: str) -> tuple[Path, Path]:
 def speed() -> None:
     import onnxruntime as ort
 
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.evaluate import Evaluator
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
+    from npu_tui.core.sim.evaluate import Evaluator
 
     config, data_path = prepare("ocr_rec_v4")
     project = open_project(config)

@@ -126,8 +126,8 @@ async def measure_bare() -> dict[str, list[float]]:
 
 async def measure_workbench(config: Path) -> dict[str, list[float]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.workbench import Workbench
     from npu_tui.tui.app import NpuTuiApp
 
@@ -182,8 +182,8 @@ SAMPLE_START = """
 import asyncio, sys, time
 from pathlib import Path
 from npu_tui.cli import SAMPLE_CONFIG
-from npu_tui.core.eval_data import load_npz, model_inputs
-from npu_tui.core.project import open_project
+from npu_tui.core.sim.eval_data import load_npz, model_inputs
+from npu_tui.core.config.project import open_project
 from npu_tui.core.workbench import Workbench
 from npu_tui.tui.app import NpuTuiApp
 

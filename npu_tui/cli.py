@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import traceback
@@ -14,18 +13,20 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import InternalError, UserError
-from .core.safe_files import atomic_write
 from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+class _ArgumentError(UserError):
+    """A bad command line: reported like every other user error (one line; a JSON document too with --json)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one `error:` line, like every other user error."""
+    """argparse whose errors are user errors, so they are reported the one way every user error is."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {self.prog}: {printable(message)}\n")
-        raise SystemExit(EXIT_USER)
+        raise _ArgumentError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-s", "--save-hist", action="store_true", help="save a JPEG histogram per quantized weight")
     comp.add_argument("--hist-dir", default="npu_jpgs", help="folder for -s (default: ./npu_jpgs)")
     comp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    comp.add_argument(
+        "--check", action="store_true", help="list every reason gxnpuc would refuse the model (a .pb) and stop; exit 2 if there is any"
+    )
     comp.add_argument("--sim", metavar="PATH", help="write the NPU simulation model (ONNX) to PATH")
     comp.add_argument(
         "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
@@ -66,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     fx.add_argument("--write", action="store_true", help="save the result into CONFIG (atomic, keeps a .bak and comments)")
     fx.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sm = commands.add_parser("simulate", help="run the NPU's own fp16 arithmetic (bit-exact) and write its outputs")
+    sm.add_argument("config", help="the vendor config.yaml")
+    _data_arguments(sm)
+    sm.add_argument("--out", required=True, metavar="NPZ", help="write one array per output name here (samples first)")
+    sm.add_argument("--float", action="store_true", help="write the float model's outputs instead of the NPU's")
+    sm.add_argument(
+        "--vendor-inputs", action="store_true",
+        help="convert inputs to fp16 as the SDK's test_mnist.c does (ties away from zero; default: IEEE round to even)",
+    )
+    sm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -115,38 +129,29 @@ _seed = _whole(0, "negative; a seed is 0 or more")
 _positive = _whole(1, "not a positive number")
 
 
-COMMANDS = ("compile", "eval", "fix")
-SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn" / "config.yaml"
-SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
-
-
-def sample_home() -> Path:
-    """Where an installed package's sample is copied: saving must not write into site-packages."""
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "npu-tui" / "kws_tdnn"
+COMMANDS = ("compile", "eval", "fix", "simulate")
+CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
 
 
 def bundled_sample(home: Path | None = None) -> Path:
-    """The kws_tdnn sample's config: the checkout's own, else a copy of the one installed with the
-    package (made once; later runs open the copy, with whatever the user saved into it)."""
-    if SAMPLE_CONFIG.is_file():
-        return SAMPLE_CONFIG
+    """The config of a private copy of the kws_tdnn sample (core/sample_copy.py), made once from the
+    checkout's sample_models/ or the one installed with the package; later runs open the copy, with
+    whatever the user saved into it. Never the original: a save must not dirty the checkout or
+    site-packages."""
     from importlib.resources import files
 
-    source = files("npu_tui") / "samples" / "kws_tdnn"
-    if not all((source / name).is_file() for name in SAMPLE_FILES):
+    from .core.sample_copy import SAMPLE_FILES, sample_copy, sample_home
+
+    installed = files("npu_tui") / "samples" / "kws_tdnn"
+    candidates = (CHECKOUT_SAMPLE, installed)
+    source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
+    if source is None:
         raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
     home = home or sample_home()
-    if not (home / "config.yaml").exists():
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            for name in SAMPLE_FILES:
-                with atomic_write(home / name) as out:
-                    out.write((source / name).read_bytes())
-        except OSError as exc:
-            raise UserError(f"{home}: cannot copy the bundled sample there ({exc.strerror}); run npu-tui CONFIG.yaml") from None
+    config, made = sample_copy(source, home)
+    if made:
         sys.stderr.write(f"the bundled sample is copied to {printable(str(home))}: saving writes there\n")
-    return home / "config.yaml"
+    return config
 
 
 def build_tui_parser() -> argparse.ArgumentParser:
@@ -164,9 +169,13 @@ def build_tui_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in COMMANDS and not {"-h", "--help"} & set(argv[:1]):
-        return _guarded(build_tui_parser().parse_args(argv), _workbench)
-    return _guarded(build_parser().parse_args(argv), _command)
+    tui = command not in COMMANDS and not {"-h", "--help"} & set(argv[:1])
+    try:
+        args = (build_tui_parser() if tui else build_parser()).parse_args(argv)
+    except _ArgumentError as exc:  # no namespace yet: --json is read from the words given
+        wants_json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+        return _report_user_error(exc, wants_json)
+    return _guarded(args, _workbench if tui else _command)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -176,6 +185,8 @@ def _command(args: argparse.Namespace) -> int:
         return _evaluate(args)
     if args.command == "fix":
         return _fix(args)
+    if args.command == "simulate":
+        return _simulate(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -184,11 +195,7 @@ def _guarded(args: argparse.Namespace, run) -> int:
     try:
         return run(args)
     except UserError as exc:
-        message = one_line(str(exc))
-        sys.stderr.write(f"error: {printable(message)}\n")
-        if getattr(args, "json", False):  # a script reading stdout gets a document either way
-            _emit({"npu_tui_version": __version__, "error": message})
-        return EXIT_USER
+        return _report_user_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: short unless asked for the details
@@ -200,9 +207,18 @@ def _guarded(args: argparse.Namespace, run) -> int:
         return EXIT_BUG
 
 
+def _report_user_error(exc: UserError, wants_json: bool) -> int:
+    """One `error:` line on stderr; with --json, a script reading stdout gets a document either way."""
+    message = one_line(str(exc))
+    sys.stderr.write(f"error: {printable(message)}\n")
+    if wants_json:
+        _emit({"npu_tui_version": __version__, "error": message})
+    return EXIT_USER
+
+
 def _open(args: argparse.Namespace):
     """The project of args.config, its warnings on stderr, and its settings with the fp16 option."""
-    from .core.project import open_project
+    from .core.config.project import open_project
 
     project = open_project(args.config)
     for warning in project.config.warnings:
@@ -211,13 +227,15 @@ def _open(args: argparse.Namespace):
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .core.histogram import INDEX_FILE, write_jpegs
     from .core.progress import Progress
+    from .core.quant.histogram import INDEX_FILE, write_jpegs
     from .core.report import compilation_json, summary_lines, weight_lines
     from .core.safe_files import refuse_inputs
-    from .core.sim_check import check_simulation
-    from .core.simulation import build_simulation
+    from .core.sim.sim_check import check_simulation
+    from .core.sim.simulation import build_simulation
 
+    if args.check:
+        return _check(args)
     project, settings = _open(args)
     compilation = project.compile(settings)
     if args.sim:
@@ -247,6 +265,26 @@ def _compile(args: argparse.Namespace) -> int:
     lines += summary_lines(project, compilation)
     _report(lines)
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
+    from .core.config.reader import load_config
+    from .core.model.onnx_file import is_graphdef
+    from .core.model.tf.checks import check_pb
+
+    config = load_config(args.config)
+    if not is_graphdef(config.model_path):
+        _report([f"{config.model_path}: an ONNX model; --check reads TensorFlow frozen graphs (.pb)"])
+        return EXIT_OK
+    found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    if args.json:
+        _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
+    elif found:
+        _report([f"gxnpuc will refuse this model: {config.model_path}", *(f"  {p}" for p in found)])
+    else:
+        _report([f"{config.model_path}: every op is in the GRUS list of gxnpuc -L, within its limits"])
+    return EXIT_USER if found else EXIT_OK
 
 
 def _choice(args: argparse.Namespace):
@@ -281,7 +319,7 @@ def _data(args: argparse.Namespace, project):
 
 
 def _target(args: argparse.Namespace):
-    from .core.fix import Target
+    from .core.triage.fix import Target
 
     for kind in ("max_drop", "min_agreement", "min_sqnr"):
         value = getattr(args, kind, None)
@@ -303,9 +341,9 @@ def _about(args: argparse.Namespace, project, data) -> dict:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
-    from .core.evaluate import Evaluator
     from .core.progress import Progress
-    from .core.sensitivity import Cancelled
+    from .core.sim.evaluate import Evaluator
+    from .core.sim.sensitivity import Cancelled
 
     project, settings = _open(args)
     data = _data(args, project)
@@ -313,7 +351,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     compilation = project.compile(settings)
     for warning in compilation.warnings:
-        if warning.code == "fp16_overflow":  # changes what the NPU computes: the numbers below show it
+        if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
     evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     status = EXIT_OK
@@ -345,6 +383,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     return status
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    """What the chip returns for each sample (float32 outputs, FP16_OUT_OPS as float16), or --float."""
+    import numpy as np
+
+    from .core.safe_files import atomic_write, refuse_inputs
+    from .core.sim.evaluate import Evaluator
+    from .core.sim.npu.chip import chip_outputs
+    from .core.sim.simulation import build_simulation, npu_values
+
+    args.no_fp16_activations = False
+    project, settings = _open(args)
+    data = _data(args, project)
+    out = Path(args.out)
+    refuse_inputs(out, project.inputs, "--out")
+    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    names = list(evaluator.outputs)
+    if args.float:
+        arrays = {name: np.asarray(value, dtype=np.float32) for name, value in evaluator.reference().items()}
+    else:
+        compilation = project.compile(settings)
+        sim = build_simulation(project.compiler, compilation, fp16_activations=False)
+        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data, args.vendor_inputs)
+        for diagnostic in chip.diagnostics:
+            sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
+        arrays = chip.arrays
+    try:
+        with atomic_write(out) as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    what = "float model" if args.float else "NPU (exact fp16 arithmetic)"
+    sys.stderr.write(f"wrote {len(arrays)} outputs of {data.samples} samples ({what}) to {printable(str(out))}\n")
+    return EXIT_OK
+
+
 def target_text(target) -> str:
     return {
         "max_drop": f"accuracy at most {target.value:g} points below float",
@@ -360,11 +433,13 @@ def metric_text(target, value: float | None) -> str:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .core.config_writer import config_diff, managed_values, read_config_text, save_config
-    from .core.evaluate import Evaluator
-    from .core.fix import Search
+    from .core.config.writer import check_writable, config_diff, managed_values, read_config_text, save_config
+    from .core.sim.evaluate import Evaluator
+    from .core.triage.fix import Search
 
     project, settings = _open(args)
+    if args.write:  # before the search, not after it
+        check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)

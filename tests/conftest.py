@@ -9,9 +9,9 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
 
 def open_sample(name: str):
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.evaluate import Evaluator
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
+    from npu_tui.core.sim.evaluate import Evaluator
 
     project = open_project(SAMPLES / name / "config.yaml")
     data = load_npz(SAMPLES / name / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))

@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
-from onnx import helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, make_model, tensor, value, write_project
+from onnx import helper
 
 JSON_WEIGHT_KEYS = {
     "name", "kind", "nodes", "op_types", "shape", "quantized", "reason", "min", "max", "nudged_min",
@@ -119,7 +118,7 @@ def test_unknown_keys_warn_and_compile_goes_on(tmp_path):
 def test_core_and_cli_import_no_ui_or_runtime():
     code = (
         "import sys, npu_tui.core, npu_tui.cli\n"
-        "import npu_tui.core.project, npu_tui.core.simulation, npu_tui.core.report, npu_tui.core.histogram\n"
+        "import npu_tui.core.config.project, npu_tui.core.sim.simulation, npu_tui.core.report, npu_tui.core.quant.histogram\n"
         "bad = [m for m in ('textual', 'rich', 'onnxruntime', 'matplotlib') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
@@ -141,3 +140,15 @@ def test_a_hostile_model_path_is_printed_literally(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
     assert "m\\x1b]0;pwned\\x07.onnx" in result.stdout.splitlines()[0]
+
+
+def test_no_fp16_overflow_warning_for_a_batchnorm_that_fuse_bn_folds_away(tmp_path):
+    model = conv_bn_fc(np.random.default_rng(0))
+    var = next(t for t in model.graph.initializer if t.name == "bn1.var")
+    var.CopyFrom(tensor("bn1.var", np.array([1.0, 0.5, 1e5, 2.0], np.float32)))  # 1e5 is beyond fp16's 65504
+    for fuse, warned in (("true", False), ("false", True)):
+        config = write_project(tmp_path / fuse, model, BASE_CONFIG + f"FUSE_BN: {fuse}\n")
+        result = npu_tui("compile", "--json", str(config))
+        assert result.returncode == 0, result.stderr
+        overflowing = [w["weight"] for w in json.loads(result.stdout)["warnings"] if w["code"] == "fp16_overflow"]
+        assert overflowing == (["bn1.var"] if warned else []), fuse

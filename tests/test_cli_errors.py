@@ -3,10 +3,9 @@
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, write_project
+from onnx import numpy_helper
 
 CASES = {
     "yaml_syntax": (BASE_CONFIG + "WEIGHT_MIN_MAX: {fc.weight: [0.1, 0.2]\n", "config.yaml:8:"),
@@ -24,14 +23,15 @@ CASES = {
     "exclude_not_list": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: {fc: 1}\n", "config.yaml:7: EXCLUDE_COMPRESS_OPS: {'fc': 1} is not a list"),
     "exclude_unknown": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS:\n  - fc\n  - conv2\n", "config.yaml:9: EXCLUDE_COMPRESS_OPS: no weight or node named 'conv2' in the model (did you mean 'conv1'"),
     "unknown_corename": (BASE_CONFIG.replace("GRUS", "GRUSS"), "config.yaml:2: CORENAME: unknown chip 'GRUSS'; use one of GRUS, AQUILA, LEO"),
-    "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set ONNX_FILE"),
+    "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set PB_FILE"),
     "missing_model": (BASE_CONFIG.replace("model.onnx", "gone.onnx"), "config.yaml:3: ONNX_FILE: 'gone.onnx' not found ("),
+    "missing_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' not found ("),
     "key_typo": (BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRES: true\nCONV"), "config.yaml:5: COMPRES: unknown key; did you mean COMPRESS?"),
     "input_ops_typo": (BASE_CONFIG + "INPUT_OPS:\n  xx: [1, 3, 6]\n", "config.yaml:8: INPUT_OPS: no model input named 'xx'; the model's inputs are 'x'"),
     "output_ops_typo": (BASE_CONFIG + "OUTPUT_OPS: [yy]\n", "config.yaml:7: OUTPUT_OPS: no model output named 'yy'; the model's outputs are 'y'"),
-    "tensorflow_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' is a TensorFlow model"),
     "python_tag": (BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n", "config.yaml:7: YAML tag not allowed"),
     "model_is_folder": (BASE_CONFIG.replace("model.onnx", "subdir"), "subdir: is a folder"),
+    "nul_in_model_path": (BASE_CONFIG.replace("model.onnx", '"model\\0.onnx"'), "a model file name holding a NUL byte"),
 }
 
 

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from clirun import npu_tui
 from conftest import SAMPLES
 
@@ -124,9 +123,8 @@ def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
     import subprocess
     import sys
 
-    from onnx import helper
-
     from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
     from tui_kit import DEADLINE
 
     rng = np.random.default_rng(0)
@@ -160,3 +158,67 @@ def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
     measured = int(match[0].split("interrupted: ")[1].split()[0])
     assert 0 < measured < count
     assert out.count("\n") > measured  # the report lists them
+
+
+def _log_of_relu_plus_epsilon():
+    """x -> Relu -> + 1e-10 -> Log -> fc: an audio front end's log(power + eps). fp16 flushes the
+    epsilon to 0, so on the NPU log(0) = -inf wherever Relu gave 0."""
+    from modelkit import make_model, tensor, value
+    from onnx import helper
+
+    return make_model(
+        [
+            helper.make_node("Relu", ["x"], ["power"], name="power"),
+            helper.make_node("Add", ["power", "eps"], ["floored"], name="add_eps"),
+            helper.make_node("Log", ["floored"], ["logged"], name="log"),
+            helper.make_node("MatMul", ["logged", "w"], ["y"], name="fc"),
+        ],
+        [value("x", [1, 8])],
+        [value("y", [1, 3])],
+        [tensor("eps", np.array(1e-10, np.float32)), tensor("w", np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32))],
+    )
+
+
+def _pad_with_minus_infinity_then_overflow():
+    """Pad with -inf on purpose (for a max pool), then a real overflow two Muls later."""
+    from modelkit import make_model, tensor, value
+    from onnx import helper
+
+    return make_model(
+        [
+            helper.make_node("Pad", ["x", "pads", "minus_inf"], ["padded"], name="pad", mode="constant"),
+            helper.make_node("MaxPool", ["padded"], ["pooled"], name="pool", kernel_shape=[3, 3]),
+            helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+            helper.make_node("MatMul", ["flat", "w"], ["h"], name="fc"),
+            helper.make_node("Mul", ["h", "k"], ["m1"], name="mul1"),
+            helper.make_node("Mul", ["m1", "k"], ["y"], name="mul2"),
+        ],
+        [value("x", [1, 1, 4, 4])],
+        [value("y", [1, 3])],
+        [
+            tensor("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), tensor("minus_inf", np.array(-np.inf, np.float32)),
+            tensor("w", np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)), tensor("k", np.array(1000.0, np.float32)),
+        ],
+    )
+
+
+def test_fp16_underflow_names_the_epsilon_and_the_node_a_log_reads(tmp_path):
+    from modelkit import BASE_CONFIG, write_project
+
+    config = write_project(tmp_path, _log_of_relu_plus_epsilon(), BASE_CONFIG)
+    result = npu_tui("eval", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    issue = json.loads(result.stdout)["fp16_issue"]
+    assert issue.startswith("fp16 underflow: node 'add_eps' (Add) makes values down to 1e-10"), issue
+    assert "which fp16 flushes to 0, and node 'log' (Log) reads them" in issue
+    assert "warning: eps: its values (at most 1e-10) all become 0 in fp16" in result.stderr
+
+
+def test_a_minus_infinity_the_float_model_makes_is_not_an_overflow(tmp_path):
+    from modelkit import BASE_CONFIG, write_project
+
+    config = write_project(tmp_path, _pad_with_minus_infinity_then_overflow(), BASE_CONFIG)
+    result = npu_tui("eval", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    issue = json.loads(result.stdout)["fp16_issue"]
+    assert issue is not None and issue.startswith("fp16 overflow: node 'mul2' (Mul) reaches "), issue

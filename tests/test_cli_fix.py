@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clirun import npu_tui
 from tui_kit import copy_sample
 
@@ -79,3 +78,22 @@ def test_json_errors_are_json_documents(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     doc = json.loads(result.stdout)
     assert "config file not found" in doc["error"] and doc["npu_tui_version"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("fix", "{config}", "--min-sqnr", "inf", "--json"), "inf is not a finite number"),
+        (("fix", "{config}", "--json"), "one of the arguments --max-drop --min-agreement --min-sqnr is required"),
+        (("eval", "{config}", "--samples", "0", "--json"), "0 is not a positive number"),
+        (("compile", "{config}", "--bogus", "--json"), "unrecognized arguments: --bogus"),
+        (("eval", "--json"), "the following arguments are required: config"),
+    ],
+    ids=["not_finite", "no_target", "zero_samples", "unknown_option", "no_config"],
+)
+def test_every_json_argument_error_is_a_json_document(tmp_path, args, expected):
+    config = copy_sample("kws_tdnn", tmp_path)
+    result = npu_tui(*[a.format(config=config) for a in args])
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    doc = json.loads(result.stdout)
+    assert expected in doc["error"] and doc["npu_tui_version"]

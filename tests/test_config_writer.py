@@ -7,9 +7,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npu_tui.core.config import load_config
-from npu_tui.core.config_writer import config_diff, render_config, save_config
-from npu_tui.core.settings import Settings
+from npu_tui.core.config.reader import load_config
+from npu_tui.core.config.writer import config_diff, render_config, save_config
+from npu_tui.core.quant.settings import Settings
 
 ORIGINAL = """\
 # header comment
@@ -87,8 +87,8 @@ def test_save_is_atomic_keeps_a_backup_and_the_file_mode(tmp_path):
 def test_crlf_block_lists_with_comments_and_an_indented_document_are_kept():
     import yaml
 
-    from npu_tui.core.config_writer import render_config
-    from npu_tui.core.settings import Settings
+    from npu_tui.core.config.writer import render_config
+    from npu_tui.core.quant.settings import Settings
 
     crlf = (
         "# vendor config\r\nCORENAME: GRUS\r\nONNX_FILE: model.onnx\r\nCOMPRESS: true   # fc\r\n"
@@ -105,3 +105,8 @@ def test_crlf_block_lists_with_comments_and_an_indented_document_are_kept():
     out = render_config(indented, Settings(compress=False, weight_min_max={"w": (-1.0, 2.0)}))
     assert out.endswith("  COMPRESS: false\n  WEIGHT_MIN_MAX:\n    w: [-1.0, 2.0]\n")
     assert yaml.safe_load(out)["WEIGHT_MIN_MAX"] == {"w": [-1.0, 2.0]}
+
+
+def test_a_config_with_a_byte_order_mark_is_edited_in_place():
+    text = "\ufeff# vendor config, é\nCORENAME: GRUS\nCOMPRESS: true   # fc\n"
+    assert render_config(text, Settings(compress=False)) == "\ufeff# vendor config, é\nCORENAME: GRUS\nCOMPRESS: false  # fc\n"

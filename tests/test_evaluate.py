@@ -5,15 +5,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from modelkit import make_model, tensor, value
 from onnx import helper
 
-from modelkit import make_model, tensor, value
-from npu_tui.core.compiler import Compiler
 from npu_tui.core.errors import UserError
-from npu_tui.core.eval_data import EvalData, model_inputs, random_data
-from npu_tui.core.evaluate import Evaluator, compare
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.settings import Settings
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.quant.compiler import Compiler
+from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.eval_data import EvalData, model_inputs, random_data
+from npu_tui.core.sim.evaluate import Evaluator, compare
 
 # range (0, 3.984375): scale 1/64, zero point 0. Only 0.5078125 = 32.5/64 is off the grid: it becomes 33/64.
 W = np.array([[0.5078125, 1.0], [2.0, 3.984375]], np.float32)
@@ -111,7 +111,7 @@ def test_dynamic_dimension_without_shape_is_a_clear_error():
 def _brute_force(compiler, evaluator, settings):
     """'Only this weight quantized', one full run each."""
     from npu_tui.core.kinds import Reason
-    from npu_tui.core.plan import plan_weights
+    from npu_tui.core.quant.plan import plan_weights
 
     base = plan_weights(compiler.inventory, settings)
     nothing = {n: replace(p, quantized=False, reason=Reason.EXCLUDED) for n, p in base.items()}
@@ -187,3 +187,28 @@ def test_an_excluded_weight_shows_what_excluding_it_gained(kws):
     # excluding it from the shipped config gains about 44 dB; quantizing it back from the fixed one loses the same
     assert found["tdnn1.affine"].exclude_gain_db > 30
     assert found["tdnn1.affine"].exclude_gain_db == pytest.approx(plain["tdnn1.affine"].exclude_gain_db, abs=0.5)
+
+
+def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
+    import threading
+
+    project, evaluator = kws
+    settings = project.config.settings
+    alone = evaluator.sensitivity(settings)
+    compilation = project.compile(settings)
+    expected = evaluator.evaluate(compilation).output_sqnr_db
+    done = threading.Event()
+    found: list = []
+
+    def evaluate() -> None:
+        found.append(evaluator.evaluate(compilation).output_sqnr_db)
+        done.set()
+
+    def first_run_measured(step: int, total: int) -> None:
+        if step == 1:  # the sweep thread waits here, between two runs, for the other thread's evaluation
+            threading.Thread(target=evaluate, daemon=True).start()
+            assert done.wait(120), "the evaluation started during the sweep did not finish within 120 s: the sweep holds the lock"
+
+    during = evaluator.sensitivity(settings, progress=first_run_measured)
+    assert found == [expected]
+    assert during == alone  # neither run disturbed the other's bound weights

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from npu_tui.core.fix import Search, Target
+from npu_tui.core.triage.fix import Search, Target
 
 
 def test_no_action_dearer_than_the_budget_is_run(kws):
@@ -22,7 +22,7 @@ def test_no_action_dearer_than_the_budget_is_run(kws):
 def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
     """With tdnn1.affine excluded, clipping `output` beats no clip share's metric: three coarse
     tries, not the full grid and the golden-section steps (14 evaluations)."""
-    from npu_tui.core import edits
+    from npu_tui.core.quant import edits
 
     project, evaluator = kws
     start = edits.exclude(project.inventory, project.config.settings, "tdnn1.affine")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, conv_bn_fc, write_project
 from tui_kit import copy_sample
@@ -102,3 +101,72 @@ def test_output_folder_or_empty_name_is_refused(tmp_path):
     result = npu_tui("compile", str(config), "--sim", str(tmp_path / "out"))
     assert result.returncode == 2 and "is a folder" in result.stderr
     shutil.rmtree(tmp_path / "out")
+
+
+def test_fix_write_refuses_a_read_only_config_before_searching(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes()
+    os.chmod(config, 0o444)
+    result = npu_tui("fix", str(config), "--max-drop", "1", "--write")
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "config.yaml: is read-only (mode 0444)" in result.stderr and "chmod u+w" in result.stderr
+    assert config.read_bytes() == before and not (tmp_path / "config.yaml.bak").exists()
+    assert oct(config.stat().st_mode & 0o777) == "0o444"
+
+
+async def test_ctrl_s_refuses_a_read_only_config_and_says_so(tmp_path):
+    from tui_kit import make_app, settle
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes()
+    app = make_app(config)
+    os.chmod(config, 0o444)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is app.main_screen  # no diff to confirm: nothing can be written
+        assert any("is read-only (mode 0444)" in str(n.message) for n in app._notifications)
+        with pytest.raises(Exception, match="read-only"):
+            app.workbench.save()
+    assert config.read_bytes() == before and not (tmp_path / "config.yaml.bak").exists()
+
+
+def test_saving_a_crlf_config_keeps_crlf_and_the_backup_is_the_previous_bytes(tmp_path):
+    config = copy_sample("kws_tdnn", tmp_path)
+    before = config.read_bytes().replace(b"\n", b"\r\n")
+    config.write_bytes(before)
+    result = npu_tui("fix", str(config), "--max-drop", "1", "--write")
+    assert result.returncode == 0, result.stderr
+    after = config.read_bytes()
+    assert after != before and b"WEIGHT_MIN_MAX" in after
+    assert after.count(b"\n") == after.count(b"\r\n")  # every line ends in CRLF, the new ones too
+    assert (tmp_path / "config.yaml.bak").read_bytes() == before
+    assert "\r" not in result.stdout  # the diff shown is text, not carriage returns
+
+
+def _open_sample_copy(data: Path):
+    """`npu-tui` with no CONFIG, stopped before the screen opens by a data file that is not there."""
+    return npu_tui("--data", str(data / "missing.npz"), env={"XDG_DATA_HOME": str(data)})
+
+
+@pytest.mark.parametrize("planted", ["sample_folder", "app_folder", "config_file"])
+def test_the_sample_copy_never_writes_through_a_planted_link(tmp_path, planted):
+    data, mine = tmp_path / "data", tmp_path / "mine"
+    mine.mkdir()
+    for name in ("model.onnx", "eval.npz"):
+        (mine / name).write_text(VICTIM)
+    if planted == "sample_folder":
+        (data / "npu-tui").mkdir(parents=True)
+        (data / "npu-tui" / "kws_tdnn").symlink_to(mine)
+    elif planted == "app_folder":
+        data.mkdir()
+        (data / "npu-tui").symlink_to(mine)
+    else:
+        (data / "npu-tui" / "kws_tdnn").mkdir(parents=True)
+        (data / "npu-tui" / "kws_tdnn" / "config.yaml").symlink_to(mine / "model.onnx")
+    result = _open_sample_copy(data)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "is a symbolic link, which npu-tui did not make" in result.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["eval.npz", "model.onnx"]
+    assert all((mine / name).read_text() == VICTIM for name in ("model.onnx", "eval.npz"))

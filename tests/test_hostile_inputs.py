@@ -3,6 +3,10 @@ do not survive, data that lies. Each ends in one clear line or a result, quickly
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -10,9 +14,9 @@ from clirun import npu_tui
 from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
 from onnx import helper
 
-from npu_tui.core.config_writer import render_config, yaml_float
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.settings import Settings
+from npu_tui.core.config.writer import render_config, yaml_float
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.quant.settings import Settings
 
 
 def test_a_cycle_of_pass_through_nodes_ends():
@@ -156,3 +160,114 @@ def test_names_printed_by_the_cli_are_inert(tmp_path, hostile):
         assert result.returncode == 0, result.stderr
         assert hostile not in result.stdout and hostile not in result.stderr
         assert "w\\" in result.stdout  # spelled out instead
+
+
+def test_a_config_is_parsed_once_with_the_c_loader(tmp_path, monkeypatch):
+    from tui_kit import copy_sample
+
+    from npu_tui.core.config.reader import load_config
+    from npu_tui.core.config.writer import save_config
+
+    config = copy_sample("kws_tdnn", tmp_path)
+    parses: list[str] = []
+    for loader in {yaml.SafeLoader, yaml.FullLoader, yaml.Loader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)}:
+        original = loader.__init__
+
+        def counted(self, stream, _original=original, _name=loader.__name__):
+            parses.append(_name)
+            _original(self, stream)
+
+        monkeypatch.setattr(loader, "__init__", counted)
+    cfg = load_config(config)
+    assert parses == ["CSafeLoader" if yaml.__with_libyaml__ else "SafeLoader"]
+    assert cfg.where("COMPRESS").endswith(":11")  # line numbers kept for messages
+    parses.clear()
+    save_config(config, Settings(compress=False))
+    assert len(parses) == 2  # the text written into, and the written text checked before the rename
+
+
+RANDOM_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from npu_tui.core.errors import UserError
+from npu_tui.core.sim.eval_data import ModelInput, random_data
+spec = ModelInput("x", np.dtype(np.float32), (1, 1024, 1024), ("batch", "h", "w"), True)  # 4 MiB a sample
+vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+room = int(sys.argv[1]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (vm + room, vm + room))
+try:
+    data = random_data([spec], 128, 0)  # 512 MiB in float32, 1 GiB more as float64
+except UserError as exc:
+    print("error:", exc)
+else:
+    print("made", data.inputs["x"].dtype, data.inputs["x"].shape)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory size from /proc")
+def test_random_inputs_are_made_in_their_final_dtype_and_too_many_are_a_message():
+    def run(room_mib: int) -> str:
+        result = subprocess.run([sys.executable, "-c", RANDOM_UNDER_A_MEMORY_LIMIT, str(room_mib)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    assert run(768) == "made float32 (128, 1, 1024, 1024)\n"  # no float64 copy of the whole: 512 MiB and a chunk
+    assert "do not fit in this machine's free memory; use fewer --samples" in run(256)
+
+
+def _zeros_npz(path: Path, samples: int, compression: int) -> None:
+    """An .npz whose features (samples, 8, 8) float32 are zeros, streamed in: the file is small when
+    compressed, and no array of that size is ever made here."""
+    import zipfile
+
+    header = {"descr": "<f4", "fortran_order": False, "shape": (samples, 8, 8)}
+    with zipfile.ZipFile(path, "w", compression=compression, compresslevel=1 if compression else None) as archive:
+        with archive.open("features.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            block = bytes(64 << 20)
+            left = samples * 256
+            while left:
+                member.write(block[: min(left, len(block))])
+                left -= min(left, len(block))
+        with archive.open("labels.npy", "w") as member:
+            np.lib.format.write_array(member, np.arange(samples) % 12)
+
+
+NPZ_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+import numpy as np
+from npu_tui.core.sim.eval_data import ModelInput, load_npz
+spec = ModelInput("features", np.dtype(np.float32), (8, 8), ("h", "w"), False)
+vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), vm + (200 << 20)))
+try:
+    data = load_npz(sys.argv[1], [spec], 4)
+except Exception as exc:
+    print(type(exc).__name__)
+else:
+    print(data.samples, data.inputs["features"].shape, data.labels.tolist(), float(np.abs(data.inputs["features"]).max()))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory size from /proc")
+@pytest.mark.parametrize("compression, declared", [(8, 1 << 22), (0, 1 << 20)], ids=["deflated_1GiB", "stored_256MiB"])
+def test_an_npz_is_read_only_as_far_as_the_samples_used(tmp_path, compression, declared):
+    from npu_tui.core.sim.eval_data import ModelInput, load_npz
+
+    path = tmp_path / "big.npz"
+    _zeros_npz(path, declared, compression)
+    result = subprocess.run([sys.executable, "-c", NPZ_UNDER_A_MEMORY_LIMIT, str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "4 (4, 8, 8) [0, 1, 2, 3] 0.0\n"  # 4 samples read, the 200 MiB allowed never exceeded
+    small = tmp_path / "small.npz"
+    features = np.random.default_rng(0).normal(size=(6, 8, 8)).astype(np.float32)
+    np.savez_compressed(small, features=features, labels=np.arange(6), unused=np.zeros(3))
+    spec = ModelInput("features", np.dtype(np.float32), (8, 8), ("h", "w"), False)
+    for limit, expected in ((None, 6), (4, 4), (100, 6)):
+        data = load_npz(small, [spec], limit)
+        assert data.samples == expected and np.array_equal(data.inputs["features"], features[:expected])
+        assert data.labels.tolist() == list(range(expected))

@@ -3,12 +3,12 @@
 import numpy as np
 import onnx
 import pytest
+from modelkit import make_model, tensor, value
 from onnx import TensorProto, helper
 
-from modelkit import make_model, tensor, value
 from npu_tui.core.errors import ModelError
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.model_file import load_model
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.model.onnx_file import load_model
 
 rng = np.random.default_rng(7)
 

@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from modelkit import make_model, tensor, value
 from onnx import helper
 
-from modelkit import make_model, tensor, value
-from npu_tui.core.compiler import Compiler
-from npu_tui.core.eval_data import EvalData
-from npu_tui.core.evaluate import Evaluator, compare
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.settings import Settings
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.quant.compiler import Compiler
+from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.eval_data import EvalData
+from npu_tui.core.sim.evaluate import Evaluator, compare
 
 RNG = np.random.default_rng(12)
 W1 = RNG.normal(0, 0.5, (4, 6)).astype(np.float32)
@@ -68,8 +68,8 @@ def test_three_layers_against_numpy():
 def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
     """Every layer's float values are kept: on big data only the first samples that fit the budget
     are measured, and the numbers are those of exactly these samples."""
-    from npu_tui.core import layers as layers_module
     from npu_tui.core.eval_report import evaluation_json, evaluation_lines
+    from npu_tui.core.sim import layers as layers_module
 
     per_sample = (6 + 5 + 3) * 4  # a, b and y of one sample, in bytes
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 7 * per_sample + 3)
@@ -87,7 +87,7 @@ def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
 
 
 def test_at_least_four_samples_while_they_fit_four_budgets(monkeypatch):
-    from npu_tui.core import layers as layers_module
+    from npu_tui.core.sim import layers as layers_module
 
     per_sample = (6 + 5 + 3) * 4
     compiler, evaluator = three_layers()
@@ -106,7 +106,7 @@ def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
 
 
 def test_a_settings_change_recomputes_only_what_it_changes(monkeypatch):
-    from npu_tui.core.layers import LayerAnalysis
+    from npu_tui.core.sim.layers import LayerAnalysis
 
     runs: list[list[str]] = []
     original = LayerAnalysis._run_chunk
@@ -154,7 +154,7 @@ def test_cnn_bn_error_starts_at_the_fused_convolution(cnn):
 
 
 def test_the_layer_analysis_stops_when_asked():
-    from npu_tui.core.sensitivity import Cancelled
+    from npu_tui.core.sim.sensitivity import Cancelled
 
     compiler, evaluator = three_layers()
     steps = []

@@ -6,10 +6,10 @@ import onnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from modelkit import make_model, value
 from onnx import helper, numpy_helper
 
-from modelkit import make_model, value
-from npu_tui.core.model_file import load_model
+from npu_tui.core.model.onnx_file import load_model
 
 dtypes = st.sampled_from([np.float32, np.float16, np.float64, np.int64, np.int32])
 tensors = st.lists(

@@ -65,3 +65,22 @@ def test_a_sample_folder_that_cannot_be_made_is_one_line_and_exit_2(installed, t
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "cannot copy the bundled sample there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_checkout_without_a_config_opens_a_copy_of_the_sample_too(tmp_path):
+    from clirun import npu_tui
+
+    sample = ROOT / "sample_models" / "kws_tdnn"
+    before = {p.name: p.read_bytes() for p in sample.iterdir()}
+    result = npu_tui("--data", str(tmp_path / "missing.npz"), env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    copy = tmp_path / "data" / "npu-tui" / "kws_tdnn"
+    assert f"the bundled sample is copied to {copy}" in result.stderr
+    assert (copy / "config.yaml").read_bytes() == before["config.yaml"]
+    assert {p.name: p.read_bytes() for p in sample.iterdir()} == before
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_opens_the_copy_not_the_checkout():
+    recipe = subprocess.run(["make", "-n", "-W", ".venv/bin/python", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    command = [line for line in recipe.stdout.splitlines() if "npu-tui" in line and "pip" not in line]
+    assert command == [".venv/bin/npu-tui"], recipe.stdout

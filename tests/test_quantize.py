@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from npu_tui.core.metrics import error_metrics, tail_ratio
-from npu_tui.core.quantize import auto_range, dequantize, quant_params, quantize, simulate
+from npu_tui.core.quant.metrics import error_metrics, tail_ratio
+from npu_tui.core.quant.quantize import auto_range, dequantize, quant_params, quantize, simulate
 
 f16 = np.float16
 

@@ -3,25 +3,24 @@ model inside the test: exporters' conventions, and what the simulation and the s
 
 from __future__ import annotations
 
-import json
 import threading
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
-from npu_tui.core.compiler import Compiler
+from onnx import TensorProto, helper
+
 from npu_tui.core.errors import InternalError, UserError
-from npu_tui.core.eval_data import EvalData, load_npz, model_inputs, random_data
-from npu_tui.core.evaluate import Evaluator
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.model_file import load_model
-from npu_tui.core.sensitivity import Cancelled
-from npu_tui.core.settings import Settings
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.model.onnx_file import load_model
+from npu_tui.core.quant.compiler import Compiler
+from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.eval_data import EvalData, load_npz, model_inputs, random_data
+from npu_tui.core.sim.evaluate import Evaluator
+from npu_tui.core.sim.sensitivity import Cancelled
 
 RNG = np.random.default_rng(7)
 ALL = Settings(compress=True, conv2d_compress=True)

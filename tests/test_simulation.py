@@ -6,15 +6,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
-
 from modelkit import conv_bn_fc, make_model, tensor, value
-from npu_tui.core.compiler import Compiler
-from npu_tui.core.fusion import fuse_bn
-from npu_tui.core.inventory import build_inventory
-from npu_tui.core.settings import Settings
-from npu_tui.core.simulation import build_simulation
+from onnx import helper, numpy_helper
 from test_inventory import lstm_from_constants
+
+from npu_tui.core.model.inventory import build_inventory
+from npu_tui.core.quant.compiler import Compiler
+from npu_tui.core.quant.fusion import fuse_bn
+from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.simulation import build_simulation
 
 ALL_ON = Settings(compress=True, conv2d_compress=True)
 

@@ -45,8 +45,8 @@ def test_the_start_all_names_share_goes_first():
 def test_sensitivity_report_uses_the_width_there_is():
     """`eval --sensitivity`: names as long as the terminal allows, and told apart at 80 columns."""
     from npu_tui.core.eval_report import evaluation_lines
-    from npu_tui.core.evaluate import Evaluation
-    from npu_tui.core.sensitivity import Sensitivity
+    from npu_tui.core.sim.evaluate import Evaluation
+    from npu_tui.core.sim.sensitivity import Sensitivity
 
     names = [f"backbone/stage{s}/block{b}/conv/depthwise/weight_quantized" for s in (2, 3, 4) for b in (1, 5)]
     found = [Sensitivity(n, 30.0 + i, None, 1.0, 100) for i, n in enumerate(names)]

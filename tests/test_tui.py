@@ -3,17 +3,17 @@
 
 import numpy as np
 import yaml
+from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
 from textual.widgets import TabbedContent
+from tui_kit import DEADLINE, Gate, copy_sample, make_app, settle, until
 
-from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
-from npu_tui.core.config import load_config
+from npu_tui.core.config.reader import load_config
 from npu_tui.tui.details import WeightDetails
 from npu_tui.tui.histogram_view import HistogramView
 from npu_tui.tui.summary import ModelSummary
 from npu_tui.tui.weight_tree import WeightTree
-from tui_kit import Gate, copy_sample, make_app, settle, until
 
 SIZE = (80, 24)
 
@@ -465,7 +465,7 @@ async def test_worst_key_focus_after_dialogs_and_visible_help_and_quit(tmp_path)
 
 async def test_an_evaluation_error_stays_in_the_summary_and_the_message_log(tmp_path, monkeypatch):
     from npu_tui.core.errors import UserError
-    from npu_tui.core.evaluate import Evaluator
+    from npu_tui.core.sim.evaluate import Evaluator
     from npu_tui.tui.messages_screen import MessagesScreen
 
     def failing(self, *args, **kwargs):
@@ -597,7 +597,7 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
 
 
 async def test_layer_chart_says_when_only_the_first_samples_are_measured(tmp_path, monkeypatch):
-    from npu_tui.core import layers as layers_module
+    from npu_tui.core.sim import layers as layers_module
     from npu_tui.tui.layer_view import LayerChart
 
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 1)  # one sample's layers already exceed it
@@ -632,6 +632,38 @@ async def test_min_max_suggestion_is_previewed_marked_and_applied_with_enter(tmp
         await pilot.pause()
         assert app.screen is not dialog
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": best.range}
+
+
+async def test_a_picked_candidate_is_not_overwritten_by_the_typed_range_computed_before(tmp_path, monkeypatch):
+    """The dialog opens computing the current range; a candidate picked before that answer comes keeps the
+    box, the numbers and the histogram: the late answer belongs to a range no longer shown."""
+    import threading
+
+    from npu_tui.core.workbench import Workbench
+
+    entered, release = threading.Event(), threading.Event()
+    preview_range = Workbench.preview_range
+
+    def held(self, *args, **kwargs):  # held before it takes the evaluator, so the ranking is not held with it
+        entered.set()
+        assert release.wait(DEADLINE), "the held preview was never let go"
+        return preview_range(self, *args, **kwargs)
+
+    monkeypatch.setattr(Workbench, "preview_range", held)
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        dialog = app.screen
+        await until(pilot, lambda: bool(dialog.candidates) and entered.is_set(), message=lambda: "the candidates, the first preview held")
+        await pilot.press("down")
+        best = dialog.candidates[0]
+        picked = f"would give accuracy {best.metric:.2%}, clips {best.clipped:.2%}"
+        assert picked in shown(dialog.query_one("#minmax-preview"))
+        release.set()
+        await settle(pilot)  # the held preview has answered
+        assert picked in shown(dialog.query_one("#minmax-preview"))
+        assert "x" in plot_area(app.main(HistogramView))
 
 
 async def test_a_bad_number_says_so_without_colour(tmp_path):
@@ -1029,3 +1061,23 @@ async def test_the_histogram_title_uses_its_width_after_an_edit_in_the_table(tmp
         await drawn(pilot, app)
         title = next(line.strip() for line in app.main(HistogramView).render().plain.splitlines() if line.strip())
         assert title == "prefinal-l  (log10 counts)"
+
+
+async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp_path):
+    from test_hostile_models import nan_in_a_dead_unit
+
+    from npu_tui.tui.fix_screen import FixScreen
+
+    config = write_project(tmp_path, nan_in_a_dead_unit(), BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: [fc]\n")
+    np.savez(tmp_path / "eval.npz", x=np.random.default_rng(0).normal(size=(8, 3, 6)).astype(np.float32))
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.workbench.sweep_complete, limit=60, message=lambda: "the sweep did not complete")
+        assert not [n.message for n in app._notifications if n.severity == "error"]
+        assert set(app.workbench.sensitivity) == {"conv1.weight", "fc.weight"}
+        await until(pilot, lambda: app.main_screen.running is None)
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60, message=lambda: str(screen.query_one("#fix-status").render()))
+        assert "failed" not in str(screen.query_one("#fix-status").render())

@@ -1,7 +1,6 @@
 """SVG snapshots of the main screens at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
 
 import pytest
-
 from tui_kit import copy_sample, make_app, settle, until
 
 SIZE = (80, 24)
@@ -80,7 +79,7 @@ def test_layer_view(snap_compare, kws_app):
 def test_fix_screen(snap_compare, kws_app, monkeypatch):
     import types
 
-    import npu_tui.core.fix as fix
+    import npu_tui.core.triage.fix as fix
 
     monkeypatch.setattr(fix, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))  # "0.0 s" in every run
 
@@ -100,9 +99,8 @@ def long_names_app(tmp_path, monkeypatch):
     from pathlib import Path
 
     import numpy as np
-    from onnx import helper
-
     from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
 
     rng = np.random.default_rng(3)
     names = [f"model/conv2d_{i}/Conv2D_weights_fused_bn" for i in range(12)]
@@ -118,3 +116,18 @@ def long_names_app(tmp_path, monkeypatch):
 
 def test_long_exporter_names(snap_compare, long_names_app):
     assert snap_compare(long_names_app, terminal_size=SIZE, run_before=after("j", "j"))
+
+
+@pytest.fixture
+def kws_pb_app(tmp_path, monkeypatch):
+    copy_sample("kws_tdnn_pb", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from pathlib import Path
+
+    return make_app(Path("config.yaml"))
+
+
+def test_tensorflow_sample_shows_gxnpuc_names(snap_compare, kws_pb_app):
+    """The kws sample's frozen .pb: the tree and the details speak gxnpuc's folded names and TF shapes."""
+    assert snap_compare(kws_pb_app, terminal_size=SIZE, run_before=after())

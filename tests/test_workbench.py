@@ -1,11 +1,11 @@
 """The workbench state without a screen: edits, undo/redo, staleness, range suggestions, saving."""
 
 import pytest
-
-from npu_tui.core.eval_data import load_npz, model_inputs
-from npu_tui.core.project import open_project
-from npu_tui.core.workbench import Workbench
 from tui_kit import copy_sample
+
+from npu_tui.core.config.project import open_project
+from npu_tui.core.sim.eval_data import load_npz, model_inputs
+from npu_tui.core.workbench import Workbench
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ def copy_sample(name: str, folder: Path) -> Path:
 
 
 def make_app(config: Path, with_data: bool = True):
-    from npu_tui.core.eval_data import load_npz, model_inputs
-    from npu_tui.core.project import open_project
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.workbench import Workbench
     from npu_tui.tui.app import NpuTuiApp
 
@@ -65,7 +65,7 @@ class Gate:
     never the machine's speed. A held run that nobody lets go fails after the deadline instead of hanging."""
 
     def __init__(self, monkeypatch, worker: str, free: int, deadline: float = DEADLINE) -> None:
-        from npu_tui.core.evaluate import Evaluator
+        from npu_tui.core.sim.evaluate import Evaluator
 
         self.worker, self.free, self.deadline = worker, free, deadline
         self.calls: dict[int, int] = {}

@@ -15,7 +15,7 @@ class ConfigError(UserError):
 
 
 class ModelError(UserError):
-    """The ONNX model cannot be read or compiled."""
+    """The model (ONNX, or a TensorFlow frozen graph) cannot be read or compiled."""
 
 
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:

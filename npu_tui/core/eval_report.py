@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .evaluate import Comparison, Evaluation
-from .sensitivity import Sensitivity
+from .sim.evaluate import Comparison, Evaluation
+from .sim.sensitivity import Sensitivity
 from .text import NameCutter, printable, shorten_middle
 
 NAME_MIN = 30  # the name column never gets narrower, however narrow the terminal

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config.project import Project, open_project
 from .errors import UserError
-from .eval_data import EvalData, load_npz, model_inputs, random_data
-from .project import Project, open_project
+from .sim.eval_data import EvalData, load_npz, model_inputs, random_data
 from .workbench import Workbench
 
 RANDOM_SAMPLES = 64
@@ -28,8 +28,7 @@ def project_data(project: Project, choice: DataChoice) -> EvalData:
     inputs = model_inputs(project.inventory.model, project.config.input_shapes)
     source = choice.path or project.config.path.parent / "eval.npz"
     if choice.path is not None or source.is_file():
-        data = load_npz(source, inputs)
-        return data.head(choice.samples) if choice.samples else data
+        return load_npz(source, inputs, choice.samples)
     return random_data(inputs, choice.samples or RANDOM_SAMPLES, choice.seed)
 
 

@@ -21,6 +21,8 @@ from .errors import UserError
 
 def require_regular(path: Path, what: str) -> None:
     """Refuse anything but a regular file before it is opened (symlinks to files are fine)."""
+    if "\0" in str(path):  # os.stat would raise ValueError: no file can have such a name
+        raise UserError(f"{str(path)!r:.120}: a {what} name holding a NUL byte; give the real file name")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -31,6 +33,20 @@ def require_regular(path: Path, what: str) -> None:
         raise UserError(f"{path}: is a folder; give the {what} itself")
     if not stat.S_ISREG(mode):
         raise UserError(f"{path}: is not a regular file (a FIFO, device or socket); give the {what} as a file")
+
+
+def require_writable(path: Path, what: str) -> None:
+    """Refuse to replace a file its owner made read-only. The atomic rename would replace it anyway
+    (renaming needs only the folder's permission), and root may write anything: the mode bits are the
+    user's statement, so they are read, not os.access."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not (os.geteuid() == 0 or os.access(path, os.W_OK)):
+        raise UserError(
+            f"{path}: is read-only (mode {stat.S_IMODE(mode):04o}); nothing saved: make it writable (chmod u+w) to save into it"
+        )
 
 
 @contextmanager

@@ -8,18 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import edits
-from .compiler import Compilation, WeightResult
-from .config_writer import config_diff, read_config_text, render_config, save_config
+from .config.project import Project
+from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
 from .errors import ConfigError, ModelError
-from .eval_data import EvalData
-from .evaluate import Evaluation, Evaluator
-from .layers import Layer
-from .project import Project
-from .ranges import bulk_range, clip_range, mse_optimal_range
+from .quant import edits
+from .quant.compiler import Compilation, WeightResult
+from .quant.ranges import bulk_range, clip_range, mse_optimal_range
+from .quant.settings import RANGES_KEY, Settings, range_problem
 from .safe_files import atomic_write
-from .sensitivity import Cancelled, Sensitivity
-from .settings import RANGES_KEY, Settings, range_problem
+from .sim.eval_data import EvalData
+from .sim.evaluate import Evaluation, Evaluator
+from .sim.layers import Layer
+from .sim.sensitivity import Cancelled, Sensitivity
 
 
 def _db_rank(value: float | None) -> float:
@@ -272,6 +272,8 @@ class Workbench:
         return read_config_text(self.project.config.path) != self.loaded_text
 
     def diff(self, overwrite: bool = False) -> str:
+        """What saving would write; refused up front when the config cannot be saved into."""
+        check_writable(self.project.config.path)
         return config_diff(self.project.config.path, self.settings, self.loaded_text if overwrite else None)
 
     def save(self, overwrite: bool = False) -> Path:

@@ -15,8 +15,8 @@ from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from ..core.errors import UserError
-from ..core.fix import FixResult, Search, Target, Visit
 from ..core.text import printable, shorten_middle
+from ..core.triage.fix import FixResult, Search, Target, Visit
 from ..core.triage.targets import target_problem
 from ..core.workbench import Workbench
 

@@ -7,8 +7,8 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual_plotext import PlotextPlot
 
-from ..core.compiler import WeightResult
-from ..core.histogram import Histogram
+from ..core.quant.compiler import WeightResult
+from ..core.quant.histogram import Histogram
 from ..core.text import printable, shorten_middle
 
 BINS = 60

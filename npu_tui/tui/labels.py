@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from rich.text import Text
 
-from ..core.compiler import WeightResult
 from ..core.kinds import Reason
+from ..core.quant.compiler import WeightResult
 from ..core.text import printable, shorten_middle
 
 MARKS = {

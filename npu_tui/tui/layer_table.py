@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..core.compiler import Compilation
-from ..core.sensitivity import Sensitivity
+from ..core.quant.compiler import Compilation
+from ..core.sim.sensitivity import Sensitivity
 from ..core.text import NameCutter, printable
 from .labels import MARKS, MIN_NAME, db, rated, status
 

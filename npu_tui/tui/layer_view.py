@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
-from ..core.layers import EXACT_DB, Layer
+from ..core.sim.layers import EXACT_DB, Layer
 from ..core.text import NameCutter, printable
 from .labels import rated, short_db
 

@@ -22,8 +22,8 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
-from ..core.sensitivity import Cancelled
-from ..core.settings import range_problem
+from ..core.quant.settings import range_problem
+from ..core.sim.sensitivity import Cancelled
 from ..core.workbench import RangePreview, Workbench
 from .histogram_view import HistogramView
 from .labels import db, plain
@@ -156,6 +156,9 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             self._pick(options.highlighted or 0)
 
     def _pick(self, index: int) -> None:
+        if self._typing is not None:
+            self._typing.stop()
+        self.preview_worker = None  # a typed range still computing is no longer what the box shows: its answer is dropped
         options = self.query_one(OptionList)
         options.highlighted = index
         for other in range(options.option_count):

@@ -12,8 +12,8 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ..core.compiler import Compilation
-from ..core.sensitivity import Sensitivity
+from ..core.quant.compiler import Compilation
+from ..core.sim.sensitivity import Sensitivity
 from ..core.text import NameCutter
 from .labels import plain, weight_label
 

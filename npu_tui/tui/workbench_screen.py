@@ -18,8 +18,8 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
-from ..core.histogram import Histogram, histogram
-from ..core.sensitivity import Cancelled
+from ..core.quant.histogram import Histogram, histogram
+from ..core.sim.sensitivity import Cancelled
 from ..core.text import printable
 from ..core.workbench import Workbench
 from .confirm_screens import ConfirmScreen, ConflictScreen

@@ -1,0 +1,259 @@
+"""Compile a model under Settings: fuse, quantize and measure every weight, redoing only what changed.
+
+Results are cached per (weight, quantized, reason, range, fusion), so the workbench can flip one switch and
+recompile in the time it takes to quantize the weights that switch touches. The reason is part of the
+key: an excluded weight and one its switch keeps fp16 hold the same numbers but show different states.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model.inventory import BnSite, Inventory, Weight
+from .fusion import fuse_bn
+from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
+from .plan import WeightPlan, plan_weights
+from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
+from .settings import Settings
+
+FP16_MAX = 65504.0
+FP16_MIN_NORMAL = 2.0**-14
+RESULTS_KEPT_PER_WEIGHT = 4
+
+
+@dataclass(frozen=True)
+class CompileWarning:
+    """Something the user should see; `weight` is None for model-wide warnings."""
+
+    code: str
+    weight: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class WeightResult:
+    """One weight as the NPU will hold it, and how far that is from float."""
+
+    weight: Weight
+    plan: WeightPlan
+    range: tuple[float, float]
+    extent: tuple[float, float]
+    params: QuantParams | None
+    simulated: np.ndarray
+    fused_bias: np.ndarray | None
+    errors: ErrorMetrics
+    tail_ratio: float | None
+    warnings: tuple[CompileWarning, ...] = ()
+
+    @property
+    def stored_bytes(self) -> int:
+        size = self.weight.size
+        return size + 4 if self.plan.quantized else 2 * size
+
+
+@dataclass
+class Compilation:
+    """Everything a compile produced; the sizes follow SPEC section 7."""
+
+    settings: Settings
+    plans: dict[str, WeightPlan]
+    results: dict[str, WeightResult]
+    fp16_bytes: int
+    npu_bytes: int
+    warnings: list[CompileWarning] = field(default_factory=list)
+
+
+class Compiler:
+    """Holds one model's inventory and the caches that make recompiling cheap."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._references: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray | None]] = {}
+        self._tails: dict[tuple[str, bool], float | None] = {}
+        self._extents: dict[tuple[str, bool], tuple[float, float]] = {}
+        self._results: dict[str, OrderedDict[tuple, WeightResult]] = {}
+        self._fp16: dict[str, np.ndarray] = {}
+        self._constant_warning_list: list[CompileWarning] | None = None
+        self._lock = threading.RLock()  # the workbench compiles on its UI thread and in a worker
+
+    def compile(self, settings: Settings) -> Compilation:
+        return self.compile_plans(settings, plan_weights(self.inventory, settings))
+
+    def compile_plans(self, settings: Settings, plans: dict[str, WeightPlan]) -> Compilation:
+        """Compile with a decision per weight given directly (what-if runs such as sensitivity)."""
+        results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
+        fp16_bytes, npu_bytes = self._sizes(results)
+        warnings = [w for r in results.values() for w in r.warnings]
+        folded = {name for r in results.values() if r.plan.fused and r.weight.bn is not None for name in _bn_constants(r.weight.bn)}
+        warnings += [w for w in self._constant_warnings(set(results)) if w.weight not in folded]  # never stored
+        return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
+
+    def reference(self, weight: Weight, fused: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The float weight that gets quantized (BN folded in when fused), and its fused bias."""
+        key = (weight.name, fused)
+        if key not in self._references:
+            arrays = self.inventory.arrays
+            w = arrays[weight.name]
+            bias = None
+            if fused and weight.bn is not None:
+                bn = weight.bn
+                conv_bias = arrays[bn.bias] if bn.bias else None
+                w, bias = fuse_bn(w, conv_bias, arrays[bn.scale], arrays[bn.offset], arrays[bn.mean], arrays[bn.var], bn.epsilon)
+            self._references[key] = (w, bias)
+        return self._references[key]
+
+    def result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
+        """The weight under `plan`, from the cache when nothing it depends on changed."""
+        with self._lock:
+            return self._result(weight, plan)
+
+    def _result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
+        key = (plan.quantized, plan.reason, plan.range, plan.fused)
+        cached = self._results.setdefault(weight.name, OrderedDict())
+        if key in cached:
+            cached.move_to_end(key)
+            return cached[key]
+        w, bias = self.reference(weight, plan.fused)
+        lo, hi = self.extent(weight, plan.fused, w)
+        if plan.quantized and not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ModelError(
+                f"{self.inventory.path}: weight {weight.name!r} holds NaN or Inf; fix the model or exclude the weight"
+            )
+        rng = plan.range if plan.range is not None else auto_range(lo, hi)
+        params = quant_params(*rng) if plan.quantized else None
+        simulated = simulate(w, params)
+        clipped = count_clipped(w, params.nudged_min, params.nudged_max) if params else 0
+        result = WeightResult(
+            weight=weight,
+            plan=plan,
+            range=rng,
+            extent=(lo, hi),
+            params=params,
+            simulated=simulated,
+            fused_bias=to_fp16(bias) if bias is not None else None,
+            errors=error_metrics(w, simulated, clipped),
+            tail_ratio=self.tail(weight, plan.fused, w),
+        )
+        result = replace(result, warnings=tuple(_weight_warnings(result, w)))
+        cached[key] = result
+        while len(cached) > RESULTS_KEPT_PER_WEIGHT:
+            cached.popitem(last=False)
+        return result
+
+    def extent(self, weight: Weight, fused: bool, w: np.ndarray) -> tuple[float, float]:
+        """The weight's smallest and largest value (NaN or Inf show up here too)."""
+        key = (weight.name, fused)
+        if key not in self._extents:
+            self._extents[key] = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
+        return self._extents[key]
+
+    def finite(self, weight: Weight, fused: bool) -> bool:
+        """Whether the weight (BN folded in when fused) holds only finite values: only then can it be quantized."""
+        lo, hi = self.extent(weight, fused, self.reference(weight, fused)[0])
+        return bool(np.isfinite(lo) and np.isfinite(hi))
+
+    def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
+        key = (weight.name, fused)
+        if key not in self._tails:
+            self._tails[key] = tail_ratio(w)
+        return self._tails[key]
+
+    def fp16(self, name: str) -> np.ndarray:
+        """A constant that is not a weight, as the NPU stores it: rounded to fp16."""
+        if name not in self._fp16:
+            self._fp16[name] = to_fp16(self.inventory.arrays[name])
+        return self._fp16[name]
+
+    def _sizes(self, results: dict[str, WeightResult]) -> tuple[int, int]:
+        stored = dict(self.inventory.stored)
+        for result in results.values():
+            bn = result.weight.bn
+            if result.plan.fused and bn is not None:
+                for name in _bn_constants(bn):
+                    stored.pop(name, None)
+                if bn.bias is None and result.fused_bias is not None:
+                    stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
+        fp16_bytes = 2 * sum(stored.values())
+        saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())
+        return fp16_bytes, fp16_bytes - saved
+
+    def _constant_warnings(self, weights: set[str]) -> list[CompileWarning]:
+        if self._constant_warning_list is not None:
+            return self._constant_warning_list
+        warnings = []
+        for name in self.inventory.stored:
+            if name in weights:
+                continue
+            values, original = self.fp16(name), self.inventory.arrays[name]
+            if np.isinf(values).any() and np.isfinite(original).all():
+                warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+            if original.dtype.kind == "f" and original.size:
+                lost = _all_flushed(name, float(np.max(np.abs(original))) if np.isfinite(original).all() else 0.0)
+                warnings += [lost] if lost else []
+        self._constant_warning_list = warnings
+        return warnings
+
+
+def _all_flushed(name: str, peak: float) -> CompileWarning | None:
+    """A constant whose every nonzero value fp16 rounds to 0 (an epsilon of 1e-10) is lost on the NPU."""
+    if 0 < peak and np.float16(peak) == 0:
+        return CompileWarning("fp16_underflow", name, f"{name}: its values (at most {peak:.3g}) all become 0 in fp16")
+    return None
+
+
+def _bn_constants(bn: BnSite) -> tuple[str, ...]:
+    """The BatchNormalization's own constants: folded into the weight, they are not stored."""
+    return (bn.scale, bn.offset, bn.mean, bn.var)
+
+
+def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning]:
+    name, plan, params = result.weight.name, result.plan, result.params
+    warnings = []
+    if params is not None and plan.range is not None:
+        lo, hi = plan.range
+        if lo > 0 or hi < 0:
+            warnings.append(
+                CompileWarning(
+                    "nudge_shift",
+                    name,
+                    f"{name}: WEIGHT_MIN_MAX [{lo:g}, {hi:g}] does not contain 0; "
+                    f"the nudge shifts it to [{params.nudged_min:.6g}, {params.nudged_max:.6g}]",
+                )
+            )
+        if result.errors.clipped_fraction > 0:
+            warnings.append(
+                CompileWarning(
+                    "saturation",
+                    name,
+                    f"{name}: {result.errors.clipped_fraction:.2%} of values lie outside "
+                    f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}] and saturate",
+                )
+            )
+    if params is not None and params.scale < FP16_MIN_NORMAL:
+        warnings.append(
+            CompileWarning(
+                "fp16_scale",
+                name,
+                f"{name}: scale {params.scale:.3g} is below fp16's normal range; the stored scale loses precision",
+            )
+        )
+    if params is not None:
+        overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
+    elif np.isfinite(result.extent).all():
+        peak = max(abs(result.extent[0]), abs(result.extent[1]))
+        overflow = not np.isfinite(np.float16(peak))
+        lost = _all_flushed(name, peak)
+        warnings += [lost] if lost else []
+    else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
+        overflow = bool((np.isinf(result.simulated) & np.isfinite(w)).any())
+        warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
+    if result.fused_bias is not None:
+        overflow = overflow or not np.isfinite(result.fused_bias).all()
+    if overflow:
+        warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+    return warnings

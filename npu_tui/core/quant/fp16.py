@@ -1,0 +1,66 @@
+"""fp16 as gxnpuc 1.5.8 makes it: its own fp32->fp16 converter, and binary16 arithmetic done cheaply.
+
+gxnpuc does not use IEEE conversion. Its converter `cvt` (measured on its output, SPEC section 5):
+- rounds to nearest with ties away from zero (IEEE: ties to even);
+- turns |x| < 2**-15 into a signed zero (IEEE would keep a subnormal);
+- for 2**-15 <= |x| < 2**-14 writes exponent field 0 and the fp32 mantissa's top 10 bits, an encoding
+  that an IEEE decoder (the chip, numpy) reads as the subnormal mantissa * 2**-24, not as |x|;
+- turns |x| >= 65520, inf and nan into 0x7fff with the sign (IEEE: inf or nan).
+The arithmetic after it is IEEE binary16: a binary32 +, -, * or / rounded once to binary16 gives exactly
+the binary16 result (24 >= 2 * 11 + 2 bits), so every fp16 op here is a float32 op and one astype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FP16_MAX = 65504.0  # the largest finite binary16
+FP16_MIN_NORMAL = 2.0**-14
+CVT_SATURATED = 0x7FFF  # what cvt writes for |x| >= CVT_OVERFLOW, inf and nan (with the sign bit)
+CVT_OVERFLOW = 65520.0
+CVT_ZERO_BELOW = 2.0**-15
+
+_F32_ABS = np.uint32(0x7FFFFFFF)
+_F32_OVERFLOW = np.uint32(0x477FF000)  # 65520.0
+_F32_MIN_NORMAL16 = np.uint32(0x38800000)  # 2**-14
+_F32_ZERO_BELOW = np.uint32(0x38000000)  # 2**-15
+_REBIAS = np.uint32((127 - 15) << 10)  # fp32 exponent bias -> fp16 exponent bias, in fp16 bit position
+_HALF_ULP = np.uint32(1 << 12)  # half of one fp16 mantissa step, in fp32 mantissa bits
+
+
+def cvt(values: np.ndarray | float) -> np.ndarray:
+    """gxnpuc's fp32 -> fp16 conversion: the uint16 bit patterns, same shape as `values`."""
+    array = np.asarray(values, dtype=np.float32)
+    bits = array.reshape(-1).view(np.uint32)  # 1-D: uint32 wraps silently in arrays, not in scalars
+    sign = ((bits >> np.uint32(16)) & np.uint32(0x8000)).astype(np.uint16)
+    magnitude = bits & _F32_ABS
+    normal = ((magnitude + _HALF_ULP) >> np.uint32(13)) - _REBIAS  # ties away: add half, truncate
+    low = (magnitude >> np.uint32(13)) & np.uint32(0x3FF)  # exponent field 0, the top 10 mantissa bits
+    out = np.where(magnitude >= _F32_MIN_NORMAL16, normal, low)
+    out = np.where(magnitude < _F32_ZERO_BELOW, np.uint32(0), out)
+    out = np.where(magnitude >= _F32_OVERFLOW, np.uint32(CVT_SATURATED), out)
+    return (out.astype(np.uint16) | sign).reshape(array.shape)
+
+
+def as_fp16(bits: np.ndarray) -> np.ndarray:
+    """The binary16 values a uint16 bit pattern holds, as an IEEE decoder (the chip) reads them."""
+    return np.asarray(bits, dtype=np.uint16).view(np.float16)
+
+
+def bits_of(values: np.ndarray | np.floating) -> np.ndarray:
+    """The uint16 bit patterns of binary16 values."""
+    return np.asarray(values, dtype=np.float16).view(np.uint16)
+
+
+def h(values: np.ndarray | np.floating | float) -> np.ndarray:
+    """Round the result of a float32 operation to binary16 (the one rounding of an fp16 op).
+
+    Overflow to inf is what binary16 does; numpy's warning about it is not news here.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(values, dtype=np.float32).astype(np.float16)
+
+
+def f32(values: np.ndarray | np.floating | float) -> np.ndarray:
+    """binary16 values widened (exactly) to float32, the operands of the next fp16 op."""
+    return np.asarray(values).astype(np.float32)

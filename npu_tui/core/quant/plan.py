@@ -1,0 +1,101 @@
+"""Turn Settings into a decision per weight, and check that every name in them exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import ConfigError, closest
+from ..kinds import Reason, WeightKind
+from ..model.inventory import Inventory, Weight
+from .settings import NAME_LIST_FIELDS, RANGES_KEY, Settings
+
+
+@dataclass(frozen=True)
+class WeightPlan:
+    """What the compiler does with one weight under the current settings."""
+
+    name: str
+    quantized: bool
+    reason: Reason | None
+    range: tuple[float, float] | None
+    fused: bool
+
+
+class Locator(Protocol):
+    """Where a key or one of its items sits in the config file (the config reader is one), for messages."""
+
+    def where(self, key: str, item: str | None = None) -> str: ...
+
+
+def names_of(weight: Weight, tensorflow: bool = False) -> set[str]:
+    """The names a config may use for a weight: its own, and those of the nodes consuming it; for a
+    TensorFlow model only its own (`-w`) name, the one gxnpuc honours."""
+    return {weight.name} if tensorflow else {weight.name, *weight.nodes}
+
+
+def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPlan]:
+    """One plan per weight, in model order. Names in the settings are resolved through an index, so
+    the cost is one dictionary lookup per weight however long the lists are."""
+    owners = inventory.name_owners
+    excluded = {owner for n in settings.exclude for owner in owners.get(n, ())}
+    excluded |= {owner for n in settings.exclude_conv2d for owner in owners.get(n, ())}
+    ranges: dict[str, tuple[float, float]] = {}
+    for name in sorted(settings.weight_min_max):
+        for owner in owners.get(name, ()):
+            ranges.setdefault(owner, settings.weight_min_max[name])
+    no_fuse = {owner for n in settings.exclude_fuse_bn for owner in inventory.fuse_owners.get(n, ())}
+    plans: dict[str, WeightPlan] = {}
+    for weight in inventory.weights:
+        name = weight.name
+        reason = None
+        if weight.kind == WeightKind.FC and not settings.compress:
+            reason = Reason.COMPRESS_OFF
+        elif weight.kind == WeightKind.CONV and not settings.conv2d_compress:
+            reason = Reason.CONV2D_COMPRESS_OFF
+        elif name in excluded and (weight.kind == WeightKind.CONV or _named_in(weight, settings.exclude)):
+            reason = Reason.EXCLUDED
+        fused = bool(settings.fuse_bn and weight.bn is not None and name not in no_fuse)
+        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused)
+    return plans
+
+
+def _named_in(weight: Weight, names: tuple[str, ...]) -> bool:
+    return bool(names_of(weight) & set(names))
+
+
+def _tf_weight_of(inventory: Inventory, name: str) -> str | None:
+    """For a TensorFlow model: the weight a TF node name (its Const, /read, ExpandDims or consumer) reaches."""
+    if not inventory.tensorflow:
+        return None
+    if name in inventory.tf_aliases and inventory.tf_aliases[name] in inventory.by_name:
+        return inventory.tf_aliases[name]
+    return next((w.name for w in inventory.weights if name in w.nodes), None)
+
+
+def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> None:
+    """Refuse a name that matches no weight or node, pointing at the closest real ones."""
+    tf = inventory.tensorflow
+    all_names = {n for w in inventory.weights for n in names_of(w, tf)}
+    conv_names = {n for w in inventory.weights if w.kind == WeightKind.CONV for n in names_of(w, tf)}
+    bn_names = conv_names | {n for w in inventory.weights if w.bn is not None for n in w.bn.labels}
+    allowed = {
+        "EXCLUDE_COMPRESS_OPS": (all_names, "weight or node"),
+        "EXCLUDE_CONV2D_COMPRESS_OPS": (conv_names, "convolution weight or node"),
+        "EXCLUDE_FUSE_BN_OPS": (bn_names, "convolution or BatchNormalization"),
+    }
+    groups = [(key, getattr(settings, attr), *allowed[key]) for key, attr in NAME_LIST_FIELDS.items()]
+    groups.append((RANGES_KEY, tuple(settings.weight_min_max), all_names, "weight or node"))
+    for key, names, known, what in groups:
+        for name in names:
+            if name in known:
+                continue
+            where = config.where(key, name) if config is not None else key
+            label = f"{key}[{name!r}]" if key == RANGES_KEY else key
+            gxnpuc_name = _tf_weight_of(inventory, name)
+            if gxnpuc_name is not None:
+                raise ConfigError(
+                    f"{where}: {label}: gxnpuc ignores {name!r}; it knows this weight only as {gxnpuc_name!r} "
+                    "(the name `gxnpuc -w` prints): write that"
+                )
+            raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")

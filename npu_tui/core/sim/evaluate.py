@@ -1,0 +1,436 @@
+"""Run the float model and the NPU simulation on the same data and compare them (SPEC sections 6-7).
+
+Sessions are built once per graph structure (FUSE_BN choices, fp16 activations, exposed layers).
+Every weight, wherever the model keeps it (initializer, Constant node, folded tensor, subgraph),
+enters the NPU session as an fp16 input, so no recompile and no what-if run rebuilds anything.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from ..errors import InternalError, UserError
+from ..model.graph import node_label
+from ..quant.compiler import Compilation, Compiler
+from ..quant.settings import Settings
+from ..text import one_line
+from .eval_data import EvalData
+from .runtime import Batches, BoundSession, SessionFactory
+from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+    from .layers import Layer, LayerAnalysis
+    from .sensitivity import CutSessions, Sensitivity
+
+FP16_MAX = 65504.0
+STACKED_BYTES = 32 << 20
+LARGE_TENSOR = 1 << 16
+FP16_SMALLEST = 2.0**-24
+ZERO_SENSITIVE = {"Log": (0,), "Reciprocal": (0,), "Div": (1,), "Pow": (0,), "Sqrt": (0,)}  # input positions
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How close the NPU's tensor is to the float one; sqnr_db is None when they are equal."""
+
+    sqnr_db: float | None
+    cosine: float
+    max_abs_err: float
+
+
+@dataclass(frozen=True)
+class OutputMetrics:
+    name: str
+    comparison: Comparison
+
+
+def _rank(value: float | None) -> float:
+    """Sort key for an SQNR, worst first; exact (None) is best."""
+    return math.inf if value is None else value
+
+
+@dataclass
+class Evaluation:
+    samples: int
+    accuracy_float: float | None
+    accuracy_npu: float | None
+    top1_agreement: float | None
+    outputs: list[OutputMetrics]
+    layers: list[Layer] | None = None
+    layer_samples: int | None = None  # the first samples the layer numbers are measured on
+    classifier: str | None = None
+    fp16_issue: str | None = None
+
+    @property
+    def worst(self) -> OutputMetrics | None:
+        """The output with the lowest SQNR: the model is only as good as its worst output."""
+        return min(self.outputs, key=lambda o: _rank(o.comparison.sqnr_db)) if self.outputs else None
+
+    @property
+    def output_sqnr_db(self) -> float | None:
+        """The worst output's SQNR: the number sensitivity ranks by and `--min-sqnr` checks."""
+        worst = self.worst
+        return worst.comparison.sqnr_db if worst is not None else None
+
+
+def compare(reference: np.ndarray, actual: np.ndarray) -> Comparison:
+    """SQNR over all samples, mean per-sample cosine, and the largest absolute error."""
+    return compare_many([(reference, actual)])[0]
+
+
+def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]:
+    """`compare` for many tensors at once. Small tensors of one shape are stacked and measured in
+    float64 together (500 small layers cost a few numpy calls); a large tensor is measured on its own
+    in float32, the dB it reports off by well under 0.001 dB, at a quarter of the memory traffic: a
+    sweep compares a large output once per what-if run, the layer view every layer."""
+    found: list[Comparison | None] = [None] * len(pairs)
+    groups: dict[tuple, list[int]] = {}
+    for index, (reference, _) in enumerate(pairs):
+        if reference.size >= LARGE_TENSOR:
+            groups[("large", index)] = [index]
+            continue
+        group = groups.setdefault(reference.shape, [])
+        if len(group) * reference.size * 8 > STACKED_BYTES:  # a new stack: float64 copies stay bounded
+            groups[reference.shape + (index,)] = group[:]
+            group.clear()
+        group.append(index)
+    for members in groups.values():
+        shape = pairs[members[0]][0].shape
+        rows = shape[0] if shape else 1
+        large = len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR
+        dtype = np.float32 if large else np.float64
+        if large:  # a view, no copy
+            f = pairs[members[0]][0].reshape(1, rows, -1).astype(dtype, copy=False)
+            n = pairs[members[0]][1].reshape(1, rows, -1).astype(dtype, copy=False)
+        else:
+            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
+            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            err = f - n
+            ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
+            ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
+            nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
+            fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
+            norms = np.sqrt(ff) * np.sqrt(nn)
+            cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
+            cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
+            flat = err.reshape(len(members), -1)
+            peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(members))
+            noise, signal = ee.sum(axis=1), ff.sum(axis=1)
+            ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
+            sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
+        for k, index in enumerate(members):
+            if noise[k] == 0.0:
+                value: float | None = None
+            elif not math.isfinite(noise[k]) or ratio[k] == 0:
+                value = -math.inf
+            else:
+                value = float(sqnr[k])
+            peak = float(peaks[k])
+            found[index] = Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf)
+    return [c for c in found if c is not None]
+
+
+@dataclass
+class NpuGraph:
+    """One NPU simulation graph as a bound session; `feeds` are the tensors fed as fp16 inputs."""
+
+    bound: BoundSession
+    feeds: frozenset[str]
+    names: list[str]
+    model: onnx.ModelProto
+    cuts: CutSessions | None = None
+
+
+class Evaluator:
+    """Float reference computed once; NPU runs reuse one session per graph structure."""
+
+    def __init__(self, compiler: Compiler, data: EvalData, output_names: list[str] | None = None) -> None:
+        self.compiler = compiler
+        self.data = data
+        graph = compiler.inventory.model.graph
+        known = [o.name for o in graph.output]
+        wanted = [n for n in (output_names or []) if n in known]
+        self.outputs = wanted or known
+        self.sessions = SessionFactory()
+        self.batches = Batches.plan(data, _open_first_axis(graph))
+        self._graphs: dict[tuple, NpuGraph] = {}
+        self._float: dict[str, np.ndarray] | None = None
+        self._layer_names: list[tuple[str, str, str]] | None = None
+        self._user_model_runs: bool | None = None
+        self._layers: LayerAnalysis | None = None
+        self.lock = threading.RLock()
+
+    # -- sessions and runs
+
+    def session(self, model: onnx.ModelProto, lean: bool = False) -> InferenceSession:
+        """A session for a graph npu-tui built. When onnxruntime refuses it, it is npu-tui's bug if
+        the user's own model runs, and the user's problem if it does not."""
+        try:
+            return self.sessions.build(model, lean)
+        except Exception as exc:  # onnxruntime raises its own classes for graphs it cannot run
+            message = one_line(str(exc))
+        path = self.compiler.inventory.path
+        if self.user_model_runs():
+            raise InternalError(f"{path}: onnxruntime rejects a graph npu-tui built from the model: {message}")
+        raise UserError(f"{path}: onnxruntime cannot run the model as given: {message}")
+
+    def user_model_runs(self) -> bool:
+        """Whether onnxruntime accepts the user's model file itself (checked once, only after a failure)."""
+        if self._user_model_runs is None:
+            try:
+                self.sessions.build(str(self.compiler.inventory.path))
+                self._user_model_runs = True
+            except Exception:  # noqa: BLE001 - any refusal means the model is the problem
+                self._user_model_runs = False
+        return self._user_model_runs
+
+    def run(
+        self,
+        bound: BoundSession,
+        swaps: dict[str, np.ndarray] | None = None,
+        states: list[dict[str, np.ndarray]] | None = None,
+        batches: Batches | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Every sample (of `batches`, else all) through `bound`, each output joined as (N, ...)."""
+        parts = self.run_parts(bound, swaps, states, batches)
+        return {n: self.batches.join([p[n] for p in parts]) for n in bound.outputs}
+
+    def run_parts(
+        self,
+        bound: BoundSession,
+        swaps: dict[str, np.ndarray] | None = None,
+        states: list[dict[str, np.ndarray]] | None = None,
+        batches: Batches | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """Every sample (of `batches`, else all) through `bound`, run by run, each run's outputs
+        kept apart; `states` are per-run tensors fed besides the data (activations at a cut). The lock
+        is held per run (a binding is one run's state), so a sweep lets other evaluations in between."""
+        found = []
+        for index, part in enumerate((batches or self.batches).slices()):
+            feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
+            if states is not None:
+                feeds.update(states[index])
+            try:
+                with self.lock:
+                    values = bound.run(feeds, swaps)
+            except Exception as exc:  # onnxruntime's own classes
+                raise self._run_failure(exc) from None
+            found.append(dict(zip(bound.outputs, values)))
+        return found
+
+    def _run_failure(self, exc: Exception) -> Exception:
+        message = one_line(str(exc))
+        if self._float is not None:
+            return InternalError(f"onnxruntime failed on a graph npu-tui built, though the float model ran: {message}")
+        return UserError(f"onnxruntime failed on the evaluation data: {message}")
+
+    def layer_names(self) -> list[tuple[str, str, str]]:
+        """(node, op type, output) for every float tensor a main-graph node produces, in graph order."""
+        if self._layer_names is None:
+            model = self.compiler.inventory.model
+            types = elem_types(model)
+            outputs = set(self.outputs)
+            self._layer_names = [
+                (node_label(node), node.op_type, out)
+                for node in model.graph.node
+                if node.op_type != "Constant"
+                for out in node.output
+                if out and out not in outputs and types.get(out) == onnx.TensorProto.FLOAT
+            ]
+        return self._layer_names
+
+    def _expose(self, model: onnx.ModelProto, names: list[str]) -> list[str]:
+        present = {o for n in model.graph.node for o in n.output}
+        exposed = [name for name in names if name in present]
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in exposed)
+        return exposed
+
+    def reference(self) -> dict[str, np.ndarray]:
+        """The float model's outputs, computed once (every layer's values live in the layer analysis)."""
+        with self.lock:
+            if self._float is None:
+                model = reference_model(self.compiler.inventory)
+                names = list(self.outputs)
+                session = self.session(model)
+                values = self.run(BoundSession(session, names, {}))
+                if self.batches.batched and not self._batch_preserved(values):
+                    self.batches = replace(self.batches, batched=False, size=1)
+                    values = self.run(BoundSession(session, names, {}))
+                self._float = values
+            return self._float
+
+    def _batch_preserved(self, values: dict[str, np.ndarray]) -> bool:
+        """Whether every output kept one row per sample when samples ran together."""
+        return all(v.ndim >= 1 and v.shape[0] == self.data.samples for v in values.values())
+
+    def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False) -> NpuGraph:
+        """The bound NPU session for the compilation's graph structure, built the first time."""
+        fused = frozenset(n for n, p in compilation.plans.items() if p.fused)
+        key = (fused, fp16_activations, layers)
+        self.reference()  # the float model first: it decides the batching, and whose fault a failure is
+        with self.lock:
+            entry = self._graphs.get(key)
+            if entry is None:
+                sim = build_simulation(self.compiler, compilation, fp16_activations)
+                values = npu_values(compilation)
+                model = sim.to_proto(frozenset(values))
+                names = list(self.outputs)
+                if layers:
+                    names += self._expose(model, [out for _, _, out in self.layer_names()])
+                bound = BoundSession(self.session(model), names, weight_feeds(compilation))
+                entry = NpuGraph(bound, frozenset(values), names, model)
+                self._graphs[key] = entry
+        return entry
+
+    def layer_analysis(self) -> LayerAnalysis:
+        """Per-layer error, its float values computed the first time they are asked for."""
+        from .layers import LayerAnalysis
+
+        if self._layers is None:
+            self._layers = LayerAnalysis(self)
+        return self._layers
+
+    def cut_sessions(self, graph: NpuGraph) -> CutSessions:
+        """The sweep's per-cut sessions of an NPU graph, planned the first time a sweep needs them."""
+        from .sensitivity import CutSessions
+
+        with self.lock:
+            if graph.cuts is None:
+                graph.cuts = CutSessions(self, graph)
+            return graph.cuts
+
+    def run_npu(
+        self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
+    ) -> dict[str, np.ndarray]:
+        graph = self.npu_graph(compilation, fp16_activations, layers)
+        with self.lock:
+            graph.bound.update_fixed(weight_feeds(compilation))
+            return self.run(graph.bound, batches=batches)
+
+    # -- metrics
+
+    def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
+        npu = self.run_npu(compilation, fp16_activations)
+        evaluation = self.measure(npu)
+        if layers:
+            evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
+            evaluation.layer_samples = self.layer_analysis().samples
+        if _range_trouble(self.reference(), npu, self.outputs):
+            culprit = self.fp16_culprit() if fp16_activations else None
+            for code, what in (("fp16_overflow", "overflow"), ("fp16_underflow", "underflow")):
+                constants = [w.message for w in compilation.warnings if w.code == code]
+                if culprit is None and constants:
+                    culprit = f"fp16 {what} in a constant: {constants[0]}"
+            evaluation.fp16_issue = culprit
+        return evaluation
+
+    def measure(self, npu: dict[str, np.ndarray]) -> Evaluation:
+        reference = self.reference()
+        outputs = [OutputMetrics(n, compare(reference[n], npu[n])) for n in self.outputs]
+        classifier = next((n for n in self.outputs if reference[n].ndim == 2 and reference[n].shape[1] > 1), None)
+        agreement = acc_float = acc_npu = None
+        if classifier is not None:
+            ref_top, npu_top = reference[classifier].argmax(axis=1), npu[classifier].argmax(axis=1)
+            agreement = float(np.mean(ref_top == npu_top))
+            if self.data.labels is not None:
+                acc_float = float(np.mean(ref_top == self.data.labels))
+                acc_npu = float(np.mean(npu_top == self.data.labels))
+        return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, classifier=classifier)
+
+    def fp16_culprit(self) -> str | None:
+        """The first node whose float output fp16 cannot hold on this data: finite values beyond
+        ±65504 (inf on the NPU; an infinity the float model makes itself, such as a Pad's -inf, is
+        no overflow), values all below 2^-24 (flushed to 0), or values fp16 flushes to 0 where a Log,
+        Div, Pow, Sqrt or Reciprocal reads them (log(0) = -inf: an epsilon lost in fp16)."""
+        parts = self.layer_analysis().float_parts()
+        model = self.compiler.inventory.model
+        readers = _zero_sensitive_readers(model.graph)
+        types = elem_types(model)
+        produced = [
+            (node_label(node), node.op_type, out) for node in model.graph.node if node.op_type != "Constant"
+            for out in node.output if out and types.get(out) == onnx.TensorProto.FLOAT
+        ]  # the model's outputs too: a last node can overflow
+        for node, op, out in produced:
+            values = [p[out] for p in parts if out in p and p[out].size]
+            if not values:
+                continue
+            peak = max(_finite_peak(v) for v in values)
+            if peak > FP16_MAX:
+                return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±65504, on this data"
+            if 0 < peak < FP16_SMALLEST:
+                return f"fp16 underflow: node {node!r} ({op}) output is at most {peak:.3g}, which fp16 flushes to 0"
+            reader = readers.get(out)
+            if reader is not None:
+                tiny = min(_smallest_flushed(v) for v in values)
+                if math.isfinite(tiny):
+                    return (
+                        f"fp16 underflow: node {node!r} ({op}) makes values down to {tiny:.3g}, which fp16 flushes to 0, "
+                        f"and node {reader[0]!r} ({reader[1]}) reads them"
+                    )
+        return None
+
+    def sensitivity(
+        self, settings: Settings, progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None
+    ) -> list[Sensitivity]:
+        """Per weight: the model with only it quantized, and the current config with only it excluded.
+        Cancelled carries the weights measured so far."""
+        from .sensitivity import sweep
+
+        return sweep(self, settings, progress, stop)
+
+
+def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:
+    """Tensor -> (node, op) of the first node that a 0 in it sends to inf or NaN (log, a divisor, a
+    root, a power's base), in graph order."""
+    found: dict[str, tuple[str, str]] = {}
+    for node in graph.node:
+        for index in ZERO_SENSITIVE.get(node.op_type, ()):
+            if index < len(node.input) and node.input[index]:
+                found.setdefault(node.input[index], (node_label(node), node.op_type))
+    return found
+
+
+def _finite_peak(values: np.ndarray) -> float:
+    """The largest finite magnitude: an infinity the float model makes is not one fp16 makes."""
+    magnitude = np.abs(values)
+    finite = magnitude[np.isfinite(magnitude)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _smallest_flushed(values: np.ndarray) -> float:
+    """The smallest nonzero magnitude that fp16 rounds to 0, or inf when there is none."""
+    magnitude = np.abs(values)
+    with np.errstate(over="ignore"):
+        flushed = (magnitude > 0) & (magnitude.astype(np.float16) == 0)
+    return float(magnitude[flushed].min()) if flushed.any() else math.inf
+
+
+def _open_first_axis(graph: onnx.GraphProto) -> set[str]:
+    """Inputs whose first axis the model leaves open (symbolic, -1, 0)."""
+    found = set()
+    for info in graph.input:
+        dims = info.type.tensor_type.shape.dim
+        if dims and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0):
+            found.add(info.name)
+    return found
+
+
+def _range_trouble(reference: dict[str, np.ndarray], npu: dict[str, np.ndarray], outputs: list[str]) -> bool:
+    """An NPU output that is not finite, or all zero where the float one is not."""
+    for name in outputs:
+        got = npu[name]
+        if got.dtype.kind != "f":
+            continue
+        if not np.isfinite(got).all() or (not got.any() and reference[name].any()):
+            return True
+    return False
