@@ -199,6 +199,7 @@ class Search:
         self.allowance = ALLOWANCE_SWEEPS * self.sweep_units
         self.limited = False  # the per-weight paths stop when the allowance is spent
         self.path_allowance = self.allowance  # and each path when its share is
+        self.paths_spent = 0.0  # what the starts and paths spent, before the final prune and swap
         self._rankings: dict[tuple, list[str]] = {}
         self._fold_loss: dict[str, float] = {}
 
@@ -405,6 +406,7 @@ class Search:
                 PathResult(item.label, self.target.measure(self.evaluate(item.settings)[0]), item.bytes,
                            self.target.measure(reached), reached_bytes, self.target.met(reached), len(changes))
             )
+        self.paths_spent = self.spent()
         if self.best is not None and self.target.met(self.evaluate(self.best[1])[0]):
             self.label = "prune"
             changes, state = self.prune(start, *self.unfolded(start, *self.best))
