@@ -79,3 +79,45 @@ def test_json_errors_are_json_documents(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     doc = json.loads(result.stdout)
     assert "config file not found" in doc["error"] and doc["npu_tui_version"]
+
+
+@pytest.mark.parametrize("how", ["keyboard", "cancelled"])
+def test_ctrl_c_in_the_ranking_sweep_prints_the_best_so_far_and_exits_130(tmp_path, monkeypatch, capsys, how):
+    """Ctrl-C reaches the search as KeyboardInterrupt in its own runs or as the sweep's Cancelled."""
+    from npu_tui import cli
+    from npu_tui.core import sensitivity
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt() if how == "keyboard" else sensitivity.Cancelled()
+
+    monkeypatch.setattr(sensitivity, "sweep", interrupted)
+    config = copy_sample("kws_tdnn", tmp_path)
+    original = config.read_text()
+    status = cli.main(["fix", str(config), "--max-drop", "1", "--write"])
+    out, err = capsys.readouterr()
+    assert status == 130, err
+    assert "interrupted: the search was stopped" in err and "internal error" not in err
+    assert "1. switches" in out and "target met" in out  # the cheapest switch row that meets, found before the sweep
+    assert config.read_text() == original and not (tmp_path / "config.yaml.bak").exists()
+
+
+def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path):
+    import numpy as np
+    from onnx import helper
+
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+
+    weight = (np.random.default_rng(0).normal(size=(3, 2)) * 1e6).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    evaluated = json.loads(npu_tui("eval", str(config), "--min-sqnr", "10", "--json").stdout)
+    assert evaluated["output_sqnr_db"] is None and evaluated["target"]["metric"] is None
+    result = npu_tui("fix", str(config), "--min-sqnr", "10", "--json")
+    assert result.returncode == 3, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["before"]["metric"] is None and doc["after"]["metric"] is None
+    assert all(row["metric"] is None for row in doc["localization"]) and "-200" not in result.stdout
+    assert doc["why"].startswith("not even nothing quantized")
+    text = npu_tui("fix", str(config), "--min-sqnr", "10")
+    assert "SQNR none (the NPU output is not finite)" in text.stdout and "-200" not in text.stdout
+    assert "why: not even nothing quantized" in text.stdout

@@ -43,9 +43,9 @@ GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
 SWEPT_STARTS = 2  # a sweep each: two sweeps and the paths stay within three sweeps' time
 # The time of one sweep in evaluations (a what-if run is a suffix of the graph, an evaluation all of
-# it), measured on the corpus: 0.75 to 1.4 per quantized weight, plus its sessions. The search spends
+# it), measured on the corpus: 0.5 to 1.4 per quantized weight, plus its sessions. The search spends
 # at most ALLOWANCE_SWEEPS of them, counted, not timed, so the same inputs give the same result.
-SWEEP_UNITS_PER_WEIGHT = 0.75
+SWEEP_UNITS_PER_WEIGHT = 0.5
 SWEEP_UNITS_BASE = 6
 RANKING_SHARE = 0.5  # a ranking sweep runs one side of the two
 ALLOWANCE_SWEEPS = 3
