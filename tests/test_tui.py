@@ -727,3 +727,42 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
         assert all("…" in label for label in labels)  # too long for the tree at 80 columns
         assert all(label.endswith(f"_tail_{i}") for i, label in enumerate(labels))  # the end tells them apart
         assert all(len(label) + 2 <= tree.scrollable_content_region.width for label in labels)
+
+
+async def test_fix_screen_names_each_paths_start_and_marks_the_switch_rows(tmp_path):
+    from npu_tui.tui.fix_screen import FixPlot, FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60)
+        log = str(screen.query_one("#fix-log").render())
+        assert "path from as configured:" in log
+        assert sum(v.row for v in screen.visits) == len(screen.result.localization)
+        plot = str(screen.query_one(FixPlot).render())
+        assert "switch rows" in plot and "S" in plot
+
+
+async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(tmp_path, monkeypatch):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        slow_sweep(monkeypatch, 0.2)  # from here: the search's ranking sweep outlasts the key press
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        rows = 4  # kws has no BatchNormalization: four switch rows after the first evaluation
+        await until(pilot, lambda: len(screen.visits) >= 1 + rows, limit=60)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen.search_worker is None, limit=60)
+        status = str(screen.query_one("#fix-status").render())
+        assert "failed" not in status and "stopped: best so far, target met" in status, status
+        await pilot.press("a")
+        await pilot.pause()
+        assert not isinstance(app.screen, FixScreen)
+        assert app.workbench.settings.key() == screen.result.settings.key()

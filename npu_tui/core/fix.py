@@ -304,7 +304,9 @@ class Search:
                     {"COMPRESS": compress, "CONV2D_COMPRESS": conv, "FUSE_BN": fuse,
                      "metric": self.target.measure(evaluation), "npu_bytes": npu_bytes, "met": self.target.met(evaluation)}
                 )
-                if settings.key() != start.key():
+                if settings.key() == start.key() and self.visits:
+                    self.visits[0].row = True  # the user's own row: evaluated first, a switch row all the same
+                else:
                     self.offer([_switches(settings, self.target.measure(evaluation), npu_bytes)], settings)
         return rows
 
