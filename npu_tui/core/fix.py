@@ -154,7 +154,6 @@ class FixResult:
     why: str | None = None  # when not met: why not, in one sentence
 
 
-@dataclass
 class _Spent(Exception):
     """The per-weight paths have spent the search's allowance of evaluations."""
 
@@ -194,9 +193,8 @@ class Search:
         self.label = ""
         self.paths: list[PathResult] = []
         self.best: tuple[list[Change], Settings] | None = None  # the cheapest met so far, else the best score
-        quantized = sum(p.quantized for p in project.compile(project.config.settings).plans.values())
-        self.sweep_units = SWEEP_UNITS_PER_WEIGHT * max(quantized, 1) + SWEEP_UNITS_BASE
-        self.allowance = ALLOWANCE_SWEEPS * self.sweep_units
+        self.sweep_units = 0.0  # set by run(), from the start's quantized weights
+        self.allowance = 0.0
         self.limited = False  # the per-weight paths stop when the allowance is spent
         self.path_allowance = self.allowance  # and each path when its share is
         self.paths_spent = 0.0  # what the starts and paths spent, before the final prune and swap
@@ -261,6 +259,9 @@ class Search:
         """The search; stopped (`stop`, Ctrl-C, or the ranking sweep's Cancelled) it returns the
         best result found so far, whichever stage it was in."""
         began = time.perf_counter()
+        quantized = sum(p.quantized for p in self.project.compile(start).plans.values())
+        self.sweep_units = SWEEP_UNITS_PER_WEIGHT * max(quantized, 1) + SWEEP_UNITS_BASE
+        self.allowance = self.path_allowance = ALLOWANCE_SWEEPS * self.sweep_units
         first, first_bytes = self.evaluate(start)
         self.target.check(first)
         self.offer([], start)
@@ -343,7 +344,10 @@ class Search:
         makes its quantization error FOLD_HURTS_DB louder."""
         fused = replace(start, fuse_bn=True)
         plans = self.project.compile(fused).plans
-        hurt = [w.name for w in self.inventory.weights if plans[w.name].fused and plans[w.name].quantized and self.fold_loss_db(w.name, fused) >= FOLD_HURTS_DB]
+        hurt = [
+            w.name for w in self.inventory.weights
+            if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned and self.fold_loss_db(w.name, fused) >= FOLD_HURTS_DB
+        ]
         if not hurt or len(hurt) == sum(plans[w.name].fused for w in self.inventory.weights):
             return None  # none hurts, or all do: that start is FUSE_BN false, a row already
         changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
@@ -399,10 +403,13 @@ class Search:
             self.limited = True
             sweep = 0.0 if item.ranking in self._rankings else self.sweep_units * RANKING_SHARE
             self.path_allowance = self.spent() + sweep + share
+            held = self.best
             try:
                 changes, state = self.path(item)
             finally:
                 self.limited = False
+            if self.best is not held and self.best is not None:  # this path found the best so far: its end
+                changes, state = self.best
             reached, reached_bytes = self.evaluate(state)
             self.paths.append(
                 PathResult(item.label, self.target.measure(self.evaluate(item.settings)[0]), item.bytes,
@@ -425,7 +432,7 @@ class Search:
         try:
             self.descend(item, order)
         except _Spent:
-            return self.best if self.best is not None else (list(item.changes), item.settings)
+            return list(item.changes), item.settings
         changes = list(item.changes)
         state = item.settings
         current = self.evaluate(state)[0]
