@@ -394,14 +394,16 @@ class Search:
         for index, item in enumerate(chosen):
             if not self.under_ceiling(item.bytes):
                 continue  # a cheaper result met since: this start cannot beat it
-            sweeps_left = len({s.ranking for s in chosen[index:]} - set(self._rankings))
-            # the best start first takes what it needs; the later ones what is left
-            share = self.allowance - self.spent() - sweeps_left * self.sweep_units * RANKING_SHARE
+            sweep = 0.0 if item.ranking in self._rankings else self.sweep_units * RANKING_SHARE
+            later = {s.ranking for s in chosen[index + 1 :]} - set(self._rankings) - {item.ranking}
+            left = self.allowance - self.spent() - sweep
+            # the best start first: it leaves the later ones their sweep and a short path when it can
+            share = left - len(later) * (self.sweep_units * RANKING_SHARE + PATH_UNITS_MIN)
+            share = share if share >= PATH_UNITS_MIN else left
             if share < PATH_UNITS_MIN:
                 continue
             self.label = item.label
             self.limited = True
-            sweep = 0.0 if item.ranking in self._rankings else self.sweep_units * RANKING_SHARE
             self.path_allowance = self.spent() + sweep + share
             held = self.best
             try:
