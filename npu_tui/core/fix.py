@@ -50,7 +50,8 @@ SWEEP_UNITS_BASE = 6
 RANKING_SHARE = 0.5  # a ranking sweep runs one side of the two
 ALLOWANCE_SWEEPS = 3
 NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
-PATH_UNITS_MIN = 8  # a start whose path could not even try this many evaluations is not swept
+PATH_UNITS_MIN = 8
+PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state  # a start whose path could not even try this many evaluations is not swept
 SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
 FOLD_HURTS_DB = 6.0  # folding the BN makes the weight's error at the BN's output this much louder: one bit lost
 
@@ -397,10 +398,12 @@ class Search:
             sweep = 0.0 if item.ranking in self._rankings else self.sweep_units * RANKING_SHARE
             later = {s.ranking for s in chosen[index + 1 :]} - set(self._rankings) - {item.ranking}
             left = self.allowance - self.spent() - sweep
-            # the best start first: it leaves the later ones their sweep and a short path when it can
-            share = left - len(later) * (self.sweep_units * RANKING_SHARE + PATH_UNITS_MIN)
-            share = share if share >= PATH_UNITS_MIN else left
-            if share < PATH_UNITS_MIN:
+            prune = PRUNE_SHARE * self.allowance
+            # the best start first: it leaves the later starts their sweep and a short path, and the
+            # final prune its share, when it can; else the prune, else them
+            shares = (left - prune - len(later) * (self.sweep_units * RANKING_SHARE + PATH_UNITS_MIN), left - prune, left)
+            share = next((x for x in shares if x >= PATH_UNITS_MIN), None)
+            if share is None:
                 continue
             self.label = item.label
             self.limited = True
@@ -420,10 +423,12 @@ class Search:
         self.paths_spent = self.spent()
         if self.best is not None and self.target.met(self.evaluate(self.best[1])[0]):
             self.label = "prune"
-            changes, state = self.prune(start, *self.unfolded(start, *self.best))
+            self.limited, self.path_allowance = True, self.allowance
+            try:
+                changes, state = self.prune(start, *self.unfolded(start, *self.best))
+            finally:
+                self.limited = False
             self.offer(changes, state)
-            self.label = "swap"
-            self.offer(*self.swap(start, *self.best))
             self.best = (self.restate(start, self.best[0]), self.best[1])
 
     def path(self, item: _Start) -> tuple[list[Change], Settings]:
@@ -627,28 +632,41 @@ class Search:
         return new, rebuilt
 
     def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
-        """Drop what the target can do without: the keep-BN changes in halving groups (most folded
-        back at once, least hurt first), then every other change one by one."""
+        """Drop what the target can do without and swap exclusions for ranges, what saves most first,
+        while the allowance lasts (each step leaves a config that meets): the exclusions, dearest
+        first; each remaining exclusion for a range; the keep-BN changes in halving groups (most
+        folded back at once, least hurt first); then the ranges and switches one by one."""
         kept = list(changes)
 
         def meets(trial: list[Change]) -> bool:
             evaluation, npu_bytes = self.evaluate(self.rebuild(start, trial))
             return self.target.met(evaluation) and self.affordable(npu_bytes)
 
-        fused = replace(start, fuse_bn=True)
-        keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
-        groups = [keep_bn] if keep_bn else []
-        while groups:
-            group = groups.pop(0)
-            trial = [c for c in kept if all(c is not g for g in group)]
-            if meets(trial):
-                kept = trial
-            elif len(group) > 1:
-                groups[:0] = [group[: len(group) // 2], group[len(group) // 2 :]]
-        for change in [c for c in kept if c.action != "keep_bn"]:
-            trial = [c for c in kept if c is not change]
-            if meets(trial):
-                kept = trial
+        def saving(change: Change) -> int:
+            return self.cost(self.rebuild(start, kept)) - self.cost(self.rebuild(start, [c for c in kept if c is not change]))
+
+        try:
+            for change in sorted((c for c in kept if c.action == "exclude"), key=lambda c: -saving(c)):
+                trial = [c for c in kept if c is not change]
+                if meets(trial):
+                    kept = trial
+            kept = self.swap(start, kept)
+            fused = replace(start, fuse_bn=True)
+            keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
+            groups = [keep_bn] if keep_bn else []
+            while groups:
+                group = groups.pop(0)
+                trial = [c for c in kept if all(c is not g for g in group)]
+                if meets(trial):
+                    kept = trial
+                elif len(group) > 1:
+                    groups[:0] = [group[: len(group) // 2], group[len(group) // 2 :]]
+            for change in [c for c in kept if c.action in ("range", "switches")]:
+                trial = [c for c in kept if c is not change]
+                if meets(trial):
+                    kept = trial
+        except _Spent:
+            pass  # what was kept so far meets the target
         kept = self.refold(start, kept)
         return kept, self.rebuild(start, kept)
 
@@ -677,7 +695,7 @@ class Search:
             restated.append(replace(change, metric=metric, bytes=self.cost(state), settings=state))
         return restated
 
-    def swap(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
+    def swap(self, start: Settings, changes: list[Change]) -> list[Change]:
         """An exclusion is worth its bytes only if no free range does the job."""
         kept = list(changes)
         for index, change in enumerate(kept):
@@ -687,13 +705,11 @@ class Search:
             rng = self.best_range(before, change.weight, refine=False)
             if rng is None:
                 continue
-            trial = Change("range", change.weight, rng, None, 0, edits.set_range(self.inventory, before, change.weight, *rng))
-            candidate = kept[:index] + [trial] + kept[index + 1 :]
-            settings = self.rebuild(start, candidate)
+            settings = self.rebuild(start, [*kept[:index], replace(change, action="range", range=rng), *kept[index + 1 :]])
             evaluation, npu_bytes = self.evaluate(settings)
-            if self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.evaluate(self.rebuild(start, kept))[1]:
+            if self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, kept)):
                 kept[index] = self.change("range", change.weight, rng, evaluation, npu_bytes, settings)
-        return kept, self.rebuild(start, kept)
+        return kept
 
     def why_not(self, localization: list[dict], final: Evaluation, stopped: bool) -> str:
         """One sentence on why the target is not met."""
