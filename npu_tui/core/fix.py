@@ -50,7 +50,7 @@ SWEEP_UNITS_BASE = 6
 RANKING_SHARE = 0.5  # a ranking sweep runs one side of the two
 ALLOWANCE_SWEEPS = 3
 NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
-PATH_UNITS_MIN = 8
+PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
 PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state  # a start whose path could not even try this many evaluations is not swept
 SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
 FOLD_HURTS_DB = 6.0  # folding the BN makes the weight's error at the BN's output this much louder: one bit lost
@@ -196,6 +196,7 @@ class Search:
         self.best: tuple[list[Change], Settings] | None = None  # the cheapest met so far, else the best score
         self.sweep_units = 0.0  # set by run(), from the start's quantized weights
         self.allowance = 0.0
+        self.path_min = PATH_UNITS_MIN
         self.limited = False  # the per-weight paths stop when the allowance is spent
         self.path_allowance = self.allowance  # and each path when its share is
         self.paths_spent = 0.0  # what the starts and paths spent, before the final prune and swap
@@ -263,6 +264,7 @@ class Search:
         quantized = sum(p.quantized for p in self.project.compile(start).plans.values())
         self.sweep_units = SWEEP_UNITS_PER_WEIGHT * max(quantized, 1) + SWEEP_UNITS_BASE
         self.allowance = self.path_allowance = ALLOWANCE_SWEEPS * self.sweep_units
+        self.path_min = min(PATH_UNITS_MIN, quantized + 1)
         first, first_bytes = self.evaluate(start)
         self.target.check(first)
         self.offer([], start)
@@ -400,9 +402,10 @@ class Search:
             left = self.allowance - self.spent() - sweep
             prune = PRUNE_SHARE * self.allowance
             # the best start first: it leaves the later starts their sweep and a short path, and the
-            # final prune its share, when it can; else the prune, else them
-            shares = (left - prune - len(later) * (self.sweep_units * RANKING_SHARE + PATH_UNITS_MIN), left - prune, left)
-            share = next((x for x in shares if x >= PATH_UNITS_MIN), None)
+            # final prune its share, when it can; else the prune; the prune's share too while nothing meets
+            shares = (left - prune - len(later) * (self.sweep_units * RANKING_SHARE + self.path_min), left - prune)
+            shares += () if self.ceiling is not None else (left,)
+            share = next((x for x in shares if x >= self.path_min), None)
             if share is None:
                 continue
             self.label = item.label
@@ -633,8 +636,8 @@ class Search:
 
     def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
         """Drop what the target can do without and swap exclusions for ranges, what saves most first,
-        while the allowance lasts (each step leaves a config that meets): the exclusions, dearest
-        first; each remaining exclusion for a range; the keep-BN changes in halving groups (most
+        while the allowance lasts (each step leaves a config that meets): each exclusion, dearest
+        first, dropped or else swapped for a range; the keep-BN changes in halving groups (most
         folded back at once, least hurt first); then the ranges and switches one by one."""
         kept = list(changes)
 
@@ -648,9 +651,7 @@ class Search:
         try:
             for change in sorted((c for c in kept if c.action == "exclude"), key=lambda c: -saving(c)):
                 trial = [c for c in kept if c is not change]
-                if meets(trial):
-                    kept = trial
-            kept = self.swap(start, kept)
+                kept = trial if meets(trial) else self.swap(start, kept, kept.index(change))
             fused = replace(start, fuse_bn=True)
             keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
             groups = [keep_bn] if keep_bn else []
@@ -695,21 +696,23 @@ class Search:
             restated.append(replace(change, metric=metric, bytes=self.cost(state), settings=state))
         return restated
 
-    def swap(self, start: Settings, changes: list[Change]) -> list[Change]:
-        """An exclusion is worth its bytes only if no free range does the job."""
-        kept = list(changes)
-        for index, change in enumerate(kept):
-            if change.action != "exclude" or change.weight is None or change.weight in self.pinned:
-                continue
-            before = self.rebuild(start, kept[:index] + kept[index + 1 :])
-            rng = self.best_range(before, change.weight, refine=False)
-            if rng is None:
-                continue
-            settings = self.rebuild(start, [*kept[:index], replace(change, action="range", range=rng), *kept[index + 1 :]])
-            evaluation, npu_bytes = self.evaluate(settings)
-            if self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, kept)):
-                kept[index] = self.change("range", change.weight, rng, evaluation, npu_bytes, settings)
-        return kept
+    def swap(self, start: Settings, changes: list[Change], index: int) -> list[Change]:
+        """The exclusion at `index` for a free range, when one still meets the target: an exclusion
+        is worth its bytes only if no range does the job."""
+        change = changes[index]
+        if change.weight is None or change.weight in self.pinned:
+            return changes
+        before = self.rebuild(start, changes[:index] + changes[index + 1 :])
+        rng = self.best_range(before, change.weight, refine=False)
+        if rng is None:
+            return changes
+        swapped = [*changes[:index], replace(change, action="range", range=rng), *changes[index + 1 :]]
+        settings = self.rebuild(start, swapped)
+        evaluation, npu_bytes = self.evaluate(settings)
+        if not (self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))):
+            return changes
+        swapped[index] = self.change("range", change.weight, rng, evaluation, npu_bytes, settings)
+        return swapped
 
     def why_not(self, localization: list[dict], final: Evaluation, stopped: bool) -> str:
         """One sentence on why the target is not met."""
