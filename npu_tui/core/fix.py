@@ -1,21 +1,27 @@
-"""Automatic triage: the cheapest config, in weight-memory bytes, that meets an accuracy target.
+"""Automatic triage: the cheapest config, in weight-memory bytes, that meets an accuracy target,
+searched across the vendor's switches and the per-weight changes together.
 
 1. Localize as the vendor's loop does: COMPRESS and CONV2D_COMPRESS off, fc only, conv only, both,
    and FUSE_BN on and off where the model has BatchNormalization; each with its metric and bytes.
-   With BatchNormalization, one more start: the user's switches with only the convolutions whose
-   folding spreads their range keeping their BN unfolded (EXCLUDE_FUSE_BN_OPS).
-2. The promising starts: the rows no cheaper row beats on the metric, cheaper than the cheapest row
-   that meets the target, cheapest first. From each of the first SWEPT_STARTS of them, the per-weight
-   path: rank the weights by what excluding each one gains there (one sensitivity sweep), then
-   greedily try the best-ranked weights' actions, one change at a time: a WEIGHT_MIN_MAX range
-   (chosen by the model-level metric over a grid of clip shares, then golden-section), keeping their
-   BN unfolded, excluding them. The cheapest action that meets the target wins a round, else the best
-   gain per byte. A path stops as soon as it would cost as much as the cheapest result met so far.
-3. The cheapest result that meets the target (a path's end or a row) becomes the final state; there,
-   every change is dropped that the target can do without (BN folded back conv by conv, in groups),
-   and each exclusion is swapped for a free range where that still meets it.
-Every byte figure is `weight_memory`; every evaluation goes through the evaluator's no-rebuild path;
-the search is deterministic, and stopped (Esc, Ctrl-C) it returns the best it has found so far.
+   With BatchNormalization, one more start: the user's switches with the BN kept unfolded
+   (EXCLUDE_FUSE_BN_OPS) for the convolutions whose folding makes their quantization error, at the
+   BN's output, FOLD_HURTS_DB louder (computed from the compile, no model run).
+2. The promising starts: the rows that no cheaper row beats on the metric and that cost less than the
+   cheapest result met so far; those within NEAR_SHARE of the cheapest one's bytes first, best metric
+   first. From the starts of up to SWEPT_STARTS rankings (the keep-BN start shares FUSE_BN false's),
+   the per-weight path: rank the weights by what excluding each one gains there (a sweep of that side
+   alone), exclude them in that order until the target holds (the vendor's loop, one evaluation a
+   step), then from the start again, one change at a time, the best-ranked weights' actions: a
+   WEIGHT_MIN_MAX range (three clip shares, least clipping first), keeping the BN unfolded, excluding
+   them; the cheapest action that meets the target wins a round, else the best gain per byte, else
+   the next exclusion in rank order. Nothing costing as much as the cheapest result met so far is run.
+3. On the cheapest result that meets (a path's end or a row), the prune, what saves most first: each
+   exclusion dropped or else swapped for a free range, the BNs folded back in halving groups (FUSE_BN
+   false is spelled as every BN unfolded for this), then the ranges and switches it can do without.
+The starts and paths spend at most three sweeps' worth of evaluations, the prune a quarter of it
+(counted, not timed: the same inputs give the same result). Every byte figure is `weight_memory`;
+every evaluation goes through the evaluator's no-rebuild path. Stopped (Esc, Ctrl-C, the ranking
+sweep's Cancelled) the search returns the best it has found so far.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
 COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first
 GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
-SWEPT_STARTS = 2  # a sweep each: two sweeps and the paths stay within three sweeps' time
+SWEPT_STARTS = 2  # rankings, a ranking sweep each (half a sweep's runs)
 # The time of one sweep in evaluations (a what-if run is a suffix of the graph, an evaluation all of
 # it), measured on the corpus: 0.5 to 1.4 per quantized weight, plus its sessions. The search spends
 # at most ALLOWANCE_SWEEPS of them, counted, not timed, so the same inputs give the same result.
@@ -51,7 +57,7 @@ RANKING_SHARE = 0.5  # a ranking sweep runs one side of the two
 ALLOWANCE_SWEEPS = 3
 NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
 PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
-PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state  # a start whose path could not even try this many evaluations is not swept
+PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state
 SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
 FOLD_HURTS_DB = 6.0  # folding the BN makes the weight's error at the BN's output this much louder: one bit lost
 
