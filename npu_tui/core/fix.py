@@ -4,8 +4,8 @@ searched across the vendor's switches and the per-weight changes together.
 1. Localize as the vendor's loop does: COMPRESS and CONV2D_COMPRESS off, fc only, conv only, both,
    and FUSE_BN on and off where the model has BatchNormalization; each with its metric and bytes.
    With BatchNormalization, one more start: the user's switches with the BN kept unfolded
-   (EXCLUDE_FUSE_BN_OPS) for the convolutions whose folding makes their quantization error, at the
-   BN's output, FOLD_HURTS_DB louder (computed from the compile, no model run).
+   (EXCLUDE_FUSE_BN_OPS) for the fewest convolutions, those whose folding makes their quantization
+   error at the BN's output loudest (from the compile), that come near FUSE_BN false (bisection).
 2. The promising starts: the rows that no cheaper row beats on the metric and that cost less than the
    cheapest result met so far; those within NEAR_SHARE of the cheapest one's bytes first, best metric
    first. From the starts of up to SWEPT_STARTS rankings (the keep-BN start shares FUSE_BN false's),
@@ -59,7 +59,7 @@ NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
 PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
 PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state
 SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
-FOLD_HURTS_DB = 6.0  # folding the BN makes the weight's error at the BN's output this much louder: one bit lost
+KEEP_BN_TOLERANCE_DB = 1.0  # the keep-BN start keeps this close to FUSE_BN false's SQNR
 
 
 def weight_memory(compilation: Compilation) -> int:
@@ -331,10 +331,10 @@ class Search:
             label = "as configured" if settings.key() == start.key() else _row_label(settings)
             ranking = (settings.compress, settings.conv2d_compress, settings.fuse_bn)
             found.append(_Start(label, changes, settings, self.target.score(evaluation), npu_bytes, ranking))
-        kept = self.keep_bn_start(start)
         unfolded = [s for s in found if not s.settings.fuse_bn and s.ranking[:2] == (start.compress, start.conv2d_compress)]
-        if kept is not None and not (unfolded and unfolded[0].score[1] - kept.score[1] > FOLD_HURTS_DB):
-            found.append(kept)  # unless it misses what FUSE_BN false gains: the hurt is not where it looked
+        kept = self.keep_bn_start(start, unfolded[0] if unfolded else None)
+        if kept is not None:
+            found.append(kept)
         found.sort(key=lambda s: (s.bytes, [-x for x in s.score]))
         front: list[_Start] = []
         for item in found:
@@ -348,29 +348,45 @@ class Search:
         near = [item for item in front if item.bytes <= front[0].bytes * (1 + NEAR_SHARE)]
         return sorted(near, key=lambda s: [-x for x in s.score]) + [item for item in front if item not in near]
 
-    def keep_bn_start(self, start: Settings) -> _Start | None:
-        """The user's switches, FUSE_BN on, with the BN kept unfolded for every conv whose folding
-        makes its quantization error FOLD_HURTS_DB louder."""
+    def keep_bn_start(self, start: Settings, unfolded: _Start | None) -> _Start | None:
+        """The user's switches, FUSE_BN on, with the BN kept unfolded for the convs whose folding
+        hurts most (the loudest error at the BN's output first): the fewest that come within
+        KEEP_BN_TOLERANCE_DB of what FUSE_BN false (`unfolded`) reaches, found by bisection."""
         fused = replace(start, fuse_bn=True)
         plans = self.project.compile(fused).plans
-        hurt = [
-            w.name for w in self.inventory.weights
-            if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned and self.fold_loss_db(w.name, fused) >= FOLD_HURTS_DB
-        ]
-        if not hurt or len(hurt) == sum(plans[w.name].fused for w in self.inventory.weights):
-            return None  # none hurts, or all do: that start is FUSE_BN false, a row already
-        changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
-        state = fused
-        for name in hurt:
-            state = edits.keep_bn(self.inventory, state, name)
-            changes.append(Change("keep_bn", name, None, None, self.cost(state), state))
-        if not self.under_ceiling(self.cost(state)):
+        order = [w.name for w in self.inventory.weights if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned]
+        order.sort(key=lambda n: -self.fold_loss_db(n, fused))
+        folded = self.target.score(self.evaluate(fused)[0])
+        if unfolded is None or len(order) < 2 or unfolded.score <= folded:
+            return None  # FUSE_BN costs nothing here, or one conv: keeping it unfolded is FUSE_BN false
+        self.label = "keep BN"
+
+        def state_of(k: int) -> Settings:
+            state = fused
+            for name in order[:k]:
+                state = edits.keep_bn(self.inventory, state, name)
+            return state
+
+        def good(k: int) -> bool:
+            npu_bytes = self.cost(state_of(k))
+            return self.under_ceiling(npu_bytes) and self.target.score(self.evaluate(state_of(k))[0])[1] >= unfolded.score[1] - KEEP_BN_TOLERANCE_DB
+
+        lo, hi = 1, len(order) - 1
+        if not good(hi):
             return None
-        self.label = f"keep BN of {len(hurt)} conv(s)"
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if good(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        state = state_of(lo)
+        changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
+        changes += [Change("keep_bn", name, None, None, self.cost(state_of(i + 1)), state_of(i + 1)) for i, name in enumerate(order[:lo])]
         evaluation, npu_bytes = self.evaluate(state)
         self.offer(changes, state)
         ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
-        return _Start(f"keep BN of {len(hurt)} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking)
+        return _Start(f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking)
 
     def fold_loss_db(self, name: str, fused_state: Settings) -> float:
         """How much louder the weight's quantization error is at its BN's output when the BN is
@@ -409,8 +425,8 @@ class Search:
             prune = PRUNE_SHARE * self.allowance
             # the best start first: it leaves the later starts their sweep and a short path, and the
             # final prune its share, when it can; else the prune; the prune's share too while nothing meets
-            shares = (left - prune - len(later) * (self.sweep_units * RANKING_SHARE + self.path_min), left - prune)
-            shares += () if self.ceiling is not None else (left,)
+            shares = [left - prune - len(later) * (self.sweep_units * RANKING_SHARE + self.path_min), left - prune]
+            shares += [] if self.ceiling is not None else [left]
             share = next((x for x in shares if x >= self.path_min), None)
             if share is None:
                 continue
@@ -643,8 +659,9 @@ class Search:
     def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
         """Drop what the target can do without and swap exclusions for ranges, what saves most first,
         while the allowance lasts (each step leaves a config that meets): each exclusion, dearest
-        first, dropped or else swapped for a range; the keep-BN changes in halving groups (most
-        folded back at once, least hurt first); then the ranges and switches one by one."""
+        first, dropped or else swapped for a range; the BNs folded back, the least hurt first, as
+        many at once as still meet (bisection), then the rest in halving groups; then the ranges
+        and switches one by one."""
         kept = list(changes)
 
         def meets(trial: list[Change]) -> bool:
@@ -660,7 +677,15 @@ class Search:
                 kept = trial if meets(trial) else self.swap(start, kept, kept.index(change))
             fused = replace(start, fuse_bn=True)
             keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
-            groups = [keep_bn] if keep_bn else []
+            lo, hi = 0, len(keep_bn)  # the most of the least hurt that fold back together, by bisection
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if meets([c for c in kept if all(c is not g for g in keep_bn[:mid])]):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            kept = [c for c in kept if all(c is not g for g in keep_bn[:lo])]
+            groups = [keep_bn[lo + 1 :]] if len(keep_bn) > lo + 1 else []  # then the others, in halving groups
             while groups:
                 group = groups.pop(0)
                 trial = [c for c in kept if all(c is not g for g in group)]
