@@ -125,3 +125,15 @@ def test_a_diverged_output_is_none_not_a_clamped_number(tmp_path):
     assert not result.met and result.before[0] == -math.inf and result.after[0] == -math.inf
     assert all(row["metric"] == -math.inf for row in result.localization)
     assert result.why is not None and result.why.startswith("not even nothing quantized")
+
+
+def test_a_ranking_sweep_gives_the_same_gains_in_half_the_runs(kws):
+    project, evaluator = kws
+    settings = project.config.settings
+    totals: dict[str, int] = {}
+    full = evaluator.sensitivity(settings, progress=lambda done, total: totals.__setitem__("full", total))
+    ranking = evaluator.sensitivity(settings, progress=lambda done, total: totals.__setitem__("ranking", total), gains_only=True)
+    assert [s.weight for s in ranking] == [s.weight for s in full]
+    assert [s.exclude_gain_db for s in ranking] == [s.exclude_gain_db for s in full]
+    assert all(s.output_sqnr_db is None and s.accuracy is None for s in ranking)
+    assert totals["ranking"] * 2 == totals["full"] == 2 * len(full)
