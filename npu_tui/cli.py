@@ -435,7 +435,8 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
     for row in result.localization:
         lines.append(
             f"  {str(row['COMPRESS']).lower():9} {str(row['CONV2D_COMPRESS']).lower():7} {str(row['FUSE_BN']).lower():8} "
-            f"{metric_text(target, row['metric']):>22} {row['npu_bytes']:>10,}{'  meets the target' if row['met'] else ''}"
+            f"{metric_text(target, row['metric']) if row['measured'] else 'not run':>22} {row['npu_bytes']:>10,}"
+            f"{'  meets the target' if row['met'] else '' if row['measured'] else '  (dearer than a row that meets)'}"
         )
     lines.append("")
     if result.changes:

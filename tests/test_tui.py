@@ -741,7 +741,8 @@ async def test_fix_screen_names_each_paths_start_and_marks_the_switch_rows(tmp_p
         await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60)
         log = str(screen.query_one("#fix-log").render())
         assert "path from as configured:" in log
-        assert sum(v.row for v in screen.visits) == len(screen.result.localization)
+        measured = [row for row in screen.result.localization if row["measured"]]
+        assert sum(v.row for v in screen.visits) == len(measured) >= 2  # the user's row and the cheapest that meets
         plot = str(screen.query_one(FixPlot).render())
         assert "switch rows" in plot and "S" in plot
 
@@ -756,9 +757,8 @@ async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(t
         await pilot.press("F", "1", "enter")
         screen = app.screen
         assert isinstance(screen, FixScreen)
-        rows = 4  # kws has no BatchNormalization: four switch rows after the first evaluation
-        await until(pilot, lambda: len(screen.visits) >= 1 + rows, limit=60)
-        await pilot.press("escape")
+        await until(pilot, lambda: screen.running is not None and screen.running.sweeps > 0, limit=60)
+        await pilot.press("escape")  # in the ranking sweep
         await until(pilot, lambda: screen.search_worker is None, limit=60)
         status = str(screen.query_one("#fix-status").render())
         assert "failed" not in status and "stopped: best so far, target met" in status, status

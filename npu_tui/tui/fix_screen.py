@@ -108,6 +108,7 @@ class FixScreen(Screen[FixResult | None]):
         self.visits: list[Visit] = []
         self.result: FixResult | None = None
         self.search_worker: Worker | None = None
+        self.running: Search | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -153,6 +154,7 @@ class FixScreen(Screen[FixResult | None]):
                 on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
             )
+            self.running = search  # what it is doing, for the status and the tests
             result = search.run(workbench.settings)
         except UserError as exc:
             self.post_message(FixFinished(worker, None, str(exc)))
@@ -194,7 +196,8 @@ class FixScreen(Screen[FixResult | None]):
         target = result.target
         for row in result.localization:
             switches = f"C{int(row['COMPRESS'])} C2D{int(row['CONV2D_COMPRESS'])} BN{int(row['FUSE_BN'])}"
-            text.append(f"{switches}: {_metric(target, row['metric'])}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
+            metric = _metric(target, row["metric"]) if row["measured"] else "not run"
+            text.append(f"{switches}: {metric}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
         for path in result.paths:
             text.append(
                 f"path from {shorten_middle(printable(path.start), 24)}: {_metric(target, path.start_metric)} -> "
