@@ -80,7 +80,7 @@ CONV2D_COMPRESS: true
 
 def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
     """x[1,8,16] scaled to sensor units (channels 4-7 by 1e-3) -> grouped Conv1d(16) -> BN -> Relu ->
-    MatMul fc1 (256x32, six outliers at 8) -> MatMul fc2 (32x10). The BN channels fed by the small
+    MatMul fc1 (256x32, six outliers at 8) -> MatMul fc2 (32x10) -> 16 near-identity 10x10 MatMuls. The BN channels fed by the small
     inputs have variance 1e-5, so folding multiplies their filters by about 300 (FUSE_BN hurts); fc1's
     outliers leave its bulk two int8 levels and carry signal, so no range rescues it (exclusion does)."""
     rng = np.random.default_rng(1)
@@ -103,6 +103,12 @@ def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
         helper.make_node("Relu", ["b"], ["r"], name="relu"),
         helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
         helper.make_node("MatMul", ["f", "fc1.weight"], ["h"], name="fc1"),
-        helper.make_node("MatMul", ["h", "fc2.weight"], ["y"], name="fc2"),
+        helper.make_node("MatMul", ["h", "fc2.weight"], ["t0"], name="fc2"),
     ]
+    for i in range(TAIL_LAYERS):  # near-identity layers that quantize well: a model of 20-odd weights, as real ones are
+        inits.append(tensor(f"tail{i}.weight", (np.eye(10) + rng.normal(0, 1e-3, (10, 10))).astype(np.float32)))
+        nodes.append(helper.make_node("MatMul", [f"t{i}", f"tail{i}.weight"], [f"t{i + 1}" if i + 1 < TAIL_LAYERS else "y"], name=f"tail{i}"))
     return make_model(nodes, [value("x", [1, 8, 16])], [value("y", [1, 10])], inits)
+
+
+TAIL_LAYERS = 16
