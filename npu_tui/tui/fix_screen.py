@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
@@ -98,7 +98,8 @@ class FixScreen(Screen[FixResult | None]):
     FixScreen #fix-target { height: 3; }
     FixScreen #fix-status { height: 1; padding: 0 1; }
     FixScreen FixPlot { height: 9; }
-    FixScreen #fix-log { height: 1fr; padding: 0 1; }
+    FixScreen #fix-scroll { height: 1fr; }
+    FixScreen #fix-log { height: auto; padding: 0 1; }
     """
 
     def __init__(self, workbench: Workbench) -> None:
@@ -115,7 +116,8 @@ class FixScreen(Screen[FixResult | None]):
             yield Input(placeholder="target: accuracy points you may lose (e.g. 1), or agree 99, or sqnr 30", id="fix-target")
             yield Label("", id="fix-status")
             yield FixPlot(id="fix-plot")
-            yield Static("", id="fix-log")
+            with VerticalScroll(id="fix-scroll"):  # rows, paths and changes can outgrow 80x24
+                yield Static("", id="fix-log")
         yield Footer()
 
     def on_mount(self) -> None:
