@@ -471,7 +471,7 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
     if backup is not None:
         lines.append(f"written to {printable(str(project.config.path))} (previous kept as {printable(backup.name)})")
     elif diff:
-        lines.append("(not written: add --write to save it)")
+        lines.append("(not written: the search was stopped)" if result.stopped else "(not written: add --write to save it)")
     return lines
 
 

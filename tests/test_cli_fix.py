@@ -99,6 +99,7 @@ def test_ctrl_c_in_the_ranking_sweep_prints_the_best_so_far_and_exits_130(tmp_pa
     assert "interrupted: the search was stopped" in err and "internal error" not in err
     assert "1. switches" in out and "target met" in out  # the cheapest switch row that meets, found before the sweep
     assert config.read_text() == original and not (tmp_path / "config.yaml.bak").exists()
+    assert "(not written: the search was stopped)" in out
 
 
 def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path):
