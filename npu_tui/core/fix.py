@@ -467,7 +467,9 @@ class Search:
             self.best = (self.restate(start, self.best[0]), self.best[1])
 
     def path(self, item: _Start) -> tuple[list[Change], Settings]:
-        """Weight actions one at a time from a start until the target is met or nothing helps."""
+        """From a start: its ranking (one sweep, shared), the descent in rank order, then weight
+        actions one at a time from the start again until the target is met or nothing is left to try.
+        Returns where the greedy part ended; what met on the way was offered as it came."""
         if item.ranking not in self._rankings:
             self._rankings[item.ranking] = self.ranked(item.settings)
         order = list(self._rankings[item.ranking])
