@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from dataclasses import replace
 from functools import partial
@@ -363,13 +364,21 @@ def _fix(args: argparse.Namespace) -> int:
     from .core.config_writer import config_diff, managed_values, read_config_text, save_config
     from .core.evaluate import Evaluator
     from .core.fix import Search
+    from .core.progress import Progress
 
     project, settings = _open(args)
     data = _data(args, project)
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     loaded = read_config_text(project.config.path)
-    result = Search(project, evaluator, target, budget=args.budget).run(settings)
+    with Progress("ranking the weights", sys.stderr) as progress:
+
+        def sweeping(_start: str, done: int, total: int) -> None:
+            if done == 1:  # a new ranking sweep: its own time left
+                progress.start = time.monotonic()
+            progress.update(done, total)
+
+        result = Search(project, evaluator, target, budget=args.budget, on_sweep=sweeping).run(settings)
     diff = config_diff(project.config.path, result.settings)
     backup = None
     if args.write and diff and not result.stopped:

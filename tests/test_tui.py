@@ -757,7 +757,9 @@ async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(t
         await pilot.press("F", "1", "enter")
         screen = app.screen
         assert isinstance(screen, FixScreen)
-        await until(pilot, lambda: screen.running is not None and screen.running.sweeps > 0, limit=60)
+        status = screen.query_one("#fix-status")
+        await until(pilot, lambda: "ranking the weights from as configured:" in str(status.render()), limit=60)
+        assert screen.running is not None and screen.running.sweeps == 1
         await pilot.press("escape")  # in the ranking sweep
         await until(pilot, lambda: screen.search_worker is None, limit=60)
         status = str(screen.query_one("#fix-status").render())

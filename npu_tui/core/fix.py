@@ -187,10 +187,12 @@ class Search:
         forbidden: frozenset[str] = frozenset(),
         on_visit: Callable[[Visit], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        on_sweep: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.project, self.evaluator, self.target = project, evaluator, target
         self.budget, self.pinned, self.forbidden = budget, pinned, forbidden
         self.on_visit, self.stop = on_visit, stop
+        self.on_sweep = on_sweep  # (start, runs done, runs in all) while a ranking sweep runs
         self.inventory = project.inventory
         self.evaluations = 0
         self.sweeps = 0
@@ -518,7 +520,9 @@ class Search:
     def ranked(self, start: Settings) -> list[str]:
         """Quantized weights, most to gain from excluding first (one sweep)."""
         self.sweeps += 1
-        found = self.evaluator.sensitivity(start, stop=self.stop, gains_only=True)
+        label, report = self.label, self.on_sweep
+        progress = None if report is None else (lambda done, total: report(label, done, total))
+        found = self.evaluator.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
         plans = self.project.compile(start).plans
         gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else SCORE_DB) for s in found}
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]

@@ -77,6 +77,12 @@ class FixVisited(Message):
         self.worker, self.visit = worker, visit
 
 
+class FixSweeping(Message):
+    def __init__(self, worker: Worker, start: str, done: int, total: int) -> None:
+        super().__init__()
+        self.worker, self.start, self.done, self.total = worker, start, done, total
+
+
 class FixFinished(Message):
     def __init__(self, worker: Worker, result: FixResult | None, error: str | None) -> None:
         super().__init__()
@@ -155,6 +161,7 @@ class FixScreen(Screen[FixResult | None]):
                 workbench.project, workbench.evaluator, target, pinned=pinned, forbidden=forbidden,
                 on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
+                on_sweep=lambda start, done, total: self._post(FixSweeping(worker, start, done, total)),
             )
             self.running = search  # what it is doing, for the status and the tests
             result = search.run(workbench.settings)
@@ -177,6 +184,11 @@ class FixScreen(Screen[FixResult | None]):
             self.query_one(FixPlot).draw(self.visits, self.target)
         start = f" from {printable(message.visit.start)}" if message.visit.start else ""
         self._status(f"{len(self.visits)} configs tried{start} (Esc stops; the best so far is kept)")
+
+    def on_fix_sweeping(self, message: FixSweeping) -> None:
+        if message.worker is not self.search_worker:
+            return
+        self._status(f"ranking the weights from {printable(message.start)}: {message.done}/{message.total} runs (Esc stops; the best so far is kept)")
 
     def on_fix_finished(self, message: FixFinished) -> None:
         if message.worker is not self.search_worker:
