@@ -49,6 +49,10 @@ def test_fix_text_output_and_a_target_that_cannot_be_met(tmp_path):
     assert impossible.returncode == 3
     doc = json.loads(impossible.stdout)
     assert doc["met"] is False and doc["after"]["npu_bytes"] <= 13000
+    assert doc["why"].startswith("not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it")
+    within = npu_tui("fix", str(config), "--max-drop", "1", "--budget", "12000", "--json")  # below every config's bytes
+    assert within.returncode == 3
+    assert json.loads(within.stdout)["why"] == "no config within --budget 12,000 B meets it; the cheapest the search found that does costs 16,796 B"
 
 
 def test_eval_targets_exit_3_when_missed(tmp_path):

@@ -771,8 +771,9 @@ class Search:
             cause = f" ({final.fp16_issue})" if final.fp16_issue else ""
             return (f"not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it: "
                     f"the fp16 arithmetic alone is at {_metric_words(self.target, least['metric'])}{cause}")
-        if least is not None and self.budget is not None and not self.affordable(least["npu_bytes"]):
-            return f"no config within --budget {self.budget:,} B meets it; nothing quantized meets it at {least['npu_bytes']:,} B"
+        dearer = [npu_bytes for evaluation, npu_bytes in self._seen.values() if self.target.met(evaluation)]
+        if self.budget is not None and dearer:
+            return f"no config within --budget {self.budget:,} B meets it; the cheapest the search found that does costs {min(dearer):,} B"
         return "no weight change the search tried meets it within the bytes of the configs that do"
 
 
