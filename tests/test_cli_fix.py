@@ -48,6 +48,10 @@ def test_fix_text_output_and_a_target_that_cannot_be_met(tmp_path):
     assert impossible.returncode == 3
     doc = json.loads(impossible.stdout)
     assert doc["met"] is False and doc["after"]["npu_bytes"] <= 13000
+    assert doc["why"].startswith("not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it")
+    within = npu_tui("fix", str(config), "--max-drop", "1", "--budget", "12000", "--json")  # below every config's bytes
+    assert within.returncode == 3
+    assert json.loads(within.stdout)["why"] == "no config within --budget 12,000 B meets it; the cheapest the search found that does costs 16,796 B"
 
 
 def test_eval_targets_exit_3_when_missed(tmp_path):
@@ -97,3 +101,45 @@ def test_every_json_argument_error_is_a_json_document(tmp_path, args, expected):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     doc = json.loads(result.stdout)
     assert expected in doc["error"] and doc["npu_tui_version"]
+
+
+@pytest.mark.parametrize("how", ["keyboard", "cancelled"])
+def test_ctrl_c_in_the_ranking_sweep_prints_the_best_so_far_and_exits_130(tmp_path, monkeypatch, capsys, how):
+    """Ctrl-C reaches the search as KeyboardInterrupt in its own runs or as the sweep's Cancelled."""
+    from npu_tui import cli
+    from npu_tui.core.sim import sensitivity
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt() if how == "keyboard" else sensitivity.Cancelled()
+
+    monkeypatch.setattr(sensitivity, "sweep", interrupted)
+    config = copy_sample("kws_tdnn", tmp_path)
+    original = config.read_text()
+    status = cli.main(["fix", str(config), "--max-drop", "1", "--write"])
+    out, err = capsys.readouterr()
+    assert status == 130, err
+    assert "interrupted: the search was stopped" in err and "internal error" not in err
+    assert "1. switches" in out and "target met" in out  # the cheapest switch row that meets, found before the sweep
+    assert config.read_text() == original and not (tmp_path / "config.yaml.bak").exists()
+    assert "(not written: the search was stopped)" in out
+
+
+def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path):
+    import numpy as np
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
+
+    weight = (np.random.default_rng(0).normal(size=(3, 2)) * 1e6).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    evaluated = json.loads(npu_tui("eval", str(config), "--min-sqnr", "10", "--json").stdout)
+    assert evaluated["output_sqnr_db"] is None and evaluated["target"]["metric"] is None
+    result = npu_tui("fix", str(config), "--min-sqnr", "10", "--json")
+    assert result.returncode == 3, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["before"]["metric"] is None and doc["after"]["metric"] is None
+    assert all(row["metric"] is None for row in doc["localization"]) and "-200" not in result.stdout
+    assert doc["why"].startswith("not even nothing quantized")
+    text = npu_tui("fix", str(config), "--min-sqnr", "10")
+    assert "SQNR none (the NPU output is not finite)" in text.stdout and "-200" not in text.stdout
+    assert "why: not even nothing quantized" in text.stdout

@@ -747,3 +747,44 @@ async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp
         assert isinstance(screen, FixScreen)
         await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60, message=lambda: str(screen.query_one("#fix-status").render()))
         assert "failed" not in str(screen.query_one("#fix-status").render())
+
+
+async def test_fix_screen_names_each_paths_start_and_marks_the_switch_rows(tmp_path):
+    from npu_tui.tui.fix_screen import FixPlot, FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60)
+        log = str(screen.query_one("#fix-log").render())
+        assert "path from as configured:" in log
+        measured = [row for row in screen.result.localization if row["measured"]]
+        assert sum(v.row for v in screen.visits) == len(measured) >= 2  # the user's row and the cheapest that meets
+        plot = str(screen.query_one(FixPlot).render())
+        assert "switch rows" in plot and "S" in plot
+
+
+async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(tmp_path, monkeypatch):
+    from npu_tui.tui.fix_screen import FixScreen
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        slow_sweep(monkeypatch, 0.2)  # from here: the search's ranking sweep outlasts the key press
+        await pilot.press("F", "1", "enter")
+        screen = app.screen
+        assert isinstance(screen, FixScreen)
+        status = screen.query_one("#fix-status")
+        await until(pilot, lambda: "ranking the weights from as configured:" in str(status.render()), limit=60)
+        assert screen.running is not None and screen.running.sweeps == 1
+        await pilot.press("escape")  # in the ranking sweep
+        await until(pilot, lambda: screen.search_worker is None, limit=60)
+        status = str(screen.query_one("#fix-status").render())
+        assert "failed" not in status and "stopped: best so far, target met" in status, status
+        await pilot.press("a")
+        await pilot.pause()
+        assert not isinstance(app.screen, FixScreen)
+        assert app.workbench.settings.key() == screen.result.settings.key()

@@ -380,13 +380,18 @@ class Evaluator:
         return None
 
     def sensitivity(
-        self, settings: Settings, progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None
+        self,
+        settings: Settings,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        gains_only: bool = False,
     ) -> list[Sensitivity]:
-        """Per weight: the model with only it quantized, and the current config with only it excluded.
-        Cancelled carries the weights measured so far."""
+        """Per weight: the model with only it quantized, and the current config with only it excluded
+        (with `gains_only`, the second alone: half the runs, for a ranking). Cancelled carries the
+        weights measured so far."""
         from .sensitivity import sweep
 
-        return sweep(self, settings, progress, stop)
+        return sweep(self, settings, progress, stop, gains_only)
 
 
 def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:

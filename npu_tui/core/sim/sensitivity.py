@@ -137,12 +137,16 @@ def sweep(
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    gains_only: bool = False,
 ) -> list[Sensitivity]:
     """Raises Cancelled with the weights measured so far when `stop()` turns true or on Ctrl-C;
     `stop` is asked between two runs, and a run is one pass over one batch of samples. The evaluator's
     lock is held per run, not per sweep: an evaluation (a fix search, the workbench) asked for
     meanwhile runs between two of the sweep's runs instead of after the whole sweep. Every what-if
-    run binds all the weights it uses, so the state others leave in a shared binding does not matter."""
+    run binds all the weights it uses, so the state others leave in a shared binding does not matter.
+    With `gains_only` only the "current" side runs (a ranking by exclusion gain: output_sqnr_db and
+    accuracy are None)."""
+    sides = ("current",) if gains_only else SIDES
     compiler = evaluator.compiler
     inventory = compiler.inventory
     base = plan_weights(inventory, settings)
@@ -155,7 +159,8 @@ def sweep(
     by_cut: dict[int | None, list] = {}
     for weight in inventory.weights:
         by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-    total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
+    base_counts = [base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED for w in inventory.weights]
+    total = sum(base_counts) if gains_only else sum(2 if b else 1 for b in base_counts)
     ticker = _Progress(total, progress, stop)
     measured: dict[str, Sensitivity] = {}
 
@@ -181,7 +186,7 @@ def sweep(
 
     def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
         for weight in weights:
-            only = what_if(weight, "only", bounds["only"], states["only"], True)
+            only = None if gains_only else what_if(weight, "only", bounds["only"], states["only"], True)
             gain: float | None = 0.0
             if base[weight.name].quantized:
                 excluded = what_if(weight, "current", bounds["current"], states["current"], False)
@@ -189,18 +194,21 @@ def sweep(
             elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                 included = what_if(weight, "current", bounds["current"], states["current"], True)
                 gain = _difference(current.output_sqnr_db, _sqnr(included))
+            if gains_only:
+                measured[weight.name] = Sensitivity(weight.name, None, None, gain, weight.size - 4)
+                continue
             accuracy = only.accuracy_npu if only is not None else None
             measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, weight.size - 4)
 
     try:
         current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
-        measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+        measure(by_cut.get(None, []), {side: None for side in sides}, {side: None for side in sides})
         runs = len(evaluator.batches.slices())
-        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
+        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in sides}
         for k in range(len(cuts.plan.cuts)):
             new = cuts.new_at(k)
             keep = cuts.tensors(k)
-            for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
+            for side in sides:  # move each side's activations from cut k-1 to cut k; drop the rest
                 ticker.check(ordered)
                 produced: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
                 if new:
@@ -211,7 +219,7 @@ def sweep(
                 ]
             if k in by_cut:
                 session = cuts.suffix(k)
-                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
+                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in sides}, states)
     except KeyboardInterrupt:
         raise Cancelled(ordered()) from None
     return ordered()
