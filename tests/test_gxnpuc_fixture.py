@@ -72,10 +72,10 @@ def test_every_compressed_weight_is_bit_exact():
             where = f"{run.graph}/{run.variant} command {command.index}"
             q, w = quantized(run, command, names)
             record, i = command.record, command.index
-            assert q.tile_codes.size == record["origin_weight_len"], where
+            assert q.padded == record["origin_weight_len"], where
             assert (q.params.scale_fp16_bits, q.params.offset_fp16_bits) == (record["scale_u16"], record["bias_u16"]), where
-            assert np.array_equal(q.mask, arrays[f"mask_{i}"]), where
-            assert np.array_equal(q.tile_codes[q.mask == 1], arrays[f"codes_{i}"]), where
+            assert np.array_equal(q.mask(), arrays[f"mask_{i}"]), where
+            assert np.array_equal(q.tile_codes()[q.mask() == 1], arrays[f"codes_{i}"]), where
             assert q.codes_stored == record["n_codes"], where
             assert q.codes.shape == w.shape
             checked += 1
@@ -131,7 +131,7 @@ def mem6_model(run: fx.Run) -> int:
         seen.add(command.weight)
         if compresses(run, command):
             q, _ = quantized(run, command, names)
-            total += memory.compressed_bytes(q.tile_codes.size, q.codes_stored)
+            total += memory.compressed_bytes(q.padded, q.codes_stored)
             if fuses_bias(run, command) and command.bias:
                 fused_biases.add(command.bias)
         else:
