@@ -15,14 +15,18 @@ import numpy as np
 from .errors import ModelError
 from .fusion import fuse_bn
 from .inventory import Inventory, Weight
-from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
+from .metrics import ErrorMetrics, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
-from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
+from .quant import memory
+from .quant.fp16 import FP16_MAX, FP16_MIN_NORMAL
+from .quant.gxnpuc import GxnpucQuant
+from .quant.gxnpuc import quantize as gxnpuc_quantize
+from .quant.layout import padded_size
+from .quantize import QuantParams, auto_range, params_of, to_fp16
 from .settings import Settings
 
-FP16_MAX = 65504.0
-FP16_MIN_NORMAL = 2.0**-14
 RESULTS_KEPT_PER_WEIGHT = 4
+OVERFLOW_MESSAGE = "{name}: values beyond ±" + f"{FP16_MAX:g}" + " do not fit fp16 (the NPU reads inf or NaN)"
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,22 @@ class WeightResult:
     fused_bias: np.ndarray | None
     errors: ErrorMetrics
     tail_ratio: float | None
+    quant: GxnpucQuant | None = None  # the codes and their count, when quantized
     warnings: tuple[CompileWarning, ...] = ()
 
     @property
-    def stored_bytes(self) -> int:
-        size = self.weight.size
-        return size + 4 if self.plan.quantized else 2 * size
+    def weight_memory_bytes(self) -> int:
+        """What the weight takes in the chip's weight memory (Mem6), compressed or fp16 (quant/memory.py)."""
+        if self.quant is not None:
+            return memory.compressed_bytes(self.quant.padded, self.quant.codes_stored)
+        return fp16_weight_bytes(self.weight)
+
+
+def fp16_weight_bytes(weight: Weight) -> int:
+    """The weight stored fp16: every padded element of its tiles; a depthwise kernel unpadded."""
+    if weight.group > 1:
+        return memory.fp16_bytes(weight.size)
+    return memory.fp16_matrix_bytes(weight.matrix)
 
 
 @dataclass
@@ -118,14 +132,16 @@ class Compiler:
             return cached[key]
         w, bias = self.reference(weight, plan.fused)
         lo, hi = self.extent(weight, plan.fused, w)
-        if plan.quantized and not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ModelError(
-                f"{self.inventory.path}: weight {weight.name!r} holds NaN or Inf; fix the model or exclude the weight"
-            )
-        rng = plan.range if plan.range is not None else auto_range(lo, hi)
-        params = quant_params(*rng) if plan.quantized else None
-        simulated = simulate(w, params)
-        clipped = count_clipped(w, params.nudged_min, params.nudged_max) if params else 0
+        quant, params = None, None
+        rng = auto_range(lo, hi, padded_size(weight.matrix) > weight.size)
+        if plan.quantized:
+            where = f"{self.inventory.path}: weight {weight.name!r}"
+            quant = gxnpuc_quantize(w, plan.range, name=where, matrix=weight.matrix, extent=(lo, hi))
+            rng = quant.range
+            params = params_of(*rng, quant.params)
+            simulated = quant.dequantized
+        else:
+            simulated = to_fp16(w)
         result = WeightResult(
             weight=weight,
             plan=plan,
@@ -134,14 +150,26 @@ class Compiler:
             params=params,
             simulated=simulated,
             fused_bias=to_fp16(bias) if bias is not None else None,
-            errors=error_metrics(w, simulated, clipped),
+            errors=error_metrics(w, simulated, quant.saturated if quant else 0),
             tail_ratio=self.tail(weight, plan.fused, w),
+            quant=quant,
         )
         result = replace(result, warnings=tuple(_weight_warnings(result)))
         cached[key] = result
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
         return result
+
+    def fp16_cost_bytes(self, weight: Weight, plan: WeightPlan) -> int:
+        """The bytes keeping the weight fp16 costs over compressing it (with its plan's range and fusion);
+        0 for a weight gxnpuc never compresses or cannot quantize."""
+        if weight.never_compressed is not None:
+            return 0
+        try:
+            compressed = self.result(weight, replace(plan, quantized=True, reason=None))
+        except ModelError:
+            return 0
+        return fp16_weight_bytes(weight) - compressed.weight_memory_bytes
 
     def extent(self, weight: Weight, fused: bool, w: np.ndarray) -> tuple[float, float]:
         """The weight's smallest and largest value (NaN or Inf show up here too)."""
@@ -163,6 +191,8 @@ class Compiler:
         return self._fp16[name]
 
     def _sizes(self, results: dict[str, WeightResult]) -> tuple[int, int]:
+        """(fp16_weight_memory_bytes, weight_memory_bytes): every weight as it is stored, plus the
+        constants the NPU keeps fp16 (biases, BN multiplier and addend, a fused bias)."""
         stored = dict(self.inventory.stored)
         for result in results.values():
             bn = result.weight.bn
@@ -171,9 +201,11 @@ class Compiler:
                     stored.pop(name, None)
                 if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
-        fp16_bytes = 2 * sum(stored.values())
-        saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())
-        return fp16_bytes, fp16_bytes - saved
+        for name in results:
+            stored.pop(name, None)
+        constants = memory.fp16_bytes(sum(stored.values()))
+        fp16_bytes = constants + sum(fp16_weight_bytes(r.weight) for r in results.values())
+        return fp16_bytes, constants + sum(r.weight_memory_bytes for r in results.values())
 
     def _constant_warnings(self, weights: set[str]) -> list[CompileWarning]:
         if self._constant_warning_list is not None:
@@ -183,33 +215,35 @@ class Compiler:
             if name in weights:
                 continue
             values = self.fp16(name)
-            if np.isinf(values).any() and np.isfinite(self.inventory.arrays[name]).all():
-                warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+            if not np.isfinite(values).all() and np.isfinite(self.inventory.arrays[name]).all():
+                warnings.append(CompileWarning("fp16_overflow", name, OVERFLOW_MESSAGE.format(name=name)))
         self._constant_warning_list = warnings
         return warnings
 
 
 def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
-    name, plan, params = result.weight.name, result.plan, result.params
+    name, plan, params, quant = result.weight.name, result.plan, result.params, result.quant
     warnings = []
-    if params is not None and plan.range is not None:
-        lo, hi = plan.range
+    if params is not None and quant is not None:
+        lo, hi = result.range
+        grid = f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}]"
         if lo > 0 or hi < 0:
+            source = f"WEIGHT_MIN_MAX [{lo:g}, {hi:g}]" if plan.range is not None else f"its range [{lo:.6g}, {hi:.6g}] (no padding)"
             warnings.append(
                 CompileWarning(
                     "nudge_shift",
                     name,
-                    f"{name}: WEIGHT_MIN_MAX [{lo:g}, {hi:g}] does not contain 0; "
-                    f"the nudge shifts it to [{params.nudged_min:.6g}, {params.nudged_max:.6g}]",
+                    f"{name}: {source} does not contain 0; the nudge shifts the grid to {grid} while values are "
+                    f"clipped to [{lo:.6g}, {hi:.6g}]: {quant.saturated:,} of {result.weight.size:,} values saturate",
                 )
             )
-        if result.errors.clipped_fraction > 0:
+        if quant.saturated:
             warnings.append(
                 CompileWarning(
                     "saturation",
                     name,
-                    f"{name}: {result.errors.clipped_fraction:.2%} of values lie outside "
-                    f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}] and saturate",
+                    f"{name}: {quant.saturated:,} of {result.weight.size:,} values ({result.errors.clipped_fraction:.2%}) "
+                    f"lie outside {grid} and saturate",
                 )
             )
     if params is not None and params.scale < FP16_MIN_NORMAL:
@@ -221,11 +255,11 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
             )
         )
     if params is not None:
-        overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
+        overflow = not np.isfinite([params.nudged_min, params.nudged_max]).all()
     else:
-        overflow = not np.isfinite(np.float16(max(abs(result.extent[0]), abs(result.extent[1]))))
+        overflow = not np.isfinite(to_fp16(np.array(result.extent, np.float32))).all()
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:
-        warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+        warnings.append(CompileWarning("fp16_overflow", name, OVERFLOW_MESSAGE.format(name=name)))
     return warnings

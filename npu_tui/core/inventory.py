@@ -17,8 +17,9 @@ from onnx import numpy_helper
 
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
-from .kinds import Origin, WeightKind
+from .kinds import Origin, Reason, WeightKind
 from .model_file import LoadedModel, open_unsized_dims
+from .quant.onnx_layout import tf_matrix
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -90,10 +91,24 @@ class Weight:
     scope: str = ""
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
+    group: int = 1  # a Conv's group attribute: > 1 is depthwise (or grouped), never compressed
+    transposed: bool = False  # Gemm's transB: the weight is [out, in]
+    matrix: tuple[int, int, int] = (1, 1, 1)  # (taps, in, out) in gxnpuc's TF layout: what sets its padding
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def never_compressed(self) -> Reason | None:
+        """gxnpuc stores depthwise kernels and Conv2D kernels with one input channel fp16, whatever the config."""
+        if self.kind != WeightKind.CONV:
+            return None
+        if self.group > 1:
+            return Reason.DEPTHWISE_NEVER_COMPRESSED
+        if self.matrix[1] == 1:
+            return Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED
+        return None
 
 
 @dataclass
@@ -178,6 +193,8 @@ class _Finder:
                         weight.op_types.append(ref.node.op_type)
                     continue
                 weight = Weight(name, kind, [ref.label], [ref.node.op_type], (), origin, ref.scope)
+                weight.group = _int_attribute(ref.node, "group", 1)
+                weight.transposed = ref.node.op_type == "Gemm" and _int_attribute(ref.node, "transB", 0) == 1
                 if origin == Origin.FOLDED:
                     folds[name] = self.fold_plan(name)
                     weight.folded_from = folds[name].sources
@@ -185,6 +202,7 @@ class _Finder:
         arrays = self.extract_arrays(folds, weights)
         for weight in weights.values():
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
+            weight.matrix = tf_matrix(weight.op_types[0], weight.shape, weight.transposed)
             weight.bn = self.bn_site(weight)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
         inventory = Inventory(self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops)
@@ -318,7 +336,8 @@ class _Finder:
         return BnSite(conv.node, bn, conv.graph, bias, scale, offset, mean, var, float(epsilon))
 
     def stored_sizes(self, folds: dict[str, Fold], arrays: dict[str, np.ndarray]) -> dict[str, int]:
-        """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight."""
+        """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight, a
+        BatchNormalization's mean and variance to the multiplier and addend held in its scale's and bias's place."""
         fold_nodes = {id(ref.node) for fold in folds.values() for ref in fold.nodes}
         stored: dict[str, int] = {}
         for name, const in self.constants.items():
@@ -329,7 +348,16 @@ class _Finder:
                 stored[name] = int(arrays[name].size)
         for name in folds:
             stored[name] = int(arrays[name].size)
+        for ref in self.nodes:  # the NPU runs a BatchNormalization as a multiplier and an addend per channel
+            if ref.node.op_type == "BatchNormalization" and len(ref.node.input) >= 5:
+                for name in ref.node.input[3:5]:
+                    if all(u.node.op_type == "BatchNormalization" for u in self.consumers.get(name, [])):
+                        stored.pop(name, None)
         return stored
+
+
+def _int_attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == name), default)
 
 
 def _restore_data(tensor: onnx.TensorProto, array: np.ndarray) -> None:

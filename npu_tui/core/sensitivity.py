@@ -179,7 +179,8 @@ def sweep(
                 elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                     included = what_if(weight, "current", bounds["current"], states["current"], True)
                     gain = _difference(current.output_sqnr_db, included.output_sqnr_db)
-                measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, weight.size - 4)
+                cost = compiler.fp16_cost_bytes(weight, base[weight.name])
+                measured[weight.name] = Sensitivity(weight.name, only.output_sqnr_db, only.accuracy_npu, gain, cost)
 
         try:
             current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))

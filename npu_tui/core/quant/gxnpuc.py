@@ -77,7 +77,7 @@ class GxnpucQuant:
     padding_code: int  # the code a padding zero gets (the zero point unless the range excludes 0)
     codes_stored: int  # codes gxnpuc writes: one per padded element whose code is not the zero point
     clipped: int  # weight elements outside the raw range [mn, mx]
-    saturated: int  # weight elements beyond the grid or the range: they all land on code 0 or 255
+    saturated: int  # weight elements outside the range, or more than half a step beyond the grid: stuck at its ends
 
     @property
     def padded(self) -> int:
@@ -126,17 +126,23 @@ def quantize_values(values: np.ndarray, mn: float, mx: float, params: GridParams
     out = np.empty(flat.size, dtype=np.uint8)
     lo, hi = np.float32(mn), np.float32(mx)
     offset, scale = np.float32(params.offset), np.float32(params.scale)
-    for start in range(0, flat.size, CHUNK):
-        buf = cvt_value(np.clip(flat[start:start + CHUNK], lo, hi))
-        buf -= offset
-        buf = buf.astype(np.float16).astype(np.float32)
-        buf /= scale
-        buf = buf.astype(np.float16).astype(np.float32)
-        buf += np.float32(0.5)
-        buf = buf.astype(np.float16).astype(np.float32)
-        np.clip(buf, 0, QUANT_MAX, out=buf)
-        np.floor(buf, out=out[start:start + CHUNK], casting="unsafe")
+    with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
+        for start in range(0, flat.size, CHUNK):
+            _codes_chunk(flat[start:start + CHUNK], lo, hi, offset, scale, out[start:start + CHUNK])
     return out.reshape(np.shape(values))
+
+
+def _codes_chunk(values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.float32, scale: np.float32, out: np.ndarray) -> None:
+    """clamp(floor((cvt(clip(x)) - offset) / scale + 0.5), 0, 255), each op rounded to fp16, into `out`."""
+    buf = cvt_value(np.clip(values, lo, hi))
+    buf -= offset
+    buf = buf.astype(np.float16).astype(np.float32)
+    buf /= scale
+    buf = buf.astype(np.float16).astype(np.float32)
+    buf += np.float32(0.5)
+    buf = buf.astype(np.float16).astype(np.float32)
+    np.clip(buf, 0, QUANT_MAX, out=buf)
+    np.floor(buf, out=out, casting="unsafe")
 
 
 def quantize(
@@ -173,6 +179,7 @@ def quantize(
     if bias_codes is not None:
         stored += int(np.count_nonzero(bias_codes != zp))
     lo, hi = params.grid
+    half = float(params.scale) / 2  # within half a step beyond the grid's ends a value still rounds right
     return GxnpucQuant(
         range=(mn, mx),
         params=params,
@@ -184,7 +191,7 @@ def quantize(
         padding_code=padding_code,
         codes_stored=stored,
         clipped=int(np.count_nonzero(w32 < np.float32(mn)) + np.count_nonzero(w32 > np.float32(mx))),
-        saturated=_outside(w32, max(mn, lo), min(mx, hi), extent),
+        saturated=_outside(w32, max(mn, lo - half), min(mx, hi + half), extent),
     )
 
 
