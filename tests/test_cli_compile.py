@@ -1,7 +1,6 @@
 """`npu-tui compile` through a subprocess: the vendor's -w lines, JSON, --sim, -s and the summary."""
 
 import json
-import math
 import subprocess
 import sys
 

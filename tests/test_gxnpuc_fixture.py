@@ -6,10 +6,10 @@ which weights the config compresses; and Mem6(weights) of every compiled run.
 
 from __future__ import annotations
 
-import gxnpuc_fixture as fx
 import numpy as np
 import pytest
 
+import gxnpuc_fixture as fx
 from npu_tui.core.quant import gxnpuc, layout, memory
 
 pytestmark = pytest.mark.skipif(not fx.available(), reason="../shared/gxnpuc (the vendor compiler's outputs) is absent")
