@@ -168,7 +168,7 @@ def quantize(
     if b32 is not None and b32.size:
         extent = (min(extent[0], float(b32.min())), max(extent[1], float(b32.max())))
     if not np.isfinite(extent[0] + extent[1]):
-        raise ModelError(f"{name}: holds NaN or Inf; fix the model or exclude the weight")
+        raise ModelError(f"{name} holds NaN or Inf; fix the model or exclude the weight")
     mn, mx = block_range(extent, padding > 0, weight_range)
     params = grid_params(mn, mx, name)
     codes = quantize_values(w32, mn, mx, params)
