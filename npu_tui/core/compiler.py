@@ -229,12 +229,14 @@ def _weight_warnings(result: WeightResult) -> list[CompileWarning]:
         grid = f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}]"
         if lo > 0 or hi < 0:
             source = f"WEIGHT_MIN_MAX [{lo:g}, {hi:g}]" if plan.range is not None else f"its range [{lo:.6g}, {hi:.6g}] (no padding)"
+            end, code = (params.nudged_max, 255) if lo > 0 else (params.nudged_min, 0)
+            stuck = int(np.count_nonzero(quant.codes == code))
             warnings.append(
                 CompileWarning(
                     "nudge_shift",
                     name,
                     f"{name}: {source} does not contain 0; the nudge shifts the grid to {grid} while values are "
-                    f"clipped to [{lo:.6g}, {hi:.6g}]: {quant.saturated:,} of {result.weight.size:,} values saturate",
+                    f"clipped to [{lo:.6g}, {hi:.6g}]: {stuck:,} of {result.weight.size:,} values are stuck at {end:.6g}",
                 )
             )
         if quant.saturated:

@@ -245,7 +245,8 @@ class _Validator:
                     )
             lo, hi = float(bounds[0]), float(bounds[1])
             if not lo < hi:
-                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}", name)
+                crash = " (gxnpuc 1.5.8 crashes on an empty range)" if lo == hi else ""
+                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}{crash}", name)
             ranges[name] = (lo, hi)
         return ranges
 
