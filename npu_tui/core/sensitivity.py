@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .compiler import WeightResult
+from .compiler import Compiler, WeightResult
+from .errors import ModelError
 from .graph import reads
+from .inventory import Weight
 from .kinds import Reason
-from .plan import plan_weights
+from .plan import WeightPlan, plan_weights
 from .runtime import BoundSession
 from .settings import Settings
 from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
@@ -129,6 +131,18 @@ class CutSessions:
         return self.segments[k]
 
 
+def _quantizable(compiler: Compiler, weight: Weight, plan: WeightPlan) -> bool:
+    """Whether gxnpuc could quantize the weight at all: what it never compresses (depthwise, one input
+    channel) and what it would crash on (no step) have no "alone" number to measure."""
+    if weight.never_compressed is not None:
+        return False
+    try:
+        compiler.result(weight, replace(plan, quantized=True, reason=None))
+    except ModelError:
+        return False
+    return True
+
+
 def sweep(
     evaluator: Evaluator,
     settings: Settings,
@@ -148,9 +162,10 @@ def sweep(
         side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
         outputs = list(evaluator.outputs)
         by_cut: dict[int | None, list] = {}
-        for weight in inventory.weights:
+        measurable = [w for w in inventory.weights if _quantizable(compiler, w, base[w.name])]
+        for weight in measurable:
             by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-        total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
+        total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in measurable)
         ticker = _Progress(total, progress, stop)
         measured: dict[str, Sensitivity] = {}
 

@@ -96,6 +96,8 @@ def grid_params(mn: float, mx: float, name: str = "weight") -> GridParams:
     """Scale, zero point and offset of a range; RangeCrash where gxnpuc's scale is 0."""
     lo, hi = f32(as_fp16(cvt(np.float32(mn)))), f32(as_fp16(cvt(np.float32(mx))))
     scale = h(f32(h(hi - lo)) / np.float32(QUANT_MAX))
+    if not np.isfinite(scale):
+        raise RangeCrash(f"{name}: quantization range [{mn:g}, {mx:g}] is beyond fp16 (±65504); {CRASH_HINT}")
     if not scale > 0:
         raise RangeCrash(f"{name}: quantization range [{mn:g}, {mx:g}] has no step; {CRASH_HINT}")
     zp_from_min = f32(h(np.float32(0) - f32(h(lo / f32(scale)))))
