@@ -12,16 +12,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from npu_tui.core.quant import memory
+from npu_tui.core.quant.fp16 import FP16_MAX, FP16_MIN_NORMAL
+from npu_tui.core.quant.gxnpuc import GxnpucQuant
+from npu_tui.core.quant.gxnpuc import quantize as gxnpuc_quantize
+from npu_tui.core.quant.layout import padded_size
+
 from .errors import ModelError
 from .fusion import fuse_bn
 from .inventory import Inventory, Weight
 from .metrics import ErrorMetrics, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
-from .quant import memory
-from .quant.fp16 import FP16_MAX, FP16_MIN_NORMAL
-from .quant.gxnpuc import GxnpucQuant
-from .quant.gxnpuc import quantize as gxnpuc_quantize
-from .quant.layout import padded_size
 from .quantize import QuantParams, auto_range, params_of, to_fp16
 from .settings import Settings
 

@@ -15,11 +15,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from npu_tui.core.model.onnx_layout import tf_matrix
+
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .kinds import Origin, Reason, WeightKind
 from .model_file import LoadedModel, open_unsized_dims
-from .quant.onnx_layout import tf_matrix
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}

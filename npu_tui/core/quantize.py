@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quant.fp16 import as_fp16, cvt
-from .quant.gxnpuc import GridParams, RangeCrash, grid_params, quantize_values
+from npu_tui.core.quant.fp16 import as_fp16, cvt
+from npu_tui.core.quant.gxnpuc import GridParams, RangeCrash, grid_params, quantize_values
 
 
 @dataclass(frozen=True)
