@@ -91,3 +91,10 @@ def test_codes_are_written_per_weight_in_its_own_shape(tmp_path):
     assert fc["weight_memory_bytes"] == 1024 // 8 + fc["codes_stored"] + fc["codes_stored"] % 2
     refused = npu_tui("compile", "--codes", str(config), str(config))
     assert refused.returncode == 2 and "--codes" in refused.stderr and config.read_text() == BASE_CONFIG
+
+
+def test_fuse_biasadd_says_what_npu_tui_does_not_simulate(tmp_path):
+    config = write_project(tmp_path, fc_model(np.eye(4, dtype=np.float32)), BASE_CONFIG + "FUSE_BIASADD: true\n")
+    result = npu_tui("compile", str(config))
+    assert result.returncode == 0
+    assert "config.yaml:7: FUSE_BIASADD true: gxnpuc 1.5.8 quantizes each bias with its weight" in result.stderr
