@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-s", "--save-hist", action="store_true", help="save a JPEG histogram per quantized weight")
     comp.add_argument("--hist-dir", default="npu_jpgs", help="folder for -s (default: ./npu_jpgs)")
     comp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    comp.add_argument(
+        "--check", action="store_true", help="list every reason gxnpuc would refuse the model (a .pb) and stop; exit 2 if there is any"
+    )
     comp.add_argument("--sim", metavar="PATH", help="write the NPU simulation model (ONNX) to PATH")
     comp.add_argument(
         "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
@@ -216,6 +219,8 @@ def _compile(args: argparse.Namespace) -> int:
     from .core.sim_check import check_simulation
     from .core.simulation import build_simulation
 
+    if args.check:
+        return _check(args)
     project, settings = _open(args)
     compilation = project.compile(settings)
     if args.sim:
@@ -252,6 +257,27 @@ def _compile(args: argparse.Namespace) -> int:
     lines += summary_lines(project, compilation)
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
+    from .core.config import load_config
+    from .core.model.tf.checks import check_pb
+    from .core.model_file import is_graphdef
+
+    config = load_config(args.config)
+    if not is_graphdef(config.model_path):
+        sys.stdout.write(f"{printable(str(config.model_path))}: an ONNX model; --check reads TensorFlow frozen graphs (.pb)\n")
+        return EXIT_OK
+    found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    if args.json:
+        _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
+    elif found:
+        lines = [f"gxnpuc will refuse this model: {printable(str(config.model_path))}", *(f"  {printable(p)}" for p in found)]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        sys.stdout.write(f"{printable(str(config.model_path))}: every op is in the GRUS list of gxnpuc -L, within its limits\n")
+    return EXIT_USER if found else EXIT_OK
 
 
 def _choice(args: argparse.Namespace):

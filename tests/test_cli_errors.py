@@ -24,9 +24,9 @@ CASES = {
     "exclude_not_list": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: {fc: 1}\n", "config.yaml:7: EXCLUDE_COMPRESS_OPS: {'fc': 1} is not a list"),
     "exclude_unknown": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS:\n  - fc\n  - conv2\n", "config.yaml:9: EXCLUDE_COMPRESS_OPS: no weight or node named 'conv2' in the model (did you mean 'conv1'"),
     "unknown_corename": (BASE_CONFIG.replace("GRUS", "GRUSS"), "config.yaml:2: CORENAME: unknown chip 'GRUSS'; use one of GRUS, AQUILA, LEO"),
-    "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set ONNX_FILE"),
+    "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set PB_FILE"),
     "missing_model": (BASE_CONFIG.replace("model.onnx", "gone.onnx"), "gone.onnx: model file not found"),
-    "tensorflow_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' is a TensorFlow model"),
+    "missing_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "model.pb: model file not found"),
     "python_tag": (BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n", "config.yaml:7: YAML tag not allowed"),
     "model_is_folder": (BASE_CONFIG.replace("model.onnx", "subdir"), "subdir: is a folder"),
 }

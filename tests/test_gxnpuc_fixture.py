@@ -163,3 +163,29 @@ def test_weight_memory_is_gxnpucs_mem6_on_every_compiled_run():
     wrong = [m for m in matched if m[2] != m[3]]
     assert not wrong, wrong
     assert len(matched) == 418  # every run gxnpuc compiled
+
+
+def scalar_constants(graph: str) -> set[str]:
+    """The graph's Consts that are no variable and survive folding (axes, dims, a forget bias)."""
+    return {n for n, op in fx.manifest()[graph]["ops"] if op == "Const"} - set(fx.weights(graph)) - fx.folded_constants(graph)
+
+
+def test_whole_graphs_through_the_tf_reader_take_gxnpucs_mem6():
+    """Every compiled run npu-tui opens (it refuses some configs gxnpuc accepts silently, by design), read
+    from its .pb and compiled as the product does. Left out: FUSE_BIASADD (npu-tui does not fold the bias
+    into the weight yet, it warns) and graphs with scalar constants (the TF reader does not keep the int
+    axes gxnpuc stores, 2 bytes each)."""
+    from npu_tui.core.errors import UserError
+    from npu_tui.core.project import open_project
+
+    matched = 0
+    for run in fx.runs() if fx.available() else []:
+        if not run.ok or run.config.get("FUSE_BIASADD") is True or scalar_constants(run.graph):
+            continue
+        try:
+            project = open_project(run.path / "config.yaml")
+        except UserError:
+            continue
+        assert project.compile(project.config.settings).npu_bytes == run.mem6, f"{run.graph}/{run.variant}"
+        matched += 1
+    assert matched >= 280

@@ -106,3 +106,18 @@ def long_names_app(tmp_path, monkeypatch):
 
 def test_long_exporter_names(snap_compare, long_names_app):
     assert snap_compare(long_names_app, terminal_size=SIZE, run_before=after("j", "j"))
+
+
+@pytest.fixture
+def kws_pb_app(tmp_path, monkeypatch):
+    copy_sample("kws_tdnn_pb", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from pathlib import Path
+
+    return make_app(Path("config.yaml"))
+
+
+def test_tensorflow_sample_shows_gxnpuc_names(snap_compare, kws_pb_app):
+    """The kws sample's frozen .pb: the tree and the details speak gxnpuc's folded names and TF shapes."""
+    assert snap_compare(kws_pb_app, terminal_size=SIZE, run_before=after())

@@ -105,7 +105,7 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if data is None:
-        raise ConfigError(f"{path}: the file is empty; it needs at least CORENAME and ONNX_FILE")
+        raise ConfigError(f"{path}: the file is empty; it needs at least CORENAME and PB_FILE")
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise ConfigError(f"{path}:1: the top level is a {kind}; it must be a mapping of KEY: value")
@@ -195,16 +195,10 @@ class _Validator:
     def model_path(self) -> Path:
         key = next((k for k in MODEL_KEYS if k in self.data), None)
         if key is None:
-            raise ConfigError(f"{self.path}: no model: set ONNX_FILE to the .onnx file, relative to this config")
+            raise ConfigError(f"{self.path}: no model: set PB_FILE to the frozen .pb (or an .onnx file), relative to this config")
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():
             raise self.fail(key, f"{key}: {_brief(value)} is not a file path")
-        if value.lower().endswith((".pb", ".pbtxt", ".h5", ".tflite")):
-            raise self.fail(
-                key,
-                f"{key}: {_brief(value)} is a TensorFlow model; npu-tui reads ONNX: export it "
-                "(for example with tf2onnx) and set ONNX_FILE",
-            )
         return self.path.parent / value
 
     def boolean(self, key: str) -> bool:

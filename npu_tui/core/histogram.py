@@ -11,7 +11,7 @@ import numpy as np
 
 from .compiler import Compilation, Compiler, WeightResult
 from .safe_files import atomic_write
-from .text import file_stem, printable
+from .text import MAX_GXNPUC_STEM, file_stem, gxnpuc_stem, printable
 
 DEFAULT_BINS = 128
 INDEX_FILE = "index.json"
@@ -50,7 +50,7 @@ def write_jpegs(
     written = []
     quantized = [r for r in compilation.results.values() if r.plan.quantized]
     for number, result in enumerate(quantized, start=1):
-        file_name = f"{number:04d}_{file_stem(result.weight.name)}.jpg"
+        file_name = _file_name(number, result.weight.name, compiler.inventory.tensorflow, index)
         reference, _ = compiler.reference(result.weight, result.plan.fused)
         figure = _figure(plt, result, reference)
         with atomic_write(folder / file_name) as handle:  # a link planted in the folder is replaced, not followed
@@ -63,6 +63,16 @@ def write_jpegs(
     with atomic_write(folder / INDEX_FILE, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(index, indent=1) + "\n")
     return written
+
+
+def _file_name(number: int, name: str, tensorflow: bool, taken: dict[str, str]) -> str:
+    """gxnpuc's own file name for a TensorFlow model's weight (what the user's scripts look for), unless two
+    weights would share it or it is too long; else the numbered, file-safe one."""
+    if tensorflow:
+        stem = gxnpuc_stem(name)
+        if len(stem) <= MAX_GXNPUC_STEM and f"{stem}.jpg" not in taken and f"{stem}.jpg" != INDEX_FILE:
+            return f"{stem}.jpg"
+    return f"{number:04d}_{file_stem(name)}.jpg"
 
 
 def _figure(plt, result: WeightResult, w: np.ndarray):

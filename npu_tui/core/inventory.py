@@ -20,6 +20,7 @@ from npu_tui.core.model.onnx_layout import tf_matrix
 from .errors import ModelError
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .kinds import Origin, Reason, WeightKind
+from .model.tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
 from .model_file import LoadedModel, open_unsized_dims
 
 FLOAT_TYPES = frozenset(
@@ -95,6 +96,8 @@ class Weight:
     group: int = 1  # a Conv's group attribute: > 1 is depthwise (or grouped), never compressed
     transposed: bool = False  # Gemm's transB: the weight is [out, in]
     matrix: tuple[int, int, int] = (1, 1, 1)  # (taps, in, out) in gxnpuc's TF layout: what sets its padding
+    tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
+    tf_names: tuple[str, ...] = ()  # and the TF nodes it is read through (its Const, /read, an ExpandDims)
 
     @property
     def size(self) -> int:
@@ -111,6 +114,11 @@ class Weight:
             return Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED
         return None
 
+    @property
+    def shown_shape(self) -> tuple[int, ...]:
+        """The shape the vendor's tools show: TF's for a .pb ([kh, kw, cin, cout]), else the array's."""
+        return self.tf_shape if self.tf_shape is not None else self.shape
+
 
 @dataclass
 class Inventory:
@@ -124,13 +132,15 @@ class Inventory:
     folds: dict[str, Fold]
     node_ops: dict[str, str]
     stored: dict[str, int] = field(default_factory=dict)
+    tf_aliases: dict[str, str] = field(default_factory=dict)  # TF node name -> gxnpuc's name of its weight
+    tensorflow: bool = False  # read from a frozen GraphDef: gxnpuc honours only its `-w` names
 
     def __post_init__(self) -> None:
         self.by_name = {w.name: w for w in self.weights}
         self.name_owners: dict[str, list[str]] = {}
         self.fuse_owners: dict[str, list[str]] = {}
         for weight in self.weights:
-            for name in {weight.name, *weight.nodes}:
+            for name in {weight.name} if self.tensorflow else {weight.name, *weight.nodes}:
                 self.name_owners.setdefault(name, []).append(weight.name)
             if weight.kind == WeightKind.CONV:
                 names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
@@ -178,6 +188,7 @@ class _Finder:
     def run(self) -> Inventory:
         weights: dict[str, Weight] = {}
         folds: dict[str, Fold] = {}
+        fp16_only = never_compressed(self.model)
         for ref in self.nodes:
             for index, kind in WEIGHT_INPUTS.get(ref.node.op_type, ()):
                 if index >= len(ref.node.input) or not ref.node.input[index]:
@@ -187,6 +198,8 @@ class _Finder:
                 if found is None:
                     continue
                 name, origin = found
+                if name in fp16_only:
+                    continue
                 if name in weights:
                     weight = weights[name]
                     if ref.label not in weight.nodes:
@@ -201,12 +214,19 @@ class _Finder:
                     weight.folded_from = folds[name].sources
                 weights[name] = weight
         arrays = self.extract_arrays(folds, weights)
+        shapes = tf_shapes(self.model)
+        aliases = tf_aliases(self.model)
         for weight in weights.values():
+            weight.tf_names = tuple(sorted(n for n, owner in aliases.items() if owner == weight.name))
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
             weight.matrix = tf_matrix(weight.op_types[0], weight.shape, weight.transposed)
             weight.bn = self.bn_site(weight)
+            weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
-        inventory = Inventory(self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops)
+        inventory = Inventory(
+            self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops,
+            tf_aliases=aliases, tensorflow=is_tensorflow(self.model),
+        )
         inventory.stored = self.stored_sizes(folds, arrays)
         return inventory
 

@@ -30,6 +30,7 @@ from .compiler import Compilation
 from .evaluate import Comparison, compare_many
 from .graph import node_label, reads
 from .inventory import PASS_THROUGH, WEIGHT_INPUTS
+from .model.tf.metadata import tf_op
 from .runtime import Batches, BoundSession, same_array
 from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
@@ -147,21 +148,26 @@ class LayerAnalysis:
         }
         fused_convs = {id(site.conv) for site in fused.values()}
         model = evaluator.compiler.inventory.model
+        tensorflow = evaluator.compiler.inventory.tensorflow
         types = elem_types(model)
         rows = []
         positions = []  # each row's node's place in graph order
+        passed_on: dict[str, str] = {}  # a TF reader's helper node's output -> the tensor it moves (layout)
         for position, node in enumerate(model.graph.node):
             if node.op_type == "Constant" or id(node) in fused_convs:
+                continue
+            if tensorflow and _is_helper(node):  # a layout Transpose is not a layer of the user's graph
+                passed_on.update({o: passed_on.get(node.input[0], node.input[0]) for o in node.output if node.input})
                 continue
             out = next((o for o in node.output if o and types.get(o) == onnx.TensorProto.FLOAT), None)
             if out is None or out not in npu:
                 continue
-            label, op, inputs = node_label(node), node.op_type, reads(node)
+            label, op, inputs = node_label(node), _op(node, tensorflow), reads(node)
             if out in fused:
                 site = fused[out]
-                label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{site.conv.op_type}+{node.op_type}"
+                label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{_op(site.conv, tensorflow)}+{_op(node, tensorflow)}"
                 inputs = reads(site.conv)
-            rows.append((label, op, out, inputs))
+            rows.append((label, op, out, [passed_on.get(i, i) for i in inputs]))
             positions.append(position)
         accumulated = self._accumulated(compilation, fp16_activations, rows, positions, npu)
         sqnr_of = {out: c.sqnr_db for (_, _, out, _), c in zip(rows, accumulated)}
@@ -297,6 +303,17 @@ class LayerAnalysis:
             bound = BoundSession(session, [o.name for o in outputs], weight_feeds(compilation))
             chunks.append(_Chunk(bound, {target: (result, weight) for _, target, result, weight in part}, activations))
         return chunks
+
+
+def _is_helper(node: onnx.NodeProto) -> bool:
+    found = tf_op(node)
+    return found is not None and found[1] is not None
+
+
+def _op(node: onnx.NodeProto, tensorflow: bool) -> str:
+    """The op a user knows: the TF op for a TensorFlow model (BiasAdd, not Add), else the ONNX one."""
+    found = tf_op(node) if tensorflow else None
+    return found[0] if found is not None else node.op_type
 
 
 def _weight_read(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], feeds: frozenset[str]) -> str | None:

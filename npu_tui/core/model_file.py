@@ -97,21 +97,36 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     return array.reshape(tuple(tensor.dims))
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Parse the model's structure and refuse files that are not float ONNX models."""
+def require_regular_model(path: Path) -> None:
+    try:
+        require_regular(path, "model file")
+    except UserError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None) -> LoadedModel:
+    """Parse the model's structure and refuse files that are not float models: a TensorFlow frozen
+    GraphDef (told by its bytes, whatever its name) is converted to ONNX first (INPUT_OPS and OUTPUT_OPS
+    fix its inputs and outputs), an ONNX file is read as it is."""
     path = Path(path)
-    if path.suffix.lower() not in (".pb", ".pbtxt", ".h5", ".tflite"):
-        try:
-            require_regular(path, "model file")
-        except UserError as exc:
-            raise ModelError(str(exc)) from None
-    if path.suffix.lower() in (".pb", ".pbtxt", ".h5", ".tflite"):
-        raise ModelError(f"{path}: a TensorFlow model; npu-tui reads ONNX: export it (for example with tf2onnx)")
+    require_regular_model(path)
+    if path.suffix.lower() in (".pbtxt", ".h5", ".tflite", ".keras"):
+        raise ModelError(
+            f"{path}: a {path.suffix} model; npu-tui reads what gxnpuc reads, a frozen GraphDef (.pb), or ONNX"
+        )
+    if is_graphdef(path):
+        from .model.tf.cache import load_pb
+
+        model = load_pb(path, dict(input_shapes or {}), list(output_names) if output_names else None)
+        open_unsized_dims(model)
+        return LoadedModel(path, model)
     try:
         skeleton, blobs = _read_structure(path)
         model = onnx.ModelProto()
         model.ParseFromString(skeleton)
     except (WireError, DecodeError, RuntimeError, ValueError) as exc:
+        if path.suffix.lower() == ".pb":
+            raise ModelError(f"{path}: not a TensorFlow frozen GraphDef (nor an ONNX model); the file may be truncated or of another kind") from None
         raise ModelError(f"{path}: not an ONNX model ({_short(exc)}); the file may be truncated") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
@@ -126,6 +141,21 @@ def load_model(path: str | Path) -> LoadedModel:
     _refuse_quantized(model, path)
     open_unsized_dims(model)
     return loaded
+
+
+def is_graphdef(path: Path) -> bool:
+    """A TensorFlow frozen GraphDef, told by its bytes (an ONNX file fails at its first field)."""
+    from .model.tf.graphdef import looks_like_graphdef
+
+    require_regular_model(path)
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return path.suffix.lower() == ".pb"
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return looks_like_graphdef(mapped)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
 
 
 def open_unsized_dims(model: onnx.ModelProto) -> None:

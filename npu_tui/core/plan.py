@@ -22,9 +22,10 @@ class WeightPlan:
     fused: bool
 
 
-def names_of(weight: Weight) -> set[str]:
-    """The names a config may use for a weight: its own, and those of the nodes consuming it."""
-    return {weight.name, *weight.nodes}
+def names_of(weight: Weight, tensorflow: bool = False) -> set[str]:
+    """The names a config may use for a weight: its own, and those of the nodes consuming it; for a
+    TensorFlow model only its own (`-w`) name, the one gxnpuc honours."""
+    return {weight.name} if tensorflow else {weight.name, *weight.nodes}
 
 
 def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPlan]:
@@ -64,10 +65,20 @@ def _named_in(weight: Weight, names: tuple[str, ...]) -> bool:
     return bool(names_of(weight) & set(names))
 
 
+def _tf_weight_of(inventory: Inventory, name: str) -> str | None:
+    """For a TensorFlow model: the weight a TF node name (its Const, /read, ExpandDims or consumer) reaches."""
+    if not inventory.tensorflow:
+        return None
+    if name in inventory.tf_aliases and inventory.tf_aliases[name] in inventory.by_name:
+        return inventory.tf_aliases[name]
+    return next((w.name for w in inventory.weights if name in w.nodes), None)
+
+
 def check_names(inventory: Inventory, settings: Settings, config: Config | None = None) -> None:
     """Refuse a name that matches no weight or node, pointing at the closest real ones."""
-    all_names = {n for w in inventory.weights for n in names_of(w)}
-    conv_names = {n for w in inventory.weights if w.kind == WeightKind.CONV for n in names_of(w)}
+    tf = inventory.tensorflow
+    all_names = {n for w in inventory.weights for n in names_of(w, tf)}
+    conv_names = {n for w in inventory.weights if w.kind == WeightKind.CONV for n in names_of(w, tf)}
     bn_names = conv_names | {n for w in inventory.weights if w.bn is not None for n in w.bn.labels}
     allowed = {
         "EXCLUDE_COMPRESS_OPS": (all_names, "weight or node"),
@@ -82,4 +93,10 @@ def check_names(inventory: Inventory, settings: Settings, config: Config | None 
                 continue
             where = config.where(key, name) if config is not None else key
             label = f"{key}[{name!r}]" if key == RANGES_KEY else key
+            gxnpuc_name = _tf_weight_of(inventory, name)
+            if gxnpuc_name is not None:
+                raise ConfigError(
+                    f"{where}: {label}: gxnpuc ignores {name!r}; it knows this weight only as {gxnpuc_name!r} "
+                    "(the name `gxnpuc -w` prints): write that"
+                )
             raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")

@@ -30,7 +30,7 @@ class Project:
 def open_project(config_path: str | Path) -> Project:
     """Load and validate config.yaml, read its model and take the weight inventory."""
     config = load_config(config_path)
-    model = load_model(config.model_path)
+    model = load_model(config.model_path, config.input_shapes, config.output_names or None)
     inputs = {"the config": config.path, "the model": model.path}
     inputs.update({f"external data {ref.file.name}": ref.file for ref in model.data.values() if ref.file != model.path})
     output = config.data.get("OUTPUT_FILE")

@@ -14,10 +14,14 @@ from .text import printable
 
 
 def weight_lines(compilation: Compilation) -> list[str]:
-    """The vendor's `-w` format: `NAME: [d0, d1, ...]` per quantized weight, in model order."""
-    return [
-        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shape)}]"
-        for r in compilation.results.values()
+    """The vendor's `-w` format: `NAME: [d0, d1, ...]` per quantized weight, in model order; for a
+    TensorFlow model whose BatchNorms FUSE_BN folds, first gxnpuc's FUSED_BN_OPS block naming them."""
+    results = list(compilation.results.values())
+    folded = [r.weight.bn.labels[1] for r in results if r.plan.fused and r.weight.bn is not None and r.weight.tf_shape is not None]
+    lines = ["FUSED_BN_OPS:", *(printable(name) for name in folded), "-" * 40] if folded else []
+    return lines + [
+        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shown_shape)}]"
+        for r in results
         if r.plan.quantized
     ]
 
@@ -30,6 +34,8 @@ def weight_record(result: WeightResult) -> dict[str, Any]:
         "nodes": list(weight.nodes),
         "op_types": list(weight.op_types),
         "shape": list(weight.shape),
+        "gxnpuc_shape": list(weight.shown_shape),
+        "tf_names": list(weight.tf_names),
         "size": weight.size,
         "origin": weight.origin,
         "folded_from": list(weight.folded_from),

@@ -27,6 +27,16 @@ def file_stem(name: str) -> str:
     return stem[:MAX_FILE_STEM]
 
 
+_NOT_GXNPUC_FILE_CHARS = re.compile(r"[^0-9a-zA-Z_]")
+MAX_GXNPUC_STEM = 200
+
+
+def gxnpuc_stem(name: str) -> str:
+    """gxnpuc -s's file stem for a weight: every character outside [0-9a-zA-Z_] becomes '_'
+    (`fc/weights/read/_1__cf__1` -> `fc_weights_read__1__cf__1`)."""
+    return _NOT_GXNPUC_FILE_CHARS.sub("_", name)
+
+
 def one_line(text: str) -> str:
     """A message from a library (onnxruntime's span several lines) as one line, no trailing newline."""
     return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())

@@ -78,8 +78,9 @@ class WeightDetails(Widget):
             ("scale", f"{_g(params.scale if params else None)}  zero point {params.zero_point if params else '-'}"),
             ("mse", f"{errors.mse:.4g}  max_abs_err {errors.max_abs_err:.4g}"),
             ("clipped", f"{errors.clipped_fraction:.3%}  tail_ratio {_g(result.tail_ratio)}"),
-            ("kind", f"{weight.kind}  shape {list(weight.shape)}  {weight.size:,} values"),
+            ("kind", f"{weight.kind}  shape {list(weight.shown_shape)}  {weight.size:,} values"),
             ("nodes", plain(", ".join(f"{n} ({o})" for n, o in zip(weight.nodes, weight.op_types)))),
+            *([("tf nodes", plain(", ".join(weight.tf_names) + " (gxnpuc honours only the name above)"))] if weight.tf_names else []),
             ("fused BN", "yes" if plan.fused else ("possible" if weight.bn is not None else "no")),
         ]
         for label, value in rows:

@@ -1,0 +1,474 @@
+"""The TensorFlow frozen-graph reader against the vendor compiler's own output (../shared/gxnpuc):
+gxnpuc's -w names and shapes in its order for every run that compiled, its -s file names, TF 1.15's
+float outputs for every C-model case, the vendor mnist example's digits, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import yaml
+
+from clirun import npu_tui
+from npu_tui.core.errors import ConfigError, ModelError
+from npu_tui.core.project import open_project
+from npu_tui.core.report import weight_lines
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "gxnpuc"
+needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/gxnpuc (what gxnpuc 1.5.8 printed) is not beside the repo")
+IGNORED_NAME = re.compile(
+    r"(EXCLUDE_COMPRESS_OPS|EXCLUDE_CONV2D_COMPRESS_OPS|WEIGHT_MIN_MAX)(?:\['.*?'\])?: (?:gxnpuc ignores '(.+?)'|no .+? named '(.+?)')"
+)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "tf-cache"))
+
+
+def compiled_runs() -> list[Path]:
+    if not FIXTURE.is_dir():
+        return []
+    runs = []
+    for run in sorted(FIXTURE.glob("runs/*/*/")):
+        rc = (run / "rc").read_text().strip() if (run / "rc").is_file() else "1"
+        if rc == "0" and "Compile OK." in (run / "stdout.txt").read_text():
+            runs.append(run)
+    return runs
+
+
+def open_as_gxnpuc_reads_it(run: Path, folder: Path):
+    """The run's project with every name gxnpuc ignores (and npu-tui refuses) dropped, as gxnpuc drops
+    them; None when npu-tui refuses the config itself (a non-bool switch: SPEC section 2)."""
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["PB_FILE"] = str((run / data["PB_FILE"]).resolve())
+    dropped = []
+    for _ in range(6):
+        config = folder / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        try:
+            return open_project(config), dropped
+        except ConfigError as exc:
+            found = IGNORED_NAME.search(str(exc))
+            if found is None:
+                return None, [str(exc)]
+            key, name = found.group(1), found.group(2) or found.group(3)
+            values = data[key]
+            if isinstance(values, dict):
+                values.pop(name)
+            else:
+                values.remove(name)
+            dropped.append(name)
+    raise AssertionError(f"{run}: more than six ignored names")
+
+
+@needs_fixture
+def test_w_lines_are_gxnpucs_for_every_run_that_compiled(tmp_path):
+    runs = compiled_runs()
+    assert len(runs) > 400  # 32 graphs under up to 40 variants
+    mismatched, refused = [], []
+    for run in runs:
+        output = (run / "stdout.txt").read_text()
+        expected = output[: output.index("Memory allocation info:")].splitlines()  # FUSED_BN_OPS, then the -w lines
+        project, dropped = open_as_gxnpuc_reads_it(run, tmp_path)
+        if project is None:
+            refused.append((run.name, dropped))
+            continue
+        got = weight_lines(project.compile())
+        if got != expected:
+            mismatched.append((str(run.relative_to(FIXTURE)), expected, got))
+    assert mismatched == []
+    assert refused and all(name.startswith("bad_") for name, _ in refused), refused  # only configs npu-tui refuses on purpose
+
+
+@needs_fixture
+def test_a_tf_node_name_is_refused_with_the_name_gxnpuc_honours(tmp_path):
+    run = FIXTURE / "runs" / "conv1d" / "compress"
+    for written in ("tdnn1.affine/kernel", "tdnn1.affine/kernel/read", "tdnn1.affine/conv1d/ExpandDims_1", "tdnn1.affine/conv1d"):
+        data = yaml.safe_load((run / "config.yaml").read_text())
+        data["PB_FILE"] = str((run / data["PB_FILE"]).resolve())
+        data["EXCLUDE_COMPRESS_OPS"] = [written]
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError, match=re.escape("it knows this weight only as 'tdnn1.affine/conv1d/ExpandDims_1/_1__cf__1'")):
+            open_project(tmp_path / "config.yaml")
+
+
+@needs_fixture
+def test_vendor_mnist_prints_its_one_weight_and_reads_its_digits():
+    config = FIXTURE / "vendor_mnist" / "config.yaml"
+    result = npu_tui("compile", "-w", str(config))
+    assert result.returncode == 0, result.stderr
+    vendor = (FIXTURE / "vendor_mnist" / "gxnpuc-w.stdout.txt").read_text().splitlines()[0]
+    assert result.stdout.splitlines()[0] == vendor == "Variable/read/_0__cf__0: [784, 10]"
+    from npu_tui.core.model.tf.to_onnx import read_pb
+
+    model = read_pb(FIXTURE / "vendor_mnist" / "generated_pb" / "mnist_with_ckpt.pb", {"input_x": [1, 784]}, ["result"])
+    session = ort.InferenceSession(model.SerializeToString())
+    images = [np.fromfile(FIXTURE / "vendor_mnist" / "images" / f"image{i}", dtype=np.float32).reshape(1, 784) for i in range(6)]
+    digits = [int(np.argmax(session.run(None, {"input_x": image})[0])) for image in images]
+    assert digits == [7, 2, 1, 0, 4, 1]
+
+
+@needs_fixture
+@pytest.mark.parametrize("graph", ["fc_lin", "conv1d"])
+def test_save_hist_writes_gxnpucs_file_names(tmp_path, graph):
+    run = FIXTURE / "runs" / graph / "compress"
+    result = npu_tui("compile", "-s", "--hist-dir", str(tmp_path / "jpgs"), str(run / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    vendor = sorted(p.name for p in (run / "npu_jpgs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "jpgs").iterdir()) == sorted([*vendor, "index.json"])
+
+
+def cmodel_cases() -> list[str]:
+    return sorted(p.name for p in (FIXTURE / "cmodel").iterdir() if (p / "model.pb").is_file()) if FIXTURE.is_dir() else []
+
+
+EXP_OVERFLOW = 88.3762626647949  # TF's Eigen exp returns inf from here on (2^n with n = round(x / ln 2) = 128)
+
+
+@needs_fixture
+@pytest.mark.parametrize("case", cmodel_cases())
+def test_float_outputs_are_tensorflows(case):
+    from npu_tui.core.model.tf.to_onnx import read_pb
+
+    folder = FIXTURE / "cmodel" / case
+    meta = json.loads((folder / "meta.json").read_text())
+    model = read_pb(folder / "model.pb", meta["config"]["INPUT_OPS"], meta["config"]["OUTPUT_OPS"])
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString())
+    inputs, reference = np.load(folder / "inputs.npy"), np.load(folder / "float_out.npy")
+    names = [f["name"] for f in meta["outputs"]]
+    rows = []
+    for row in inputs:
+        feed = {f["name"]: row[f["offset"] : f["offset"] + f["size"]].reshape(f["shape"]) for f in meta["inputs"]}
+        rows.append(np.concatenate([out.reshape(-1) for out in session.run(names, feed)]))
+    got = np.stack(rows)
+    for field in meta["outputs"]:
+        part = slice(field["offset"], field["offset"] + field["size"])
+        ours, tf = got[:, part], reference[:, part]
+        differ = np.isfinite(ours) != np.isfinite(tf)
+        if differ.any():  # only Exp just below float32's overflow, where TF's exp already says inf
+            assert field["name"] == "o_exp" and inputs.shape == ours.shape and (inputs[differ] > EXP_OVERFLOW).all()
+        both = np.isfinite(ours) & np.isfinite(tf)
+        assert np.array_equal(np.isnan(ours), np.isnan(tf))
+        scale = np.abs(tf[both]).max()
+        assert np.abs(ours[both] - tf[both]).max() <= 1e-5 * scale, field["name"]
+
+
+@needs_fixture
+def test_bn_v1_folds_under_fuse_bn_and_v3_never(tmp_path):
+    def fused(graph: str, variant: str) -> bool:
+        result = npu_tui("compile", "--json", str(FIXTURE / "runs" / graph / variant / "config.yaml"))
+        assert result.returncode == 0, result.stderr
+        return any(w["fused_bn"] for w in json.loads(result.stdout)["weights"])
+
+    assert "FUSED_BN_OPS" in (FIXTURE / "runs" / "conv_bn_v1" / "fusebn_compress" / "stdout.txt").read_text()
+    assert fused("conv_bn_v1", "fusebn_compress") and not fused("conv_bn_v1", "nofusebn_compress")
+    assert "FUSED_BN_OPS" not in (FIXTURE / "runs" / "conv_bn" / "fusebn_compress" / "stdout.txt").read_text()
+    assert not fused("conv_bn", "fusebn_compress") and not fused("conv_bias_bn", "fusebn_compress")
+
+
+@needs_fixture
+def test_fuse_bn_in_the_reader_computes_what_the_unfolded_graph_computes():
+    from npu_tui.core.model.tf.to_onnx import read_pb
+
+    pb = FIXTURE / "models" / "conv_bn_v1" / "model.pb"
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 2)).astype(np.float32)
+    outputs = []
+    for fuse in (False, True):
+        model = read_pb(pb, {"input": [1, 8, 8, 2]}, ["output"], fuse_bn=fuse)
+        assert ("BatchNormalization" in [n.op_type for n in model.graph.node]) is not fuse
+        outputs.append(ort.InferenceSession(model.SerializeToString()).run(None, {"input": x})[0])
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-5 * np.abs(outputs[0]).max())
+
+
+@needs_fixture
+@pytest.mark.parametrize(
+    "variant, expected",
+    [("bad_input_op", "INPUT_OPS names 'nosuch', but the graph has no node of that name"),
+     ("bad_output_op", "OUTPUT_OPS names 'nosuch', but the graph has no node of that name"),
+     ("bad_pb_missing", "nonexistent.pb: model file not found")],
+)
+def test_what_gxnpuc_refuses_is_one_error_line(variant, expected):
+    result = npu_tui("compile", str(FIXTURE / "runs" / "fc_lin" / variant / "config.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+@needs_fixture
+def test_eval_and_check_run_on_a_pb(tmp_path):
+    config = FIXTURE / "runs" / "lstm" / "compress" / "config.yaml"
+    result = npu_tui("eval", "--json", "--samples", "8", str(config))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["samples"] == 8 if "samples" in document else True
+    result = npu_tui("compile", "--check", str(config))
+    assert result.returncode == 0 and "every op is in the GRUS list" in result.stdout
+
+
+@needs_fixture
+def test_a_second_open_reuses_the_conversion_and_never_trusts_a_bad_cache(monkeypatch, tmp_path):
+    import npu_tui.core.model.tf.cache as cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    real = cache.read_pb
+    monkeypatch.setattr(cache, "read_pb", lambda *a, **k: calls.append(a) or real(*a, **k))
+    config = FIXTURE / "runs" / "fc_two" / "compress" / "config.yaml"
+    first = weight_lines(open_project(config).compile())
+    second = weight_lines(open_project(config).compile())
+    assert first == second == ["fc1/weights/read/_0__cf__0: [16, 8]", "fc2/weights/read/_1__cf__1: [8, 4]"]
+    assert len(calls) == 1
+    for entry in (tmp_path / "npu-tui").iterdir():
+        entry.write_bytes(entry.read_bytes()[:100])  # truncated: parsed or not, its key no longer checks out
+    assert weight_lines(open_project(config).compile()) == first
+    assert len(calls) == 2
+    other = dict(yaml.safe_load(config.read_text()), INPUT_OPS={"input": [2, 16]})
+    other["PB_FILE"] = str((config.parent / other["PB_FILE"]).resolve())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(other))
+    open_project(tmp_path / "config.yaml")
+    assert len(calls) == 3  # INPUT_OPS is part of the key
+
+
+# ---------------------------------------------------------------- graphs built here
+
+
+def writer():
+    from npu_tui.core.model.tf.writer import GraphWriter
+
+    return GraphWriter()
+
+
+def save(tmp_path: Path, graph, outputs: list[str], inputs: dict[str, list[int]]) -> Path:
+    pb = tmp_path / "model.pb"
+    pb.write_bytes(graph.serialize())
+    lines = ["CORENAME: GRUS", "PB_FILE: model.pb", "OUTPUT_FILE: model.h", "COMPRESS: true", "CONV2D_COMPRESS: true", "INPUT_OPS:"]
+    lines += [f"  {name}: {shape}" for name, shape in inputs.items()]
+    lines.append(f"OUTPUT_OPS: [{', '.join(outputs)}]")
+    (tmp_path / "config.yaml").write_text("\n".join(lines) + "\n")
+    return pb
+
+
+def run_pb(pb: Path, inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+    from npu_tui.core.model.tf.to_onnx import read_pb
+
+    model = read_pb(pb, {k: list(v.shape) for k, v in inputs.items()}, outputs)
+    return ort.InferenceSession(model.SerializeToString()).run(outputs, inputs)
+
+
+def conv_reference(x: np.ndarray, k: np.ndarray, stride: int, dilation: int, padding: str) -> np.ndarray:
+    """NHWC x HWIO, TF's SAME (the odd pixel after) or VALID: one matrix product per tap."""
+    kh, kw = k.shape[:2]
+    h, w = x.shape[1:3]
+    if padding == "SAME":
+        out = [-(-h // stride), -(-w // stride)]
+        total = [max((out[i] - 1) * stride + (k.shape[i] - 1) * dilation + 1 - (h, w)[i], 0) for i in range(2)]
+        x = np.pad(x, [(0, 0), (total[0] // 2, total[0] - total[0] // 2), (total[1] // 2, total[1] - total[1] // 2), (0, 0)])
+    oh = (x.shape[1] - (kh - 1) * dilation - 1) // stride + 1
+    ow = (x.shape[2] - (kw - 1) * dilation - 1) // stride + 1
+    y = np.zeros((x.shape[0], oh, ow, k.shape[3]), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, i * dilation : i * dilation + (oh - 1) * stride + 1 : stride, j * dilation : j * dilation + (ow - 1) * stride + 1 : stride]
+            y += patch @ k[i, j]
+    return y.astype(np.float32)
+
+
+@pytest.mark.parametrize("padding, stride", [("SAME", 1), ("SAME", 2), ("VALID", 2)])
+def test_conv2d_padding_and_strides_are_tfs(tmp_path, padding, stride):
+    rng = np.random.default_rng(1)
+    x, k = rng.normal(size=(1, 7, 6, 3)).astype(np.float32), rng.normal(size=(3, 2, 3, 5)).astype(np.float32)
+    g = writer()
+    g.placeholder("x", [1, 7, 6, 3])
+    g.variable("conv/kernel", k)
+    g.node("conv/Conv2D", "Conv2D", ["x", "conv/kernel/read"], strides=[1, stride, stride, 1], padding=padding, data_format="NHWC", dilations=[1, 1, 1, 1])
+    pb = save(tmp_path, g, ["conv/Conv2D"], {"x": [1, 7, 6, 3]})
+    (got,) = run_pb(pb, {"x": x}, ["conv/Conv2D"])
+    np.testing.assert_allclose(got, conv_reference(x, k, stride, 1, padding), rtol=1e-5, atol=1e-5)
+    result = npu_tui("compile", "-w", str(tmp_path / "config.yaml"))
+    assert result.stdout.splitlines()[0] == "conv/kernel/read/_0__cf__0: [3, 2, 3, 5]"
+
+
+def test_a_dilated_conv_through_space_to_batch_is_one_dilated_conv(tmp_path):
+    """What TF 1.15 writes for tf.nn.conv2d(..., dilations=2, padding='SAME') on 8x8 with a 3x3 kernel."""
+    rng = np.random.default_rng(2)
+    x, k = rng.normal(size=(1, 8, 8, 2)).astype(np.float32), rng.normal(size=(3, 3, 2, 4)).astype(np.float32)
+    g = writer()
+    g.placeholder("x", [1, 8, 8, 2])
+    g.variable("k", k)
+    g.const("block", np.array([2, 2], np.int32))
+    g.const("paddings", np.array([[2, 2], [2, 2]], np.int32))
+    g.const("crops", np.array([[0, 0], [0, 0]], np.int32))
+    g.node("s2b", "SpaceToBatchND", ["x", "block", "paddings"], Tpaddings=3)
+    g.node("conv", "Conv2D", ["s2b", "k/read"], strides=[1, 1, 1, 1], padding="VALID", data_format="NHWC", dilations=[1, 1, 1, 1])
+    g.node("b2s", "BatchToSpaceND", ["conv", "block", "crops"])
+    pb = save(tmp_path, g, ["b2s"], {"x": [1, 8, 8, 2]})
+    (got,) = run_pb(pb, {"x": x}, ["b2s"])
+    np.testing.assert_allclose(got, conv_reference(x, k, 1, 2, "SAME"), rtol=1e-5, atol=1e-5)
+
+
+def test_shape_ops_follow_tfs_rules(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 4, 6)).astype(np.float32)
+    g = writer()
+    g.placeholder("x", [1, 4, 6])
+    for name, value in {"b": [0, 1, 5], "e": [1, 4, -7], "s": [1, 1, -2], "perm": [0, 2, 1], "pads": [[0, 0], [1, 2], [0, 1]], "axes": [1]}.items():
+        g.const(name, np.array(value, np.int32))
+    g.node("ss", "StridedSlice", ["x", "b", "e", "s"], Index=3, begin_mask=2, end_mask=0, ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=1)
+    g.node("t", "Transpose", ["x", "perm"])
+    g.node("pad", "Pad", ["x", "pads"])
+    g.node("mean", "Mean", ["x", "axes"], keep_dims=True)
+    g.node("pack", "Pack", ["ss", "ss"], axis=-1, N=2)
+    outs = ["ss", "t", "pad", "mean", "pack"]
+    pb = save(tmp_path, g, outs, {"x": [1, 4, 6]})
+    got = dict(zip(outs, run_pb(pb, {"x": x}, outs)))
+    np.testing.assert_array_equal(got["ss"], x[0, :, 5:-7:-2])
+    np.testing.assert_array_equal(got["t"], x.transpose(0, 2, 1))
+    np.testing.assert_array_equal(got["pad"], np.pad(x, [(0, 0), (1, 2), (0, 1)]))
+    np.testing.assert_allclose(got["mean"], x.mean(axis=1, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(got["pack"], np.stack([x[0, :, 5:-7:-2]] * 2, axis=-1))
+
+
+def test_check_lists_every_problem_naming_each_node(tmp_path):
+    g = writer()
+    g.placeholder("x", [1, 32, 32, 4])
+    g.node("pool", "AvgPool", ["x"], ksize=[1, 16, 16, 1], strides=[1, 16, 16, 1], padding="VALID", data_format="NHWC")
+    g.node("maxpool", "MaxPool", ["x"], ksize=[1, 2, 2, 1], strides=[1, 1, 1, 1], padding="VALID", data_format="NHWC")
+    g.variable("dw/kernel", np.ones((13, 13, 4, 1), np.float32))
+    g.node("dw", "DepthwiseConv2dNative", ["x", "dw/kernel/read"], strides=[1, 1, 1, 1], padding="SAME", data_format="NHWC")
+    g.const("perm", np.array([0, 2, 1, 3], np.int32))
+    g.node("t", "Transpose", ["x", "perm"])
+    g.const("shape", np.array([1, 4096], np.int32))
+    g.node("flat", "Reshape", ["x", "shape"])
+    g.variable("fc/weights", np.ones((4096, 32), np.float32))
+    g.node("fc/MatMul", "MatMul", ["flat", "fc/weights/read"], transpose_a=False, transpose_b=False)
+    g.node("prob", "Softmax", ["fc/MatMul"])
+    g.const("dim", np.array(-1, np.int32))
+    g.node("split", "Split", ["dim", "x"], num_split=2)
+    save(tmp_path, g, ["pool", "maxpool", "dw", "t", "prob", "split"], {"x": [1, 32, 32, 4]})
+    result = npu_tui("compile", "--check", str(tmp_path / "config.yaml"))
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("gxnpuc will refuse this model")
+    expected = [
+        "node 'pool' (AvgPool): window 16x16; H and W must be 1-15",
+        "node 'maxpool' (MaxPool): window 2x2 with stride 1x1",
+        "node 'dw' (DepthwiseConv2dNative): padding SAME",
+        "node 'dw' (DepthwiseConv2dNative): kernel 13x13",
+        "node 't' (Transpose): perm [0, 2, 1, 3] on shape [1, 32, 32, 4] is not a 2-D transpose",
+        "node 'fc/MatMul' (MatMul): weight [4096, 32] pads to 131,072 elements",
+        "node 'prob' (Softmax): Softmax is not an op GRUS runs",
+        "node 'split' (Split): a split of the last axis of shape [1, 32, 32, 4]",
+    ]
+    assert len(lines) == 1 + len(expected)
+    for line, start in zip(lines[1:], expected):
+        assert line.strip().startswith(start), line
+    plain = npu_tui("compile", str(tmp_path / "config.yaml"))
+    assert plain.returncode == 2 and "gxnpuc will refuse this model: node 'pool'" in plain.stderr and "and 7 more" in plain.stderr
+
+
+def hostile(tmp_path: Path, name: str, content: bytes) -> str:
+    (tmp_path / name).write_bytes(content)
+    from npu_tui.core.model_file import load_model
+
+    with pytest.raises(ModelError) as caught:
+        load_model(tmp_path / name, {"x": [1, 4]}, None)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / name) in message
+    return message
+
+
+def big_const(dims: list[int], content: bytes = b"", dtype: int = 1) -> bytes:
+    from npu_tui.core.model.tf.graphdef import GraphDef
+
+    graph = GraphDef()
+    node = graph.node.add(name="w", op="Const")
+    tensor = node.attr["value"].tensor
+    tensor.dtype = dtype
+    for d in dims:
+        tensor.tensor_shape.dim.add(size=d)
+    tensor.tensor_content = content
+    node.attr["dtype"].type = dtype
+    x = graph.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    graph.node.add(name="y", op="MatMul", input=["x", "w"])
+    return graph.SerializeToString()
+
+
+def test_hostile_pbs_are_one_line_errors_without_huge_allocations(tmp_path):
+    good = big_const([4, 2], np.ones(8, np.float32).tobytes())
+    assert "the file is empty" in hostile(tmp_path, "empty.pb", b"")
+    assert "not a TensorFlow frozen GraphDef" in hostile(tmp_path, "random.pb", np.random.default_rng(0).bytes(4096))
+    assert "not a TensorFlow frozen GraphDef" in hostile(tmp_path, "cut.pb", good[: len(good) - 7])
+    assert "declares 1,000,000,000,000 elements" in hostile(tmp_path, "huge.pb", big_const([1_000_000, 1_000_000]))
+    assert "holds 4 bytes in tensor_content; its shape [4, 2] of DT_FLOAT needs 32" in hostile(tmp_path, "short.pb", big_const([4, 2], b"\0" * 4))
+    assert "element type DataType 77" in hostile(tmp_path, "dtype.pb", big_const([2], b"\0" * 8, dtype=77))
+    assert "a .pbtxt model" in hostile(tmp_path, "model.pbtxt", b'node { name: "x" op: "Placeholder" }')
+
+
+def test_broken_graphs_name_the_node(tmp_path):
+    g = writer()
+    g.placeholder("x", [1, 4])
+    g.node("a", "Relu", ["b"])
+    g.node("b", "Relu", ["a"])
+    g.node("y", "AddV2", ["x", "a"])
+    assert "node 'a' lies on a cycle" in hostile(tmp_path, "cycle.pb", g.serialize())
+    g = writer()
+    g.placeholder("x", [1, 4])
+    g.node("y", "Relu", ["nowhere:1"])
+    assert "node 'y' (Relu) reads 'nowhere', which is not a node of the graph" in hostile(tmp_path, "dangling.pb", g.serialize())
+    g = writer()
+    g.node("x", "Placeholder", dtype=1, shape=("shape", [-1, 4]))
+    g.node("y", "Relu", ["x"])
+    (tmp_path / "dynamic.pb").write_bytes(g.serialize())
+    from npu_tui.core.model_file import load_model
+
+    with pytest.raises(ModelError, match=re.escape("input 'x' has shape [-1, 4]; give its shape in INPUT_OPS (x: [1, ...])")):
+        load_model(tmp_path / "dynamic.pb")
+    with pytest.raises(ModelError, match=re.escape("INPUT_OPS gives it the shape [1, 100000, 100000], 10,000,000,000 elements")):
+        load_model(tmp_path / "dynamic.pb", {"x": [1, 100000, 100000]})
+
+
+def test_a_single_typed_value_fills_the_whole_shape_as_tf_does():
+    from npu_tui.core.model.tf.graphdef import TensorProto, tensor_value
+
+    tensor = TensorProto(dtype=1)
+    for d in (2, 3):
+        tensor.tensor_shape.dim.add(size=d)
+    tensor.float_val.extend([0.5])
+    np.testing.assert_array_equal(tensor_value(tensor, Path("m.pb"), "c"), np.full((2, 3), 0.5, np.float32))
+    tensor.float_val.extend([1.5])
+    np.testing.assert_array_equal(tensor_value(tensor, Path("m.pb"), "c"), [[0.5, 1.5, 1.5], [1.5, 1.5, 1.5]])
+    del tensor.float_val[:]
+    np.testing.assert_array_equal(tensor_value(tensor, Path("m.pb"), "c"), np.zeros((2, 3), np.float32))
+
+
+@needs_fixture
+def test_the_grus_table_is_the_vendors():
+    from npu_tui.core.model.tf.checks import TABLE
+
+    vendor = (FIXTURE / "gxnpuc-L.txt").read_text(encoding="utf-8")
+    assert vendor.endswith(TABLE.read_text(encoding="utf-8")) and "| GRUS_OPS" in TABLE.read_text(encoding="utf-8")
+
+
+@needs_fixture
+def test_a_saved_config_keeps_pb_file_and_every_key(tmp_path):
+    from npu_tui.core.config_writer import save_config
+
+    shutil.copy(FIXTURE / "vendor_mnist" / "generated_pb" / "mnist_with_ckpt.pb", tmp_path / "mnist.pb")
+    text = (FIXTURE / "vendor_mnist" / "config.yaml").read_text().replace("./generated_pb/mnist_with_ckpt.pb", "mnist.pb")
+    (tmp_path / "config.yaml").write_text(text)
+    project = open_project(tmp_path / "config.yaml")
+    save_config(tmp_path / "config.yaml", replace(project.config.settings, exclude=("Variable/read/_0__cf__0",)))
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    before = yaml.safe_load(text)
+    assert saved == {**before, "EXCLUDE_COMPRESS_OPS": ["Variable/read/_0__cf__0"]}
+    assert "ONNX_FILE" not in saved and saved["PB_FILE"] == "mnist.pb"
+    assert weight_lines(open_project(tmp_path / "config.yaml").compile()) == []
