@@ -93,8 +93,26 @@ def test_codes_are_written_per_weight_in_its_own_shape(tmp_path):
     assert refused.returncode == 2 and "--codes" in refused.stderr and config.read_text() == BASE_CONFIG
 
 
-def test_fuse_biasadd_says_what_npu_tui_does_not_simulate(tmp_path):
-    config = write_project(tmp_path, fc_model(np.eye(4, dtype=np.float32)), BASE_CONFIG + "FUSE_BIASADD: true\n")
-    result = npu_tui("compile", str(config))
+def test_fuse_biasadd_puts_the_bias_into_the_block(tmp_path):
+    """The bias joins the range and is one more padded row of codes, taking no fp16 bytes of its own."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(0, 0.1, (16, 8)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"), helper.make_node("Add", ["h", "fc.bias"], ["y"], name="fc.add")],
+        [value("x", [1, 16])],
+        [value("y", [1, 8])],
+        [tensor("fc.weight", w), tensor("fc.bias", np.full(8, 2.0, np.float32))],
+    )
+    plain = json.loads(npu_tui("compile", "--json", str(write_project(tmp_path / "plain", model, BASE_CONFIG))).stdout)
+    config = write_project(tmp_path / "fused", model, BASE_CONFIG + "FUSE_BIASADD: true\n")
+    result = npu_tui("compile", "--json", str(config))
     assert result.returncode == 0
-    assert "config.yaml:7: FUSE_BIASADD true: gxnpuc 1.5.8 quantizes each bias with its weight" in result.stderr
+    fused = json.loads(result.stdout)
+    assert "FUSE_BIASADD true: each bias is quantized with its weight" in result.stderr
+    # alone the weight's range is its own (with the padding's 0); with the bias it reaches 2.0
+    assert plain["weights"][0]["max"] < 1.0 and fused["weights"][0]["max"] == 2.0
+    # 33 rows of 32: the mask covers 1,056 elements, and the 8 bias values are stored codes, not 16 fp16 bytes
+    fc = fused["weights"][0]
+    assert fc["weight_memory_bytes"] == 1056 // 8 + fc["codes_stored"] + fc["codes_stored"] % 2
+    assert fused["weight_memory_bytes"] == fc["weight_memory_bytes"]
+    assert plain["weight_memory_bytes"] == plain["weights"][0]["weight_memory_bytes"] + 2 * 8

@@ -170,22 +170,32 @@ def scalar_constants(graph: str) -> set[str]:
     return {n for n, op in fx.manifest()[graph]["ops"] if op == "Const"} - set(fx.weights(graph)) - fx.folded_constants(graph)
 
 
-def test_whole_graphs_through_the_tf_reader_take_gxnpucs_mem6():
+def test_whole_graphs_through_the_tf_reader_are_gxnpucs():
     """Every compiled run npu-tui opens (it refuses some configs gxnpuc accepts silently, by design), read
-    from its .pb and compiled as the product does. Left out: FUSE_BIASADD (npu-tui does not fold the bias
-    into the weight yet, it warns) and graphs with scalar constants (the TF reader does not keep the int
-    axes gxnpuc stores, 2 bytes each)."""
+    from its .pb and compiled as the product does: each compressed weight's fp16 bits and stored codes
+    as model.h has them, and Mem6. Mem6 leaves out the graphs with scalar constants: the TF reader does
+    not keep the int axes gxnpuc stores (2 bytes each; conv1d and lstm)."""
     from npu_tui.core.errors import UserError
     from npu_tui.core.project import open_project
 
-    matched = 0
+    bits_checked = mem6_matched = 0
     for run in fx.runs() if fx.available() else []:
-        if not run.ok or run.config.get("FUSE_BIASADD") is True or scalar_constants(run.graph):
+        if not run.ok:
             continue
         try:
             project = open_project(run.path / "config.yaml")
         except UserError:
             continue
-        assert project.compile(project.config.settings).npu_bytes == run.mem6, f"{run.graph}/{run.variant}"
-        matched += 1
-    assert matched >= 280
+        compiled = project.compile(project.config.settings)
+        where = f"{run.graph}/{run.variant}"
+        if (run.path / "decoded.json").is_file():
+            stored = [r.quant for r in compiled.results.values() if r.quant is not None]
+            records = list({c.weight: c.record for c in fx.commands(run) if c.record["compress_enable"]}.values())
+            assert [(q.params.scale_fp16_bits, q.params.offset_fp16_bits, q.codes_stored) for q in stored] == [
+                (r["scale_u16"], r["bias_u16"], r["n_codes"]) for r in records
+            ], where
+            bits_checked += len(stored)
+        if not scalar_constants(run.graph):
+            assert compiled.npu_bytes == run.mem6, where
+            mem6_matched += 1
+    assert bits_checked >= 248 and mem6_matched >= 313, (bits_checked, mem6_matched)  # as of the tf merge

@@ -63,6 +63,14 @@ class WeightResult:
         return fp16_weight_bytes(self.weight)
 
 
+def _bias_entry(result: WeightResult) -> str:
+    """The name the weight's bias is counted under in the stored constants."""
+    bn = result.weight.bn
+    if result.plan.fused and bn is not None:
+        return bn.bias or f"{result.weight.name}:fused_bias"
+    return str(result.weight.bias)
+
+
 def fp16_weight_bytes(weight: Weight) -> int:
     """The weight stored fp16: every padded element of its tiles; a depthwise kernel unpadded."""
     if weight.group > 1:
@@ -126,7 +134,7 @@ class Compiler:
             return self._result(weight, plan)
 
     def _result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
-        key = (plan.quantized, plan.range, plan.fused)
+        key = (plan.quantized, plan.range, plan.fused, plan.fuse_bias)
         cached = self._results.setdefault(weight.name, OrderedDict())
         if key in cached:
             cached.move_to_end(key)
@@ -137,7 +145,8 @@ class Compiler:
         rng = auto_range(lo, hi, padded_size(weight.matrix) > weight.size)
         if plan.quantized:
             where = f"{self.inventory.path}: weight {weight.name!r}"
-            quant = gxnpuc_quantize(w, plan.range, name=where, matrix=weight.matrix, extent=(lo, hi))
+            joined = self._fused_bias_values(weight, plan, bias)
+            quant = gxnpuc_quantize(w, plan.range, joined, name=where, matrix=weight.matrix, extent=(lo, hi))
             rng = quant.range
             params = params_of(*rng, quant.params)
             simulated = quant.dequantized
@@ -160,6 +169,12 @@ class Compiler:
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
         return result
+
+    def _fused_bias_values(self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None) -> np.ndarray | None:
+        """The bias FUSE_BIASADD puts into the weight's block: the fused BatchNorm's, else its own."""
+        if not plan.fuse_bias or weight.bias is None:
+            return None
+        return bn_bias if bn_bias is not None else self.inventory.arrays[weight.bias]
 
     def fp16_cost_bytes(self, weight: Weight, plan: WeightPlan) -> int:
         """The bytes keeping the weight fp16 costs over compressing it (with its plan's range and fusion);
@@ -202,8 +217,10 @@ class Compiler:
                     stored.pop(name, None)
                 if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
-        for name in results:
+        for name, result in results.items():
             stored.pop(name, None)
+            if result.quant is not None and result.quant.bias_codes is not None:  # FUSE_BIASADD: inside the block
+                stored.pop(_bias_entry(result), None)
         constants = memory.fp16_bytes(sum(stored.values()))
         fp16_bytes = constants + sum(fp16_weight_bytes(r.weight) for r in results.values())
         return fp16_bytes, constants + sum(r.weight_memory_bytes for r in results.values())

@@ -96,6 +96,7 @@ class Weight:
     group: int = 1  # a Conv's group attribute: > 1 is depthwise (or grouped), never compressed
     transposed: bool = False  # Gemm's transB: the weight is [out, in]
     matrix: tuple[int, int, int] = (1, 1, 1)  # (taps, in, out) in gxnpuc's TF layout: what sets its padding
+    bias: str | None = None  # the constant added right after its one consumer: what FUSE_BIASADD folds into it
     tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
     tf_names: tuple[str, ...] = ()  # and the TF nodes it is read through (its Const, /read, an ExpandDims)
 
@@ -221,6 +222,7 @@ class _Finder:
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
             weight.matrix = tf_matrix(weight.op_types[0], weight.shape, weight.transposed)
             weight.bn = self.bn_site(weight)
+            weight.bias = self.bias_of(weight)
             weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
         inventory = Inventory(
@@ -332,6 +334,35 @@ class _Finder:
         except Exception as exc:
             raise ModelError(f"{self.path}: weight {name!r} is computed from constants but cannot be folded: {exc}") from None
         return np.ascontiguousarray(np.asarray(value), dtype=np.float32)
+
+    def bias_of(self, weight: Weight) -> str | None:
+        """The bias gxnpuc's FUSE_BIASADD would fold into the weight: a Conv's or Gemm's C input, or the
+        constant of the one Add after the weight's one consumer (through layout Transposes), one value
+        per output channel and read by nothing else."""
+        users = self.consumers.get(weight.name, [])
+        if len(users) != 1 or weight.kind not in (WeightKind.CONV, WeightKind.FC):
+            return None
+        node = users[0].node
+        if node.op_type in ("Conv", "Gemm") and len(node.input) > 2 and node.input[2]:
+            return self._bias_constant(node.input[2], weight)
+        if node.op_type not in ("MatMul", "Conv") or not node.output:
+            return None
+        out = node.output[0]
+        after = self.consumers.get(out, [])
+        while len(after) == 1 and after[0].node.op_type == "Transpose" and out not in self.graph_outputs:
+            out = after[0].node.output[0]
+            after = self.consumers.get(out, [])
+        if len(after) != 1 or after[0].node.op_type != "Add" or out in self.graph_outputs or len(after[0].node.input) != 2:
+            return None
+        other = next((i for i in after[0].node.input if i != out), None)
+        return self._bias_constant(other, weight) if other else None
+
+    def _bias_constant(self, name: str, weight: Weight) -> str | None:
+        const = self.constants.get(name)
+        if const is None or not const.is_float or len(self.consumers.get(name, [])) != 1:
+            return None
+        dims = [int(d) for d in const.tensor.dims]
+        return name if math.prod(dims) == weight.matrix[2] and sum(d != 1 for d in dims) <= 1 else None
 
     def bn_site(self, weight: Weight) -> BnSite | None:
         users = self.consumers.get(weight.name, [])

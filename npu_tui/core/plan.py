@@ -20,6 +20,7 @@ class WeightPlan:
     reason: Reason | None
     range: tuple[float, float] | None
     fused: bool
+    fuse_bias: bool = False  # FUSE_BIASADD: when quantized, the weight's bias joins its block
 
 
 def names_of(weight: Weight, tensorflow: bool = False) -> set[str]:
@@ -44,7 +45,8 @@ def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPl
         name = weight.name
         reason = _fp16_reason(weight, settings, name in excluded)
         fused = bool(settings.fuse_bn and weight.bn is not None and name not in no_fuse)
-        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused)
+        fuse_bias = settings.fuse_biasadd and weight.bias is not None
+        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused, fuse_bias)
     return plans
 
 
