@@ -92,7 +92,7 @@ def summary_lines(project: Project, compilation: Compilation) -> list[str]:
         lines.append(f"{label} weights quantized: {len(done)} of {len(results)}{_reasons(results)}")
     ratio = compilation.npu_bytes / compilation.fp16_bytes if compilation.fp16_bytes else 1.0
     lines.append(
-        f"weight memory (Mem6): {compilation.npu_bytes:,} bytes; all fp16 it would be {compilation.fp16_bytes:,} ({ratio:.1%})"
+        f"NPU weight memory (Mem6): {compilation.npu_bytes:,} bytes; all fp16 it would be {compilation.fp16_bytes:,} ({ratio:.1%})"
     )
     worst = sorted(
         (r for r in compilation.results.values() if r.plan.quantized and r.errors.sqnr_db is not None),
