@@ -55,3 +55,14 @@ def test_tiles_are_row_block_major_and_row_major_inside():
     assert tiles[2048 : 2048 + 32].tolist() == w[32, :32].tolist()  # tile (1, 0)
     back, bias = from_tiles(tiles, w.shape)
     assert np.array_equal(back, w) and bias is None
+
+
+def test_the_half_up_shortcut_is_the_fp16_addition_for_every_fp16_value():
+    from npu_tui.core.quant.gxnpuc import HALF_UP
+
+    t = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    t = t[np.isfinite(t) & (t > -1) & (t < 300)].astype(np.float32)
+    with np.errstate(over="ignore"):
+        rounded = np.floor((t + np.float32(0.5)).astype(np.float16).astype(np.float32))
+    assert np.array_equal(np.clip(rounded, 0, 255), np.clip(np.floor(t + HALF_UP), 0, 255))
+    assert rounded[t == np.float32(0.5 - 2**-12)] == 1  # the one value where the fp16 addition carries

@@ -23,6 +23,10 @@ from .fp16 import as_fp16, bits_of, cvt, cvt_value, f32, h
 from .layout import padded_size, to_tiles
 
 QUANT_MAX = 255
+# For every fp16 t, floor(fp16(t + 0.5)) == floor(t + 0.5 + 2**-12) (t + 0.5 is exact in float32): the
+# rounding can only carry t = 0.5 - 2**-12 up to 1.0 (a tie between 1 - 2**-11 and 1.0, to even), and the
+# 2**-12 does exactly that and nothing else, since elsewhere t + 0.5 is a multiple of t's own fp16 step.
+HALF_UP = np.float32(0.5 + 2.0**-12)
 CHUNK = 1 << 16  # elements per pass of the fp16 emulation: a few arrays of it stay in cache
 CRASH_HINT = "gxnpuc 1.5.8 crashes on this: exclude it or give it a WEIGHT_MIN_MAX range"
 
@@ -141,8 +145,7 @@ def _codes_chunk(values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.
     buf = buf.astype(np.float16).astype(np.float32)
     buf /= scale
     buf = buf.astype(np.float16).astype(np.float32)
-    buf += np.float32(0.5)
-    buf = buf.astype(np.float16).astype(np.float32)
+    buf += HALF_UP  # floor(fp16(t + 0.5)) without the rounding pass: see HALF_UP
     np.clip(buf, 0, QUANT_MAX, out=buf)
     np.floor(buf, out=out, casting="unsafe")
 
