@@ -3,7 +3,7 @@
 import numpy as np
 
 from npu_tui.core.quant import memory
-from npu_tui.core.quant.fp16 import as_fp16, cvt, cvt_value
+from npu_tui.core.quant.fp16 import as_fp16, cvt, cvt_value, round_fp16
 from npu_tui.core.quant.layout import from_tiles, padded_size, to_tiles
 
 
@@ -35,6 +35,17 @@ def test_the_fast_converter_reads_back_what_cvt_writes():
     fast = cvt_value(patterns)
     same = (slow.view(np.uint32) == fast.view(np.uint32)) | (np.isnan(slow) & np.isnan(fast))
     assert same.all()
+
+
+def test_the_fast_fp16_rounding_is_numpys_cast():
+    patterns = (np.arange(1 << 22, dtype=np.uint32) * np.uint32(1021)).view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = patterns.astype(np.float16).astype(np.float32)
+    fast = round_fp16(patterns.copy())
+    same = (cast.view(np.uint32) == fast.view(np.uint32)) | (np.isnan(cast) & np.isnan(fast))
+    assert same.all()
+    ties = np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11)], np.float32)
+    assert round_fp16(ties).tolist() == [1.0, 1 + 2**-9, -1.0]  # ties to even, unlike the compiler's converter
 
 
 def test_bytes_of_spec_examples():

@@ -61,6 +61,29 @@ def cvt_value(values: np.ndarray) -> np.ndarray:
     return out.view(np.float32).reshape(np.shape(values))
 
 
+_RNE_HALF = np.uint32(0xFFF)  # half an fp16 step in fp32 mantissa bits, less one: the odd step's bit makes the tie go even
+
+
+def round_fp16(values: np.ndarray) -> np.ndarray:
+    """Round float32 values to binary16 in place, IEEE (ties to even), the result kept as float32: what
+    values.astype(float16).astype(float32) gives, five times faster, in the fp32 bit domain. Lanes whose
+    result is not a normal fp16 (|x| < 2**-14, or from 65520 on: subnormal, inf) take numpy's cast."""
+    bits = values.reshape(-1).view(np.uint32)
+    odd = np.flatnonzero(((bits & _F32_ABS) - _ODD_LOW) >= _ODD_SPAN)
+    saved = None
+    if odd.size:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is binary16's own answer
+            saved = values.reshape(-1)[odd].astype(np.float16).astype(np.float32)
+    step = bits >> np.uint32(13)
+    step &= np.uint32(1)
+    step += _RNE_HALF
+    bits += step
+    bits &= _ROUND_AWAY
+    if saved is not None:
+        values.reshape(-1)[odd] = saved
+    return values
+
+
 def as_fp16(bits: np.ndarray) -> np.ndarray:
     """The binary16 values a uint16 bit pattern holds, as an IEEE decoder (the chip) reads them."""
     return np.asarray(bits, dtype=np.uint16).view(np.float16)

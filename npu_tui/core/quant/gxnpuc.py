@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from .fp16 import as_fp16, bits_of, cvt, cvt_value, f32, h
+from .fp16 import as_fp16, bits_of, cvt, cvt_value, f32, h, round_fp16
 from .layout import padded_size, to_tiles
 
 QUANT_MAX = 255
@@ -142,9 +142,9 @@ def _codes_chunk(values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.
     """clamp(floor((cvt(clip(x)) - offset) / scale + 0.5), 0, 255), each op rounded to fp16, into `out`."""
     buf = cvt_value(np.clip(values, lo, hi))
     buf -= offset
-    buf = buf.astype(np.float16).astype(np.float32)
+    round_fp16(buf)
     buf /= scale
-    buf = buf.astype(np.float16).astype(np.float32)
+    round_fp16(buf)
     buf += HALF_UP  # floor(fp16(t + 0.5)) without the rounding pass: see HALF_UP
     np.clip(buf, 0, QUANT_MAX, out=buf)
     np.floor(buf, out=out, casting="unsafe")
