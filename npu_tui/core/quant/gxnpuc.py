@@ -32,7 +32,7 @@ CRASH_HINT = "gxnpuc 1.5.8 crashes on this: exclude it or give it a WEIGHT_MIN_M
 
 
 class RangeCrash(ModelError):
-    """A weight gxnpuc 1.5.8 cannot quantize (its scale is 0): it dies with an OverflowError."""
+    """A weight gxnpuc 1.5.8 cannot quantize (its fp16 scale is 0, or not finite): it dies with an OverflowError."""
 
 
 @dataclass(frozen=True)
