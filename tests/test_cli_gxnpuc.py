@@ -4,7 +4,8 @@ what it never compresses, what it crashes on, the nudge that shifts a one-sign w
 import json
 
 import numpy as np
-from onnx import helper
+import onnx
+from onnx import helper, numpy_helper
 
 from clirun import npu_tui
 from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
@@ -108,7 +109,6 @@ def test_fuse_biasadd_puts_the_bias_into_the_block(tmp_path):
     result = npu_tui("compile", "--json", str(config))
     assert result.returncode == 0
     fused = json.loads(result.stdout)
-    assert "FUSE_BIASADD true: each bias is quantized with its weight" in result.stderr
     # alone the weight's range is its own (with the padding's 0); with the bias it reaches 2.0
     assert plain["weights"][0]["max"] < 1.0 and fused["weights"][0]["max"] == 2.0
     # 33 rows of 32: the mask covers 1,056 elements, and the 8 bias values are stored codes, not 16 fp16 bytes
@@ -116,3 +116,10 @@ def test_fuse_biasadd_puts_the_bias_into_the_block(tmp_path):
     assert fc["weight_memory_bytes"] == 1056 // 8 + fc["codes_stored"] + fc["codes_stored"] % 2
     assert fused["weight_memory_bytes"] == fc["weight_memory_bytes"]
     assert plain["weight_memory_bytes"] == plain["weights"][0]["weight_memory_bytes"] + 2 * 8
+    # the simulation holds the bias as its codes give it: 2.0 is the range's top, code 255, the grid's end
+    assert npu_tui("compile", "--sim", str(tmp_path / "sim.onnx"), str(config)).returncode == 0
+    sim = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "sim.onnx")).graph.initializer}
+    assert sim["fc.bias"].astype(np.float32).tolist() == [fc["nudged_max"]] * 8 and fc["nudged_max"] != 2.0
+    np.savez(tmp_path / "fused" / "eval.npz", x=rng.normal(0, 1, (6, 16)).astype(np.float32))
+    evaluated = npu_tui("eval", "--sensitivity", "--layers", "--json", str(config))
+    assert evaluated.returncode == 0, evaluated.stderr

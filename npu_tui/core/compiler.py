@@ -53,6 +53,7 @@ class WeightResult:
     errors: ErrorMetrics
     tail_ratio: float | None
     quant: GxnpucQuant | None = None  # the codes and their count, when quantized
+    bias_held: np.ndarray | None = None  # FUSE_BIASADD: the bias as the chip holds it (its codes' values, or fp16)
     warnings: tuple[CompileWarning, ...] = ()
 
     @property
@@ -152,6 +153,7 @@ class Compiler:
             simulated = quant.dequantized
         else:
             simulated = to_fp16(w)
+        bias_held = self._bias_held(weight, plan, bias, quant)
         result = WeightResult(
             weight=weight,
             plan=plan,
@@ -163,6 +165,7 @@ class Compiler:
             errors=error_metrics(w, simulated, quant.saturated if quant else 0),
             tail_ratio=self.tail(weight, plan.fused, w),
             quant=quant,
+            bias_held=bias_held,
         )
         result = replace(result, warnings=tuple(_weight_warnings(result)))
         cached[key] = result
@@ -175,6 +178,15 @@ class Compiler:
         if not plan.fuse_bias or weight.bias is None:
             return None
         return bn_bias if bn_bias is not None else self.inventory.arrays[weight.bias]
+
+    def _bias_held(self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None, quant: GxnpucQuant | None) -> np.ndarray | None:
+        """With FUSE_BIASADD, the bias in its own tensor's shape: dequantized from its codes when the weight
+        is quantized, stored fp16 when not (so the set of biases held never depends on a weight's switch)."""
+        values = self._fused_bias_values(weight, plan, bn_bias)
+        if values is None:
+            return None
+        held = quant.bias_dequantized if quant is not None and quant.bias_dequantized is not None else to_fp16(values)
+        return held.reshape(values.shape)
 
     def fp16_cost_bytes(self, weight: Weight, plan: WeightPlan) -> int:
         """The bytes keeping the weight fp16 costs over compressing it (with its plan's range and fusion);

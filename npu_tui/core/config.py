@@ -162,12 +162,6 @@ class _Validator:
                 raise self.fail(str(key), f"key {_brief(key)} is not a name; keys are upper-case words")
             if key not in VENDOR_KEYS:
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
-        if self.data.get("FUSE_BIASADD") is True:
-            self.warnings.append(
-                f"{self.where('FUSE_BIASADD')}: FUSE_BIASADD true: each bias is quantized with its weight, as gxnpuc 1.5.8 "
-                "does (one more padded row, inside the weight's range); the simulation keeps the bias itself at fp16, "
-                "where the chip uses its 8-bit code"
-            )
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
         settings = Settings(**fields, weight_min_max=self.min_max(), fuse_biasadd=self.data.get("FUSE_BIASADD") is True)

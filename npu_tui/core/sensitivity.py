@@ -24,7 +24,7 @@ from .kinds import Reason
 from .plan import WeightPlan, plan_weights
 from .runtime import BoundSession
 from .settings import Settings
-from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
+from .simulation import elem_types, feed_name, fused_bias_name, held_bias_name, weight_feeds
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
@@ -243,11 +243,13 @@ def _join(evaluator: Evaluator, parts: list[dict[str, np.ndarray]], names: list[
 
 
 def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
-    """The feeds one what-if run changes: the weight, and its fused bias."""
+    """The feeds one what-if run changes: the weight, its fused bias, its FUSE_BIASADD bias."""
     changed = {feed_name(result.weight.name): result.simulated}
     bn = result.weight.bn
     if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
         changed[feed_name(fused_bias_name(bn))] = result.fused_bias
+    if result.bias_held is not None and held_bias_name(result) in feeds:
+        changed[feed_name(held_bias_name(result))] = result.bias_held
     return changed
 
 
