@@ -4,11 +4,11 @@
    and FUSE_BN on and off where the model has BatchNormalization; each with its metric and bytes.
 2. Rank the weights by how much excluding each one gains (one sensitivity sweep).
 3. Greedy: for the best-ranked weights not yet changed, try their actions: a WEIGHT_MIN_MAX range
-   (free; chosen by the model-level metric over a grid of clip shares, then golden-section between the
+   (nearly free: clipping can make a few more codes differ from the zero point; chosen by the model-level metric over a grid of clip shares, then golden-section between the
    best neighbours), keeping their BatchNormalization unfolded, and excluding them. Take the cheapest
    action that meets the target, else the best gain per byte. Repeat from the new state.
-4. Prune every change whose removal still meets the target, then swap each exclusion for a free
-   range where that still meets it.
+4. Prune every change whose removal still meets the target, then swap each exclusion for a range
+   (far cheaper than fp16) where that still meets it.
 5. The switches of step 1 win instead when one of their rows meets the target for fewer bytes.
 Every evaluation goes through the evaluator's no-rebuild path; the search is deterministic.
 """
@@ -331,7 +331,7 @@ class Search:
         return kept, self.rebuild(start, kept)
 
     def swap(self, start: Settings, changes: list[Change]) -> tuple[list[Change], Settings]:
-        """An exclusion is worth its bytes only if no free range does the job."""
+        """An exclusion is worth its bytes only if no range (far cheaper) does the job."""
         kept = list(changes)
         for index, change in enumerate(kept):
             if change.action != "exclude" or change.weight is None or change.weight in self.pinned:
