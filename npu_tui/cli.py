@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
     )
+    comp.add_argument("--codes", metavar="NPZ", help="write each quantized weight's uint8 codes, in its own shape, to NPZ")
     comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev = commands.add_parser("eval", help="run the float model and the NPU simulation and compare them")
     ev.add_argument("config", help="the vendor config.yaml")
@@ -227,8 +228,8 @@ def _open(args: argparse.Namespace):
 def _compile(args: argparse.Namespace) -> int:
     from .core.progress import Progress
     from .core.quant.histogram import INDEX_FILE, write_jpegs
-    from .core.report import compilation_json, summary_lines, weight_lines
-    from .core.safe_files import refuse_inputs
+    from .core.report import compilation_json, summary_lines, weight_lines, write_codes
+    from .core.safe_files import atomic_write, refuse_inputs
     from .core.sim.sim_check import check_simulation
     from .core.sim.simulation import build_simulation
 
@@ -245,6 +246,13 @@ def _compile(args: argparse.Namespace) -> int:
             raise UserError(f"--sim {args.sim}: cannot write: {exc.strerror}") from None
         for warning in check_simulation(Path(args.sim), project.inventory.path):
             sys.stderr.write(f"warning: {printable(warning)}\n")
+    if args.codes:
+        refuse_inputs(Path(args.codes), project.inputs, "--codes")
+        try:
+            with atomic_write(Path(args.codes)) as handle:
+                write_codes(handle, compilation)
+        except OSError as exc:
+            raise UserError(f"--codes {args.codes}: cannot write: {exc.strerror}") from None
     if args.save_hist:
         refuse_inputs(Path(args.hist_dir), project.inputs, "--hist-dir")
         try:

@@ -8,7 +8,9 @@ from npu_tui.core.triage.fix import Search, Target
 def test_no_action_dearer_than_the_budget_is_run(kws):
     project, evaluator = kws
     start = project.config.settings
-    budget = project.compile(start).npu_bytes  # ranges are free; any exclusion costs bytes
+    # a range costs a few hundred bytes (clipping the tail makes more codes differ from the zero point:
+    # 530 for tdnn1.affine's), excluding tdnn1.affine 5,564
+    budget = project.compile(start).npu_bytes + 1000
     search = Search(project, evaluator, Target("max_drop", 1.0), budget=budget)
     result = search.run(start)
     rows = len(result.localization)
@@ -20,7 +22,7 @@ def test_no_action_dearer_than_the_budget_is_run(kws):
 
 
 def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
-    """With tdnn1.affine excluded, clipping `output` beats no clip share's metric: three coarse
+    """With tdnn1.affine excluded, clipping `tdnn2.affine` beats no clip share's metric: three coarse
     tries, not the full grid and the golden-section steps (14 evaluations). The target (5 points
     better than float) is never met, so no range ends the search early by meeting it."""
     from npu_tui.core.quant import edits
@@ -30,11 +32,11 @@ def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
     search = Search(project, evaluator, Target("max_drop", -5.0))
     search.evaluate(start)
     before = search.evaluations
-    assert search.best_range(start, "output") is not None
+    assert search.best_range(start, "tdnn2.affine") is not None
     assert search.evaluations - before == 3
     search.evaluate(start)
     before = search.evaluations
-    search.best_range(start, "prefinal-l")  # here a clip share helps: the search refines it
+    search.best_range(start, "output")  # here a clip share helps: the search refines it
     assert search.evaluations - before > 3
 
 

@@ -17,7 +17,7 @@ def bench(tmp_path):
 
 def test_edits_undo_redo_and_staleness(bench):
     assert bench.stale and not bench.dirty
-    assert bench.evaluate().accuracy_npu == pytest.approx(0.1591, abs=1e-4)
+    assert bench.evaluate().accuracy_npu == pytest.approx(0.2881, abs=1e-4)  # tdnn1.affine quantized as gxnpuc does
     assert not bench.stale
     bench.toggle_exclude("tdnn1.affine")
     assert bench.settings.exclude == ("tdnn1.affine",) and bench.dirty and bench.stale

@@ -167,7 +167,7 @@ class Workbench:
     def sqnr_with_range(self, name: str, rng: tuple[float, float]) -> float | None:
         weight = self.project.inventory.by_name[name]
         plan = self.compilation.plans[name]
-        trial = WeightPlan(name, True, None, (float(rng[0]), float(rng[1])), plan.fused)
+        trial = WeightPlan(name, True, None, (float(rng[0]), float(rng[1])), plan.fused, plan.fuse_bias)
         return self.project.compiler.result(weight, trial).errors.sqnr_db
 
     # -- saving

@@ -200,7 +200,7 @@ class _Validator:
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
-        settings = Settings(**fields, weight_min_max=self.min_max())
+        settings = Settings(**fields, weight_min_max=self.min_max(), fuse_biasadd=self.data.get("FUSE_BIASADD") is True)
         return Config(
             path=self.path,
             data=self.data,
@@ -275,7 +275,8 @@ class _Validator:
                     )
             lo, hi = float(bounds[0]), float(bounds[1])
             if not lo < hi:
-                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}", name)
+                crash = " (gxnpuc 1.5.8 crashes on an empty range)" if lo == hi else ""
+                raise self.fail(key, f"{label}: min {bounds[0]} is not less than max {bounds[1]}{crash}", name)
             ranges[name] = (lo, hi)
         return ranges
 

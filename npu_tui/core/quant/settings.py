@@ -27,10 +27,11 @@ class Settings:
     exclude_fuse_bn: tuple[str, ...] = ()
     weight_min_max: dict[str, tuple[float, float]] = field(default_factory=dict)
     fp16_activations: bool = True
+    fuse_biasadd: bool = False  # FUSE_BIASADD, read but not managed: each bias joins its weight's quantized block
 
     def key(self) -> tuple:
         """A hashable identity (the ranges are a dict): equal settings, equal keys."""
         return (
             self.compress, self.conv2d_compress, self.fuse_bn, self.exclude, self.exclude_conv2d,
-            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations,
+            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations, self.fuse_biasadd,
         )

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from ..errors import ModelError
 from ..kinds import Reason
 from ..model.graph import reads
-from ..quant.compiler import WeightResult
-from ..quant.plan import plan_weights
+from ..model.inventory import Weight
+from ..quant.compiler import Compiler, WeightResult
+from ..quant.plan import WeightPlan, plan_weights
 from ..quant.settings import Settings
 from .runtime import BoundSession
-from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
+from .simulation import elem_types, feed_name, fused_bias_name, held_bias_name, weight_feeds
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
@@ -132,6 +134,18 @@ class CutSessions:
             return self.segments[k]
 
 
+def _quantizable(compiler: Compiler, weight: Weight, plan: WeightPlan) -> bool:
+    """Whether gxnpuc could quantize the weight at all: what it never compresses (depthwise, one input
+    channel) and what it would crash on (no step) have no "alone" number to measure."""
+    if weight.never_compressed is not None:
+        return False
+    try:
+        compiler.result(weight, replace(plan, quantized=True, reason=None))
+    except ModelError:
+        return False
+    return True
+
+
 def sweep(
     evaluator: Evaluator,
     settings: Settings,
@@ -157,9 +171,10 @@ def sweep(
     side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
     outputs = list(evaluator.outputs)
     by_cut: dict[int | None, list] = {}
-    for weight in inventory.weights:
+    measurable = [w for w in inventory.weights if _quantizable(compiler, w, base[w.name])]
+    for weight in measurable:
         by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-    base_counts = [base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED for w in inventory.weights]
+    base_counts = [base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED for w in measurable]
     total = sum(base_counts) if gains_only else sum(2 if b else 1 for b in base_counts)
     ticker = _Progress(total, progress, stop)
     measured: dict[str, Sensitivity] = {}
@@ -194,11 +209,12 @@ def sweep(
             elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                 included = what_if(weight, "current", bounds["current"], states["current"], True)
                 gain = _difference(current.output_sqnr_db, _sqnr(included))
+            cost = compiler.fp16_cost_bytes(weight, base[weight.name])
             if gains_only:
-                measured[weight.name] = Sensitivity(weight.name, None, None, gain, weight.size - 4)
+                measured[weight.name] = Sensitivity(weight.name, None, None, gain, cost)
                 continue
             accuracy = only.accuracy_npu if only is not None else None
-            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, weight.size - 4)
+            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, cost)
 
     try:
         current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
@@ -246,11 +262,13 @@ def _join(evaluator: Evaluator, parts: list[dict[str, np.ndarray]], names: list[
 
 
 def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
-    """The feeds one what-if run changes: the weight, and its fused bias."""
+    """The feeds one what-if run changes: the weight, its fused bias, its FUSE_BIASADD bias."""
     changed = {feed_name(result.weight.name): result.simulated}
     bn = result.weight.bn
     if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
         changed[feed_name(fused_bias_name(bn))] = result.fused_bias
+    if result.bias_held is not None and held_bias_name(result) in feeds:
+        changed[feed_name(held_bias_name(result))] = result.bias_held
     return changed
 
 
