@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import time
 import traceback
 from dataclasses import replace
 from functools import partial
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
     )
+    comp.add_argument("--codes", metavar="NPZ", help="write each quantized weight's uint8 codes, in its own shape, to NPZ")
     comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev = commands.add_parser("eval", help="run the float model and the NPU simulation and compare them")
     ev.add_argument("config", help="the vendor config.yaml")
@@ -229,8 +231,8 @@ def _open(args: argparse.Namespace):
 def _compile(args: argparse.Namespace) -> int:
     from .core.progress import Progress
     from .core.quant.histogram import INDEX_FILE, write_jpegs
-    from .core.report import compilation_json, summary_lines, weight_lines
-    from .core.safe_files import refuse_inputs
+    from .core.report import compilation_json, summary_lines, weight_lines, write_codes
+    from .core.safe_files import atomic_write, refuse_inputs
     from .core.sim.sim_check import check_simulation
     from .core.sim.simulation import build_simulation
 
@@ -247,6 +249,13 @@ def _compile(args: argparse.Namespace) -> int:
             raise UserError(f"--sim {args.sim}: cannot write: {exc.strerror}") from None
         for warning in check_simulation(Path(args.sim), project.inventory.path):
             sys.stderr.write(f"warning: {printable(warning)}\n")
+    if args.codes:
+        refuse_inputs(Path(args.codes), project.inputs, "--codes")
+        try:
+            with atomic_write(Path(args.codes)) as handle:
+                write_codes(handle, compilation)
+        except OSError as exc:
+            raise UserError(f"--codes {args.codes}: cannot write: {exc.strerror}") from None
     if args.save_hist:
         refuse_inputs(Path(args.hist_dir), project.inputs, "--hist-dir")
         try:
@@ -427,13 +436,17 @@ def target_text(target) -> str:
 
 
 def metric_text(target, value: float | None) -> str:
+    """A target's number as eval says it: an exact output is "exact", a diverged one "none"."""
     if value is None:
         return "-"
+    if target.kind == "min_sqnr" and value in (float("inf"), float("-inf")):
+        return "SQNR exact" if value > 0 else "SQNR none (the NPU output is not finite)"
     return {"max_drop": f"drop {value:.2f} points", "min_agreement": f"agreement {value:.2f}%", "min_sqnr": f"SQNR {value:.2f} dB"}[target.kind]
 
 
 def _fix(args: argparse.Namespace) -> int:
     from .core.config.writer import check_writable, config_diff, managed_values, read_config_text, save_config
+    from .core.progress import Progress
     from .core.sim.evaluate import Evaluator
     from .core.triage.fix import Search
 
@@ -444,10 +457,17 @@ def _fix(args: argparse.Namespace) -> int:
     target = _target(args)
     evaluator = Evaluator(project.compiler, data, project.config.output_names)
     loaded = read_config_text(project.config.path)
-    result = Search(project, evaluator, target, budget=args.budget).run(settings)
+    with Progress("ranking the weights", sys.stderr) as progress:
+
+        def sweeping(_start: str, done: int, total: int) -> None:
+            if done == 1:  # a new ranking sweep: its own time left
+                progress.start = time.monotonic()
+            progress.update(done, total)
+
+        result = Search(project, evaluator, target, budget=args.budget, on_sweep=sweeping).run(settings)
     diff = config_diff(project.config.path, result.settings)
     backup = None
-    if args.write and diff:
+    if args.write and diff and not result.stopped:
         if read_config_text(project.config.path) != loaded:
             raise UserError(f"{project.config.path}: changed on disk while fix ran; nothing written (run fix again)")
         backup = save_config(project.config.path, result.settings)
@@ -460,10 +480,18 @@ def _fix(args: argparse.Namespace) -> int:
             "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
             "localization": [{**row, "metric": row["metric"]} for row in result.localization],
             "changes": [
-                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "metric": c.metric, "bytes": c.bytes}
+                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "saturated": c.saturated,
+                 "metric": c.metric, "bytes": c.bytes}
                 for c in result.changes
             ],
             "settings": managed_values(result.settings),
+            "paths": [
+                {"start": p.start, "start_metric": p.start_metric, "start_bytes": p.start_bytes, "end_metric": p.end_metric,
+                 "end_bytes": p.end_bytes, "met": p.met, "changes": p.changes}
+                for p in result.paths
+            ],
+            "why": result.why,
+            "stopped": result.stopped,
             "evaluations": result.evaluations,
             "seconds": round(result.seconds, 3),
             "written": str(project.config.path) if backup is not None else None,
@@ -472,6 +500,9 @@ def _fix(args: argparse.Namespace) -> int:
         _emit(document)
     else:
         _report(_fix_lines(result, diff, backup, project))
+    if result.stopped:  # Ctrl-C: the best found so far is above, nothing written
+        sys.stderr.write("interrupted: the search was stopped; the best config it had found is shown, nothing written\n")
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.met else EXIT_MISSED
 
 
@@ -505,7 +536,8 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
     for row in result.localization:
         lines.append(
             f"  {str(row['COMPRESS']).lower():9} {str(row['CONV2D_COMPRESS']).lower():7} {str(row['FUSE_BN']).lower():8} "
-            f"{metric_text(target, row['metric']):>22} {row['npu_bytes']:>10,}{'  meets the target' if row['met'] else ''}"
+            f"{metric_text(target, row['metric']) if row['measured'] else 'not run':>22} {row['npu_bytes']:>10,}"
+            f"{'  meets the target' if row['met'] else '' if row['measured'] else '  (dearer than a row that meets)'}"
         )
     lines.append("")
     if result.changes:
@@ -517,20 +549,30 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
                 f"COMPRESS {str(change.settings.compress).lower()}, CONV2D_COMPRESS {str(change.settings.conv2d_compress).lower()}, "
                 f"FUSE_BN {str(change.settings.fuse_bn).lower()}"
             )
-            lines.append(f"  {number}. {what:20} {weight}{rng}: {metric_text(target, change.metric)}, {change.bytes:,} B")
+            saturated = f" ({change.saturated:.2%} saturate)" if change.saturated else ""
+            lines.append(f"  {number}. {what:20} {weight}{rng}{saturated}: {metric_text(target, change.metric)}, {change.bytes:,} B")
     else:
         lines.append("no change" + (": the config already meets the target" if result.met else " found that helps"))
     (before, before_bytes), (after, after_bytes) = result.before, result.after
     lines.append("")
     lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
     lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
+    if result.paths:
+        lines.append("paths (per-weight changes from each start):")
+        for path in result.paths:
+            lines.append(
+                f"  from {printable(path.start)}: {metric_text(target, path.start_metric)}, {path.start_bytes:,} B -> "
+                f"{metric_text(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}"
+            )
     lines.append(f"target {'met' if result.met else 'NOT met'}; {result.evaluations} evaluations in {result.seconds:.1f} s")
+    if result.why:
+        lines.append(f"why: {printable(result.why)}")
     if diff:
         lines += ["", "config diff:", *[printable(line) for line in diff.splitlines()]]
     if backup is not None:
         lines.append(f"written to {printable(str(project.config.path))} (previous kept as {printable(backup.name)})")
     elif diff:
-        lines.append("(not written: add --write to save it)")
+        lines.append("(not written: the search was stopped)" if result.stopped else "(not written: add --write to save it)")
     return lines
 
 

@@ -76,3 +76,39 @@ OUTPUT_FILE: model.h
 COMPRESS: true
 CONV2D_COMPRESS: true
 """
+
+
+def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
+    """x[1,8,16] scaled to sensor units (channels 4-7 by 1e-3) -> grouped Conv1d(16) -> BN -> Relu ->
+    MatMul fc1 (256x32, six outliers at 8) -> MatMul fc2 (32x10) -> 16 near-identity 10x10 MatMuls. The BN channels fed by the small
+    inputs have variance 1e-5, so folding multiplies their filters by about 300 (FUSE_BN hurts); fc1's
+    outliers leave its bulk two int8 levels and carry signal, so no range rescues it (exclusion does)."""
+    rng = np.random.default_rng(1)
+    fc1 = rng.normal(0, 0.05, (256, 32)).astype(np.float32)
+    fc1[rng.integers(0, 256, 6), rng.integers(0, 32, 6)] = 8.0
+    inits = [
+        tensor("gain", np.where(np.arange(8) >= 4, 1e-3, 1.0).astype(np.float32).reshape(1, 8, 1)),
+        tensor("conv.weight", rng.normal(0, 0.3, (16, 4, 3)).astype(np.float32)),
+        tensor("bn.scale", np.ones(16, np.float32)),
+        tensor("bn.bias", np.zeros(16, np.float32)),
+        tensor("bn.mean", np.zeros(16, np.float32)),
+        tensor("bn.var", np.where(np.arange(16) >= 8, 1e-5, 1.0).astype(np.float32)),
+        tensor("fc1.weight", fc1),
+        tensor("fc2.weight", rng.normal(0, 0.2, (32, 10)).astype(np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["x", "gain"], ["xs"], name="sensor_units"),
+        helper.make_node("Conv", ["xs", "conv.weight"], ["c"], name="conv", pads=[1, 1], group=2),
+        helper.make_node("BatchNormalization", ["c", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["b"], name="bn", epsilon=1e-5),
+        helper.make_node("Relu", ["b"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "fc1.weight"], ["h"], name="fc1"),
+        helper.make_node("MatMul", ["h", "fc2.weight"], ["t0"], name="fc2"),
+    ]
+    for i in range(TAIL_LAYERS):  # near-identity layers that quantize well: a model of 20-odd weights, as real ones are
+        inits.append(tensor(f"tail{i}.weight", (np.eye(10) + rng.normal(0, 1e-3, (10, 10))).astype(np.float32)))
+        nodes.append(helper.make_node("MatMul", [f"t{i}", f"tail{i}.weight"], [f"t{i + 1}" if i + 1 < TAIL_LAYERS else "y"], name=f"tail{i}"))
+    return make_model(nodes, [value("x", [1, 8, 16])], [value("y", [1, 10])], inits)
+
+
+TAIL_LAYERS = 16

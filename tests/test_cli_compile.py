@@ -1,7 +1,6 @@
 """`npu-tui compile` through a subprocess: the vendor's -w lines, JSON, --sim, -s and the summary."""
 
 import json
-import math
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ from onnx import helper
 JSON_WEIGHT_KEYS = {
     "name", "kind", "nodes", "op_types", "shape", "quantized", "reason", "min", "max", "nudged_min",
     "nudged_max", "scale", "zero_point", "sqnr_db", "mse", "max_abs_err", "clipped_fraction", "tail_ratio",
+    "scale_fp16_bits", "offset_fp16_bits", "codes_stored", "weight_memory_bytes",
 }
 
 
@@ -43,18 +43,26 @@ def test_json_document(tmp_path):
     result = npu_tui("compile", "--json", str(config))
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"npu_tui_version", "model", "config", "weights", "fp16_bytes", "npu_bytes", "warnings"}
+    assert set(doc) == {"npu_tui_version", "model", "config", "weights", "weight_memory_bytes", "fp16_weight_memory_bytes", "warnings"}
     weights = {w["name"]: w for w in doc["weights"]}
     assert all(JSON_WEIGHT_KEYS <= set(w) for w in weights.values())
     fc = weights["fc.weight"]
     assert fc["min"] == 0.1 and fc["max"] == 0.5
-    assert fc["nudged_min"] == 0.0 and math.isclose(fc["nudged_max"], 0.4, rel_tol=1e-6)
+    # gxnpuc's grid for [0.1, 0.5]: zero point 0, 255 steps of fp16(0.4/255) = 0x166C end at 0.39990234375
+    assert fc["nudged_min"] == 0.0 and fc["nudged_max"] == 0.39990234375
+    assert (fc["scale_fp16_bits"], fc["offset_fp16_bits"]) == (0x166C, 0)
     assert fc["zero_point"] == 0 and fc["clipped_fraction"] > 0.3
-    assert weights["conv1.weight"]["op_types"] == ["Conv"]
-    # every float constant: conv 36 + conv bias 4 + fc 120 (BN folded away) = 160 values
-    assert doc["fp16_bytes"] == 2 * 160
-    # quantized weights as uint8 plus 4 bytes each: 160*2 - (72-40) - (240-124)
-    assert doc["npu_bytes"] == 320 - (72 - 40) - (240 - 124)
+    conv = weights["conv1.weight"]
+    assert conv["op_types"] == ["Conv"]
+    # weight memory as gxnpuc lays it out: conv1d [4, 3, 3] is 3 taps of [3 in, 4 out], each padded to a
+    # 32x32 tile (3,072 elements); fc [24, 5] one tile (1,024); the conv bias (the fused BN's) 4 values
+    assert doc["fp16_weight_memory_bytes"] == 2 * 3072 + 2 * 1024 + 2 * 4
+    # compressed: a mask bit per padded element plus a byte per stored code. [0.1, 0.5] excludes 0, so
+    # even the fc's padding zeros clip to 0.1 and take a code that is not the zero point: all 1,024 stored
+    assert fc["codes_stored"] == 1024 and fc["weight_memory_bytes"] == 1024 // 8 + 1024
+    assert 0 < conv["codes_stored"] <= 36
+    assert conv["weight_memory_bytes"] == 3072 // 8 + conv["codes_stored"] + conv["codes_stored"] % 2
+    assert doc["weight_memory_bytes"] == fc["weight_memory_bytes"] + conv["weight_memory_bytes"] + 2 * 4
     codes = {(w["code"], w["weight"]) for w in doc["warnings"]}
     assert ("nudge_shift", "fc.weight") in codes and ("saturation", "fc.weight") in codes
 
@@ -64,7 +72,7 @@ def test_reason_says_why_a_weight_stays_fp16(tmp_path):
     config = write_project(tmp_path, conv_bn_fc(np.random.default_rng(0)), text)
     doc = json.loads(npu_tui("compile", "--json", str(config)).stdout)
     assert {w["name"]: w["reason"] for w in doc["weights"]} == {"conv1.weight": "conv2d_compress_off", "fc.weight": "compress_off"}
-    assert doc["npu_bytes"] == doc["fp16_bytes"]
+    assert doc["weight_memory_bytes"] == doc["fp16_weight_memory_bytes"]
 
 
 def test_sim_model_runs_and_never_touches_output_file(tmp_path):

@@ -72,10 +72,10 @@ def test_every_compressed_weight_is_bit_exact():
             where = f"{run.graph}/{run.variant} command {command.index}"
             q, w = quantized(run, command, names)
             record, i = command.record, command.index
-            assert q.tile_codes.size == record["origin_weight_len"], where
+            assert q.padded == record["origin_weight_len"], where
             assert (q.params.scale_fp16_bits, q.params.offset_fp16_bits) == (record["scale_u16"], record["bias_u16"]), where
-            assert np.array_equal(q.mask, arrays[f"mask_{i}"]), where
-            assert np.array_equal(q.tile_codes[q.mask == 1], arrays[f"codes_{i}"]), where
+            assert np.array_equal(q.mask(), arrays[f"mask_{i}"]), where
+            assert np.array_equal(q.tile_codes()[q.mask() == 1], arrays[f"codes_{i}"]), where
             assert q.codes_stored == record["n_codes"], where
             assert q.codes.shape == w.shape
             checked += 1
@@ -131,7 +131,7 @@ def mem6_model(run: fx.Run) -> int:
         seen.add(command.weight)
         if compresses(run, command):
             q, _ = quantized(run, command, names)
-            total += memory.compressed_bytes(q.tile_codes.size, q.codes_stored)
+            total += memory.compressed_bytes(q.padded, q.codes_stored)
             if fuses_bias(run, command) and command.bias:
                 fused_biases.add(command.bias)
         else:
@@ -163,3 +163,40 @@ def test_weight_memory_is_gxnpucs_mem6_on_every_compiled_run():
     wrong = [m for m in matched if m[2] != m[3]]
     assert not wrong, wrong
     assert len(matched) == 418  # every run gxnpuc compiled
+
+
+def scalar_constants(graph: str) -> set[str]:
+    """The graph's Consts that are no variable and survive folding (axes, dims, a forget bias)."""
+    return {n for n, op in fx.manifest()[graph]["ops"] if op == "Const"} - set(fx.weights(graph)) - fx.folded_constants(graph)
+
+
+def test_whole_graphs_through_the_tf_reader_are_gxnpucs():
+    """Every compiled run npu-tui opens (it refuses some configs gxnpuc accepts silently, by design), read
+    from its .pb and compiled as the product does: each compressed weight's fp16 bits and stored codes
+    as model.h has them, and Mem6. Mem6 leaves out the graphs with scalar constants: the TF reader does
+    not keep the int axes gxnpuc stores (2 bytes each; conv1d and lstm)."""
+    from npu_tui.core.config.project import open_project
+
+    from npu_tui.core.errors import UserError
+
+    bits_checked = mem6_matched = 0
+    for run in fx.runs() if fx.available() else []:
+        if not run.ok:
+            continue
+        try:
+            project = open_project(run.path / "config.yaml")
+        except UserError:
+            continue
+        compiled = project.compile(project.config.settings)
+        where = f"{run.graph}/{run.variant}"
+        if (run.path / "decoded.json").is_file():
+            stored = [r.quant for r in compiled.results.values() if r.quant is not None]
+            records = list({c.weight: c.record for c in fx.commands(run) if c.record["compress_enable"]}.values())
+            assert [(q.params.scale_fp16_bits, q.params.offset_fp16_bits, q.codes_stored) for q in stored] == [
+                (r["scale_u16"], r["bias_u16"], r["n_codes"]) for r in records
+            ], where
+            bits_checked += len(stored)
+        if not scalar_constants(run.graph):
+            assert compiled.npu_bytes == run.mem6, where
+            mem6_matched += 1
+    assert bits_checked >= 248 and mem6_matched >= 313, (bits_checked, mem6_matched)  # as of the tf merge

@@ -51,10 +51,14 @@ def test_kws_vendor_steps_1_and_2(kws):
 
 def test_cnn_float_accuracy_and_fuse_bn(cnn):
     project, evaluator = cnn
-    shipped = evaluator.evaluate(project.compile())
+    compiled = project.compile()
+    shipped = evaluator.evaluate(compiled)
     assert project.config.settings.fuse_bn is True
     assert shipped.accuracy_float >= 0.90
-    assert shipped.accuracy_float - shipped.accuracy_npu >= 0.05
+    # conv1, whose fused weight the tiny variances blow up, is depthwise: gxnpuc keeps it fp16, so FUSE_BN
+    # costs no accuracy on the chip
+    assert compiled.results["conv1.weight"].plan.reason == "depthwise_never_compressed"
+    assert abs(shipped.accuracy_float - shipped.accuracy_npu) <= 0.01
     assert abs(accuracy(cnn, fuse_bn=False) - shipped.accuracy_float) <= 0.01
 
 

@@ -17,7 +17,7 @@ def bench(tmp_path):
 
 def test_edits_undo_redo_and_staleness(bench):
     assert bench.stale and not bench.dirty
-    assert bench.evaluate().accuracy_npu == pytest.approx(0.1591, abs=1e-4)
+    assert bench.evaluate().accuracy_npu == pytest.approx(0.2881, abs=1e-4)  # tdnn1.affine quantized as gxnpuc does
     assert not bench.stale
     bench.toggle_exclude("tdnn1.affine")
     assert bench.settings.exclude == ("tdnn1.affine",) and bench.dirty and bench.stale
@@ -46,7 +46,7 @@ def test_range_candidates_are_ranked_by_the_model_metric_with_their_clipped_shar
     assert bench.metric_label == "accuracy"
     auto = next(c for c in found if c.label == "automatic")
     assert auto.clipped == bench.result("tdnn1.affine").errors.clipped_fraction  # the nudge's half step only
-    assert auto.metric == pytest.approx(0.1591, abs=1e-4)
+    assert auto.metric == pytest.approx(0.2881, abs=1e-4)
     best = found[0]
     assert best.metric > auto.metric and best.sqnr_db < auto.sqnr_db  # own SQNR points the wrong way here
     assert [c.metric for c in found] == sorted((c.metric for c in found), reverse=True)
@@ -103,11 +103,11 @@ def test_alarms_come_from_the_current_numbers(bench):
     bench.evaluate()
     bench.sweep()
     assert bench.alarms and bench.worst_weight() == "tdnn1.affine"
-    bench.set_range("tdnn1.affine", -9.957, 4.954)  # the range the fix search finds for a 1-point drop
+    bench.set_range("tdnn1.affine", -7.01247, 3.9344)  # the clip-20% candidate of the m dialog: float's accuracy
     assert bench.stale and bench.alarms  # no current model numbers: the data-free SQNRs still alarm
     assert bench.worst_weight() == "tdnn1.affine"  # by its own SQNR now: the alone numbers are stale
     evaluation = bench.evaluate()
-    assert evaluation.accuracy_npu > evaluation.accuracy_float
+    assert evaluation.accuracy_npu >= evaluation.accuracy_float
     assert not bench.alarms and bench.worst_weight() is None
     bench.undo()
     assert bench.alarms

@@ -28,3 +28,5 @@ class Reason(Named):
     COMPRESS_OFF = "compress_off"
     CONV2D_COMPRESS_OFF = "conv2d_compress_off"
     EXCLUDED = "excluded"
+    DEPTHWISE_NEVER_COMPRESSED = "depthwise_never_compressed"  # gxnpuc stores depthwise kernels fp16 always
+    ONE_INPUT_CHANNEL_NEVER_COMPRESSED = "one_input_channel_never_compressed"  # so is a Conv2D with cin 1

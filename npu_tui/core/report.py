@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import zipfile
+from typing import IO, Any
+
+import numpy as np
 
 from .config.project import Project
 from .kinds import WeightKind
@@ -45,6 +48,10 @@ def weight_record(result: WeightResult) -> dict[str, Any]:
         "nudged_max": params.nudged_max if params else None,
         "scale": params.scale if params else None,
         "zero_point": params.zero_point if params else None,
+        "scale_fp16_bits": params.scale_fp16_bits if params else None,
+        "offset_fp16_bits": params.offset_fp16_bits if params else None,
+        "codes_stored": result.quant.codes_stored if result.quant else None,
+        "weight_memory_bytes": result.weight_memory_bytes,
         "sqnr_db": errors.sqnr_db,
         "mse": errors.mse,
         "max_abs_err": errors.max_abs_err,
@@ -53,13 +60,23 @@ def weight_record(result: WeightResult) -> dict[str, Any]:
     }
 
 
+def write_codes(handle: IO[bytes], compilation: Compilation) -> None:
+    """An .npz of the uint8 codes of every quantized weight in the weight's own shape, keyed by its name
+    (written entry by entry, as np.savez does, so that no weight name can clash with an argument)."""
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        for result in compilation.results.values():
+            if result.quant is not None:
+                with archive.open(f"{result.weight.name}.npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, result.quant.codes)
+
+
 def compilation_json(project: Project, compilation: Compilation) -> dict[str, Any]:
     return {
         "model": str(project.config.model_path),
         "config": str(project.config.path),
         "weights": [weight_record(r) for r in compilation.results.values()],
-        "fp16_bytes": compilation.fp16_bytes,
-        "npu_bytes": compilation.npu_bytes,
+        "weight_memory_bytes": compilation.npu_bytes,
+        "fp16_weight_memory_bytes": compilation.fp16_bytes,
         "warnings": [{"code": w.code, "weight": w.weight, "message": w.message} for w in compilation.warnings],
     }
 
@@ -75,7 +92,7 @@ def summary_lines(project: Project, compilation: Compilation) -> list[str]:
         lines.append(f"{label} weights quantized: {len(done)} of {len(results)}{_reasons(results)}")
     ratio = compilation.npu_bytes / compilation.fp16_bytes if compilation.fp16_bytes else 1.0
     lines.append(
-        f"size: {compilation.fp16_bytes:,} bytes as fp16 -> {compilation.npu_bytes:,} bytes on the NPU ({ratio:.1%})"
+        f"NPU weight memory (Mem6): {compilation.npu_bytes:,} bytes; all fp16 it would be {compilation.fp16_bytes:,} ({ratio:.1%})"
     )
     worst = sorted(
         (r for r in compilation.results.values() if r.plan.quantized and r.errors.sqnr_db is not None),

@@ -46,9 +46,11 @@ class WeightDetails(Widget):
         swept: bool = True,
         fix_note: str | None = None,
         alarms: bool = True,
+        fp16_cost: int = 0,
     ) -> None:
         """`swept` is False while a sweep has not measured every weight (running, or stopped); `alarms`
-        whether under 20 dB gets `!` (Workbench.alarms; stale alone numbers never do)."""
+        whether under 20 dB gets `!` (Workbench.alarms; stale alone numbers never do); `fp16_cost` is what
+        keeping the weight fp16 costs over compressing it, in weight-memory bytes."""
         weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
         state = status(result)
         text = Text()
@@ -67,11 +69,11 @@ class WeightDetails(Widget):
             alone.append_text(rated(db(sensitivity.output_sqnr_db), sensitivity.output_sqnr_db, alarms and not stale))
             alone.append(f"{acc}{suffix}")
             rows.append(("alone", alone))
-            rows.append(("exclude", f"gain {gain}, costs +{weight.size - 4:,} bytes{suffix}"))
+            rows.append(("exclude", f"gain {gain}, costs +{sensitivity.fp16_cost_bytes:,} bytes{suffix}"))
         else:
             if not swept:
                 rows.append(("alone", "not measured: the sweep stopped or has not reached it (ctrl+r)"))
-            rows.append(("fp16 cost", f"+{weight.size - 4:,} bytes to keep it fp16"))
+            rows.append(("fp16 cost", f"+{fp16_cost:,} bytes to keep it fp16"))
         rows += [
             ("range", f"[{_g(result.range[0])}, {_g(result.range[1])}]" + (" from WEIGHT_MIN_MAX" if plan.range else "")),
             ("nudged", f"[{_g(params.nudged_min)}, {_g(params.nudged_max)}]" if params else "-"),

@@ -3,11 +3,13 @@ target as a line), stop it when you like, and accept its result as one undoable 
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
@@ -16,7 +18,7 @@ from textual_plotext import PlotextPlot
 
 from ..core.errors import UserError
 from ..core.text import printable, shorten_middle
-from ..core.triage.fix import FixResult, Search, Target, Visit
+from ..core.triage.fix import Change, FixResult, Search, Target, Visit
 from ..core.triage.targets import target_problem
 from ..core.workbench import Workbench
 
@@ -42,21 +44,27 @@ def parse_target(text: str, has_labels: bool) -> Target | str:
 
 class FixPlot(PlotextPlot, can_focus=True):
     PANEL = "Fix screen (F): plot"  # as the help names it: what the screen shows, not the class
-    HELP = "Every config the search tried: its metric against its NPU bytes; the line is the target."
+    HELP = (
+        "Every config the search tried: its metric against its bytes; S marks the switch rows the paths "
+        "start from, the line is the target. Exact and diverged outputs have no point."
+    )
 
     def draw(self, visits: list[Visit], target: Target | None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        points = [v for v in visits if v.metric is not None]
+        points = [v for v in visits if v.metric is not None and math.isfinite(v.metric)]
         if points:
-            met = [v for v in points if v.met]
-            missed = [v for v in points if not v.met]
+            rows = [v for v in points if v.row]
+            met = [v for v in points if v.met and not v.row]
+            missed = [v for v in points if not v.met and not v.row]
             if missed:
                 plt.scatter([v.bytes for v in missed], [v.metric for v in missed], marker="x", label="misses")
             if met:
                 plt.scatter([v.bytes for v in met], [v.metric for v in met], marker="o", label="meets")
-            if target is not None:
+            if rows:
+                plt.scatter([v.bytes for v in rows], [v.metric for v in rows], marker="S", label="switch rows")
+            if target is not None and math.isfinite(target.value):
                 plt.hline(target.value, "red")
         plt.xlabel("NPU bytes")
         plt.title(f"{UNITS[target.kind]} against NPU bytes" if target else "metric against NPU bytes")
@@ -67,6 +75,12 @@ class FixVisited(Message):
     def __init__(self, worker: Worker, visit: Visit) -> None:
         super().__init__()
         self.worker, self.visit = worker, visit
+
+
+class FixSweeping(Message):
+    def __init__(self, worker: Worker, start: str, done: int, total: int) -> None:
+        super().__init__()
+        self.worker, self.start, self.done, self.total = worker, start, done, total
 
 
 class FixFinished(Message):
@@ -91,7 +105,8 @@ class FixScreen(Screen[FixResult | None]):
     FixScreen #fix-target { height: 3; }
     FixScreen #fix-status { height: 1; padding: 0 1; }
     FixScreen FixPlot { height: 9; }
-    FixScreen #fix-log { height: 1fr; padding: 0 1; }
+    FixScreen #fix-scroll { height: 1fr; }
+    FixScreen #fix-log { height: auto; padding: 0 1; }
     """
 
     def __init__(self, workbench: Workbench) -> None:
@@ -101,13 +116,15 @@ class FixScreen(Screen[FixResult | None]):
         self.visits: list[Visit] = []
         self.result: FixResult | None = None
         self.search_worker: Worker | None = None
+        self.running: Search | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Input(placeholder="target: accuracy points you may lose (e.g. 1), or agree 99, or sqnr 30", id="fix-target")
             yield Label("", id="fix-status")
             yield FixPlot(id="fix-plot")
-            yield Static("", id="fix-log")
+            with VerticalScroll(id="fix-scroll"):  # rows, paths and changes can outgrow 80x24
+                yield Static("", id="fix-log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -145,7 +162,9 @@ class FixScreen(Screen[FixResult | None]):
                 workbench.project, workbench.evaluator, target, pinned=pinned, forbidden=forbidden,
                 on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
+                on_sweep=lambda start, done, total: self._post(FixSweeping(worker, start, done, total)),
             )
+            self.running = search  # what it is doing, for the status and the tests
             result = search.run(workbench.settings)
         except UserError as exc:
             self.post_message(FixFinished(worker, None, str(exc)))
@@ -164,7 +183,13 @@ class FixScreen(Screen[FixResult | None]):
         self.visits.append(message.visit)
         if len(self.visits) % 4 == 1:  # redraw now and then: hundreds of points come fast
             self.query_one(FixPlot).draw(self.visits, self.target)
-        self._status(f"{len(self.visits)} configs tried (Esc stops; the best so far is kept)")
+        start = f" from {printable(message.visit.start)}" if message.visit.start else ""
+        self._status(f"{len(self.visits)} configs tried{start} (Esc stops; the best so far is kept)")
+
+    def on_fix_sweeping(self, message: FixSweeping) -> None:
+        if message.worker is not self.search_worker:
+            return
+        self._status(f"ranking the weights from {printable(message.start)}: {message.done}/{message.total} runs (Esc stops; the best so far is kept)")
 
     def on_fix_finished(self, message: FixFinished) -> None:
         if message.worker is not self.search_worker:
@@ -178,16 +203,24 @@ class FixScreen(Screen[FixResult | None]):
         result = message.result
         self.query_one("#fix-log", Static).update(self._log(result))
         verdict = "target met" if result.met else "target NOT met"
-        self._status(f"{verdict} with {len(result.changes)} change(s): a accepts, Esc goes back")
+        stopped = "stopped: best so far, " if result.stopped else ""
+        self._status(f"{stopped}{verdict} with {len(result.changes)} change(s): a accepts, Esc goes back")
 
     def _log(self, result: FixResult) -> Text:
         text = Text()
         target = result.target
         for row in result.localization:
             switches = f"C{int(row['COMPRESS'])} C2D{int(row['CONV2D_COMPRESS'])} BN{int(row['FUSE_BN'])}"
-            text.append(f"{switches}: {_metric(target, row['metric'])}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
+            metric = _metric(target, row["metric"]) if row["measured"] else "not run"
+            text.append(f"{switches}: {metric}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
+        for path in result.paths:
+            text.append(
+                f"path from {shorten_middle(printable(path.start), 24)}: {_metric(target, path.start_metric)} -> "
+                f"{_metric(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}\n",
+                style="dim",
+            )
         for change in result.changes:
-            weight = shorten_middle(printable(change.weight or "the vendor switches"), 30)
+            weight = shorten_middle(printable(change.weight or _switch_words(change)), 30)
             rng = f" [{change.range[0]:.4g}, {change.range[1]:.4g}]" if change.range else ""
             text.append(f"+ {ACTIONS[change.action]} {weight}{rng}: {_metric(target, change.metric)}, {change.bytes:,} B\n")
         (before, before_bytes), (after, after_bytes) = result.before, result.after
@@ -195,6 +228,8 @@ class FixScreen(Screen[FixResult | None]):
             f"{_metric(target, before)} -> {_metric(target, after)}, {before_bytes:,} -> {after_bytes:,} B; "
             f"{result.evaluations} evaluations, {result.seconds:.1f} s"
         )
+        if result.why:
+            text.append(f"\nwhy: {printable(result.why)}")
         return text
 
     def action_stop_or_close(self) -> None:
@@ -217,7 +252,14 @@ class FixScreen(Screen[FixResult | None]):
         self.dismiss(self.result)
 
 
+def _switch_words(change: Change) -> str:
+    s = change.settings
+    return f"C{int(s.compress)} C2D{int(s.conv2d_compress)} BN{int(s.fuse_bn)}"
+
+
 def _metric(target: Target, value: float | None) -> str:
     if value is None:
         return "-"
+    if target.kind == "min_sqnr" and not math.isfinite(value):
+        return "exact" if value > 0 else "none"
     return {"max_drop": f"drop {value:.2f}", "min_agreement": f"agree {value:.2f}%", "min_sqnr": f"{value:.1f} dB"}[target.kind]

@@ -169,6 +169,7 @@ class WorkbenchScreen(Screen[None]):
             self.workbench.sweep_complete or self.workbench.evaluator is None,  # without data nothing is missing
             self._fix_note(self.selected),
             self.workbench.alarms,
+            self.workbench.project.compiler.fp16_cost_bytes(result.weight, result.plan),
         )
 
     def _fix_note(self, name: str) -> str | None:

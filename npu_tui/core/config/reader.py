@@ -208,7 +208,7 @@ class _Validator:
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
-        settings = Settings(**fields, weight_min_max=self.min_max())
+        settings = Settings(**fields, weight_min_max=self.min_max(), fuse_biasadd=self.data.get("FUSE_BIASADD") is True)
         return Config(
             path=self.path,
             data=self.data,

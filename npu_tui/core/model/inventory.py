@@ -15,8 +15,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from npu_tui.core.model.onnx_layout import tf_matrix
+
 from ..errors import ModelError
-from ..kinds import Origin, WeightKind
+from ..kinds import Origin, Reason, WeightKind
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .onnx_file import LoadedModel, open_unsized_dims
 from .tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
@@ -91,12 +93,27 @@ class Weight:
     scope: str = ""
     folded_from: tuple[str, ...] = ()
     bn: BnSite | None = None
+    group: int = 1  # a Conv's group attribute: > 1 is depthwise (or grouped), never compressed
+    transposed: bool = False  # Gemm's transB: the weight is [out, in]
+    matrix: tuple[int, int, int] = (1, 1, 1)  # (taps, in, out) in gxnpuc's TF layout: what sets its padding
+    bias: str | None = None  # the constant added right after its one consumer: what FUSE_BIASADD folds into it
     tf_shape: tuple[int, ...] | None = None  # a TensorFlow model's weight: its TF shape, as `gxnpuc -w` prints it
     tf_names: tuple[str, ...] = ()  # and the TF nodes it is read through (its Const, /read, an ExpandDims)
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def never_compressed(self) -> Reason | None:
+        """gxnpuc stores depthwise kernels and Conv2D kernels with one input channel fp16, whatever the config."""
+        if self.kind != WeightKind.CONV:
+            return None
+        if self.group > 1:
+            return Reason.DEPTHWISE_NEVER_COMPRESSED
+        if self.matrix[1] == 1:
+            return Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED
+        return None
 
     @property
     def shown_shape(self) -> tuple[int, ...]:
@@ -191,6 +208,8 @@ class _Finder:
                         weight.op_types.append(ref.node.op_type)
                     continue
                 weight = Weight(name, kind, [ref.label], [ref.node.op_type], (), origin, ref.scope)
+                weight.group = _int_attribute(ref.node, "group", 1)
+                weight.transposed = ref.node.op_type == "Gemm" and _int_attribute(ref.node, "transB", 0) == 1
                 if origin == Origin.FOLDED:
                     folds[name] = self.fold_plan(name)
                     weight.folded_from = folds[name].sources
@@ -201,7 +220,9 @@ class _Finder:
         for weight in weights.values():
             weight.tf_names = tuple(sorted(n for n, owner in aliases.items() if owner == weight.name))
             weight.shape = tuple(int(d) for d in arrays[weight.name].shape)
+            weight.matrix = tf_matrix(weight.op_types[0], weight.shape, weight.transposed)
             weight.bn = self.bn_site(weight)
+            weight.bias = self.bias_of(weight)
             weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
         inventory = Inventory(
@@ -314,6 +335,35 @@ class _Finder:
             raise ModelError(f"{self.path}: weight {name!r} is computed from constants but cannot be folded: {exc}") from None
         return np.ascontiguousarray(np.asarray(value), dtype=np.float32)
 
+    def bias_of(self, weight: Weight) -> str | None:
+        """The bias gxnpuc's FUSE_BIASADD would fold into the weight: a Conv's or Gemm's C input, or the
+        constant of the one Add after the weight's one consumer (through layout Transposes), one value
+        per output channel and read by nothing else."""
+        users = self.consumers.get(weight.name, [])
+        if len(users) != 1 or weight.kind not in (WeightKind.CONV, WeightKind.FC):
+            return None
+        node = users[0].node
+        if node.op_type in ("Conv", "Gemm") and len(node.input) > 2 and node.input[2]:
+            return self._bias_constant(node.input[2], weight)
+        if node.op_type not in ("MatMul", "Conv") or not node.output:
+            return None
+        out = node.output[0]
+        after = self.consumers.get(out, [])
+        while len(after) == 1 and after[0].node.op_type == "Transpose" and out not in self.graph_outputs:
+            out = after[0].node.output[0]
+            after = self.consumers.get(out, [])
+        if len(after) != 1 or after[0].node.op_type != "Add" or out in self.graph_outputs or len(after[0].node.input) != 2:
+            return None
+        other = next((i for i in after[0].node.input if i != out), None)
+        return self._bias_constant(other, weight) if other else None
+
+    def _bias_constant(self, name: str, weight: Weight) -> str | None:
+        const = self.constants.get(name)
+        if const is None or not const.is_float or len(self.consumers.get(name, [])) != 1:
+            return None
+        dims = [int(d) for d in const.tensor.dims]
+        return name if math.prod(dims) == weight.matrix[2] and sum(d != 1 for d in dims) <= 1 else None
+
     def bn_site(self, weight: Weight) -> BnSite | None:
         users = self.consumers.get(weight.name, [])
         if weight.kind != WeightKind.CONV or weight.origin == Origin.FOLDED or len(users) != 1:
@@ -338,7 +388,8 @@ class _Finder:
         return BnSite(conv.node, bn, conv.graph, bias, scale, offset, mean, var, float(epsilon))
 
     def stored_sizes(self, folds: dict[str, Fold], arrays: dict[str, np.ndarray]) -> dict[str, int]:
-        """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight."""
+        """Element counts of the float tensors the NPU stores: fold sources give way to the folded weight, a
+        BatchNormalization's mean and variance to the multiplier and addend held in its scale's and bias's place."""
         fold_nodes = {id(ref.node) for fold in folds.values() for ref in fold.nodes}
         stored: dict[str, int] = {}
         for name, const in self.constants.items():
@@ -349,7 +400,16 @@ class _Finder:
                 stored[name] = int(arrays[name].size)
         for name in folds:
             stored[name] = int(arrays[name].size)
+        for ref in self.nodes:  # the NPU runs a BatchNormalization as a multiplier and an addend per channel
+            if ref.node.op_type == "BatchNormalization" and len(ref.node.input) >= 5:
+                for name in ref.node.input[3:5]:
+                    if all(u.node.op_type == "BatchNormalization" for u in self.consumers.get(name, [])):
+                        stored.pop(name, None)
         return stored
+
+
+def _int_attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == name), default)
 
 
 def _restore_data(tensor: onnx.TensorProto, array: np.ndarray) -> None:

@@ -13,17 +13,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from npu_tui.core.quant import memory
+from npu_tui.core.quant.fp16 import FP16_MAX, FP16_MIN_NORMAL
+from npu_tui.core.quant.gxnpuc import GxnpucQuant
+from npu_tui.core.quant.gxnpuc import quantize as gxnpuc_quantize
+from npu_tui.core.quant.layout import padded_size
+
 from ..errors import ModelError
 from ..model.inventory import BnSite, Inventory, Weight
 from .fusion import fuse_bn
-from .metrics import ErrorMetrics, count_clipped, error_metrics, tail_ratio
+from .metrics import ErrorMetrics, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
-from .quantize import QuantParams, auto_range, quant_params, simulate, to_fp16
+from .quantize import QuantParams, auto_range, params_of, to_fp16
 from .settings import Settings
 
-FP16_MAX = 65504.0
-FP16_MIN_NORMAL = 2.0**-14
 RESULTS_KEPT_PER_WEIGHT = 4
+OVERFLOW_MESSAGE = "{name}: values beyond ±" + f"{FP16_MAX:g}" + " do not fit fp16 (the NPU reads inf or NaN)"
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,31 @@ class WeightResult:
     fused_bias: np.ndarray | None
     errors: ErrorMetrics
     tail_ratio: float | None
+    quant: GxnpucQuant | None = None  # the codes and their count, when quantized
+    bias_held: np.ndarray | None = None  # FUSE_BIASADD: the bias as the chip holds it (its codes' values, or fp16)
     warnings: tuple[CompileWarning, ...] = ()
 
     @property
-    def stored_bytes(self) -> int:
-        size = self.weight.size
-        return size + 4 if self.plan.quantized else 2 * size
+    def weight_memory_bytes(self) -> int:
+        """What the weight takes in the chip's weight memory (Mem6), compressed or fp16 (quant/memory.py)."""
+        if self.quant is not None:
+            return memory.compressed_bytes(self.quant.padded, self.quant.codes_stored)
+        return fp16_weight_bytes(self.weight)
+
+
+def _bias_entry(result: WeightResult) -> str:
+    """The name the weight's bias is counted under in the stored constants."""
+    bn = result.weight.bn
+    if result.plan.fused and bn is not None:
+        return bn.bias or f"{result.weight.name}:fused_bias"
+    return str(result.weight.bias)
+
+
+def fp16_weight_bytes(weight: Weight) -> int:
+    """The weight stored fp16: every padded element of its tiles; a depthwise kernel unpadded."""
+    if weight.group > 1:
+        return memory.fp16_bytes(weight.size)
+    return memory.fp16_matrix_bytes(weight.matrix)
 
 
 @dataclass
@@ -113,21 +137,25 @@ class Compiler:
             return self._result(weight, plan)
 
     def _result(self, weight: Weight, plan: WeightPlan) -> WeightResult:
-        key = (plan.quantized, plan.reason, plan.range, plan.fused)
+        key = (plan.quantized, plan.reason, plan.range, plan.fused, plan.fuse_bias)
         cached = self._results.setdefault(weight.name, OrderedDict())
         if key in cached:
             cached.move_to_end(key)
             return cached[key]
         w, bias = self.reference(weight, plan.fused)
         lo, hi = self.extent(weight, plan.fused, w)
-        if plan.quantized and not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ModelError(
-                f"{self.inventory.path}: weight {weight.name!r} holds NaN or Inf; fix the model or exclude the weight"
-            )
-        rng = plan.range if plan.range is not None else auto_range(lo, hi)
-        params = quant_params(*rng) if plan.quantized else None
-        simulated = simulate(w, params)
-        clipped = count_clipped(w, params.nudged_min, params.nudged_max) if params else 0
+        quant, params = None, None
+        rng = auto_range(lo, hi, padded_size(weight.matrix) > weight.size)
+        if plan.quantized:
+            where = f"{self.inventory.path}: weight {weight.name!r}"
+            joined = self._fused_bias_values(weight, plan, bias)
+            quant = gxnpuc_quantize(w, plan.range, joined, name=where, matrix=weight.matrix, extent=(lo, hi))
+            rng = quant.range
+            params = params_of(*rng, quant.params)
+            simulated = quant.dequantized
+        else:
+            simulated = to_fp16(w)
+        bias_held = self._bias_held(weight, plan, bias, quant)
         result = WeightResult(
             weight=weight,
             plan=plan,
@@ -136,14 +164,42 @@ class Compiler:
             params=params,
             simulated=simulated,
             fused_bias=to_fp16(bias) if bias is not None else None,
-            errors=error_metrics(w, simulated, clipped),
+            errors=error_metrics(w, simulated, quant.saturated if quant else 0),
             tail_ratio=self.tail(weight, plan.fused, w),
+            quant=quant,
+            bias_held=bias_held,
         )
         result = replace(result, warnings=tuple(_weight_warnings(result, w)))
         cached[key] = result
         while len(cached) > RESULTS_KEPT_PER_WEIGHT:
             cached.popitem(last=False)
         return result
+
+    def _fused_bias_values(self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None) -> np.ndarray | None:
+        """The bias FUSE_BIASADD puts into the weight's block: the fused BatchNorm's, else its own."""
+        if not plan.fuse_bias or weight.bias is None:
+            return None
+        return bn_bias if bn_bias is not None else self.inventory.arrays[weight.bias]
+
+    def _bias_held(self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None, quant: GxnpucQuant | None) -> np.ndarray | None:
+        """With FUSE_BIASADD, the bias in its own tensor's shape: dequantized from its codes when the weight
+        is quantized, stored fp16 when not (so the set of biases held never depends on a weight's switch)."""
+        values = self._fused_bias_values(weight, plan, bn_bias)
+        if values is None:
+            return None
+        held = quant.bias_dequantized if quant is not None and quant.bias_dequantized is not None else to_fp16(values)
+        return held.reshape(values.shape)
+
+    def fp16_cost_bytes(self, weight: Weight, plan: WeightPlan) -> int:
+        """The bytes keeping the weight fp16 costs over compressing it (with its plan's range and fusion);
+        0 for a weight gxnpuc never compresses or cannot quantize."""
+        if weight.never_compressed is not None:
+            return 0
+        try:
+            compressed = self.result(weight, replace(plan, quantized=True, reason=None))
+        except ModelError:
+            return 0
+        return fp16_weight_bytes(weight) - compressed.weight_memory_bytes
 
     def extent(self, weight: Weight, fused: bool, w: np.ndarray) -> tuple[float, float]:
         """The weight's smallest and largest value (NaN or Inf show up here too)."""
@@ -170,6 +226,8 @@ class Compiler:
         return self._fp16[name]
 
     def _sizes(self, results: dict[str, WeightResult]) -> tuple[int, int]:
+        """(fp16_weight_memory_bytes, weight_memory_bytes): every weight as it is stored, plus the
+        constants the NPU keeps fp16 (biases, BN multiplier and addend, a fused bias)."""
         stored = dict(self.inventory.stored)
         for result in results.values():
             bn = result.weight.bn
@@ -178,9 +236,13 @@ class Compiler:
                     stored.pop(name, None)
                 if bn.bias is None and result.fused_bias is not None:
                     stored[f"{result.weight.name}:fused_bias"] = result.fused_bias.size
-        fp16_bytes = 2 * sum(stored.values())
-        saved = sum(2 * r.weight.size - r.stored_bytes for r in results.values())
-        return fp16_bytes, fp16_bytes - saved
+        for name, result in results.items():
+            stored.pop(name, None)
+            if result.quant is not None and result.quant.bias_codes is not None:  # FUSE_BIASADD: inside the block
+                stored.pop(_bias_entry(result), None)
+        constants = memory.fp16_bytes(sum(stored.values()))
+        fp16_bytes = constants + sum(fp16_weight_bytes(r.weight) for r in results.values())
+        return fp16_bytes, constants + sum(r.weight_memory_bytes for r in results.values())
 
     def _constant_warnings(self, weights: set[str]) -> list[CompileWarning]:
         if self._constant_warning_list is not None:
@@ -190,8 +252,8 @@ class Compiler:
             if name in weights:
                 continue
             values, original = self.fp16(name), self.inventory.arrays[name]
-            if np.isinf(values).any() and np.isfinite(original).all():
-                warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+            if not np.isfinite(values).all() and np.isfinite(original).all():
+                warnings.append(CompileWarning("fp16_overflow", name, OVERFLOW_MESSAGE.format(name=name)))
             if original.dtype.kind == "f" and original.size:
                 lost = _all_flushed(name, float(np.max(np.abs(original))) if np.isfinite(original).all() else 0.0)
                 warnings += [lost] if lost else []
@@ -212,26 +274,30 @@ def _bn_constants(bn: BnSite) -> tuple[str, ...]:
 
 
 def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning]:
-    name, plan, params = result.weight.name, result.plan, result.params
+    name, plan, params, quant = result.weight.name, result.plan, result.params, result.quant
     warnings = []
-    if params is not None and plan.range is not None:
-        lo, hi = plan.range
+    if params is not None and quant is not None:
+        lo, hi = result.range
+        grid = f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}]"
         if lo > 0 or hi < 0:
+            source = f"WEIGHT_MIN_MAX [{lo:g}, {hi:g}]" if plan.range is not None else f"its range [{lo:.6g}, {hi:.6g}] (no padding)"
+            end, code = (params.nudged_max, 255) if lo > 0 else (params.nudged_min, 0)
+            stuck = int(np.count_nonzero(quant.codes == code))
             warnings.append(
                 CompileWarning(
                     "nudge_shift",
                     name,
-                    f"{name}: WEIGHT_MIN_MAX [{lo:g}, {hi:g}] does not contain 0; "
-                    f"the nudge shifts it to [{params.nudged_min:.6g}, {params.nudged_max:.6g}]",
+                    f"{name}: {source} does not contain 0; the nudge shifts the grid to {grid} while values are "
+                    f"clipped to [{lo:.6g}, {hi:.6g}]: {stuck:,} of {result.weight.size:,} values are stuck at {end:.6g}",
                 )
             )
-        if result.errors.clipped_fraction > 0:
+        if quant.saturated:
             warnings.append(
                 CompileWarning(
                     "saturation",
                     name,
-                    f"{name}: {result.errors.clipped_fraction:.2%} of values lie outside "
-                    f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}] and saturate",
+                    f"{name}: {quant.saturated:,} of {result.weight.size:,} values ({result.errors.clipped_fraction:.2%}) "
+                    f"lie outside {grid} and saturate",
                 )
             )
     if params is not None and params.scale < FP16_MIN_NORMAL:
@@ -243,17 +309,17 @@ def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning
             )
         )
     if params is not None:
-        overflow = not np.isfinite(simulate(np.array([params.nudged_min, params.nudged_max], np.float32), params)).all()
+        overflow = not np.isfinite([params.nudged_min, params.nudged_max]).all()
     elif np.isfinite(result.extent).all():
         peak = max(abs(result.extent[0]), abs(result.extent[1]))
         overflow = not np.isfinite(np.float16(peak))
         lost = _all_flushed(name, peak)
         warnings += [lost] if lost else []
     else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
-        overflow = bool((np.isinf(result.simulated) & np.isfinite(w)).any())
+        overflow = bool((~np.isfinite(result.simulated) & np.isfinite(w)).any())
         warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:
-        warnings.append(CompileWarning("fp16_overflow", name, f"{name}: values beyond ±{FP16_MAX:g} become inf in fp16"))
+        warnings.append(CompileWarning("fp16_overflow", name, OVERFLOW_MESSAGE.format(name=name)))
     return warnings

@@ -19,15 +19,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from .fp16 import as_fp16, bits_of, cvt, f32, h
-from .layout import from_tiles, to_tiles
+from .fp16 import as_fp16, bits_of, cvt, cvt_value, f32, h, round_fp16
+from .layout import padded_size, to_tiles
 
 QUANT_MAX = 255
+# For every fp16 t, floor(fp16(t + 0.5)) == floor(t + 0.5 + 2**-12) (t + 0.5 is exact in float32): the
+# rounding can only carry t = 0.5 - 2**-12 up to 1.0 (a tie between 1 - 2**-11 and 1.0, to even), and the
+# 2**-12 does exactly that and nothing else, since elsewhere t + 0.5 is a multiple of t's own fp16 step.
+HALF_UP = np.float32(0.5 + 2.0**-12)
+CHUNK = 1 << 16  # elements per pass of the fp16 emulation: a few arrays of it stay in cache
 CRASH_HINT = "gxnpuc 1.5.8 crashes on this: exclude it or give it a WEIGHT_MIN_MAX range"
 
 
 class RangeCrash(ModelError):
-    """A weight gxnpuc 1.5.8 cannot quantize (its scale is 0): it dies with an OverflowError."""
+    """A weight gxnpuc 1.5.8 cannot quantize (its fp16 scale is 0, or not finite): it dies with an OverflowError."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,13 @@ class GridParams:
         return int(bits_of(self.offset))
 
     def value(self, codes: np.ndarray) -> np.ndarray:
-        """fp16 (q * scale) + offset: what the chip computes with for each code."""
-        step = h(f32(codes) * f32(self.scale))
-        return h(f32(step) + f32(self.offset))
+        """fp16 (q * scale) + offset: what the chip computes with for each code (a 256-entry table)."""
+        return self.table[codes]
+
+    @property
+    def table(self) -> np.ndarray:
+        steps = h(np.arange(QUANT_MAX + 1, dtype=np.float32) * f32(self.scale))
+        return h(f32(steps) + f32(self.offset))
 
     @property
     def grid(self) -> tuple[float, float]:
@@ -64,29 +73,35 @@ class GxnpucQuant:
 
     range: tuple[float, float]
     params: GridParams
-    tile_codes: np.ndarray  # uint8, tile order, every padded element (the mask's zeros hold the zero point)
     codes: np.ndarray  # uint8, the weight's own shape
     dequantized: np.ndarray  # float16, the weight's own shape
     bias_codes: np.ndarray | None  # FUSE_BIASADD: the bias's codes and values, else None
     bias_dequantized: np.ndarray | None
+    padding: int  # zero-padding elements of the block
+    padding_code: int  # the code a padding zero gets (the zero point unless the range excludes 0)
+    codes_stored: int  # codes gxnpuc writes: one per padded element whose code is not the zero point
     clipped: int  # weight elements outside the raw range [mn, mx]
-    saturated: int  # weight elements beyond the grid or the range: they all land on code 0 or 255
+    saturated: int  # weight elements outside the range, or more than half a step beyond the grid: stuck at its ends
 
     @property
-    def codes_stored(self) -> int:
-        """Codes gxnpuc writes: one per padded element whose code is not the zero point."""
-        return int(np.count_nonzero(self.tile_codes != np.uint8(self.params.zero_point)))
+    def padded(self) -> int:
+        return self.codes.size + (0 if self.bias_codes is None else self.bias_codes.size) + self.padding
 
-    @property
+    def tile_codes(self) -> np.ndarray:
+        """Every padded element's code in tile order (the weight in TF layout: taps x [in, out])."""
+        return to_tiles(self.codes, self.bias_codes, fill=self.padding_code)
+
     def mask(self) -> np.ndarray:
         """1 where a code is stored, per padded element in tile order (what decoded.npz calls mask)."""
-        return (self.tile_codes != np.uint8(self.params.zero_point)).astype(np.uint8)
+        return (self.tile_codes() != np.uint8(self.params.zero_point)).astype(np.uint8)
 
 
 def grid_params(mn: float, mx: float, name: str = "weight") -> GridParams:
     """Scale, zero point and offset of a range; RangeCrash where gxnpuc's scale is 0."""
     lo, hi = f32(as_fp16(cvt(np.float32(mn)))), f32(as_fp16(cvt(np.float32(mx))))
     scale = h(f32(h(hi - lo)) / np.float32(QUANT_MAX))
+    if not np.isfinite(scale):
+        raise RangeCrash(f"{name}: quantization range [{mn:g}, {mx:g}] is beyond fp16 (±65504); {CRASH_HINT}")
     if not scale > 0:
         raise RangeCrash(f"{name}: quantization range [{mn:g}, {mx:g}] has no step; {CRASH_HINT}")
     zp_from_min = f32(h(np.float32(0) - f32(h(lo / f32(scale)))))
@@ -100,26 +115,39 @@ def grid_params(mn: float, mx: float, name: str = "weight") -> GridParams:
     return GridParams(np.float16(scale), np.float16(offset), zero_point)
 
 
-def block_range(tiles: np.ndarray, weight_range: tuple[float, float] | None) -> tuple[float, float]:
-    """WEIGHT_MIN_MAX when given, else the min and max of the padded block."""
+def block_range(extent: tuple[float, float], padded: bool, weight_range: tuple[float, float] | None) -> tuple[float, float]:
+    """WEIGHT_MIN_MAX when given, else the min and max of the block, whose padding zeros count."""
     if weight_range is not None:
         return float(weight_range[0]), float(weight_range[1])
-    return float(tiles.min()), float(tiles.max())
+    lo, hi = extent
+    return (min(lo, 0.0), max(hi, 0.0)) if padded else (lo, hi)
 
 
-def quantize_tiles(tiles: np.ndarray, mn: float, mx: float, params: GridParams) -> np.ndarray:
-    """The uint8 codes of a block in tile order (float32 in, fp16 arithmetic throughout)."""
-    clipped = np.clip(tiles, np.float32(mn), np.float32(mx))
-    buf = f32(as_fp16(cvt(clipped)))
-    buf -= f32(params.offset)
-    buf = f32(h(buf))
-    buf /= f32(params.scale)
-    buf = f32(h(buf))
-    buf += np.float32(0.5)
-    buf = f32(h(buf))
-    np.floor(buf, out=buf)
+def quantize_values(values: np.ndarray, mn: float, mx: float, params: GridParams) -> np.ndarray:
+    """The uint8 code of every value, elementwise (float32 in, fp16 arithmetic throughout).
+
+    Done in cache-sized chunks: the dozen passes of fp16 emulation then cost little more than one.
+    """
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    out = np.empty(flat.size, dtype=np.uint8)
+    lo, hi = np.float32(mn), np.float32(mx)
+    offset, scale = np.float32(params.offset), np.float32(params.scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
+        for start in range(0, flat.size, CHUNK):
+            _codes_chunk(flat[start:start + CHUNK], lo, hi, offset, scale, out[start:start + CHUNK])
+    return out.reshape(np.shape(values))
+
+
+def _codes_chunk(values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.float32, scale: np.float32, out: np.ndarray) -> None:
+    """clamp(floor((cvt(clip(x)) - offset) / scale + 0.5), 0, 255), each op rounded to fp16, into `out`."""
+    buf = cvt_value(np.clip(values, lo, hi))
+    buf -= offset
+    round_fp16(buf)
+    buf /= scale
+    round_fp16(buf)
+    buf += HALF_UP  # floor(fp16(t + 0.5)) without the rounding pass: see HALF_UP
     np.clip(buf, 0, QUANT_MAX, out=buf)
-    return buf.astype(np.uint8)
+    np.floor(buf, out=out, casting="unsafe")
 
 
 def quantize(
@@ -127,29 +155,53 @@ def quantize(
     weight_range: tuple[float, float] | None = None,
     bias: np.ndarray | None = None,
     name: str = "weight",
+    matrix: tuple[int, ...] | None = None,
+    extent: tuple[float, float] | None = None,
 ) -> GxnpucQuant:
-    """Quantize one weight (already FUSE_BN-folded, TF layout: taps x [in, out]) as gxnpuc does.
+    """Quantize one weight (already FUSE_BN-folded) as gxnpuc does.
 
-    `bias` is the FUSE_BIASADD bias that joins the block as one more padded row.
+    `matrix` is the weight's shape in TF layout (taps x [in, out]), which sets the padding; by default
+    `w` is in TF layout itself. `bias` is the FUSE_BIASADD bias that joins the block as one more row.
+    `extent` is w's (min, max) when the caller knows it: no pass over the weight to find it again.
     """
-    w32 = np.ascontiguousarray(w, dtype=np.float32)
-    b32 = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
-    tiles = to_tiles(w32, b32)
-    mn, mx = block_range(tiles, weight_range)
+    w32 = np.asarray(w, dtype=np.float32)
+    b32 = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
+    padded = padded_size(matrix if matrix is not None else w32.shape, b32 is not None)
+    padding = padded - w32.size - (0 if b32 is None else b32.size)
+    if extent is None:
+        extent = (float(w32.min()), float(w32.max())) if w32.size else (0.0, 0.0)
+    if b32 is not None and b32.size:
+        extent = (min(extent[0], float(b32.min())), max(extent[1], float(b32.max())))
+    if not np.isfinite(extent[0] + extent[1]):
+        raise ModelError(f"{name} holds NaN or Inf; fix the model or exclude the weight")
+    mn, mx = block_range(extent, padding > 0, weight_range)
     params = grid_params(mn, mx, name)
-    tile_codes = quantize_tiles(tiles, mn, mx, params)
-    codes, bias_codes = from_tiles(tile_codes, w32.shape, b32 is not None)
+    codes = quantize_values(w32, mn, mx, params)
+    bias_codes = None if b32 is None else quantize_values(b32, mn, mx, params)
+    padding_code = int(quantize_values(np.zeros(1, np.float32), mn, mx, params)[0])
+    zp = np.uint8(params.zero_point)
+    stored = int(np.count_nonzero(codes != zp)) + (padding if padding_code != params.zero_point else 0)
+    if bias_codes is not None:
+        stored += int(np.count_nonzero(bias_codes != zp))
     lo, hi = params.grid
-    saturated = int(np.count_nonzero(w32 < max(mn, lo)) + np.count_nonzero(w32 > min(mx, hi)))
-    clipped = int(np.count_nonzero(w32 < np.float32(mn)) + np.count_nonzero(w32 > np.float32(mx)))
+    half = float(params.scale) / 2  # within half a step beyond the grid's ends a value still rounds right
     return GxnpucQuant(
         range=(mn, mx),
         params=params,
-        tile_codes=tile_codes,
         codes=codes,
         dequantized=params.value(codes),
         bias_codes=bias_codes,
         bias_dequantized=None if bias_codes is None else params.value(bias_codes),
-        clipped=clipped,
-        saturated=saturated,
+        padding=padding,
+        padding_code=padding_code,
+        codes_stored=stored,
+        clipped=int(np.count_nonzero(w32 < np.float32(mn)) + np.count_nonzero(w32 > np.float32(mx))),
+        saturated=_outside(w32, max(mn, lo - half), min(mx, hi + half), extent),
     )
+
+
+def _outside(w: np.ndarray, lo: float, hi: float, extent: tuple[float, float]) -> int:
+    """Elements below lo or above hi; no pass when the extent says there are none."""
+    if extent[0] >= lo and extent[1] <= hi:
+        return 0
+    return int(np.count_nonzero(w < np.float32(lo)) + np.count_nonzero(w > np.float32(hi)))

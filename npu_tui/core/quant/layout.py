@@ -43,16 +43,16 @@ def _tile_grid(rows: int, cols: int) -> tuple[int, int]:
     return _padded(rows) // TILE, _padded(cols) // TILE
 
 
-def to_tiles(w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """The weight (and the FUSE_BIASADD bias) in tile order, zero-padded: a 1-D array of padded_size."""
+def to_tiles(w: np.ndarray, bias: np.ndarray | None = None, fill: float = 0) -> np.ndarray:
+    """The weight (and the FUSE_BIASADD bias) in tile order, padded with `fill`: a 1-D array of padded_size."""
     taps, rows, cols = matrix_shape(w.shape)
     row_blocks, col_blocks = _tile_grid(rows, cols)
-    grid = np.zeros((taps, row_blocks * TILE, col_blocks * TILE), dtype=w.dtype)
+    grid = np.full((taps, row_blocks * TILE, col_blocks * TILE), fill, dtype=w.dtype)
     grid[:, :rows, :cols] = w.reshape(taps, rows, cols)
     tiles = grid.reshape(taps, row_blocks, TILE, col_blocks, TILE).transpose(0, 1, 3, 2, 4)
     if bias is None:
         return tiles.reshape(-1)
-    row = np.zeros(col_blocks * TILE, dtype=w.dtype)
+    row = np.full(col_blocks * TILE, fill, dtype=w.dtype)
     row[:cols] = bias.reshape(-1)
     first = np.concatenate([tiles[0, 0], row.reshape(col_blocks, 1, TILE)], axis=1)
     return np.concatenate([first.reshape(-1), tiles[0, 1:].reshape(-1), tiles[1:].reshape(-1)])

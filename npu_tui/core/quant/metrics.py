@@ -37,11 +37,6 @@ def error_metrics(w: np.ndarray, simulated: np.ndarray, clipped: int = 0) -> Err
     return ErrorMetrics(sqnr, noise / size, max_abs, clipped / size)
 
 
-def count_clipped(w: np.ndarray, lo: float, hi: float) -> int:
-    """Elements outside [lo, hi]: they saturate to the nearest bound."""
-    return int(np.count_nonzero(w < np.float32(lo)) + np.count_nonzero(w > np.float32(hi)))
-
-
 TAIL_PERCENTILE = 99.9
 SAMPLE_SIZE = 65_536
 

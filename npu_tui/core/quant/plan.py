@@ -20,6 +20,7 @@ class WeightPlan:
     reason: Reason | None
     range: tuple[float, float] | None
     fused: bool
+    fuse_bias: bool = False  # FUSE_BIASADD: when quantized, the weight's bias joins its block
 
 
 class Locator(Protocol):
@@ -48,16 +49,24 @@ def plan_weights(inventory: Inventory, settings: Settings) -> dict[str, WeightPl
     plans: dict[str, WeightPlan] = {}
     for weight in inventory.weights:
         name = weight.name
-        reason = None
-        if weight.kind == WeightKind.FC and not settings.compress:
-            reason = Reason.COMPRESS_OFF
-        elif weight.kind == WeightKind.CONV and not settings.conv2d_compress:
-            reason = Reason.CONV2D_COMPRESS_OFF
-        elif name in excluded and (weight.kind == WeightKind.CONV or _named_in(weight, settings.exclude)):
-            reason = Reason.EXCLUDED
+        reason = _fp16_reason(weight, settings, name in excluded)
         fused = bool(settings.fuse_bn and weight.bn is not None and name not in no_fuse)
-        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused)
+        fuse_bias = settings.fuse_biasadd and weight.bias is not None
+        plans[name] = WeightPlan(name, reason is None, reason, ranges.get(name), fused, fuse_bias)
     return plans
+
+
+def _fp16_reason(weight: Weight, settings: Settings, excluded: bool) -> Reason | None:
+    """Why the weight stays fp16 (what gxnpuc never compresses first: no switch would change it), or None."""
+    if weight.never_compressed is not None:
+        return weight.never_compressed
+    if weight.kind == WeightKind.FC and not settings.compress:
+        return Reason.COMPRESS_OFF
+    if weight.kind == WeightKind.CONV and not settings.conv2d_compress:
+        return Reason.CONV2D_COMPRESS_OFF
+    if excluded and (weight.kind == WeightKind.CONV or _named_in(weight, settings.exclude)):
+        return Reason.EXCLUDED
+    return None
 
 
 def _named_in(weight: Weight, names: tuple[str, ...]) -> bool:

@@ -27,7 +27,8 @@ def range_problem(lo: float, hi: float) -> str | None:
         if abs(bound) > FP16_MAX:
             return f"bound {bound:g} is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16"
     if not lo < hi:
-        return f"min {lo} is not less than max {hi}"
+        crash = " (gxnpuc 1.5.8 crashes on an empty range)" if lo == hi else ""
+        return f"min {lo} is not less than max {hi}{crash}"
     return None
 
 
@@ -43,10 +44,11 @@ class Settings:
     exclude_fuse_bn: tuple[str, ...] = ()
     weight_min_max: dict[str, tuple[float, float]] = field(default_factory=dict)
     fp16_activations: bool = True
+    fuse_biasadd: bool = False  # FUSE_BIASADD, read but not managed: each bias joins its weight's quantized block
 
     def key(self) -> tuple:
         """A hashable identity (the ranges are a dict): equal settings, equal keys."""
         return (
             self.compress, self.conv2d_compress, self.fuse_bn, self.exclude, self.exclude_conv2d,
-            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations,
+            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations, self.fuse_biasadd,
         )

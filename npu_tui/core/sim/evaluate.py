@@ -23,7 +23,7 @@ from ..quant.settings import Settings
 from ..text import one_line
 from .eval_data import EvalData
 from .runtime import Batches, BoundSession, SessionFactory
-from .simulation import build_simulation, elem_types, npu_values, reference_model, weight_feeds
+from .simulation import build_simulation, elem_types, npu_values, reference_model, structure, weight_feeds
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -275,8 +275,7 @@ class Evaluator:
 
     def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False) -> NpuGraph:
         """The bound NPU session for the compilation's graph structure, built the first time."""
-        fused = frozenset(n for n, p in compilation.plans.items() if p.fused)
-        key = (fused, fp16_activations, layers)
+        key = (structure(compilation), fp16_activations, layers)
         self.reference()  # the float model first: it decides the batching, and whose fault a failure is
         with self.lock:
             entry = self._graphs.get(key)
@@ -380,13 +379,18 @@ class Evaluator:
         return None
 
     def sensitivity(
-        self, settings: Settings, progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None
+        self,
+        settings: Settings,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        gains_only: bool = False,
     ) -> list[Sensitivity]:
-        """Per weight: the model with only it quantized, and the current config with only it excluded.
-        Cancelled carries the weights measured so far."""
+        """Per weight: the model with only it quantized, and the current config with only it excluded
+        (with `gains_only`, the second alone: half the runs, for a ranking). Cancelled carries the
+        weights measured so far."""
         from .sensitivity import sweep
 
-        return sweep(self, settings, progress, stop)
+        return sweep(self, settings, progress, stop, gains_only)
 
 
 def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:

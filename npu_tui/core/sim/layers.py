@@ -33,7 +33,7 @@ from ..quant.compiler import Compilation
 from .evaluate import Comparison, compare_many
 from .runtime import Batches, BoundSession, same_array
 from .sensitivity import Cancelled
-from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, weight_feeds
+from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, structure, weight_feeds
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
@@ -188,12 +188,12 @@ class LayerAnalysis:
     ) -> list[Comparison]:
         """Rows before the first node that reads a weight held differently than last time keep their
         comparison: in graph order nothing before a node depends on it."""
-        held = {name: (r.simulated, r.fused_bias) for name, r in compilation.results.items()}
-        key = (frozenset(n for n, p in compilation.plans.items() if p.fused), fp16_activations)
+        held = {name: (r.simulated, r.fused_bias, r.bias_held) for name, r in compilation.results.items()}
+        key = (structure(compilation), fp16_activations)
         before = self._compared.get(key)
         first = 0
         if before is not None:
-            changed = [n for n, arrays in held.items() if not all(same_array(a, b) for a, b in zip(arrays, before[0].get(n, (None, None))))]
+            changed = [n for n, arrays in held.items() if not all(same_array(a, b) for a, b in zip(arrays, before[0].get(n, (None, None, None))))]
             first = min((self._first_reader(n) for n in changed), default=len(self.evaluator.compiler.inventory.model.graph.node))
         kept = before[1] if before is not None else {}
         redo = [k for k, ((_, _, out, _), position) in enumerate(zip(rows, positions)) if position >= first or out not in kept]
@@ -217,8 +217,7 @@ class LayerAnalysis:
     ) -> dict[str, tuple[Comparison | None, str]]:
         evaluator = self.evaluator
         graph = evaluator.npu_graph(compilation, fp16_activations)
-        fused = frozenset(n for n, p in compilation.plans.items() if p.fused)
-        key = (fused, fp16_activations)
+        key = (structure(compilation), fp16_activations)
         if key not in self._isolations:
             self._isolations[key] = self._build(graph.model, graph.feeds, compilation, fp16_activations)
         feeds = weight_feeds(compilation)

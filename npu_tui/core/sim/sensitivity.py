@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from ..errors import ModelError
 from ..kinds import Reason
 from ..model.graph import reads
-from ..quant.compiler import WeightResult
-from ..quant.plan import plan_weights
+from ..model.inventory import Weight
+from ..quant.compiler import Compiler, WeightResult
+from ..quant.plan import WeightPlan, plan_weights
 from ..quant.settings import Settings
 from .runtime import BoundSession
-from .simulation import elem_types, feed_name, fused_bias_name, weight_feeds
+from .simulation import elem_types, feed_name, fused_bias_name, held_bias_name, weight_feeds
 from .suffix import GraphIndex, extract_suffix
 
 if TYPE_CHECKING:
@@ -132,17 +134,33 @@ class CutSessions:
             return self.segments[k]
 
 
+def _quantizable(compiler: Compiler, weight: Weight, plan: WeightPlan) -> bool:
+    """Whether gxnpuc could quantize the weight at all: what it never compresses (depthwise, one input
+    channel) and what it would crash on (no step) have no "alone" number to measure."""
+    if weight.never_compressed is not None:
+        return False
+    try:
+        compiler.result(weight, replace(plan, quantized=True, reason=None))
+    except ModelError:
+        return False
+    return True
+
+
 def sweep(
     evaluator: Evaluator,
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    gains_only: bool = False,
 ) -> list[Sensitivity]:
     """Raises Cancelled with the weights measured so far when `stop()` turns true or on Ctrl-C;
     `stop` is asked between two runs, and a run is one pass over one batch of samples. The evaluator's
     lock is held per run, not per sweep: an evaluation (a fix search, the workbench) asked for
     meanwhile runs between two of the sweep's runs instead of after the whole sweep. Every what-if
-    run binds all the weights it uses, so the state others leave in a shared binding does not matter."""
+    run binds all the weights it uses, so the state others leave in a shared binding does not matter.
+    With `gains_only` only the "current" side runs (a ranking by exclusion gain: output_sqnr_db and
+    accuracy are None)."""
+    sides = ("current",) if gains_only else SIDES
     compiler = evaluator.compiler
     inventory = compiler.inventory
     base = plan_weights(inventory, settings)
@@ -153,9 +171,11 @@ def sweep(
     side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
     outputs = list(evaluator.outputs)
     by_cut: dict[int | None, list] = {}
-    for weight in inventory.weights:
+    measurable = [w for w in inventory.weights if _quantizable(compiler, w, base[w.name])]
+    for weight in measurable:
         by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-    total = sum(2 if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED else 1 for w in inventory.weights)
+    base_counts = [base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED for w in measurable]
+    total = sum(base_counts) if gains_only else sum(2 if b else 1 for b in base_counts)
     ticker = _Progress(total, progress, stop)
     measured: dict[str, Sensitivity] = {}
 
@@ -181,7 +201,7 @@ def sweep(
 
     def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
         for weight in weights:
-            only = what_if(weight, "only", bounds["only"], states["only"], True)
+            only = None if gains_only else what_if(weight, "only", bounds["only"], states["only"], True)
             gain: float | None = 0.0
             if base[weight.name].quantized:
                 excluded = what_if(weight, "current", bounds["current"], states["current"], False)
@@ -189,18 +209,22 @@ def sweep(
             elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                 included = what_if(weight, "current", bounds["current"], states["current"], True)
                 gain = _difference(current.output_sqnr_db, _sqnr(included))
+            cost = compiler.fp16_cost_bytes(weight, base[weight.name])
+            if gains_only:
+                measured[weight.name] = Sensitivity(weight.name, None, None, gain, cost)
+                continue
             accuracy = only.accuracy_npu if only is not None else None
-            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, weight.size - 4)
+            measured[weight.name] = Sensitivity(weight.name, _sqnr(only), accuracy, gain, cost)
 
     try:
         current = evaluator.measure(evaluator.run(graph.bound, side_feeds["current"]))
-        measure(by_cut.get(None, []), {side: None for side in SIDES}, {side: None for side in SIDES})
+        measure(by_cut.get(None, []), {side: None for side in sides}, {side: None for side in sides})
         runs = len(evaluator.batches.slices())
-        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in SIDES}
+        states: dict[str, list[dict[str, np.ndarray]]] = {side: [{} for _ in range(runs)] for side in sides}
         for k in range(len(cuts.plan.cuts)):
             new = cuts.new_at(k)
             keep = cuts.tensors(k)
-            for side in SIDES:  # move each side's activations from cut k-1 to cut k; drop the rest
+            for side in sides:  # move each side's activations from cut k-1 to cut k; drop the rest
                 ticker.check(ordered)
                 produced: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
                 if new:
@@ -211,7 +235,7 @@ def sweep(
                 ]
             if k in by_cut:
                 session = cuts.suffix(k)
-                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in SIDES}, states)
+                measure(by_cut[k], {side: BoundSession(session, outputs, side_feeds[side]) for side in sides}, states)
     except KeyboardInterrupt:
         raise Cancelled(ordered()) from None
     return ordered()
@@ -238,11 +262,13 @@ def _join(evaluator: Evaluator, parts: list[dict[str, np.ndarray]], names: list[
 
 
 def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]:
-    """The feeds one what-if run changes: the weight, and its fused bias."""
+    """The feeds one what-if run changes: the weight, its fused bias, its FUSE_BIASADD bias."""
     changed = {feed_name(result.weight.name): result.simulated}
     bn = result.weight.bn
     if result.plan.fused and bn is not None and result.fused_bias is not None and fused_bias_name(bn) in feeds:
         changed[feed_name(fused_bias_name(bn))] = result.fused_bias
+    if result.bias_held is not None and held_bias_name(result) in feeds:
+        changed[feed_name(held_bias_name(result))] = result.bias_held
     return changed
 
 

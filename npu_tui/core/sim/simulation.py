@@ -15,7 +15,7 @@ from ..kinds import Origin
 from ..model.graph import constant_value, iter_graphs, iter_nodes, node_label, subgraphs
 from ..model.inventory import FLOAT_TYPES, BnSite, Inventory
 from ..model.onnx_writer import write_model
-from ..quant.compiler import Compilation, Compiler
+from ..quant.compiler import Compilation, Compiler, WeightResult
 
 ROUNDED_SUFFIX = "__npu_f32"
 HALF_SUFFIX = "__npu_f16"
@@ -142,7 +142,24 @@ def npu_values(compilation: Compilation) -> dict[str, np.ndarray]:
         values[name] = result.simulated
         if result.plan.fused and result.weight.bn is not None and result.fused_bias is not None:
             values[fused_bias_name(result.weight.bn)] = result.fused_bias
+        if result.bias_held is not None:
+            values[held_bias_name(result)] = result.bias_held
     return values
+
+
+def structure(compilation: Compilation) -> tuple[frozenset[str], frozenset[str]]:
+    """What shapes the simulation graph beyond the values: the weights whose BatchNorm is folded, and
+    those whose bias FUSE_BIASADD holds (each a fed tensor)."""
+    plans = compilation.plans
+    return frozenset(n for n, p in plans.items() if p.fused), frozenset(n for n, p in plans.items() if p.fuse_bias)
+
+
+def held_bias_name(result: WeightResult) -> str:
+    """The tensor FUSE_BIASADD's bias is held in: the fused BatchNorm's bias, else the weight's own bias."""
+    bn = result.weight.bn
+    if result.plan.fused and bn is not None:
+        return fused_bias_name(bn)
+    return str(result.weight.bias)
 
 
 def weight_feeds(compilation: Compilation) -> dict[str, np.ndarray]:

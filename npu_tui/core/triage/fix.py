@@ -1,16 +1,27 @@
-"""Automatic triage: the cheapest config, in NPU bytes, that meets an accuracy target.
+"""Automatic triage: the cheapest config, in weight-memory bytes, that meets an accuracy target,
+searched across the vendor's switches and the per-weight changes together.
 
 1. Localize as the vendor's loop does: COMPRESS and CONV2D_COMPRESS off, fc only, conv only, both,
    and FUSE_BN on and off where the model has BatchNormalization; each with its metric and bytes.
-2. Rank the weights by how much excluding each one gains (one sensitivity sweep).
-3. Greedy: for the best-ranked weights not yet changed, try their actions: a WEIGHT_MIN_MAX range
-   (free; chosen by the model-level metric over a grid of clip shares, then golden-section between the
-   best neighbours), keeping their BatchNormalization unfolded, and excluding them. Take the cheapest
-   action that meets the target, else the best gain per byte. Repeat from the new state.
-4. Prune every change whose removal still meets the target, then swap each exclusion for a free
-   range where that still meets it.
-5. The switches of step 1 win instead when one of their rows meets the target for fewer bytes.
-Every evaluation goes through the evaluator's no-rebuild path; the search is deterministic.
+   With BatchNormalization, one more start: the user's switches with the BN kept unfolded
+   (EXCLUDE_FUSE_BN_OPS) for the fewest convolutions, those whose folding makes their quantization
+   error at the BN's output loudest (from the compile), that come near FUSE_BN false (bisection).
+2. The promising starts: the rows that no cheaper row beats on the metric and that cost less than the
+   cheapest result met so far; those within NEAR_SHARE of the cheapest one's bytes first, best metric
+   first. From the starts of up to SWEPT_STARTS rankings (the keep-BN start shares FUSE_BN false's),
+   the per-weight path: rank the weights by what excluding each one gains there (a sweep of that side
+   alone), exclude them in that order until the target holds (the vendor's loop, one evaluation a
+   step), then from the start again, one change at a time, the best-ranked weights' actions: a
+   WEIGHT_MIN_MAX range (three clip shares, least clipping first), keeping the BN unfolded, excluding
+   them; the cheapest action that meets the target wins a round, else the best gain per byte, else
+   the next exclusion in rank order. Nothing costing as much as the cheapest result met so far is run.
+3. On the cheapest result that meets (a path's end or a row), the prune, what saves most first: each
+   exclusion dropped or else swapped for a free range, the BNs folded back in halving groups (FUSE_BN
+   false is spelled as every BN unfolded for this), then the ranges and switches it can do without.
+The starts and paths spend at most three sweeps' worth of evaluations, the prune a quarter of it
+(counted, not timed: the same inputs give the same result). Every byte figure is `weight_memory`;
+every evaluation goes through the evaluator's no-rebuild path. Stopped (Esc, Ctrl-C, the ranking
+sweep's Cancelled) the search returns the best it has found so far.
 """
 
 from __future__ import annotations
@@ -19,20 +30,42 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
 
 from ..config.project import Project
 from ..errors import UserError
 from ..model.inventory import Inventory
 from ..quant import edits
+from ..quant.compiler import Compilation
 from ..quant.ranges import clip_range, mse_optimal_range
 from ..quant.settings import Settings
 from ..sim.evaluate import Evaluation, Evaluator
+from ..sim.sensitivity import Cancelled
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
 COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first
 GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
-EXACT_DB = 200.0
+SWEPT_STARTS = 2  # rankings, a ranking sweep each (half a sweep's runs)
+# The time of one sweep in evaluations (a what-if run is a suffix of the graph, an evaluation all of
+# it), measured on the corpus: 0.4 to 1.4 per quantized weight, plus its sessions. The search spends
+# at most ALLOWANCE_SWEEPS of them, counted, not timed, so the same inputs give the same result.
+SWEEP_UNITS_PER_WEIGHT = 0.4
+SWEEP_UNITS_BASE = 6
+RANKING_SHARE = 0.5  # a ranking sweep runs one side of the two
+ALLOWANCE_SWEEPS = 3
+NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
+PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
+PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state
+SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
+KEEP_BN_TOLERANCE_DB = 1.0  # the keep-BN start keeps this close to FUSE_BN false's SQNR
+
+
+def weight_memory(compilation: Compilation) -> int:
+    """The bytes a config costs: the one figure every cost, ceiling and budget of the search uses."""
+    return compilation.npu_bytes
 
 
 @dataclass(frozen=True)
@@ -41,7 +74,8 @@ class Target:
     value: float
 
     def measure(self, evaluation: Evaluation) -> float | None:
-        """The number the target is about, in its own unit."""
+        """The number the target is about, in its own unit. For min_sqnr an exact output is +inf and
+        a diverged one (inf or NaN on the NPU) -inf: numbers that do not exist, null in JSON."""
         if self.kind == "max_drop":
             if evaluation.accuracy_float is None or evaluation.accuracy_npu is None:
                 return None
@@ -49,26 +83,30 @@ class Target:
         if self.kind == "min_agreement":
             return None if evaluation.top1_agreement is None else evaluation.top1_agreement * 100
         sqnr = evaluation.output_sqnr_db
-        return EXACT_DB if sqnr is None else max(sqnr, -EXACT_DB)
+        return math.inf if sqnr is None else sqnr
 
     def met(self, evaluation: Evaluation) -> bool:
         value = self.measure(evaluation)
-        if value is None:
+        if value is None or math.isnan(value):
             return False
         return value <= self.value if self.kind == "max_drop" else value >= self.value
 
     def score(self, evaluation: Evaluation) -> tuple[float, float]:
         """Higher is better: the target's number (a drop counts negatively), then the worst output's
-        SQNR, which breaks the ties of a stepwise accuracy."""
+        SQNR, which breaks the ties of a stepwise accuracy; both clamped to +-SCORE_DB."""
         value = self.measure(evaluation)
-        primary = -math.inf if value is None else (-value if self.kind == "max_drop" else value)
+        primary = -SCORE_DB if value is None else _clamp(-value if self.kind == "max_drop" else value)
         sqnr = evaluation.output_sqnr_db
-        return primary, EXACT_DB if sqnr is None else max(sqnr, -EXACT_DB)
+        return primary, SCORE_DB if sqnr is None else _clamp(sqnr)
 
     def check(self, evaluation: Evaluation) -> None:
         if self.measure(evaluation) is None:
             need = "labels in the data (an integer class index per sample)" if self.kind == "max_drop" else "a class-score output (2-D)"
             raise UserError(f"--{self.kind.replace('_', '-')} needs {need}; use --min-sqnr for this model")
+
+
+def _clamp(value: float) -> float:
+    return -SCORE_DB if math.isnan(value) else max(min(value, SCORE_DB), -SCORE_DB)
 
 
 @dataclass(frozen=True)
@@ -79,15 +117,32 @@ class Change:
     metric: float | None
     bytes: int
     settings: Settings = field(compare=False, repr=False)
+    saturated: float | None = None  # a range's share of values that saturate, as the compile counts it
 
 
 @dataclass
 class Visit:
-    """A state the search evaluated: for the live plot of metric against bytes."""
+    """A state the search evaluated: for the live plot of metric against bytes. `start` names the
+    path it belongs to ("" for the first evaluation); `row` marks a localization row."""
 
     metric: float | None
     bytes: int
     met: bool
+    start: str = ""
+    row: bool = False
+
+
+@dataclass
+class PathResult:
+    """One per-weight path: where it started and where it ended."""
+
+    start: str
+    start_metric: float | None
+    start_bytes: int
+    end_metric: float | None
+    end_bytes: int
+    met: bool
+    changes: int
 
 
 @dataclass
@@ -102,6 +157,23 @@ class FixResult:
     evaluations: int
     seconds: float
     visits: list[Visit]
+    paths: list[PathResult] = field(default_factory=list)
+    stopped: bool = False
+    why: str | None = None  # when not met: why not, in one sentence
+
+
+class _Spent(Exception):
+    """The per-weight paths have spent the search's allowance of evaluations."""
+
+
+@dataclass
+class _Start:
+    label: str
+    changes: list[Change]
+    settings: Settings
+    score: tuple[float, float]
+    bytes: int
+    ranking: tuple  # starts with equal keys share one ranking sweep: they differ in a few BNs at most
 
 
 class Search:
@@ -115,56 +187,344 @@ class Search:
         forbidden: frozenset[str] = frozenset(),
         on_visit: Callable[[Visit], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        on_sweep: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.project, self.evaluator, self.target = project, evaluator, target
         self.budget, self.pinned, self.forbidden = budget, pinned, forbidden
         self.on_visit, self.stop = on_visit, stop
+        self.on_sweep = on_sweep  # (start, runs done, runs in all) while a ranking sweep runs
         self.inventory = project.inventory
         self.evaluations = 0
+        self.sweeps = 0
         self.visits: list[Visit] = []
         self._seen: dict[tuple, tuple[Evaluation, int]] = {}
-        self._ranges: dict[str, tuple[float, float] | None] = {}
+        self._ranges: dict[tuple[str, bool], tuple[float, float] | None] = {}
         self.ceiling: int | None = None
+        self.label = ""
+        self.paths: list[PathResult] = []
+        self.best: tuple[list[Change], Settings] | None = None  # the cheapest met so far, else the best score
+        self.sweep_units = 0.0  # set by run(), from the start's quantized weights
+        self.allowance = 0.0
+        self.path_min = PATH_UNITS_MIN
+        self.limited = False  # the per-weight paths stop when the allowance is spent
+        self.path_allowance = self.allowance  # and each path when its share is
+        self.paths_spent = 0.0  # what the starts and paths spent, before the final prune and swap
+        self._rankings: dict[tuple, list[str]] = {}
+        self._fold_loss: dict[str, float] = {}
 
-    def evaluate(self, settings: Settings) -> tuple[Evaluation, int]:
-        """(evaluation, NPU bytes) of a settings state, each state evaluated once."""
+    def spent(self) -> float:
+        """Evaluations and ranking sweeps so far, in evaluations."""
+        return self.evaluations + self.sweeps * self.sweep_units * RANKING_SHARE
+
+    # -- evaluations and bytes
+
+    def evaluate(self, settings: Settings, row: bool = False) -> tuple[Evaluation, int]:
+        """(evaluation, bytes) of a settings state, each state evaluated once."""
         key = settings.key()
         if key not in self._seen:
             if self.stop is not None and self.stop():
-                raise StopSearch()
+                raise Cancelled()
+            if self.limited and self.spent() >= min(self.allowance, self.path_allowance):
+                raise _Spent()
             compilation = self.project.compile(settings)
             evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
             self.evaluations += 1
-            self._seen[key] = (evaluation, compilation.npu_bytes)
-            visit = Visit(self.target.measure(evaluation), compilation.npu_bytes, self.target.met(evaluation))
+            self._seen[key] = (evaluation, weight_memory(compilation))
+            visit = Visit(self.target.measure(evaluation), weight_memory(compilation), self.target.met(evaluation), self.label, row)
             self.visits.append(visit)
             if self.on_visit is not None:
                 self.on_visit(visit)
         return self._seen[key]
 
+    def cost(self, settings: Settings) -> int:
+        """Bytes from a compile alone (no model run): what is too dear is never evaluated."""
+        return weight_memory(self.project.compile(settings))
+
     def affordable(self, npu_bytes: int) -> bool:
         return self.budget is None or npu_bytes <= self.budget
 
-    # -- steps
+    def under_ceiling(self, npu_bytes: int) -> bool:
+        return self.affordable(npu_bytes) and (self.ceiling is None or npu_bytes < self.ceiling)
+
+    def offer(self, changes: list[Change], state: Settings) -> None:
+        """Keep `state` as the best so far when it meets for fewer bytes, or scores better while
+        nothing meets: what a stopped search returns. The bytes of the best met are the ceiling."""
+        evaluation, npu_bytes = self.evaluate(state)
+        if not self.affordable(npu_bytes):
+            return
+        if self.best is None or self.better(evaluation, npu_bytes, *self.evaluate(self.best[1])):
+            self.best = (list(changes), state)
+        held, held_bytes = self.evaluate(self.best[1])
+        if self.target.met(held):
+            self.ceiling = held_bytes
+
+    def better(self, evaluation: Evaluation, npu_bytes: int, held: Evaluation, held_bytes: int) -> bool:
+        met, held_met = self.target.met(evaluation), self.target.met(held)
+        if met or held_met:
+            return met and (not held_met or npu_bytes < held_bytes)
+        return self.target.score(evaluation) > self.target.score(held)
+
+    # -- the search
+
+    def run(self, start: Settings) -> FixResult:
+        """The search; stopped (`stop`, Ctrl-C, or the ranking sweep's Cancelled) it returns the
+        best result found so far, whichever stage it was in."""
+        began = time.perf_counter()
+        quantized = sum(p.quantized for p in self.project.compile(start).plans.values())
+        self.sweep_units = SWEEP_UNITS_PER_WEIGHT * max(quantized, 1) + SWEEP_UNITS_BASE
+        self.allowance = self.path_allowance = ALLOWANCE_SWEEPS * self.sweep_units
+        self.path_min = min(PATH_UNITS_MIN, quantized + 1)
+        first, first_bytes = self.evaluate(start)
+        self.target.check(first)
+        self.offer([], start)
+        localization: list[dict] = []
+        stopped = False
+        try:
+            localization = self.localize(start)
+            if not self.target.met(first):
+                self.search(start, localization)
+        except (Cancelled, KeyboardInterrupt):
+            stopped = True
+        self.stop = None  # the final numbers below come from states already evaluated
+        changes, state = self.best if self.best is not None else ([], start)
+        final, final_bytes = self.evaluate(state)
+        met = self.target.met(final)
+        return FixResult(
+            met=met,
+            target=self.target,
+            before=(self.target.measure(first), first_bytes),
+            after=(self.target.measure(final), final_bytes),
+            localization=localization,
+            changes=changes,
+            settings=state,
+            evaluations=self.evaluations,
+            seconds=time.perf_counter() - began,
+            visits=self.visits,
+            paths=self.paths,
+            stopped=stopped,
+            why=None if met else self.why_not(localization, final, stopped),
+        )
 
     def localize(self, start: Settings) -> list[dict]:
+        """The vendor's switch rows, run cheapest first (bytes from the compile); a row dearer than
+        one that already meets is not run ("measured" false): it could not be the answer."""
         has_bn = any(w.bn is not None for w in self.inventory.weights)
-        rows = []
-        for compress, conv in ((False, False), (True, False), (False, True), (True, True)):
-            for fuse in ((start.fuse_bn, not start.fuse_bn) if has_bn else (start.fuse_bn,)):
-                settings = replace(start, compress=compress, conv2d_compress=conv, fuse_bn=fuse)
-                evaluation, npu_bytes = self.evaluate(settings)
-                rows.append(
-                    {"COMPRESS": compress, "CONV2D_COMPRESS": conv, "FUSE_BN": fuse,
-                     "metric": self.target.measure(evaluation), "npu_bytes": npu_bytes, "met": self.target.met(evaluation)}
-                )
+        self.label = "localization"
+        combos = [
+            replace(start, compress=compress, conv2d_compress=conv, fuse_bn=fuse)
+            for compress, conv in ((False, False), (True, False), (False, True), (True, True))
+            for fuse in ((start.fuse_bn, not start.fuse_bn) if has_bn else (start.fuse_bn,))
+        ]
+        rows: list[dict[str, Any]] = [
+            {"COMPRESS": s.compress, "CONV2D_COMPRESS": s.conv2d_compress, "FUSE_BN": s.fuse_bn,
+             "metric": None, "npu_bytes": self.cost(s), "met": False, "measured": False}
+            for s in combos
+        ]
+        for index in sorted(range(len(rows)), key=lambda i: rows[i]["npu_bytes"]):
+            settings, row = combos[index], rows[index]
+            if settings.key() not in self._seen and any(r["met"] and r["npu_bytes"] <= row["npu_bytes"] for r in rows):
+                continue
+            evaluation, _ = self.evaluate(settings, row=True)
+            row.update(metric=self.target.measure(evaluation), met=self.target.met(evaluation), measured=True)
+            if settings.key() == start.key() and self.visits:
+                self.visits[0].row = True  # the user's own row: evaluated first, a switch row all the same
+            else:
+                self.offer([_switches(settings, row["metric"], row["npu_bytes"])], settings)
         return rows
+
+    def starts(self, start: Settings, localization: list[dict]) -> list[_Start]:
+        """The rows (and the keep-BN start) that no cheaper one beats on the metric and that cost
+        less than the cheapest result met so far, cheapest first."""
+        found: list[_Start] = []
+        for row in (r for r in localization if r["measured"]):
+            settings = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
+            evaluation, npu_bytes = self.evaluate(settings)
+            changes = [] if settings.key() == start.key() else [_switches(settings, row["metric"], npu_bytes)]
+            label = "as configured" if settings.key() == start.key() else _row_label(settings)
+            ranking = (settings.compress, settings.conv2d_compress, settings.fuse_bn)
+            found.append(_Start(label, changes, settings, self.target.score(evaluation), npu_bytes, ranking))
+        unfolded = [s for s in found if not s.settings.fuse_bn and s.ranking[:2] == (start.compress, start.conv2d_compress)]
+        kept = self.keep_bn_start(start, unfolded[0] if unfolded else None)
+        if kept is not None:
+            found.append(kept)
+        found.sort(key=lambda s: (s.bytes, [-x for x in s.score]))
+        front: list[_Start] = []
+        for item in found:
+            if all(item.score > other.score for other in front) and self.under_ceiling(item.bytes):
+                front.append(item)
+        front = [item for item in front if not self.target.met(self.evaluate(item.settings)[0])]
+        if not front:
+            return []
+        # the starts that cost little more than the cheapest (unfolding a few BNs, not a whole class
+        # of weights in fp16) and score better go first: their path starts nearer the target
+        near = [item for item in front if item.bytes <= front[0].bytes * (1 + NEAR_SHARE)]
+        return sorted(near, key=lambda s: [-x for x in s.score]) + [item for item in front if item not in near]
+
+    def keep_bn_start(self, start: Settings, unfolded: _Start | None) -> _Start | None:
+        """The user's switches, FUSE_BN on, with the BN kept unfolded for the convs whose folding
+        hurts most (the loudest error at the BN's output first): the fewest that come within
+        KEEP_BN_TOLERANCE_DB of what FUSE_BN false (`unfolded`) reaches, found by bisection."""
+        fused = replace(start, fuse_bn=True)
+        plans = self.project.compile(fused).plans
+        order = [w.name for w in self.inventory.weights if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned]
+        order.sort(key=lambda n: -self.fold_loss_db(n, fused))
+        folded = self.target.score(self.evaluate(fused)[0])
+        if unfolded is None or len(order) < 2 or unfolded.score <= folded:
+            return None  # FUSE_BN costs nothing here, or one conv: keeping it unfolded is FUSE_BN false
+        self.label = "keep BN"
+
+        def state_of(k: int) -> Settings:
+            state = fused
+            for name in order[:k]:
+                state = edits.keep_bn(self.inventory, state, name)
+            return state
+
+        def good(k: int) -> bool:
+            npu_bytes = self.cost(state_of(k))
+            return self.under_ceiling(npu_bytes) and self.target.score(self.evaluate(state_of(k))[0])[1] >= unfolded.score[1] - KEEP_BN_TOLERANCE_DB
+
+        lo, hi = 1, len(order) - 1
+        if not good(hi):
+            return None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if good(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        state = state_of(lo)
+        changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
+        changes += [Change("keep_bn", name, None, None, self.cost(state_of(i + 1)), state_of(i + 1)) for i, name in enumerate(order[:lo])]
+        evaluation, npu_bytes = self.evaluate(state)
+        self.offer(changes, state)
+        ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
+        return _Start(f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking)
+
+    def fold_loss_db(self, name: str, fused_state: Settings) -> float:
+        """How much louder the weight's quantization error is at its BN's output when the BN is
+        folded in (one scale for filters the BN multiplies differently) than when it is not; from
+        the compile alone. Cached per weight."""
+        if name not in self._fold_loss:
+            weight = self.inventory.by_name[name]
+            fused = self.project.compile(fused_state).results[name]
+            unfused = self.project.compile(edits.keep_bn(self.inventory, fused_state, name)).results[name]
+            bn = weight.bn
+            assert bn is not None  # only fused weights are asked about
+            arrays = self.inventory.arrays
+            factor = (arrays[bn.scale].astype(np.float64) / np.sqrt(arrays[bn.var].astype(np.float64) + bn.epsilon))
+            factor = factor.reshape((-1,) + (1,) * (unfused.simulated.ndim - 1))
+            w_fused, _ = self.project.compiler.reference(weight, True)
+            w_plain, _ = self.project.compiler.reference(weight, False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                loud = float(np.sum((fused.simulated.astype(np.float64) - w_fused) ** 2))
+                quiet = float(np.sum(((unfused.simulated.astype(np.float64) - w_plain) * factor) ** 2))
+            self._fold_loss[name] = 10 * math.log10(loud / quiet) if quiet > 0 and loud > 0 and math.isfinite(loud) else 0.0
+        return self._fold_loss[name]
+
+    def search(self, start: Settings, localization: list[dict]) -> None:
+        starts = self.starts(start, localization)
+        rankings: list[tuple] = []
+        for item in starts:  # at most SWEPT_STARTS ranking sweeps; starts sharing one come along
+            if item.ranking not in rankings and len(rankings) < SWEPT_STARTS:
+                rankings.append(item.ranking)
+        chosen = [item for item in starts if item.ranking in rankings]
+        for index, item in enumerate(chosen):
+            if not self.under_ceiling(item.bytes):
+                continue  # a cheaper result met since: this start cannot beat it
+            sweep = 0.0 if item.ranking in self._rankings else self.sweep_units * RANKING_SHARE
+            later = {s.ranking for s in chosen[index + 1 :]} - set(self._rankings) - {item.ranking}
+            left = self.allowance - self.spent() - sweep
+            prune = PRUNE_SHARE * self.allowance
+            # the best start first: it leaves the later starts their sweep and a short path, and the
+            # final prune its share, when it can; else the prune; the prune's share too while nothing meets
+            shares = [left - prune - len(later) * (self.sweep_units * RANKING_SHARE + self.path_min), left - prune]
+            shares += [] if self.ceiling is not None else [left]
+            share = next((x for x in shares if x >= self.path_min), None)
+            if share is None:
+                continue
+            self.label = item.label
+            self.limited = True
+            self.path_allowance = self.spent() + sweep + share
+            held = self.best
+            try:
+                changes, state = self.path(item)
+            finally:
+                self.limited = False
+            if self.best is not held and self.best is not None:  # this path found the best so far: its end
+                changes, state = self.best
+            reached, reached_bytes = self.evaluate(state)
+            self.paths.append(
+                PathResult(item.label, self.target.measure(self.evaluate(item.settings)[0]), item.bytes,
+                           self.target.measure(reached), reached_bytes, self.target.met(reached), len(changes))
+            )
+        self.paths_spent = self.spent()
+        if self.best is not None and self.target.met(self.evaluate(self.best[1])[0]):
+            self.label = "prune"
+            self.limited, self.path_allowance = True, self.allowance
+            try:
+                changes, state = self.prune(start, *self.unfolded(start, *self.best))
+            finally:
+                self.limited = False
+            self.offer(changes, state)
+            self.best = (self.restate(start, self.best[0]), self.best[1])
+
+    def path(self, item: _Start) -> tuple[list[Change], Settings]:
+        """From a start: its ranking (one sweep, shared), the descent in rank order, then weight
+        actions one at a time from the start again until the target is met or nothing is left to try.
+        Returns where the greedy part ended; what met on the way was offered as it came."""
+        if item.ranking not in self._rankings:
+            self._rankings[item.ranking] = self.ranked(item.settings)
+        order = list(self._rankings[item.ranking])
+        try:
+            self.descend(item, order)
+        except _Spent:
+            return list(item.changes), item.settings
+        changes = list(item.changes)
+        state = item.settings
+        current = self.evaluate(state)[0]
+        while order:
+            try:
+                choice = self.choose(state, current, order)
+            except _Spent:
+                break
+            if choice is None:
+                break
+            changes.append(choice)
+            state = choice.settings
+            current = self.evaluate(state)[0]
+            self.offer(changes, state)
+            if choice.weight in order:
+                order.remove(choice.weight)
+            if self.target.met(current):
+                break
+        return changes, state
+
+    def descend(self, item: _Start, order: list[str]) -> None:
+        """The vendor's loop from this start: exclude the weights in rank order until the target
+        holds, one evaluation a step, while under the ceiling. Its end bounds what the greedy path
+        after it may cost."""
+        changes, state = list(item.changes), item.settings
+        for name in order:
+            if name in self.forbidden:
+                continue
+            state = edits.exclude(self.inventory, state, name)
+            npu_bytes = self.cost(state)
+            if not self.under_ceiling(npu_bytes):
+                return
+            evaluation, _ = self.evaluate(state)
+            changes.append(self.change("exclude", name, None, evaluation, npu_bytes, state))
+            if self.target.met(evaluation):
+                self.offer(changes, state)
+                return
 
     def ranked(self, start: Settings) -> list[str]:
         """Quantized weights, most to gain from excluding first (one sweep)."""
-        found = self.evaluator.sensitivity(start, stop=self.stop)
+        self.sweeps += 1
+        label, report = self.label, self.on_sweep
+        progress = None if report is None else (lambda done, total: report(label, done, total))
+        found = self.evaluator.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
         plans = self.project.compile(start).plans
-        gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else EXACT_DB) for s in found}
+        gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else SCORE_DB) for s in found}
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
 
@@ -173,19 +533,22 @@ class Search:
         found: list[tuple[str, Settings, tuple[float, float] | None]] = []
         if name not in self.forbidden:
             found.append(("exclude", edits.exclude(self.inventory, state, name), None))
-        if self.project.compile(state).plans[name].fused:
+        fused = self.project.compile(state).plans[name].fused
+        if fused:
             found.append(("keep_bn", edits.keep_bn(self.inventory, state, name), None))
-        best = self._ranges.get(name)
-        if best is None and with_range:  # searched once per weight; later rounds try the same range
-            best = self._ranges[name] = self.best_range(state, name)
+        key = (name, fused)  # a range is for the weight as it is quantized: folded or not
+        if key not in self._ranges and with_range:  # searched once per weight; later rounds try the same range
+            self._ranges[key] = self.best_range(state, name, refine=False)
+        best = self._ranges.get(key)
         if best is not None:
             found.append(("range", edits.set_range(self.inventory, state, name, *best), best))
         return found
 
-    def best_range(self, state: Settings, name: str) -> tuple[float, float] | None:
-        """The clip share whose range scores best on the model metric: three coarse shares; when one
-        beats the state as it is, the whole grid, then golden-section between the best grid point's
-        neighbours, the MSE-optimal range competing too."""
+    def best_range(self, state: Settings, name: str, refine: bool = True) -> tuple[float, float] | None:
+        """The clip share whose range scores best on the model metric: three coarse shares (all a
+        path tries: `refine` false); when one beats the state as it is, the whole grid, then
+        golden-section between the best grid point's neighbours, the MSE-optimal range competing
+        too. The first range that meets the target ends it. Never min == max (gxnpuc crashes)."""
         weight = self.inventory.by_name[name]
         w, _ = self.project.compiler.reference(weight, self.project.compile(state).plans[name].fused)
 
@@ -195,13 +558,21 @@ class Search:
             return self.target.score(self.evaluate(edits.set_range(self.inventory, state, name, *rng))[0]), rng
 
         base = self.target.score(self.evaluate(state)[0])
-        coarse = {share: scored(clip_range(w, share)) for share in COARSE_SHARES}
-        if max(coarse.values(), key=lambda item: item[0])[0] <= base:
+        coarse: dict[float, tuple[tuple[float, float], tuple[float, float]]] = {}
+        for share in COARSE_SHARES:  # least clipping first: the first range that meets is the answer
+            coarse[share] = scored(clip_range(w, share))
+            if self.meets_range(state, name, coarse[share][1]):
+                return coarse[share][1]
+        if not refine or max(coarse.values(), key=lambda item: item[0])[0] <= base:
             # no clip share beats leaving the weight as it is: the fine grid and the golden-section
             # steps (four times the evaluations) would polish a range no search step would take
             best_coarse = max(coarse.values(), key=lambda item: item[0])
             return best_coarse[1] if math.isfinite(best_coarse[0][0]) else None
-        grid = [coarse[share] if share in coarse else scored(clip_range(w, share)) for share in SHARES]
+        grid = []
+        for share in SHARES:
+            grid.append(coarse[share] if share in coarse else scored(clip_range(w, share)))
+            if self.meets_range(state, name, grid[-1][1]):
+                return grid[-1][1]
         best_index = max(range(len(grid)), key=lambda i: grid[i][0])
         lo = SHARES[max(best_index - 1, 0)]
         hi = SHARES[min(best_index + 1, len(SHARES) - 1)]
@@ -219,70 +590,12 @@ class Search:
         best = max(best, scored(mse_optimal_range(w)), key=lambda item: item[0])
         return best[1] if math.isfinite(best[0][0]) else None
 
-    def run(self, start: Settings) -> FixResult:
-        """The search; stopped (StopSearch from `stop`), it returns the changes accepted so far."""
-        began = time.perf_counter()
-        first, first_bytes = self.evaluate(start)
-        self.target.check(first)
-        self.accepted: tuple[list[Change], Settings] = ([], start)
-        localization: list[dict] = []
-        try:
-            localization = self.localize(start)
-            changes, state = self._search(start, first, localization)
-        except StopSearch:
-            changes, state = self.accepted
-        self.stop = None  # the final numbers below are computed even when stopped
-        final, final_bytes = self.evaluate(state)
-        return FixResult(
-            met=self.target.met(final),
-            target=self.target,
-            before=(self.target.measure(first), first_bytes),
-            after=(self.target.measure(final), final_bytes),
-            localization=localization,
-            changes=changes,
-            settings=state,
-            evaluations=self.evaluations,
-            seconds=time.perf_counter() - began,
-            visits=self.visits,
-        )
-
-    def _search(self, start: Settings, first: Evaluation, localization: list[dict]) -> tuple[list[Change], Settings]:
-        changes: list[Change] = []
-        state = start
-        if not self.target.met(first):
-            meeting_rows = [row for row in localization if row["met"] and self.affordable(row["npu_bytes"])]
-            # no weight path costing as much as the cheapest switch row that meets is worth following
-            self.ceiling = min((row["npu_bytes"] for row in meeting_rows), default=None)
-            changes, state = self.greedy(start, first)
-            if meeting_rows:  # the vendor's switches alone, when they are cheaper than the weight changes
-                row = min(meeting_rows, key=lambda r: r["npu_bytes"])
-                switched = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
-                evaluation, npu_bytes = self.evaluate(switched)
-                reached, reached_bytes = self.evaluate(state)
-                if not self.target.met(reached) or npu_bytes < reached_bytes:
-                    changes = [Change("switches", None, None, self.target.measure(evaluation), npu_bytes, switched)]
-                    state = switched
-        return changes, state
-
-    def greedy(self, start: Settings, first: Evaluation) -> tuple[list[Change], Settings]:
-        """Weight actions one at a time until the target is met or nothing helps; then prune and swap."""
-        order = self.ranked(start)
-        changes: list[Change] = []
-        state, current = start, first
-        while order:
-            choice = self.choose(state, current, order)
-            if choice is None:
-                break
-            changes.append(choice)
-            state = choice.settings
-            self.accepted = (list(changes), state)
-            current = self.evaluate(state)[0]
-            if choice.weight in order:
-                order.remove(choice.weight)
-            if self.target.met(current):
-                changes, state = self.prune(start, changes)
-                return self.swap(start, changes)
-        return changes, state
+    def meets_range(self, state: Settings, name: str, rng: tuple[float, float]) -> bool:
+        """Whether this range, already evaluated, meets the target."""
+        if not rng[0] < rng[1]:
+            return False
+        seen = self._seen.get(edits.set_range(self.inventory, state, name, *rng).key())
+        return seen is not None and self.target.met(seen[0]) and self.affordable(seen[1])
 
     def choose(self, state: Settings, current: Evaluation, order: list[str]) -> Change | None:
         """Among the best-ranked weights' actions (a searched range for the first only: it costs a
@@ -295,11 +608,11 @@ class Search:
         meeting: list[tuple[int, list[float], int, Change]] = []
         improving: list[tuple[float, int, int, Change]] = []
         for action, name, settings, rng in options:
-            npu_bytes = self.project.compile(settings).npu_bytes  # no model run for what is too dear
-            if not self.affordable(npu_bytes) or (self.ceiling is not None and npu_bytes >= self.ceiling):
+            npu_bytes = self.cost(settings)
+            if not self.under_ceiling(npu_bytes):
                 continue
             evaluation, _ = self.evaluate(settings)
-            change = Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings)
+            change = self.change(action, name, rng, evaluation, npu_bytes, settings)
             score = self.target.score(evaluation)
             if self.target.met(evaluation):
                 meeting.append((npu_bytes, [-x for x in score], len(meeting), change))
@@ -311,7 +624,24 @@ class Search:
             return min(meeting)[-1]
         if improving:
             return min(improving)[-1]
+        # no single step helps (errors can mask each other): exclude the best-ranked weight anyway,
+        # as the vendor's loop would, while that stays under the ceiling
+        for name in order:
+            if name not in self.forbidden:
+                settings = edits.exclude(self.inventory, state, name)
+                npu_bytes = self.cost(settings)
+                if not self.under_ceiling(npu_bytes):
+                    return None
+                return self.change("exclude", name, None, self.evaluate(settings)[0], npu_bytes, settings)
         return None
+
+    def change(self, action: str, name: str, rng: tuple[float, float] | None, evaluation: Evaluation, npu_bytes: int, settings: Settings) -> Change:
+        saturated = None
+        if rng is not None:
+            saturated = self.project.compile(settings).results[name].errors.clipped_fraction
+        return Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings, saturated)
+
+    # -- the final state
 
     def rebuild(self, start: Settings, changes: list[Change]) -> Settings:
         """The start with these changes applied in order (each change's own edit, replayed)."""
@@ -320,36 +650,147 @@ class Search:
             state = _replay(self.inventory, state, change)
         return state
 
-    def prune(self, start: Settings, changes: list[Change]) -> tuple[list[Change], Settings]:
+    def unfolded(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
+        """FUSE_BN false spelled as FUSE_BN true with every BN kept unfolded, the same config to the
+        compiler, so that the prune can fold BNs back one by one (each saves its BN's bytes)."""
+        if state.fuse_bn or not any(w.bn is not None for w in self.inventory.weights):
+            return changes, state
+        switch = [c for c in changes if c.action == "switches"]
+        others = [c for c in changes if c.action != "switches"]
+        fused = replace(state, fuse_bn=True)
+        base = replace(switch[0].settings if switch else start, fuse_bn=True)
+        new = [] if base.key() == start.key() else [_switches(base, None, self.cost(base))]
+        plans = self.project.compile(fused).plans
+        spelled = fused
+        for w in self.inventory.weights:
+            if plans[w.name].fused:
+                spelled = edits.keep_bn(self.inventory, spelled, w.name)
+                new.append(Change("keep_bn", w.name, None, None, 0, spelled))
+        new += others
+        rebuilt = self.rebuild(start, new)
+        if self.project.compile(rebuilt).plans != self.project.compile(state).plans:
+            return changes, state  # not the same config after all: keep FUSE_BN false
+        return new, rebuilt
+
+    def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
+        """Drop what the target can do without and swap exclusions for ranges, what saves most first,
+        while the allowance lasts (each step leaves a config that meets): each exclusion, dearest
+        first, dropped or else swapped for a range; the BNs folded back, the least hurt first, as
+        many at once as still meet (bisection), then the rest in halving groups; then the ranges
+        and switches one by one."""
         kept = list(changes)
-        for change in list(changes):
-            trial = [c for c in kept if c is not change]
-            settings = self.rebuild(start, trial)
-            evaluation, npu_bytes = self.evaluate(settings)
-            if self.target.met(evaluation) and self.affordable(npu_bytes):
-                kept = trial
+
+        def meets(trial: list[Change]) -> bool:
+            evaluation, npu_bytes = self.evaluate(self.rebuild(start, trial))
+            return self.target.met(evaluation) and self.affordable(npu_bytes)
+
+        def saving(change: Change) -> int:
+            return self.cost(self.rebuild(start, kept)) - self.cost(self.rebuild(start, [c for c in kept if c is not change]))
+
+        try:
+            for change in sorted((c for c in kept if c.action == "exclude"), key=lambda c: -saving(c)):
+                trial = [c for c in kept if c is not change]
+                kept = trial if meets(trial) else self.swap(start, kept, kept.index(change))
+            fused = replace(start, fuse_bn=True)
+            keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
+            lo, hi = 0, len(keep_bn)  # the most of the least hurt that fold back together, by bisection
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if meets([c for c in kept if all(c is not g for g in keep_bn[:mid])]):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            kept = [c for c in kept if all(c is not g for g in keep_bn[:lo])]
+            groups = [keep_bn[lo + 1 :]] if len(keep_bn) > lo + 1 else []  # then the others, in halving groups
+            while groups:
+                group = groups.pop(0)
+                trial = [c for c in kept if all(c is not g for g in group)]
+                if meets(trial):
+                    kept = trial
+                elif len(group) > 1:
+                    groups[:0] = [group[: len(group) // 2], group[len(group) // 2 :]]
+            for change in [c for c in kept if c.action in ("range", "switches")]:
+                trial = [c for c in kept if c is not change]
+                if meets(trial):
+                    kept = trial
+        except _Spent:
+            pass  # what was kept so far meets the target
+        kept = self.refold(start, kept)
         return kept, self.rebuild(start, kept)
 
-    def swap(self, start: Settings, changes: list[Change]) -> tuple[list[Change], Settings]:
-        """An exclusion is worth its bytes only if no free range does the job."""
-        kept = list(changes)
-        for index, change in enumerate(kept):
-            if change.action != "exclude" or change.weight is None or change.weight in self.pinned:
-                continue
-            before = self.rebuild(start, kept[:index] + kept[index + 1 :])
-            rng = self.best_range(before, change.weight)
-            if rng is None:
-                continue
-            trial = Change("range", change.weight, rng, None, 0, edits.set_range(self.inventory, before, change.weight, *rng))
-            candidate = kept[:index] + [trial] + kept[index + 1 :]
-            evaluation, npu_bytes = self.evaluate(self.rebuild(start, candidate))
-            if self.target.met(evaluation) and self.affordable(npu_bytes):
-                kept[index] = replace(trial, metric=self.target.measure(evaluation), bytes=npu_bytes)
-        return kept, self.rebuild(start, kept)
+    def refold(self, start: Settings, changes: list[Change]) -> list[Change]:
+        """Back to FUSE_BN false when every BN stayed unfolded: one switch, not a list of names."""
+        keep_bn = [c for c in changes if c.action == "keep_bn"]
+        state = self.rebuild(start, changes)
+        if not keep_bn or any(p.fused for p in self.project.compile(state).plans.values()):
+            return changes
+        others = [c for c in changes if c.action not in ("keep_bn", "switches")]
+        switched = self.rebuild(start, [c for c in changes if c.action == "switches"])
+        unfolded = replace(switched, fuse_bn=False)
+        trial = ([] if unfolded.key() == start.key() else [_switches(unfolded, None, self.cost(unfolded))]) + others
+        if self.project.compile(self.rebuild(start, trial)).plans != self.project.compile(state).plans:
+            return changes
+        return trial
+
+    def restate(self, start: Settings, changes: list[Change]) -> list[Change]:
+        """Each change with the bytes (and, where evaluated, the metric) of the state it leads to in
+        this order: after the prune, the numbers a change was found with no longer hold."""
+        restated = []
+        for index, change in enumerate(changes):
+            state = self.rebuild(start, changes[: index + 1])
+            seen = self._seen.get(state.key())
+            metric = self.target.measure(seen[0]) if seen is not None else None
+            restated.append(replace(change, metric=metric, bytes=self.cost(state), settings=state))
+        return restated
+
+    def swap(self, start: Settings, changes: list[Change], index: int) -> list[Change]:
+        """The exclusion at `index` for a free range, when one still meets the target: an exclusion
+        is worth its bytes only if no range does the job."""
+        change = changes[index]
+        if change.weight is None or change.weight in self.pinned:
+            return changes
+        before = self.rebuild(start, changes[:index] + changes[index + 1 :])
+        rng = self.best_range(before, change.weight, refine=False)
+        if rng is None:
+            return changes
+        swapped = [*changes[:index], replace(change, action="range", range=rng), *changes[index + 1 :]]
+        settings = self.rebuild(start, swapped)
+        evaluation, npu_bytes = self.evaluate(settings)
+        if not (self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))):
+            return changes
+        swapped[index] = self.change("range", change.weight, rng, evaluation, npu_bytes, settings)
+        return swapped
+
+    def why_not(self, localization: list[dict], final: Evaluation, stopped: bool) -> str:
+        """One sentence on why the target is not met."""
+        if stopped:
+            return "the search was stopped before it met the target; this is the best it had found"
+        least = next((r for r in localization if not r["COMPRESS"] and not r["CONV2D_COMPRESS"] and r["FUSE_BN"] is False), None)
+        least = least or next((r for r in localization if not r["COMPRESS"] and not r["CONV2D_COMPRESS"]), None)
+        if least is not None and least["measured"] and not least["met"]:
+            cause = f" ({final.fp16_issue})" if final.fp16_issue else ""
+            return (f"not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it: "
+                    f"the fp16 arithmetic alone is at {_metric_words(self.target, least['metric'])}{cause}")
+        dearer = [npu_bytes for evaluation, npu_bytes in self._seen.values() if self.target.met(evaluation)]
+        if self.budget is not None and dearer:
+            return f"no config within --budget {self.budget:,} B meets it; the cheapest the search found that does costs {min(dearer):,} B"
+        return "no weight change the search tried meets it within the bytes of the configs that do"
 
 
-class StopSearch(Exception):
-    """The caller stopped the search."""
+def _switches(settings: Settings, metric: float | None, npu_bytes: int) -> Change:
+    return Change("switches", None, None, metric, npu_bytes, settings)
+
+
+def _row_label(settings: Settings) -> str:
+    return f"C{int(settings.compress)} C2D{int(settings.conv2d_compress)} BN{int(settings.fuse_bn)}"
+
+
+def _metric_words(target: Target, value: float | None) -> str:
+    if value is None:
+        return "no value"
+    if target.kind == "min_sqnr":
+        return "exact" if value == math.inf else "none (the NPU output is not finite)" if value == -math.inf else f"{value:.2f} dB"
+    return f"{value:.2f} points of drop" if target.kind == "max_drop" else f"{value:.2f}% agreement"
 
 
 def _replay(inventory: Inventory, state: Settings, change: Change) -> Settings:

@@ -1,0 +1,79 @@
+"""gxnpuc's fp32 -> fp16 converter and the byte counts of SPEC section 5, on hand-computed values."""
+
+import numpy as np
+
+from npu_tui.core.quant import memory
+from npu_tui.core.quant.fp16 import as_fp16, cvt, cvt_value, round_fp16
+from npu_tui.core.quant.layout import from_tiles, padded_size, to_tiles
+
+
+def test_converter_by_hand():
+    values = np.array(
+        [1.0, 1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 2.0**-14, 1.5 * 2**-15, 2.0**-15 * 0.999, 65504.0, 65519.0, 65520.0, 65536.0],
+        np.float32,
+    )
+    expected = [
+        0x3C00,
+        0x3C01,  # a tie: away from zero (IEEE: to even, 0x3C00)
+        0x3C02,
+        0xBC01,
+        0x0400,  # 2**-14, the smallest normal
+        0x0200,  # 1.5 * 2**-15: exponent field 0, the fp32 mantissa's top bits (.5 -> 0x200)
+        0x0000,  # below 2**-15: zero
+        0x7BFF,
+        0x7BFF,
+        0x7C00,  # 65520..65535 round to inf
+        0x7FFF,  # from 65536 on: 0x7fff
+    ]
+    assert cvt(values).tolist() == expected
+    assert cvt(np.array([np.inf, -np.inf, np.nan], np.float32)).tolist() == [0x7FFF, 0xFFFF, 0x7FFF]
+
+
+def test_the_fast_converter_reads_back_what_cvt_writes():
+    patterns = (np.arange(1 << 22, dtype=np.uint32) * np.uint32(1021)).view(np.float32)  # all exponents, both signs
+    slow = as_fp16(cvt(patterns)).astype(np.float32)
+    fast = cvt_value(patterns)
+    same = (slow.view(np.uint32) == fast.view(np.uint32)) | (np.isnan(slow) & np.isnan(fast))
+    assert same.all()
+
+
+def test_the_fast_fp16_rounding_is_numpys_cast():
+    patterns = (np.arange(1 << 22, dtype=np.uint32) * np.uint32(1021)).view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = patterns.astype(np.float16).astype(np.float32)
+    fast = round_fp16(patterns.copy())
+    same = (cast.view(np.uint32) == fast.view(np.uint32)) | (np.isnan(cast) & np.isnan(fast))
+    assert same.all()
+    ties = np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11)], np.float32)
+    assert round_fp16(ties).tolist() == [1.0, 1 + 2**-9, -1.0]  # ties to even, unlike the compiler's converter
+
+
+def test_bytes_of_spec_examples():
+    # "a 16x8 FC compressed takes 128 mask bytes + 128 code bytes; fp16 it takes 2,048 bytes"
+    assert padded_size((16, 8)) == 1024
+    assert memory.compressed_bytes(1024, 128) == 256
+    assert memory.fp16_matrix_bytes((16, 8)) == 2048
+    assert memory.compressed_bytes(1024, 125) == 254  # 253, even-aligned
+    assert memory.fp16_bytes(36) == 72 and memory.batchnorm_bytes(4) == 16
+
+
+def test_tiles_are_row_block_major_and_row_major_inside():
+    w = np.arange(40 * 37, dtype=np.float32).reshape(40, 37)
+    tiles = to_tiles(w)
+    assert tiles.size == padded_size(w.shape) == 64 * 64
+    assert tiles[:32].tolist() == w[0, :32].tolist()  # tile (0, 0), its first row
+    assert tiles[1024 : 1024 + 5].tolist() == w[0, 32:37].tolist() and tiles[1024 + 5] == 0  # tile (0, 1): padded
+    assert tiles[2048 : 2048 + 32].tolist() == w[32, :32].tolist()  # tile (1, 0)
+    back, bias = from_tiles(tiles, w.shape)
+    assert np.array_equal(back, w) and bias is None
+
+
+def test_the_half_up_shortcut_is_the_fp16_addition_for_every_fp16_value():
+    from npu_tui.core.quant.gxnpuc import HALF_UP
+
+    t = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    t = t[np.isfinite(t) & (t > -1) & (t < 300)].astype(np.float32)
+    with np.errstate(over="ignore"):
+        rounded = np.floor((t + np.float32(0.5)).astype(np.float16).astype(np.float32))
+    assert np.array_equal(np.clip(rounded, 0, 255), np.clip(np.floor(t + HALF_UP), 0, 255))
+    assert rounded[t == np.float32(0.5 - 2**-12)] == 1  # the one value where the fp16 addition carries
