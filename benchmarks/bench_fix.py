@@ -38,12 +38,12 @@ CASES = [
 ]
 
 
-def naive(project, evaluator, target, settings) -> tuple[bool, int, int]:
+def naive(project, analysis, target, settings) -> tuple[bool, int, int]:
     """(met, bytes, exclusions): one sweep at `settings`, then exclusions in the order of its gains."""
     from npu_tui.core.quant import edits
     from npu_tui.core.triage.fix import weight_memory
 
-    found = evaluator.sensitivity(settings)
+    found = analysis.sensitivity(settings)
     plans = project.compile(settings).plans
     order = sorted((s for s in found if plans[s.weight].quantized), key=lambda s: -(s.exclude_gain_db if s.exclude_gain_db is not None else 1e9))
     state = settings
@@ -51,7 +51,7 @@ def naive(project, evaluator, target, settings) -> tuple[bool, int, int]:
         if item is not None:
             state = edits.exclude(project.inventory, state, item.weight)
         compilation = project.compile(state)
-        if target.met(evaluator.evaluate(compilation)):
+        if target.met(analysis.evaluate(compilation)):
             return True, weight_memory(compilation), count
     return False, weight_memory(project.compile(state)), len(order)
 
@@ -73,6 +73,7 @@ def open_case(name: str):
 
 
 def main() -> None:
+    from npu_tui.core.sim.analysis import Analysis
     from npu_tui.core.sim.evaluate import Evaluator
     from npu_tui.core.triage.fix import Search, Target, weight_memory
 
@@ -88,16 +89,16 @@ def main() -> None:
         project, data = open_case(name)
         target = Target(kind, value)
         settings = project.config.settings
-        evaluator = Evaluator(project.compiler, data, project.config.output_names)
-        start = evaluator.evaluate(project.compile(settings))
+        analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
+        start = analysis.evaluate(project.compile(settings))
         began, cpu = time.perf_counter(), time.process_time()
-        evaluator.sensitivity(settings)
+        analysis.sensitivity(settings)
         sweep, sweep_cpu = time.perf_counter() - began, time.process_time() - cpu
         base = weight_memory(project.compile(settings))
-        a_met, a_bytes, a_count = naive(project, evaluator, target, settings)
+        a_met, a_bytes, a_count = naive(project, analysis, target, settings)
         has_bn = any(w.bn is not None for w in project.inventory.weights)
-        b_met, b_bytes, b_count = naive(project, evaluator, target, replace(settings, fuse_bn=False)) if has_bn else (a_met, a_bytes, a_count)
-        fresh = Evaluator(project.compiler, data, project.config.output_names)
+        b_met, b_bytes, b_count = naive(project, analysis, target, replace(settings, fuse_bn=False)) if has_bn else (a_met, a_bytes, a_count)
+        fresh = Analysis(Evaluator(project.compiler, data, project.config.output_names))
         fresh.evaluate(project.compile(settings))
         cpu = time.process_time()
         result = Search(project, fresh, target).run(settings)

@@ -41,29 +41,30 @@ def build(folder: Path) -> Path:
 
 def costs(config: Path, title: str = "") -> None:
     from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.analysis import Analysis
     from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.sim.evaluate import Evaluator
 
     project = open_project(config)
     data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model, project.config.input_shapes))
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
     base = project.config.settings
     names = [w.name for w in project.inventory.weights]
     start = time.perf_counter()
-    evaluator.evaluate(project.compile(base))
-    evaluator.layer_analysis().layers(project.compile(base), True)
+    analysis.evaluate(project.compile(base))
+    analysis.layer_analysis().layers(project.compile(base), True)
     first = time.perf_counter() - start
     plain, layers = [], []
     for i in range(REPEATS):
         compilation = project.compile(replace(base, exclude=(names[i],)))
         start = time.perf_counter()
-        evaluator.evaluate(compilation)
+        analysis.evaluate(compilation)
         plain.append(time.perf_counter() - start)
         start = time.perf_counter()
-        found = evaluator.layer_analysis().layers(compilation, True)
+        found = analysis.layer_analysis().layers(compilation, True)
         layers.append(time.perf_counter() - start)
     p, la = statistics.median(plain), statistics.median(layers)
-    analysed = evaluator.layer_analysis().samples
+    analysed = analysis.layer_analysis().samples
     print(f"{title or '500-node model'} ({len(found)} layers), {data.samples} samples (layers on {analysed}), median of {REPEATS} settings changes")
     print(f"  plain evaluation                 : {p * 1000:7.1f} ms")
     print(f"  layer numbers (accum + isolated) : {la * 1000:7.1f} ms  ({la / p:.2f}x, target <= 2x)")

@@ -52,6 +52,7 @@ def speed() -> None:
     import onnxruntime as ort
 
     from npu_tui.core.config.project import open_project
+    from npu_tui.core.sim.analysis import Analysis
     from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.sim.evaluate import Evaluator
 
@@ -75,13 +76,13 @@ def speed() -> None:
         for _ in range(weights + 1):
             session.run(None, batch)
         bare_batched.append(time.perf_counter() - start)
-        evaluator = Evaluator(project.compiler, data, project.config.output_names)
-        evaluator.evaluate(project.compile())  # the model numbers come first, as in the workbench
+        analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
+        analysis.evaluate(project.compile())  # the model numbers come first, as in the workbench
         start = time.perf_counter()
-        evaluator.sensitivity(project.config.settings)
+        analysis.sensitivity(project.config.settings)
         cold.append(time.perf_counter() - start)
         start = time.perf_counter()
-        evaluator.sensitivity(project.config.settings)
+        analysis.sensitivity(project.config.settings)
         warm.append(time.perf_counter() - start)
     b, bb, c, w = (statistics.median(v) for v in (bare, bare_batched, cold, warm))
     print(f"sweep speed, PP-OCRv4 rec 1x3x48x320, {SAMPLES} samples, {weights} weights in Constant nodes (median of {REPEATS})")

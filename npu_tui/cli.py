@@ -351,18 +351,19 @@ def _about(args: argparse.Namespace, project, data) -> dict:
 def _evaluate(args: argparse.Namespace) -> int:
     from .core.eval_report import evaluation_json, evaluation_lines
     from .core.progress import Progress
+    from .core.sim.analysis import Analysis
     from .core.sim.evaluate import Evaluator
     from .core.sim.sensitivity import Cancelled
 
     project, settings = _open(args)
     data = _data(args, project)
     target = _target(args)
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
     compilation = project.compile(settings)
     for warning in compilation.warnings:
         if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
-    evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
+    evaluation = analysis.evaluate(compilation, settings.fp16_activations, layers=args.layers)
     status = EXIT_OK
     if target is not None:
         target.check(evaluation)
@@ -372,7 +373,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.sensitivity:
         with Progress("sensitivity", sys.stderr) as progress:
             try:
-                sensitivity = evaluator.sensitivity(settings, progress.update)
+                sensitivity = analysis.sensitivity(settings, progress.update)
             except Cancelled as stopped:  # Ctrl-C: report what was measured, then exit as interrupted
                 sensitivity, status = stopped.partial, EXIT_INTERRUPTED
         if status == EXIT_INTERRUPTED:
@@ -447,6 +448,7 @@ def metric_text(target, value: float | None) -> str:
 def _fix(args: argparse.Namespace) -> int:
     from .core.config.writer import check_writable, config_diff, managed_values, read_config_text, save_config
     from .core.progress import Progress
+    from .core.sim.analysis import Analysis
     from .core.sim.evaluate import Evaluator
     from .core.triage.fix import Search
 
@@ -455,7 +457,7 @@ def _fix(args: argparse.Namespace) -> int:
         check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
     loaded = read_config_text(project.config.path)
     with Progress("ranking the weights", sys.stderr) as progress:
 
@@ -464,7 +466,7 @@ def _fix(args: argparse.Namespace) -> int:
                 progress.start = time.monotonic()
             progress.update(done, total)
 
-        result = Search(project, evaluator, target, budget=args.budget, on_sweep=sweeping).run(settings)
+        result = Search(project, analysis, target, budget=args.budget, on_sweep=sweeping).run(settings)
     diff = config_diff(project.config.path, result.settings)
     backup = None
     if args.write and diff and not result.stopped:

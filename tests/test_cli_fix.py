@@ -110,12 +110,12 @@ def test_every_json_argument_error_is_a_json_document(tmp_path, args, expected):
 def test_ctrl_c_in_the_ranking_sweep_prints_the_best_so_far_and_exits_130(tmp_path, monkeypatch, capsys, how):
     """Ctrl-C reaches the search as KeyboardInterrupt in its own runs or as the sweep's Cancelled."""
     from npu_tui import cli
-    from npu_tui.core.sim import sensitivity
+    from npu_tui.core.sim import analysis, sensitivity
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt() if how == "keyboard" else sensitivity.Cancelled()
 
-    monkeypatch.setattr(sensitivity, "sweep", interrupted)
+    monkeypatch.setattr(analysis, "sweep", interrupted)
     config = copy_sample("kws_tdnn", tmp_path)
     original = config.read_text()
     status = cli.main(["fix", str(config), "--max-drop", "1", "--write"])

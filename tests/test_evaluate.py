@@ -12,6 +12,7 @@ from npu_tui.core.errors import UserError
 from npu_tui.core.model.inventory import build_inventory
 from npu_tui.core.quant.compiler import Compiler, fp16_weight_bytes
 from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.analysis import Analysis
 from npu_tui.core.sim.eval_data import EvalData, model_inputs, random_data
 from npu_tui.core.sim.evaluate import Evaluator, compare
 
@@ -34,8 +35,8 @@ def identity_data(labels=None):
 
 def test_output_metrics_of_a_single_matmul_in_closed_form():
     compiler = single_matmul()
-    evaluator = Evaluator(compiler, identity_data(np.array([1, 1])))
-    result = evaluator.evaluate(compiler.compile(Settings(compress=True)))
+    analysis = Analysis(Evaluator(compiler, identity_data(np.array([1, 1]))))
+    result = analysis.evaluate(compiler.compile(Settings(compress=True)))
     signal = float(np.sum(W.astype(np.float64) ** 2))
     noise = (1 / 128) ** 2
     out = result.outputs[0].comparison
@@ -48,7 +49,7 @@ def test_output_metrics_of_a_single_matmul_in_closed_form():
 
 def test_nothing_quantized_and_fp16_exact_weights_is_exact():
     compiler = single_matmul()
-    result = Evaluator(compiler, identity_data()).evaluate(compiler.compile(Settings()))
+    result = Analysis(Evaluator(compiler, identity_data())).evaluate(compiler.compile(Settings()))
     # every weight value is an fp16 number, so fp16 storage changes nothing
     assert result.outputs[0].comparison.sqnr_db is None
     assert result.accuracy_float is None and result.accuracy_npu is None
@@ -62,31 +63,31 @@ def test_compare_by_hand():
 
 
 def test_recompiling_reuses_the_session(kws):
-    project, evaluator = kws
+    project, analysis = kws
     settings = project.config.settings
-    first = evaluator.evaluate(project.compile(settings))
-    built = evaluator.sessions.built
-    excluded = evaluator.evaluate(project.compile(replace(settings, exclude=("tdnn1.affine",))))
-    clipped = evaluator.evaluate(project.compile(replace(settings, compress=False)))
-    ranged = evaluator.evaluate(project.compile(replace(settings, weight_min_max={"tdnn1.affine": (-19.2, 14.7)})))
-    assert evaluator.sessions.built == built
+    first = analysis.evaluate(project.compile(settings))
+    built = analysis.evaluator.sessions.built
+    excluded = analysis.evaluate(project.compile(replace(settings, exclude=("tdnn1.affine",))))
+    clipped = analysis.evaluate(project.compile(replace(settings, compress=False)))
+    ranged = analysis.evaluate(project.compile(replace(settings, weight_min_max={"tdnn1.affine": (-19.2, 14.7)})))
+    assert analysis.evaluator.sessions.built == built
     assert ranged.accuracy_npu > 0.95
     assert first.accuracy_npu < excluded.accuracy_npu
     assert clipped.accuracy_npu != first.accuracy_npu
 
 
 def test_layers_are_compared_in_graph_order(kws):
-    project, evaluator = kws
-    result = evaluator.evaluate(project.compile(), layers=True)
+    project, analysis = kws
+    result = analysis.evaluate(project.compile(), layers=True)
     assert [d.output for d in result.layers][:3] == ["tdnn1.out", "tdnn1.relu", "tdnn2.out"]
     first = result.layers[0].accumulated
     assert first.sqnr_db == pytest.approx(3.17, abs=0.05) and first.cosine < 0.5  # tdnn1's long tail, quantized as gxnpuc does
 
 
 def test_sensitivity_ranks_the_long_tailed_weight_first(kws):
-    project, evaluator = kws
+    project, analysis = kws
     calls = []
-    found = evaluator.sensitivity(project.config.settings, progress=lambda d, t: calls.append((d, t)))
+    found = analysis.sensitivity(project.config.settings, progress=lambda d, t: calls.append((d, t)))
     ranked = sorted(found, key=lambda s: s.output_sqnr_db)
     assert ranked[0].weight == "tdnn1.affine"
     assert ranked[0].accuracy < 0.5 and all(s.accuracy > 0.95 for s in ranked[1:])
@@ -113,7 +114,7 @@ def test_dynamic_dimension_without_shape_is_a_clear_error():
     assert random_data(fixed, 4, 0).inputs["x"].shape == (4, 1, 5, 2)
 
 
-def _brute_force(compiler, evaluator, settings):
+def _brute_force(compiler, analysis, settings):
     """'Only this weight quantized', one full run each."""
     from npu_tui.core.kinds import Reason
     from npu_tui.core.quant.plan import plan_weights
@@ -124,16 +125,16 @@ def _brute_force(compiler, evaluator, settings):
     for name in base:
         alone = dict(nothing)
         alone[name] = replace(base[name], quantized=True, reason=None)
-        found[name] = evaluator.evaluate(compiler.compile_plans(settings, alone))
+        found[name] = analysis.evaluate(compiler.compile_plans(settings, alone))
     return found
 
 
 @pytest.mark.parametrize("sample", ["kws", "cnn"])
 def test_sensitivity_from_a_cut_equals_full_runs(sample, request):
-    project, evaluator = request.getfixturevalue(sample)
+    project, analysis = request.getfixturevalue(sample)
     settings = project.config.settings
-    expected = _brute_force(project.compiler, evaluator, settings)
-    for s in evaluator.sensitivity(settings):
+    expected = _brute_force(project.compiler, analysis, settings)
+    for s in analysis.sensitivity(settings):
         assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
         assert s.accuracy == pytest.approx(expected[s.weight].accuracy_npu, abs=0.002)
 
@@ -154,10 +155,10 @@ def test_sensitivity_cut_with_a_skip_connection():
     )
     compiler = Compiler(build_inventory(model))
     data = EvalData({"x": rng.normal(size=(16, 1, 4)).astype(np.float32)}, None, 16, "random")
-    evaluator = Evaluator(compiler, data)
+    analysis = Analysis(Evaluator(compiler, data))
     settings = Settings(compress=True)
-    expected = _brute_force(compiler, evaluator, settings)
-    for s in evaluator.sensitivity(settings):
+    expected = _brute_force(compiler, analysis, settings)
+    for s in analysis.sensitivity(settings):
         assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
 
 
@@ -175,20 +176,20 @@ def test_sensitivity_of_a_weight_held_in_a_constant_node():
         [tensor("w1", rng.normal(size=(4, 4)).astype(np.float32))],
     )
     compiler = Compiler(build_inventory(model))
-    evaluator = Evaluator(compiler, EvalData({"x": rng.normal(size=(16, 1, 4)).astype(np.float32)}, None, 16, "random"))
+    analysis = Analysis(Evaluator(compiler, EvalData({"x": rng.normal(size=(16, 1, 4)).astype(np.float32)}, None, 16, "random")))
     settings = Settings(compress=True)
-    expected = _brute_force(compiler, evaluator, settings)
-    found = {s.weight: s for s in evaluator.sensitivity(settings)}
+    expected = _brute_force(compiler, analysis, settings)
+    found = {s.weight: s for s in analysis.sensitivity(settings)}
     assert set(found) == {"w1", "w2"}
     for name, s in found.items():
         assert s.output_sqnr_db == pytest.approx(expected[name].output_sqnr_db, abs=0.05)
 
 
 def test_an_excluded_weight_shows_what_excluding_it_gained(kws):
-    project, evaluator = kws
+    project, analysis = kws
     settings = replace(project.config.settings, exclude=("tdnn1.affine",))
-    found = {s.weight: s for s in evaluator.sensitivity(settings)}
-    plain = {s.weight: s for s in evaluator.sensitivity(project.config.settings)}
+    found = {s.weight: s for s in analysis.sensitivity(settings)}
+    plain = {s.weight: s for s in analysis.sensitivity(project.config.settings)}
     # excluding it from the shipped config gains about 44 dB; quantizing it back from the fixed one loses the same
     assert found["tdnn1.affine"].exclude_gain_db > 30
     assert found["tdnn1.affine"].exclude_gain_db == pytest.approx(plain["tdnn1.affine"].exclude_gain_db, abs=0.5)
@@ -197,16 +198,16 @@ def test_an_excluded_weight_shows_what_excluding_it_gained(kws):
 def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
     import threading
 
-    project, evaluator = kws
+    project, analysis = kws
     settings = project.config.settings
-    alone = evaluator.sensitivity(settings)
+    alone = analysis.sensitivity(settings)
     compilation = project.compile(settings)
-    expected = evaluator.evaluate(compilation).output_sqnr_db
+    expected = analysis.evaluate(compilation).output_sqnr_db
     done = threading.Event()
     found: list = []
 
     def evaluate() -> None:
-        found.append(evaluator.evaluate(compilation).output_sqnr_db)
+        found.append(analysis.evaluate(compilation).output_sqnr_db)
         done.set()
 
     def first_run_measured(step: int, total: int) -> None:
@@ -214,6 +215,6 @@ def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
             threading.Thread(target=evaluate, daemon=True).start()
             assert done.wait(120), "the evaluation started during the sweep did not finish within 120 s: the sweep holds the lock"
 
-    during = evaluator.sensitivity(settings, progress=first_run_measured)
+    during = analysis.sensitivity(settings, progress=first_run_measured)
     assert found == [expected]
     assert during == alone  # neither run disturbed the other's bound weights

@@ -6,12 +6,12 @@ from npu_tui.core.triage.fix import Search, Target
 
 
 def test_no_action_dearer_than_the_budget_is_run(kws):
-    project, evaluator = kws
+    project, analysis = kws
     start = project.config.settings
     # a range costs a few hundred bytes (clipping the tail makes more codes differ from the zero point:
     # 530 for tdnn1.affine's), excluding tdnn1.affine 5,564
     budget = project.compile(start).npu_bytes + 1000
-    search = Search(project, evaluator, Target("max_drop", 1.0), budget=budget)
+    search = Search(project, analysis, Target("max_drop", 1.0), budget=budget)
     result = search.run(start)
     rows = len(result.localization)
     after_localization = result.visits[1 + rows :]
@@ -27,9 +27,9 @@ def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
     better than float) is never met, so no range ends the search early by meeting it."""
     from npu_tui.core.quant import edits
 
-    project, evaluator = kws
+    project, analysis = kws
     start = edits.exclude(project.inventory, project.config.settings, "tdnn1.affine")
-    search = Search(project, evaluator, Target("max_drop", -5.0))
+    search = Search(project, analysis, Target("max_drop", -5.0))
     search.evaluate(start)
     before = search.evaluations
     assert search.best_range(start, "tdnn2.affine") is not None
@@ -56,12 +56,13 @@ def open_joint(tmp_path):
 
     from npu_tui.core.config.project import open_project
     from npu_tui.core.opening import DataChoice, project_data
+    from npu_tui.core.sim.analysis import Analysis
     from npu_tui.core.sim.evaluate import Evaluator
 
     config = write_project(tmp_path, bn_hurt_and_fc_outliers(), BASE_CONFIG + "FUSE_BN: true\n")
     project = open_project(config)
     data = project_data(project, DataChoice(None, 16, 0))
-    return project, Evaluator(project.compiler, data, project.config.output_names)
+    return project, Analysis(Evaluator(project.compiler, data, project.config.output_names))
 
 
 def test_the_joint_search_finds_fuse_bn_false_plus_one_exclusion(tmp_path):
@@ -72,16 +73,16 @@ def test_the_joint_search_finds_fuse_bn_false_plus_one_exclusion(tmp_path):
     from npu_tui.core.quant import edits
     from npu_tui.core.triage.fix import weight_memory
 
-    project, evaluator = open_joint(tmp_path)
+    project, analysis = open_joint(tmp_path)
     start, inventory, target = project.config.settings, project.inventory, Target("min_sqnr", 30.0)
     joint = edits.exclude(inventory, replace(start, fuse_bn=False), "fc1.weight")
     alone = [replace(start, fuse_bn=False), edits.exclude(inventory, start, "fc1.weight")]
-    assert target.met(evaluator.evaluate(project.compile(joint)))
-    assert not any(target.met(evaluator.evaluate(project.compile(s))) for s in alone)
+    assert target.met(analysis.evaluate(project.compile(joint)))
+    assert not any(target.met(analysis.evaluate(project.compile(s))) for s in alone)
     exclusions_only = edits.exclude(inventory, edits.exclude(inventory, start, "conv.weight"), "fc1.weight")
     assert weight_memory(project.compile(joint)) < weight_memory(project.compile(exclusions_only))
 
-    result = Search(project, evaluator, target).run(start)
+    result = Search(project, analysis, target).run(start)
     assert result.met and result.settings.key() == joint.key()
     assert [(c.action, c.weight) for c in result.changes] == [("switches", None), ("exclude", "fc1.weight")]
     meeting_rows = [row["npu_bytes"] for row in result.localization if row["met"]]
@@ -95,8 +96,8 @@ def test_the_search_is_deterministic_and_keeps_to_its_allowance(tmp_path):
 
     found = []
     for run in ("first", "second"):
-        project, evaluator = open_joint(tmp_path / run)
-        search = Search(project, evaluator, Target("min_sqnr", 30.0))
+        project, analysis = open_joint(tmp_path / run)
+        search = Search(project, analysis, Target("min_sqnr", 30.0))
         result = search.run(project.config.settings)
         found.append((result.settings.key(), result.evaluations, [(v.metric, v.bytes) for v in result.visits]))
         assert search.sweeps <= SWEPT_STARTS
@@ -107,9 +108,9 @@ def test_the_search_is_deterministic_and_keeps_to_its_allowance(tmp_path):
 def test_stopped_in_the_ranking_sweep_the_search_keeps_the_best_so_far(kws):
     """Esc during the sweep that ranks the weights: no Cancelled escapes; the best found so far (the
     cheapest localization row that meets) is the result, marked as stopped."""
-    project, evaluator = kws
+    project, analysis = kws
     holder: list[Search] = []
-    search = Search(project, evaluator, Target("max_drop", 1.0), stop=lambda: bool(holder) and holder[0].sweeps > 0)
+    search = Search(project, analysis, Target("max_drop", 1.0), stop=lambda: bool(holder) and holder[0].sweeps > 0)
     holder.append(search)
     result = search.run(project.config.settings)
     assert result.stopped and search.sweeps == 1
@@ -129,24 +130,25 @@ def test_a_diverged_output_is_none_not_a_clamped_number(tmp_path):
 
     from npu_tui.core.config.project import open_project
     from npu_tui.core.opening import DataChoice, project_data
+    from npu_tui.core.sim.analysis import Analysis
     from npu_tui.core.sim.evaluate import Evaluator
 
     weight = (np.random.default_rng(0).normal(size=(3, 2)) * 1e6).astype(np.float32)
     model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
     project = open_project(write_project(tmp_path, model, BASE_CONFIG))
-    evaluator = Evaluator(project.compiler, project_data(project, DataChoice(None, 8, 0)), project.config.output_names)
-    result = Search(project, evaluator, Target("min_sqnr", 10.0)).run(project.config.settings)
+    analysis = Analysis(Evaluator(project.compiler, project_data(project, DataChoice(None, 8, 0)), project.config.output_names))
+    result = Search(project, analysis, Target("min_sqnr", 10.0)).run(project.config.settings)
     assert not result.met and result.before[0] == -math.inf and result.after[0] == -math.inf
     assert all(row["metric"] == -math.inf for row in result.localization)
     assert result.why is not None and result.why.startswith("not even nothing quantized")
 
 
 def test_a_ranking_sweep_gives_the_same_gains_in_half_the_runs(kws):
-    project, evaluator = kws
+    project, analysis = kws
     settings = project.config.settings
     totals: dict[str, int] = {}
-    full = evaluator.sensitivity(settings, progress=lambda done, total: totals.__setitem__("full", total))
-    ranking = evaluator.sensitivity(settings, progress=lambda done, total: totals.__setitem__("ranking", total), gains_only=True)
+    full = analysis.sensitivity(settings, progress=lambda done, total: totals.__setitem__("full", total))
+    ranking = analysis.sensitivity(settings, progress=lambda done, total: totals.__setitem__("ranking", total), gains_only=True)
     assert [s.weight for s in ranking] == [s.weight for s in full]
     assert [s.exclude_gain_db for s in ranking] == [s.exclude_gain_db for s in full]
     assert all(s.output_sqnr_db is None and s.accuracy is None for s in ranking)

@@ -90,3 +90,24 @@ def test_no_core_module_imports_ui_or_runtime():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"importing all {len(modules)} core modules loads {result.stdout.strip()}"
+
+
+def test_no_import_cycles_between_core_modules():
+    """A circle of imports (a package's `__init__` aside) hides which module is below which."""
+    graph = {module_name(p): {t for _, t in imported_modules(p) if real_module(t)} for p in core_modules()}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        for nxt in graph.get(node, ()):
+            if nxt in trail:
+                cycles.append(" -> ".join([*trail[trail.index(nxt) :], nxt]))
+            elif nxt not in done:
+                visit(nxt, [*trail, nxt])
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start])
+    packages = {n for n in graph if (CORE.parent.parent.joinpath(*n.split(".")) / "__init__.py").exists()}
+    assert [c for c in cycles if not set(c.split(" -> ")) & packages] == []

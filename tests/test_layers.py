@@ -13,6 +13,7 @@ from onnx import helper
 from npu_tui.core.model.inventory import build_inventory
 from npu_tui.core.quant.compiler import Compiler
 from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.analysis import Analysis
 from npu_tui.core.sim.eval_data import EvalData
 from npu_tui.core.sim.evaluate import Evaluator, compare
 
@@ -36,7 +37,7 @@ def three_layers():
         [tensor("w1", W1), tensor("w2", W2), tensor("w3", W3)],
     )
     compiler = Compiler(build_inventory(model))
-    return compiler, Evaluator(compiler, EvalData({"x": X[:, None, :]}, None, len(X), "random"))
+    return compiler, Analysis(Evaluator(compiler, EvalData({"x": X[:, None, :]}, None, len(X), "random")))
 
 
 def f16(a: np.ndarray) -> np.ndarray:
@@ -44,7 +45,7 @@ def f16(a: np.ndarray) -> np.ndarray:
 
 
 def test_three_layers_against_numpy():
-    compiler, evaluator = three_layers()
+    compiler, analysis = three_layers()
     compilation = compiler.compile(Settings(compress=True))
     npu = {n: r.simulated.astype(np.float32) for n, r in compilation.results.items()}
     a, b, y = X @ W1, X @ W1 @ W2, X @ W1 @ W2 @ W3
@@ -54,7 +55,7 @@ def test_three_layers_against_numpy():
     ny = f16(nb @ npu["w3"])
     # isolated: float inputs in, the node's own weight as the NPU holds it, output rounded
     ia, ib, iy = f16(X @ npu["w1"]), f16(a @ npu["w2"]), f16(b @ npu["w3"])
-    layers = evaluator.evaluate(compilation, layers=True).layers
+    layers = analysis.evaluate(compilation, layers=True).layers
     assert [(layer.node, layer.weight) for layer in layers] == [("fc1", "w1"), ("fc2", "w2"), ("fc3", "w3")]
     for layer, ref, acc, iso in zip(layers, (a, b, y), (na, nb, ny), (ia, ib, iy)):
         assert layer.accumulated.sqnr_db == pytest.approx(compare(ref, acc).sqnr_db, abs=1e-3)
@@ -73,9 +74,9 @@ def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
 
     per_sample = (6 + 5 + 3) * 4  # a, b and y of one sample, in bytes
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 7 * per_sample + 3)
-    compiler, evaluator = three_layers()
+    compiler, analysis = three_layers()
     compilation = compiler.compile(Settings(compress=True))
-    evaluation = evaluator.evaluate(compilation, layers=True)
+    evaluation = analysis.evaluate(compilation, layers=True)
     assert evaluation.layer_samples == 7 and evaluation.samples == 32
     npu = {n: r.simulated.astype(np.float32) for n, r in compilation.results.items()}
     x = X[:7]
@@ -90,17 +91,17 @@ def test_at_least_four_samples_while_they_fit_four_budgets(monkeypatch):
     from npu_tui.core.sim import layers as layers_module
 
     per_sample = (6 + 5 + 3) * 4
-    compiler, evaluator = three_layers()
+    compiler, analysis = three_layers()
     monkeypatch.setattr(layers_module, "LAYER_BYTES", 2 * per_sample)  # two fit; four fit in four budgets
-    assert evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True).layer_samples == 4
+    assert analysis.evaluate(compiler.compile(Settings(compress=True)), layers=True).layer_samples == 4
 
 
 def test_only_quantized_weights_get_an_isolated_number_and_nothing_is_rebuilt():
-    compiler, evaluator = three_layers()
-    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
-    built = evaluator.sessions.built
-    layers = evaluator.evaluate(compiler.compile(Settings(compress=True, exclude=("w2",))), layers=True).layers
-    assert evaluator.sessions.built == built
+    compiler, analysis = three_layers()
+    analysis.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    built = analysis.evaluator.sessions.built
+    layers = analysis.evaluate(compiler.compile(Settings(compress=True, exclude=("w2",))), layers=True).layers
+    assert analysis.evaluator.sessions.built == built
     assert layers[1].weight == "w2" and layers[1].isolated is None
     assert layers[0].isolated is not None and layers[2].isolated is not None
 
@@ -116,12 +117,12 @@ def test_a_settings_change_recomputes_only_what_it_changes(monkeypatch):
         return original(self, chunk, compilation, feeds)
 
     monkeypatch.setattr(LayerAnalysis, "_run_chunk", counted)
-    compiler, evaluator = three_layers()
-    first = evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True).layers
+    compiler, analysis = three_layers()
+    first = analysis.evaluate(compiler.compile(Settings(compress=True)), layers=True).layers
     assert sorted(w for run in runs for w in run) == ["w1", "w2", "w3"]
     runs.clear()
     changed = Settings(compress=True, weight_min_max={"w2": (-1.0, 1.0)})
-    layers = evaluator.evaluate(compiler.compile(changed), layers=True).layers
+    layers = analysis.evaluate(compiler.compile(changed), layers=True).layers
     assert runs == [["w2"]]  # w1's and w3's isolated numbers cannot have changed
     _, fresh = three_layers()
     expected = fresh.evaluate(compiler.compile(changed), layers=True).layers
@@ -132,8 +133,8 @@ def test_a_settings_change_recomputes_only_what_it_changes(monkeypatch):
 
 
 def test_kws_error_starts_at_tdnn1(kws):
-    project, evaluator = kws
-    layers = evaluator.evaluate(project.compile(), layers=True).layers
+    project, analysis = kws
+    layers = analysis.evaluate(project.compile(), layers=True).layers
     biggest_drop = max(layers, key=lambda layer: layer.drop_db)
     lowest_isolated = min((layer for layer in layers if layer.isolated), key=lambda layer: layer.isolated.sqnr_db)
     assert biggest_drop.weight == lowest_isolated.weight == "tdnn1.affine"
@@ -143,22 +144,22 @@ def test_kws_error_starts_at_tdnn1(kws):
 def test_cnn_bn_error_starts_at_the_first_compressed_convolution(cnn):
     """conv1 is depthwise (group 2, one input channel per group): gxnpuc never compresses it, so with FUSE_BN
     the fused conv1+bn1 is only rounded to fp16 and the error starts at conv2, the first compressed weight."""
-    project, evaluator = cnn
+    project, analysis = cnn
     settings = replace(project.config.settings, fuse_bn=True)
-    layers = evaluator.evaluate(project.compile(settings), layers=True).layers
+    layers = analysis.evaluate(project.compile(settings), layers=True).layers
     fused = layers[0]
     assert fused.node == "conv1+bn1" and fused.op_type == "Conv+BatchNormalization" and fused.weight == "conv1.weight"
     assert fused.isolated is None and fused.accumulated.sqnr_db > 60
     assert max(layers, key=lambda layer: layer.drop_db).weight == "conv2.weight"
     assert min((layer for layer in layers if layer.isolated), key=lambda layer: layer.isolated.sqnr_db).weight == "conv2.weight"
-    unfused = evaluator.evaluate(project.compile(replace(settings, fuse_bn=False)), layers=True).layers
+    unfused = analysis.evaluate(project.compile(replace(settings, fuse_bn=False)), layers=True).layers
     assert [layer.node for layer in unfused][:2] == ["conv1", "bn1"]
 
 
 def test_the_layer_analysis_stops_when_asked():
     from npu_tui.core.sim.sensitivity import Cancelled
 
-    compiler, evaluator = three_layers()
+    compiler, analysis = three_layers()
     steps = []
 
     def stop() -> bool:
@@ -166,7 +167,7 @@ def test_the_layer_analysis_stops_when_asked():
         return len(steps) > 2  # after the float run and the NPU run, before the isolated copies
 
     with pytest.raises(Cancelled):
-        evaluator.layer_analysis().layers(compiler.compile(Settings(compress=True)), True, stop)
+        analysis.layer_analysis().layers(compiler.compile(Settings(compress=True)), True, stop)
     assert len(steps) == 3
 
 
@@ -184,11 +185,11 @@ def test_a_transposed_weight_is_compared_again_when_the_weight_changes():
     )
     compiler = Compiler(build_inventory(model))
     data = EvalData({"x": X[:, None, :]}, None, len(X), "random")
-    evaluator = Evaluator(compiler, data)
+    analysis = Analysis(Evaluator(compiler, data))
     name = next(w.name for w in compiler.inventory.weights if w.name != "w1")
-    evaluator.evaluate(compiler.compile(Settings(compress=True)), layers=True)
+    analysis.evaluate(compiler.compile(Settings(compress=True)), layers=True)
     changed = Settings(compress=True, weight_min_max={name: (-0.5, 0.5)})
-    layers = evaluator.evaluate(compiler.compile(changed), layers=True).layers
-    expected = Evaluator(compiler, data).evaluate(compiler.compile(changed), layers=True).layers
+    layers = analysis.evaluate(compiler.compile(changed), layers=True).layers
+    expected = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(changed), layers=True).layers
     assert [layer.node for layer in layers] == [layer.node for layer in expected]
     assert [layer.accumulated.sqnr_db for layer in layers] == pytest.approx([layer.accumulated.sqnr_db for layer in expected])

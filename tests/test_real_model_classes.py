@@ -18,6 +18,7 @@ from npu_tui.core.model.inventory import build_inventory
 from npu_tui.core.model.onnx_file import load_model
 from npu_tui.core.quant.compiler import Compiler
 from npu_tui.core.quant.settings import Settings
+from npu_tui.core.sim.analysis import Analysis
 from npu_tui.core.sim.eval_data import EvalData, load_npz, model_inputs, random_data
 from npu_tui.core.sim.evaluate import Evaluator
 from npu_tui.core.sim.sensitivity import Cancelled
@@ -69,9 +70,9 @@ def test_every_exporter_spelling_of_a_dynamic_batch(batch_dim):
     spec = model_inputs(model)[0]
     assert spec.shape == (1, 4) and spec.batch_dynamic
     compiler = Compiler(build_inventory(model))
-    evaluator = Evaluator(compiler, random_data([spec], 5, 0))
-    result = evaluator.evaluate(compiler.compile(ALL))
-    assert evaluator.batches.batched and result.samples == 5 and result.top1_agreement is not None
+    analysis = Analysis(Evaluator(compiler, random_data([spec], 5, 0)))
+    result = analysis.evaluate(compiler.compile(ALL))
+    assert analysis.evaluator.batches.batched and result.samples == 5 and result.top1_agreement is not None
 
 
 def rnn_state_model() -> onnx.ModelProto:
@@ -102,11 +103,11 @@ def test_rnn_state_and_scalar_inputs_follow_the_data_contract(tmp_path):
     data = load_npz(tmp_path / "d.npz", inputs)
     assert data.inputs["input"].shape == (6, 1, 4) and data.inputs["sr"].shape == (6,)
     compiler = Compiler(build_inventory(model))
-    evaluator = Evaluator(compiler, data)
-    result = evaluator.evaluate(compiler.compile(ALL))
-    assert not evaluator.batches.batched  # the state's batch is not on axis 0: one sample per run
+    analysis = Analysis(Evaluator(compiler, data))
+    result = analysis.evaluate(compiler.compile(ALL))
+    assert not analysis.evaluator.batches.batched  # the state's batch is not on axis 0: one sample per run
     assert result.outputs[0].comparison.sqnr_db is not None and result.samples == 6
-    found = evaluator.sensitivity(ALL)
+    found = analysis.sensitivity(ALL)
     assert [s.weight for s in found] == ["w"]
 
 
@@ -150,18 +151,18 @@ def test_every_weight_swaps_without_building_a_session():
         "w_init": "initializer", "w_const": "constant", "w_fold": "folded", "w_then": "initializer"
     }
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
-    evaluator = Evaluator(compiler, data)
-    base = evaluator.evaluate(compiler.compile(Settings()))
-    built = evaluator.sessions.built
+    analysis = Analysis(Evaluator(compiler, data))
+    base = analysis.evaluate(compiler.compile(Settings()))
+    built = analysis.evaluator.sessions.built
     for name in ("w_init", "w_const", "w_fold", "w_then"):
         only = Settings(compress=True, exclude=tuple(n for n in ("w_init", "w_const", "w_fold", "w_then") if n != name))
-        changed = evaluator.evaluate(compiler.compile(only))
+        changed = analysis.evaluate(compiler.compile(only))
         assert changed.outputs[0].comparison.sqnr_db != base.outputs[0].comparison.sqnr_db, name
-    assert evaluator.sessions.built == built
-    first = evaluator.sensitivity(ALL)
-    after_first = evaluator.sessions.built
-    second = evaluator.sensitivity(replace_settings(ALL))
-    assert evaluator.sessions.built == after_first  # a second sweep reuses every cut's session
+    assert analysis.evaluator.sessions.built == built
+    first = analysis.sensitivity(ALL)
+    after_first = analysis.evaluator.sessions.built
+    second = analysis.sensitivity(replace_settings(ALL))
+    assert analysis.evaluator.sessions.built == after_first  # a second sweep reuses every cut's session
     assert [s.weight for s in first] == ["w_init", "w_const", "w_fold", "w_then"]
     assert all(s.output_sqnr_db is not None for s in first)
     assert [s.output_sqnr_db for s in first] == [s.output_sqnr_db for s in second]
@@ -191,18 +192,18 @@ def early_output_model() -> onnx.ModelProto:
 def test_sweep_past_an_early_graph_output_matches_full_runs():
     compiler = Compiler(build_inventory(early_output_model()))
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
-    evaluator = Evaluator(compiler, data)
-    found = {s.weight: s for s in evaluator.sensitivity(ALL)}
+    analysis = Analysis(Evaluator(compiler, data))
+    found = {s.weight: s for s in analysis.sensitivity(ALL)}
     for name in ("w1", "w2", "w3"):
         others = tuple(n for n in ("w1", "w2", "w3") if n != name)
-        full = evaluator.evaluate(compiler.compile(Settings(compress=True, exclude=others)))
+        full = analysis.evaluate(compiler.compile(Settings(compress=True, exclude=others)))
         assert found[name].output_sqnr_db == pytest.approx(full.output_sqnr_db, abs=1e-6)
 
 
 def test_the_worst_output_is_named_and_maps_get_no_top1():
     compiler = Compiler(build_inventory(early_output_model()))
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
-    result = Evaluator(compiler, data).evaluate(compiler.compile(Settings(compress=True, exclude=("w1",))))
+    result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings(compress=True, exclude=("w1",))))
     head1, head2 = (o.comparison.sqnr_db for o in result.outputs)
     assert head1 > head2 + 20  # head1 reads only the excluded weight
     assert result.worst.name == "head2" and result.output_sqnr_db == head2
@@ -214,7 +215,7 @@ def test_the_worst_output_is_named_and_maps_get_no_top1():
     )
     compiler = Compiler(build_inventory(conv))
     data = EvalData({"x": RNG.normal(size=(4, 1, 1, 4, 4)).astype(np.float32)}, None, 4, "random")
-    result = Evaluator(compiler, data).evaluate(compiler.compile(ALL))
+    result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(ALL))
     assert result.top1_agreement is None and result.classifier is None
 
 
@@ -230,14 +231,14 @@ def test_fp16_overflow_names_the_first_node():
     )
     compiler = Compiler(build_inventory(model))
     data = EvalData({"x": np.ones((3, 1, 2), np.float32)}, None, 3, "ones")
-    result = Evaluator(compiler, data).evaluate(compiler.compile(Settings()))
+    result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings()))
     assert result.fp16_issue is not None and result.fp16_issue.startswith("fp16 overflow: node 'amplify' (MatMul) reaches 1.2e+05")
 
 
 def test_a_cancelled_sweep_keeps_what_it_measured():
     compiler = Compiler(build_inventory(early_output_model()))
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
-    evaluator = Evaluator(compiler, data)
+    analysis = Analysis(Evaluator(compiler, data))
     stop = threading.Event()
 
     def progress(done: int, total: int) -> None:
@@ -245,17 +246,17 @@ def test_a_cancelled_sweep_keeps_what_it_measured():
             stop.set()
 
     with pytest.raises(Cancelled) as caught:
-        evaluator.sensitivity(ALL, progress, stop.is_set)
+        analysis.sensitivity(ALL, progress, stop.is_set)
     assert [s.weight for s in caught.value.partial] == ["w1"]
 
 
 def test_a_graph_npu_tui_breaks_is_an_internal_error(tmp_path):
     config = write_project(tmp_path, reshape_model("n"), BASE_CONFIG)
     compiler = Compiler(build_inventory(load_model(tmp_path / "model.onnx")))
-    evaluator = Evaluator(compiler, EvalData({"x": np.ones((2, 1, 4), np.float32)}, None, 2, "ones"))
+    analysis = Analysis(Evaluator(compiler, EvalData({"x": np.ones((2, 1, 4), np.float32)}, None, 2, "ones")))
     broken = make_model([helper.make_node("NoSuchOp", ["x"], ["y"])], [value("x", [1])], [value("y", [1])])
     with pytest.raises(InternalError, match="onnxruntime rejects a graph npu-tui built"):
-        evaluator.session(broken)
+        analysis.evaluator.session(broken)
     assert config.exists()
 
 

@@ -10,19 +10,19 @@ KWS_BULK_RANGE = (-19.2, 14.7)
 
 
 def accuracy(sample, **changes):
-    project, evaluator = sample
+    project, analysis = sample
     settings = replace(project.config.settings, **changes)
-    return evaluator.evaluate(project.compile(settings)).accuracy_npu
+    return analysis.evaluate(project.compile(settings)).accuracy_npu
 
 
 def test_kws_float_accuracy(kws):
-    project, evaluator = kws
-    assert evaluator.evaluate(project.compile()).accuracy_float >= 0.90
+    project, analysis = kws
+    assert analysis.evaluate(project.compile()).accuracy_float >= 0.90
 
 
 def test_kws_shipped_config_loses_at_least_5_points(kws):
-    project, evaluator = kws
-    result = evaluator.evaluate(project.compile())
+    project, analysis = kws
+    result = analysis.evaluate(project.compile())
     assert result.accuracy_float - result.accuracy_npu >= 0.05
 
 
@@ -50,9 +50,9 @@ def test_kws_vendor_steps_1_and_2(kws):
 
 
 def test_cnn_float_accuracy_and_fuse_bn(cnn):
-    project, evaluator = cnn
+    project, analysis = cnn
     compiled = project.compile()
-    shipped = evaluator.evaluate(compiled)
+    shipped = analysis.evaluate(compiled)
     assert project.config.settings.fuse_bn is True
     assert shipped.accuracy_float >= 0.90
     # conv1, whose fused weight the tiny variances blow up, is depthwise: gxnpuc keeps it fp16, so FUSE_BN

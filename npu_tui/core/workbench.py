@@ -16,9 +16,9 @@ from .quant.compiler import Compilation, WeightResult
 from .quant.ranges import bulk_range, clip_range, mse_optimal_range
 from .quant.settings import RANGES_KEY, Settings, range_problem
 from .safe_files import atomic_write
+from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
-from .sim.evaluate import Evaluation, Evaluator
-from .sim.layers import Layer
+from .sim.evaluate import Evaluation, Evaluator, Layer
 from .sim.sensitivity import Cancelled, Sensitivity
 
 
@@ -51,7 +51,7 @@ CANDIDATE_SHARES = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2)  # the value shares the 
 class Workbench:
     def __init__(self, project: Project, data: EvalData | None = None) -> None:
         self.project = project
-        self.evaluator = Evaluator(project.compiler, data, project.config.output_names) if data is not None else None
+        self.analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names)) if data is not None else None
         self.saved = project.config.settings
         self.settings = self.saved
         self.loaded_text = read_config_text(project.config.path)  # what saving compares the disk with
@@ -149,23 +149,28 @@ class Workbench:
         self.settings, self.compilation = source.pop(), compilation
         return True
 
+    @property
+    def evaluator(self) -> Evaluator | None:
+        """The evaluator that runs the data (None without data)."""
+        return self.analysis.evaluator if self.analysis is not None else None
+
     # -- evaluation (slow: the TUI runs these in a worker)
 
     def evaluate(self) -> Evaluation | None:
         """Compare float and NPU on the data under the current settings (one run: fast)."""
-        if self.evaluator is None:
+        if self.analysis is None:
             return None
         settings, compilation = self.settings, self.compilation
-        evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
+        evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
 
     def analyse_layers(self, stop: Callable[[], bool] | None = None) -> list[Layer] | None:
         """Accumulated and isolated error per layer under the current settings (a few runs)."""
-        if self.evaluator is None:
+        if self.analysis is None:
             return None
         settings, compilation = self.settings, self.compilation
-        analysis = self.evaluator.layer_analysis()
+        analysis = self.analysis.layer_analysis()
         self.layers = analysis.layers(compilation, settings.fp16_activations, stop)
         self.layers_settings = settings
         self.layer_samples = analysis.samples
@@ -183,12 +188,12 @@ class Workbench:
     def sweep(self, stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None) -> None:
         """Per-weight sensitivity under the current settings (one run per weight, or two: slow).
         A stopped sweep keeps what it measured; `sweep_complete` says whether the rest is missing."""
-        if self.evaluator is None:
+        if self.analysis is None:
             return
         self.sweep_complete = False
         settings = self.settings
         try:
-            found = self.evaluator.sensitivity(settings, progress, stop)
+            found = self.analysis.sensitivity(settings, progress, stop)
         except Cancelled as stopped:
             self.sensitivity = {s.weight: s for s in stopped.partial}
             self.sensitivity_settings = settings
@@ -203,9 +208,9 @@ class Workbench:
     def metric_label(self) -> str:
         """What ranks ranges: NPU accuracy with labels, else the worst output's SQNR; without data the
         weight's own SQNR, the only number left."""
-        if self.evaluator is None:
+        if self.analysis is None:
             return "own SQNR"
-        return "accuracy" if self.evaluator.data.labels is not None else "output SQNR"
+        return "accuracy" if self.analysis.evaluator.data.labels is not None else "output SQNR"
 
     def preview_range(self, name: str, rng: tuple[float, float], label: str = "typed") -> RangePreview:
         """What `rng` would give `name`, nothing applied: its own SQNR, the share of its values it clips
@@ -239,9 +244,9 @@ class Workbench:
         compilation = self.project.compile(settings)
         result = compilation.results[name]
         metric = result.errors.sqnr_db
-        if self.evaluator is not None:
-            evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
-            metric = evaluation.accuracy_npu if self.evaluator.data.labels is not None else evaluation.output_sqnr_db
+        if self.analysis is not None:
+            evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
+            metric = evaluation.accuracy_npu if self.analysis.evaluator.data.labels is not None else evaluation.output_sqnr_db
         return RangePreview(label, result.range, result.errors.sqnr_db, result.errors.clipped_fraction, metric, result)
 
     def check_rangeable(self, name: str) -> None:

@@ -156,10 +156,10 @@ class FixScreen(Screen[FixResult | None]):
     def search(self, target: Target, pinned: frozenset[str], forbidden: frozenset[str]) -> None:
         worker = get_current_worker()
         workbench = self.workbench
-        assert workbench.evaluator is not None  # the search starts only with data
+        assert workbench.analysis is not None  # the search starts only with data
         try:
             search = Search(
-                workbench.project, workbench.evaluator, target, pinned=pinned, forbidden=forbidden,
+                workbench.project, workbench.analysis, target, pinned=pinned, forbidden=forbidden,
                 on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
                 on_sweep=lambda start, done, total: self._post(FixSweeping(worker, start, done, total)),

@@ -18,6 +18,7 @@ import numpy as np
 
 FP16_MAX = 65504.0  # the largest finite binary16
 FP16_MIN_NORMAL = 2.0**-14
+FP16_SMALLEST_SUBNORMAL = 2.0**-24  # below it binary16 holds only 0
 CVT_SATURATED = 0x7FFF  # what cvt writes for |x| >= 65536, inf and nan (with the sign bit)
 
 _F32_ABS = np.uint32(0x7FFFFFFF)

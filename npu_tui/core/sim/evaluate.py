@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,6 @@ import onnx
 from ..errors import InternalError, UserError
 from ..model.graph import node_label
 from ..quant.compiler import Compilation, Compiler
-from ..quant.settings import Settings
 from ..text import one_line
 from .eval_data import EvalData
 from .runtime import Batches, BoundSession, SessionFactory
@@ -28,14 +26,8 @@ from .simulation import build_simulation, elem_types, npu_values, reference_mode
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
-    from .layers import Layer, LayerAnalysis
-    from .sensitivity import CutSessions, Sensitivity
-
-FP16_MAX = 65504.0
 STACKED_BYTES = 32 << 20
 LARGE_TENSOR = 1 << 16
-FP16_SMALLEST = 2.0**-24
-ZERO_SENSITIVE = {"Log": (0,), "Reciprocal": (0,), "Div": (1,), "Pow": (0,), "Sqrt": (0,)}  # input positions
 
 
 @dataclass(frozen=True)
@@ -58,6 +50,21 @@ def _rank(value: float | None) -> float:
     return math.inf if value is None else value
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One node's error: along the NPU graph so far (accumulated) and from its own weight (isolated)."""
+
+    index: int
+    node: str
+    op_type: str
+    output: str
+    accumulated: Comparison
+    isolated: Comparison | None
+    weight: str | None
+    drop_db: float
+    marked: bool = False  # among the MARKED_DROPS layers whose accumulated SQNR drops most
+
+
 @dataclass
 class Evaluation:
     samples: int
@@ -69,6 +76,7 @@ class Evaluation:
     layer_samples: int | None = None  # the first samples the layer numbers are measured on
     classifier: str | None = None
     fp16_issue: str | None = None
+    range_trouble: bool = False  # an output not finite, or all zero where the float one is not
 
     @property
     def worst(self) -> OutputMetrics | None:
@@ -148,7 +156,6 @@ class NpuGraph:
     feeds: frozenset[str]
     names: list[str]
     model: onnx.ModelProto
-    cuts: CutSessions | None = None
 
 
 class Evaluator:
@@ -167,7 +174,6 @@ class Evaluator:
         self._float: dict[str, np.ndarray] | None = None
         self._layer_names: list[tuple[str, str, str]] | None = None
         self._user_model_runs: bool | None = None
-        self._layers: LayerAnalysis | None = None
         self.lock = threading.RLock()
 
     # -- sessions and runs
@@ -291,23 +297,6 @@ class Evaluator:
                 self._graphs[key] = entry
         return entry
 
-    def layer_analysis(self) -> LayerAnalysis:
-        """Per-layer error, its float values computed the first time they are asked for."""
-        from .layers import LayerAnalysis
-
-        if self._layers is None:
-            self._layers = LayerAnalysis(self)
-        return self._layers
-
-    def cut_sessions(self, graph: NpuGraph) -> CutSessions:
-        """The sweep's per-cut sessions of an NPU graph, planned the first time a sweep needs them."""
-        from .sensitivity import CutSessions
-
-        with self.lock:
-            if graph.cuts is None:
-                graph.cuts = CutSessions(self, graph)
-            return graph.cuts
-
     def run_npu(
         self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
     ) -> dict[str, np.ndarray]:
@@ -318,19 +307,11 @@ class Evaluator:
 
     # -- metrics
 
-    def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
+    def evaluate(self, compilation: Compilation, fp16_activations: bool = True) -> Evaluation:
+        """The compilation's NPU outputs against the float model's."""
         npu = self.run_npu(compilation, fp16_activations)
         evaluation = self.measure(npu)
-        if layers:
-            evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
-            evaluation.layer_samples = self.layer_analysis().samples
-        if _range_trouble(self.reference(), npu, self.outputs):
-            culprit = self.fp16_culprit() if fp16_activations else None
-            for code, what in (("fp16_overflow", "overflow"), ("fp16_underflow", "underflow")):
-                constants = [w.message for w in compilation.warnings if w.code == code]
-                if culprit is None and constants:
-                    culprit = f"fp16 {what} in a constant: {constants[0]}"
-            evaluation.fp16_issue = culprit
+        evaluation.range_trouble = _range_trouble(self.reference(), npu, self.outputs)
         return evaluation
 
     def measure(self, npu: dict[str, np.ndarray]) -> Evaluation:
@@ -345,78 +326,6 @@ class Evaluator:
                 acc_float = float(np.mean(ref_top == self.data.labels))
                 acc_npu = float(np.mean(npu_top == self.data.labels))
         return Evaluation(self.data.samples, acc_float, acc_npu, agreement, outputs, classifier=classifier)
-
-    def fp16_culprit(self) -> str | None:
-        """The first node whose float output fp16 cannot hold on this data: finite values beyond
-        ±65504 (inf on the NPU; an infinity the float model makes itself, such as a Pad's -inf, is
-        no overflow), values all below 2^-24 (flushed to 0), or values fp16 flushes to 0 where a Log,
-        Div, Pow, Sqrt or Reciprocal reads them (log(0) = -inf: an epsilon lost in fp16)."""
-        parts = self.layer_analysis().float_parts()
-        model = self.compiler.inventory.model
-        readers = _zero_sensitive_readers(model.graph)
-        types = elem_types(model)
-        produced = [
-            (node_label(node), node.op_type, out) for node in model.graph.node if node.op_type != "Constant"
-            for out in node.output if out and types.get(out) == onnx.TensorProto.FLOAT
-        ]  # the model's outputs too: a last node can overflow
-        for node, op, out in produced:
-            values = [p[out] for p in parts if out in p and p[out].size]
-            if not values:
-                continue
-            peak = max(_finite_peak(v) for v in values)
-            if peak > FP16_MAX:
-                return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±65504, on this data"
-            if 0 < peak < FP16_SMALLEST:
-                return f"fp16 underflow: node {node!r} ({op}) output is at most {peak:.3g}, which fp16 flushes to 0"
-            reader = readers.get(out)
-            if reader is not None:
-                tiny = min(_smallest_flushed(v) for v in values)
-                if math.isfinite(tiny):
-                    return (
-                        f"fp16 underflow: node {node!r} ({op}) makes values down to {tiny:.3g}, which fp16 flushes to 0, "
-                        f"and node {reader[0]!r} ({reader[1]}) reads them"
-                    )
-        return None
-
-    def sensitivity(
-        self,
-        settings: Settings,
-        progress: Callable[[int, int], None] | None = None,
-        stop: Callable[[], bool] | None = None,
-        gains_only: bool = False,
-    ) -> list[Sensitivity]:
-        """Per weight: the model with only it quantized, and the current config with only it excluded
-        (with `gains_only`, the second alone: half the runs, for a ranking). Cancelled carries the
-        weights measured so far."""
-        from .sensitivity import sweep
-
-        return sweep(self, settings, progress, stop, gains_only)
-
-
-def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:
-    """Tensor -> (node, op) of the first node that a 0 in it sends to inf or NaN (log, a divisor, a
-    root, a power's base), in graph order."""
-    found: dict[str, tuple[str, str]] = {}
-    for node in graph.node:
-        for index in ZERO_SENSITIVE.get(node.op_type, ()):
-            if index < len(node.input) and node.input[index]:
-                found.setdefault(node.input[index], (node_label(node), node.op_type))
-    return found
-
-
-def _finite_peak(values: np.ndarray) -> float:
-    """The largest finite magnitude: an infinity the float model makes is not one fp16 makes."""
-    magnitude = np.abs(values)
-    finite = magnitude[np.isfinite(magnitude)]
-    return float(finite.max()) if finite.size else 0.0
-
-
-def _smallest_flushed(values: np.ndarray) -> float:
-    """The smallest nonzero magnitude that fp16 rounds to 0, or inf when there is none."""
-    magnitude = np.abs(values)
-    with np.errstate(over="ignore"):
-        flushed = (magnitude > 0) & (magnitude.astype(np.float16) == 0)
-    return float(magnitude[flushed].min()) if flushed.any() else math.inf
 
 
 def _open_first_axis(graph: onnx.GraphProto) -> set[str]:

@@ -30,7 +30,7 @@ from ..model.graph import node_label, reads
 from ..model.inventory import PASS_THROUGH, WEIGHT_INPUTS
 from ..model.tf.metadata import tf_op
 from ..quant.compiler import Compilation
-from .evaluate import Comparison, compare_many
+from .evaluate import Comparison, Layer, compare_many
 from .runtime import Batches, BoundSession, same_array
 from .sensitivity import Cancelled
 from .simulation import ROUNDED_SUFFIX, elem_types, feed_name, reference_model, structure, weight_feeds
@@ -44,19 +44,6 @@ EXACT_DB = 100.0
 LAYER_BYTES = 128 << 20
 LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
 ISOLATION_CHUNKS = 16  # a one-weight change reruns about 1/16 of the isolated copies
-
-
-@dataclass(frozen=True)
-class Layer:
-    index: int
-    node: str
-    op_type: str
-    output: str
-    accumulated: Comparison
-    isolated: Comparison | None
-    weight: str | None
-    drop_db: float
-    marked: bool = False  # among the MARKED_DROPS layers whose accumulated SQNR drops most
 
 
 @dataclass

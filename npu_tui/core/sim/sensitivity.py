@@ -148,12 +148,14 @@ def _quantizable(compiler: Compiler, weight: Weight, plan: WeightPlan) -> bool:
 
 def sweep(
     evaluator: Evaluator,
+    cut_sessions: Callable[[NpuGraph], CutSessions],
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
     gains_only: bool = False,
 ) -> list[Sensitivity]:
     """Raises Cancelled with the weights measured so far when `stop()` turns true or on Ctrl-C;
+    `cut_sessions` gives the graph's per-cut sessions (kept by the caller, built once per graph).
     `stop` is asked between two runs, and a run is one pass over one batch of samples. The evaluator's
     lock is held per run, not per sweep: an evaluation (a fix search, the workbench) asked for
     meanwhile runs between two of the sweep's runs instead of after the whole sweep. Every what-if
@@ -167,7 +169,7 @@ def sweep(
     nothing = {n: replace(p, quantized=False, reason=Reason.EXCLUDED) for n, p in base.items()}
     compilations = {"current": compiler.compile_plans(settings, base), "only": compiler.compile_plans(settings, nothing)}
     graph = evaluator.npu_graph(compilations["current"], settings.fp16_activations)
-    cuts = evaluator.cut_sessions(graph)
+    cuts = cut_sessions(graph)
     side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
     outputs = list(evaluator.outputs)
     by_cut: dict[int | None, list] = {}

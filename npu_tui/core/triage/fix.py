@@ -41,7 +41,8 @@ from ..quant import edits
 from ..quant.compiler import Compilation
 from ..quant.ranges import clip_range, mse_optimal_range
 from ..quant.settings import Settings
-from ..sim.evaluate import Evaluation, Evaluator
+from ..sim.analysis import Analysis
+from ..sim.evaluate import Evaluation
 from ..sim.sensitivity import Cancelled
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
@@ -180,7 +181,7 @@ class Search:
     def __init__(
         self,
         project: Project,
-        evaluator: Evaluator,
+        analysis: Analysis,
         target: Target,
         budget: int | None = None,
         pinned: frozenset[str] = frozenset(),
@@ -189,7 +190,7 @@ class Search:
         stop: Callable[[], bool] | None = None,
         on_sweep: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        self.project, self.evaluator, self.target = project, evaluator, target
+        self.project, self.analysis, self.target = project, analysis, target
         self.budget, self.pinned, self.forbidden = budget, pinned, forbidden
         self.on_visit, self.stop = on_visit, stop
         self.on_sweep = on_sweep  # (start, runs done, runs in all) while a ranking sweep runs
@@ -227,7 +228,7 @@ class Search:
             if self.limited and self.spent() >= min(self.allowance, self.path_allowance):
                 raise _Spent()
             compilation = self.project.compile(settings)
-            evaluation = self.evaluator.evaluate(compilation, settings.fp16_activations)
+            evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
             self.evaluations += 1
             self._seen[key] = (evaluation, weight_memory(compilation))
             visit = Visit(self.target.measure(evaluation), weight_memory(compilation), self.target.met(evaluation), self.label, row)
@@ -522,7 +523,7 @@ class Search:
         self.sweeps += 1
         label, report = self.label, self.on_sweep
         progress = None if report is None else (lambda done, total: report(label, done, total))
-        found = self.evaluator.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
+        found = self.analysis.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
         plans = self.project.compile(start).plans
         gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else SCORE_DB) for s in found}
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
