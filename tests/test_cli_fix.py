@@ -141,8 +141,8 @@ def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path)
     assert result.returncode == 3, result.stderr
     doc = json.loads(result.stdout)
     assert doc["before"]["metric"] is None and doc["after"]["metric"] is None
-    assert all(row["metric"] is None for row in doc["localization"]) and "-200" not in result.stdout
+    assert all(row["metric"] is None for row in doc["localization"]) and "-100" not in result.stdout
     assert doc["why"].startswith("not even nothing quantized")
     text = npu_tui("fix", str(config), "--min-sqnr", "10")
-    assert "SQNR none (the NPU output is not finite)" in text.stdout and "-200" not in text.stdout
+    assert "SQNR none (the NPU output is not finite)" in text.stdout and "-100" not in text.stdout
     assert "why: not even nothing quantized" in text.stdout

@@ -45,7 +45,7 @@ def test_targets_beyond_what_a_metric_can_reach_are_refused():
 
     assert target_problem("min_sqnr", 30.0) is None and target_problem("min_agreement", 99.0) is None
     assert target_problem("max_drop", 1.0) is None and target_problem("max_drop", -0.5) is None
-    assert "within ±200 dB" in target_problem("min_sqnr", 1e308)
+    assert "within ±100 dB" in target_problem("min_sqnr", 1e308)
     assert "between 0 and 100" in target_problem("min_agreement", -1e308)
     assert "between -100 and 100 points" in target_problem("max_drop", 101.0)
     assert target_problem("min_sqnr", float("nan")) == "the target must be a finite number"
@@ -121,7 +121,7 @@ def test_stopped_in_the_ranking_sweep_the_search_keeps_the_best_so_far(kws):
 
 
 def test_a_diverged_output_is_none_not_a_clamped_number(tmp_path):
-    """Weights beyond fp16 make the NPU output inf: the metric does not exist (not -200 dB)."""
+    """Weights beyond fp16 make the NPU output inf: the metric does not exist (not -100 dB)."""
     import math
 
     import numpy as np

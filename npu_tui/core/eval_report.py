@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from .numbers import db_text, finite_or_none, optional_text, worst_first
 from .sim.evaluate import Comparison, Evaluation
 from .sim.sensitivity import Sensitivity
 from .text import NameCutter, printable, shorten_middle
@@ -14,29 +14,19 @@ OUTPUT_NUMBERS = 31  # the cells after an output's name: " sqnr_db cosine max_ab
 SENSITIVITY_NUMBERS = 41  # the cells after a weight's name: " alone accuracy excl_gain fp16_cost B"
 
 
-def _number(value: float | None) -> float | None:
-    """JSON has no infinity: a diverged NPU output (inf or NaN) reports null, like an exact one."""
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _rank(value: float | None) -> float:
-    """Sort key, worst (lowest SQNR) first; exact (None) last."""
-    return math.inf if value is None else value
-
-
 def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | None) -> dict[str, Any]:
     worst = evaluation.worst
     document: dict[str, Any] = {
         "samples": evaluation.samples,
         "worst_output": worst.name if worst is not None else None,
-        "output_sqnr_db": _number(evaluation.output_sqnr_db),
+        "output_sqnr_db": finite_or_none(evaluation.output_sqnr_db),
         "classifier_output": evaluation.classifier,
         "fp16_issue": evaluation.fp16_issue,
         "accuracy_float": evaluation.accuracy_float,
         "accuracy_npu": evaluation.accuracy_npu,
         "top1_agreement": evaluation.top1_agreement,
         "outputs": [
-            {"name": o.name, "output_sqnr_db": _number(o.comparison.sqnr_db), "cosine": _number(o.comparison.cosine), "max_abs_err": _number(o.comparison.max_abs_err)}
+            {"name": o.name, "output_sqnr_db": finite_or_none(o.comparison.sqnr_db), "cosine": finite_or_none(o.comparison.cosine), "max_abs_err": finite_or_none(o.comparison.max_abs_err)}
             for o in evaluation.outputs
         ],
     }
@@ -50,7 +40,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
                 "output": layer.output,
                 "weight": layer.weight,
                 **_comparison_json(layer.accumulated, "sqnr_db"),
-                "drop_db": _number(layer.drop_db),
+                "drop_db": finite_or_none(layer.drop_db),
                 "marked": layer.marked,
                 "isolated": _comparison_json(layer.isolated, "sqnr_db") if layer.isolated is not None else None,
             }
@@ -60,9 +50,9 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
         document["sensitivity"] = [
             {
                 "weight": s.weight,
-                "alone_sqnr_db": _number(s.output_sqnr_db),
+                "alone_sqnr_db": finite_or_none(s.output_sqnr_db),
                 "accuracy": s.accuracy,
-                "exclude_gain_db": _number(s.exclude_gain_db),
+                "exclude_gain_db": finite_or_none(s.exclude_gain_db),
                 "fp16_cost_bytes": s.fp16_cost_bytes,
             }
             for s in sensitivity
@@ -71,15 +61,15 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
 
 
 def _comparison_json(c: Comparison, sqnr_key: str) -> dict[str, Any]:
-    return {sqnr_key: _number(c.sqnr_db), "cosine": _number(c.cosine), "max_abs_err": _number(c.max_abs_err)}
+    return {sqnr_key: finite_or_none(c.sqnr_db), "cosine": finite_or_none(c.cosine), "max_abs_err": finite_or_none(c.max_abs_err)}
 
 
 def _db(value: float | None) -> str:
-    return "exact" if value is None else f"{value:.2f}"
+    return db_text(value, digits=2, unit="")
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+    return optional_text(value, ".2%")
 
 
 def _comparison(c: Comparison) -> str:
@@ -132,7 +122,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         weights = {s.weight: printable(s.weight) for s in sensitivity}
         room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
         lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
-        for s in sorted(sensitivity, key=lambda s: _rank(s.output_sqnr_db)):
+        for s in sorted(sensitivity, key=lambda s: worst_first(s.output_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(
                 f"{cut(weights[s.weight], room):{room}} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"

@@ -11,6 +11,7 @@ from pathlib import Path
 from .config.project import Project
 from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
 from .errors import ConfigError, ModelError
+from .numbers import worst_first
 from .quant import edits
 from .quant.compiler import Compilation, WeightResult
 from .quant.ranges import bulk_range, clip_range, mse_optimal_range
@@ -20,11 +21,6 @@ from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
 from .sim.evaluate import Evaluation, Evaluator, Layer
 from .sim.sensitivity import Cancelled, Sensitivity
-
-
-def _db_rank(value: float | None) -> float:
-    """Worst (lowest) SQNR first; exact last."""
-    return math.inf if value is None else value
 
 
 @dataclass(frozen=True)
@@ -38,11 +34,6 @@ class RangePreview:
     clipped: float
     metric: float | None
     result: WeightResult | None = field(default=None, compare=False, repr=False)  # the weight as it would be
-
-
-def _metric_rank(value: float | None) -> float:
-    """Higher is better; an exact (None) SQNR is best."""
-    return math.inf if value is None else value
 
 
 CANDIDATE_SHARES = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2)  # the value shares the `m` dialog tries clipping
@@ -100,8 +91,8 @@ class Workbench:
             return None
         if self.sensitivity and not self.sensitivity_stale:
             alone = self.sensitivity
-            return min(results, key=lambda r: _db_rank(alone[r.weight.name].output_sqnr_db) if r.weight.name in alone else math.inf).weight.name
-        return min(results, key=lambda r: _db_rank(r.errors.sqnr_db)).weight.name
+            return min(results, key=lambda r: worst_first(alone[r.weight.name].output_sqnr_db) if r.weight.name in alone else math.inf).weight.name
+        return min(results, key=lambda r: worst_first(r.errors.sqnr_db)).weight.name
 
     def result(self, name: str) -> WeightResult:
         return self.compilation.results[name]
@@ -238,7 +229,7 @@ class Workbench:
                 raise Cancelled()
             if range_problem(lo, hi) is None:
                 found.append(self._preview(name, edits.set_range(self.project.inventory, self.settings, name, lo, hi), label))
-        return sorted(found, key=lambda c: (_metric_rank(c.metric), _metric_rank(c.sqnr_db)), reverse=True)
+        return sorted(found, key=lambda c: (worst_first(c.metric), worst_first(c.sqnr_db)), reverse=True)
 
     def _preview(self, name: str, settings: Settings, label: str) -> RangePreview:
         compilation = self.project.compile(settings)

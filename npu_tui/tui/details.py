@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from ..core.numbers import optional_text
 from ..core.quant.compiler import WeightResult
 from ..core.sim.sensitivity import Sensitivity
 from .labels import MARKS, db, plain, rated, status
@@ -26,7 +27,7 @@ NUMBERS = [
 
 
 def _g(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+    return optional_text(value, ".6g")
 
 
 class WeightDetails(Widget):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from rich.text import Text
 
 from ..core.kinds import Reason
+from ..core.numbers import db_text
 from ..core.quant.compiler import WeightResult
 from ..core.text import printable, shorten_middle
 
@@ -47,7 +48,7 @@ def rated(text: str, sqnr_db: float | None, alarms: bool = True) -> Text:
 
 
 def db(value: float | None) -> str:
-    return "exact" if value is None else f"{value:.1f} dB"
+    return db_text(value)
 
 
 def plain(name: str) -> Text:
@@ -88,4 +89,4 @@ def weight_label(
 
 
 def short_db(value: float | None) -> str:
-    return "exact" if value is None else f"{value:.1f}"
+    return db_text(value, unit="")

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from ..core.numbers import worst_first
 from ..core.quant.compiler import Compilation
 from ..core.sim.sensitivity import Sensitivity
 from ..core.text import NameCutter, printable
@@ -24,10 +25,9 @@ def _alone(alone: Sensitivity | None, stale: bool, alarms: bool) -> Text:
     return rated(db(alone.output_sqnr_db), alone.output_sqnr_db, alarms)
 
 
-def _key(value: float | None, worst_first: bool = True) -> float:
-    if value is None:
-        return math.inf
-    return value if worst_first else -value
+def _largest_first(value: float | None) -> float:
+    """Sort key for a ratio, largest first; not measured (None) last."""
+    return math.inf if value is None else -value
 
 
 class LayerTable(DataTable):
@@ -69,9 +69,9 @@ class LayerTable(DataTable):
         self.clear()
         rows = list(compilation.results.values())
         order = {
-            "sqnr": lambda r: _key(r.errors.sqnr_db),
-            "alone": lambda r: _key(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
-            "tail": lambda r: _key(r.tail_ratio, worst_first=False),
+            "sqnr": lambda r: worst_first(r.errors.sqnr_db),
+            "alone": lambda r: worst_first(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
+            "tail": lambda r: _largest_first(r.tail_ratio),
             "size": lambda r: -r.weight.size,
         }[self.sort_by]
         cells = []

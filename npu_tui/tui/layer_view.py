@@ -13,17 +13,14 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
-from ..core.sim.layers import EXACT_DB, Layer
+from ..core.numbers import db_clamped
+from ..core.sim.evaluate import Layer
 from ..core.text import NameCutter, printable
 from .labels import rated, short_db
 
 SORTS = ("graph order", "accumulated", "isolated")
 NAME_WIDTH = 12
 TICKS = 5
-
-
-def _level(value: float | None) -> float:
-    return EXACT_DB if value is None else max(min(value, EXACT_DB), -EXACT_DB)
 
 
 class LayerChart(PlotextPlot):
@@ -42,10 +39,10 @@ class LayerChart(PlotextPlot):
         plt.clear_figure()
         if layers:
             xs = [layer.index for layer in layers]
-            plt.plot(xs, [_level(layer.accumulated.sqnr_db) for layer in layers], label="accumulated", marker="braille")
+            plt.plot(xs, [db_clamped(layer.accumulated.sqnr_db) for layer in layers], label="accumulated", marker="braille")
             reads = [(layer.index, layer.isolated.sqnr_db) for layer in layers if layer.isolated is not None]
             if reads:
-                plt.scatter([i for i, _ in reads], [_level(s) for _, s in reads], label="isolated", marker="x")
+                plt.scatter([i for i, _ in reads], [db_clamped(s) for _, s in reads], label="isolated", marker="x")
             if selected is not None:
                 plt.vline(selected, "yellow")
             step = max(1, round(len(xs) / TICKS))
@@ -93,8 +90,8 @@ class LayerRows(DataTable):
         self.clear()
         order = {
             "graph order": lambda layer: layer.index,
-            "accumulated": lambda layer: _level(layer.accumulated.sqnr_db),
-            "isolated": lambda layer: _level(layer.isolated.sqnr_db) if layer.isolated else math.inf,
+            "accumulated": lambda layer: db_clamped(layer.accumulated.sqnr_db),
+            "isolated": lambda layer: db_clamped(layer.isolated.sqnr_db) if layer.isolated else math.inf,
         }[self.sort_by]
         dim = "dim" if stale else ""
         cut_node = NameCutter([printable(layer.node) for layer in layers])  # cut where the names say least

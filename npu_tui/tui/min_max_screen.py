@@ -22,6 +22,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
+from ..core.numbers import optional_text
 from ..core.quant.settings import range_problem
 from ..core.sim.sensitivity import Cancelled
 from ..core.workbench import RangePreview, Workbench
@@ -146,7 +147,7 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
 
     def _metric(self, value: float | None) -> str:
         if self.workbench.metric_label == "accuracy":
-            return "-" if value is None else f"{value:.2%}"
+            return optional_text(value, ".2%")
         return db(value)
 
     def action_suggestions(self) -> None:

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from npu_tui.core.quant import memory
-from npu_tui.core.quant.fp16 import FP16_MAX, FP16_MIN_NORMAL
 from npu_tui.core.quant.gxnpuc import GxnpucQuant
 from npu_tui.core.quant.gxnpuc import quantize as gxnpuc_quantize
 from npu_tui.core.quant.layout import padded_size
 
 from ..errors import ModelError
 from ..model.inventory import BnSite, Inventory, Weight
+from .fp16 import FP16_MAX, FP16_MIN_NORMAL
 from .fusion import fuse_bn
 from .metrics import ErrorMetrics, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .fp16 import FP16_MAX
+
 # The one map from the vendor's YAML keys to Settings fields: the config reader, the writer, the
 # name checks and the switches dialog all go through these, so a key cannot mean two things.
 SWITCH_FIELDS = {"COMPRESS": "compress", "CONV2D_COMPRESS": "conv2d_compress", "FUSE_BN": "fuse_bn"}
@@ -14,7 +16,6 @@ NAME_LIST_FIELDS = {
     "EXCLUDE_FUSE_BN_OPS": "exclude_fuse_bn",
 }
 RANGES_KEY = "WEIGHT_MIN_MAX"  # -> weight_min_max
-FP16_MAX = 65504.0
 
 
 def range_problem(lo: float, hi: float) -> str | None:
@@ -25,7 +26,7 @@ def range_problem(lo: float, hi: float) -> str | None:
         if not math.isfinite(bound):
             return f"bound {bound} is not a finite number"
         if abs(bound) > FP16_MAX:
-            return f"bound {bound:g} is beyond fp16 (±65504); the NPU stores the range's minimum and scale as fp16"
+            return f"bound {bound:g} is beyond fp16 (±{FP16_MAX:g}); the NPU stores the range's minimum and scale as fp16"
     if not lo < hi:
         crash = " (gxnpuc 1.5.8 crashes on an empty range)" if lo == hi else ""
         return f"min {lo} is not less than max {hi}{crash}"

@@ -97,7 +97,7 @@ class Analysis:
                 continue
             peak = max(_finite_peak(v) for v in values)
             if peak > FP16_MAX:
-                return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±65504, on this data"
+                return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±{FP16_MAX:g}, on this data"
             if 0 < peak < FP16_SMALLEST_SUBNORMAL:
                 return f"fp16 underflow: node {node!r} ({op}) output is at most {peak:.3g}, which fp16 flushes to 0"
             reader = readers.get(out)

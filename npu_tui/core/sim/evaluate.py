@@ -17,6 +17,7 @@ import onnx
 
 from ..errors import InternalError, UserError
 from ..model.graph import node_label
+from ..numbers import worst_first
 from ..quant.compiler import Compilation, Compiler
 from ..text import one_line
 from .eval_data import EvalData
@@ -43,11 +44,6 @@ class Comparison:
 class OutputMetrics:
     name: str
     comparison: Comparison
-
-
-def _rank(value: float | None) -> float:
-    """Sort key for an SQNR, worst first; exact (None) is best."""
-    return math.inf if value is None else value
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class Evaluation:
     @property
     def worst(self) -> OutputMetrics | None:
         """The output with the lowest SQNR: the model is only as good as its worst output."""
-        return min(self.outputs, key=lambda o: _rank(o.comparison.sqnr_db)) if self.outputs else None
+        return min(self.outputs, key=lambda o: worst_first(o.comparison.sqnr_db)) if self.outputs else None
 
     @property
     def output_sqnr_db(self) -> float | None:

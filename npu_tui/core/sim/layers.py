@@ -29,6 +29,7 @@ import onnx
 from ..model.graph import node_label, reads
 from ..model.inventory import PASS_THROUGH, WEIGHT_INPUTS
 from ..model.tf.metadata import tf_op
+from ..numbers import EXACT_DB, db_level
 from ..quant.compiler import Compilation
 from .evaluate import Comparison, Layer, compare_many
 from .runtime import Batches, BoundSession, same_array
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 ISOLATED_PREFIX = "__npu_iso"
 MARKED_DROPS = 3
-EXACT_DB = 100.0
 LAYER_BYTES = 128 << 20
 LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
 ISOLATION_CHUNKS = 16  # a one-weight change reruns about 1/16 of the isolated copies
@@ -57,11 +57,6 @@ class _Chunk:
     held: dict[str, np.ndarray] = field(default_factory=dict)  # the weight arrays of its last run
     flags: tuple[bool, ...] = ()  # and whether each of its weights was quantized
     found: dict[str, tuple[Comparison | None, str]] = field(default_factory=dict)
-
-
-def _level(sqnr_db: float | None) -> float:
-    """An SQNR for the drop arithmetic: exact counts as EXACT_DB, the most fp16 values can show."""
-    return EXACT_DB if sqnr_db is None else min(sqnr_db, EXACT_DB)
 
 
 class LayerAnalysis:
@@ -160,8 +155,8 @@ class LayerAnalysis:
         sqnr_of = {out: c.sqnr_db for (_, _, out, _), c in zip(rows, accumulated)}
         drops = []
         for (_, _, _, inputs), c in zip(rows, accumulated):
-            upstream = [_level(sqnr_of[i]) for i in inputs if i in sqnr_of]
-            drops.append(min(upstream, default=EXACT_DB) - _level(c.sqnr_db))
+            upstream = [db_level(sqnr_of[i]) for i in inputs if i in sqnr_of]
+            drops.append(min(upstream, default=EXACT_DB) - db_level(c.sqnr_db))
         ranked = sorted((k for k, d in enumerate(drops) if d > 0), key=lambda k: -drops[k])
         marked = set(ranked[:MARKED_DROPS])
         found = []

@@ -37,10 +37,11 @@ import numpy as np
 from ..config.project import Project
 from ..errors import UserError
 from ..model.inventory import Inventory
+from ..numbers import EXACT_DB, db_clamped
 from ..quant import edits
 from ..quant.compiler import Compilation
 from ..quant.ranges import clip_range, mse_optimal_range
-from ..quant.settings import Settings
+from ..quant.settings import Settings, range_problem
 from ..sim.analysis import Analysis
 from ..sim.evaluate import Evaluation
 from ..sim.sensitivity import Cancelled
@@ -60,7 +61,6 @@ ALLOWANCE_SWEEPS = 3
 NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
 PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
 PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state
-SCORE_DB = 200.0  # the score's clamp: exact and diverged still order, and differences stay finite
 KEEP_BN_TOLERANCE_DB = 1.0  # the keep-BN start keeps this close to FUSE_BN false's SQNR
 
 
@@ -94,20 +94,16 @@ class Target:
 
     def score(self, evaluation: Evaluation) -> tuple[float, float]:
         """Higher is better: the target's number (a drop counts negatively), then the worst output's
-        SQNR, which breaks the ties of a stepwise accuracy; both clamped to +-SCORE_DB."""
+        SQNR, which breaks the ties of a stepwise accuracy; both clamped to ±EXACT_DB (a missing
+        number is the worst)."""
         value = self.measure(evaluation)
-        primary = -SCORE_DB if value is None else _clamp(-value if self.kind == "max_drop" else value)
-        sqnr = evaluation.output_sqnr_db
-        return primary, SCORE_DB if sqnr is None else _clamp(sqnr)
+        primary = -EXACT_DB if value is None else db_clamped(-value if self.kind == "max_drop" else value)
+        return primary, db_clamped(evaluation.output_sqnr_db)
 
     def check(self, evaluation: Evaluation) -> None:
         if self.measure(evaluation) is None:
             need = "labels in the data (an integer class index per sample)" if self.kind == "max_drop" else "a class-score output (2-D)"
             raise UserError(f"--{self.kind.replace('_', '-')} needs {need}; use --min-sqnr for this model")
-
-
-def _clamp(value: float) -> float:
-    return -SCORE_DB if math.isnan(value) else max(min(value, SCORE_DB), -SCORE_DB)
 
 
 @dataclass(frozen=True)
@@ -525,7 +521,7 @@ class Search:
         progress = None if report is None else (lambda done, total: report(label, done, total))
         found = self.analysis.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
         plans = self.project.compile(start).plans
-        gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else SCORE_DB) for s in found}
+        gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else EXACT_DB) for s in found}
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
 
@@ -549,12 +545,13 @@ class Search:
         """The clip share whose range scores best on the model metric: three coarse shares (all a
         path tries: `refine` false); when one beats the state as it is, the whole grid, then
         golden-section between the best grid point's neighbours, the MSE-optimal range competing
-        too. The first range that meets the target ends it. Never min == max (gxnpuc crashes)."""
+        too. The first range that meets the target ends it. Only ranges the config accepts are tried
+        (range_problem: finite, min < max, within fp16)."""
         weight = self.inventory.by_name[name]
         w, _ = self.project.compiler.reference(weight, self.project.compile(state).plans[name].fused)
 
         def scored(rng: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
-            if not rng[0] < rng[1]:
+            if range_problem(*rng) is not None:  # the config would refuse it (gxnpuc crashes on min == max)
                 return (-math.inf, -math.inf), rng
             return self.target.score(self.evaluate(edits.set_range(self.inventory, state, name, *rng))[0]), rng
 
@@ -593,7 +590,7 @@ class Search:
 
     def meets_range(self, state: Settings, name: str, rng: tuple[float, float]) -> bool:
         """Whether this range, already evaluated, meets the target."""
-        if not rng[0] < rng[1]:
+        if range_problem(*rng) is not None:
             return False
         seen = self._seen.get(edits.set_range(self.inventory, state, name, *rng).key())
         return seen is not None and self.target.met(seen[0]) and self.affordable(seen[1])

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 
-EXACT_DB = 200.0  # how the fix search counts an exact match; no SQNR target lies beyond it
+from ..numbers import EXACT_DB
+
 BOUNDS = {
     "max_drop": (-100.0, 100.0, "an accuracy drop lies between -100 and 100 points"),
     "min_agreement": (0.0, 100.0, "top-1 agreement lies between 0 and 100 %"),
