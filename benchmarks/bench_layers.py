@@ -76,7 +76,7 @@ async def view(config: Path) -> None:
     from npu_tui.core.sim.eval_data import load_npz, model_inputs
     from npu_tui.core.workbench import Workbench
     from npu_tui.tui.app import NpuTuiApp
-    from npu_tui.tui.layer_view import LayerRows
+    from npu_tui.tui.layer_view import LayerTable
 
     project = open_project(config)
     data = load_npz(config.parent / "eval.npz", model_inputs(project.inventory.model))
@@ -93,7 +93,7 @@ async def view(config: Path) -> None:
             await pilot.press("d")
             await pilot.pause()
             drawn = [t for t in frames.after(start)]
-            assert app.main(LayerRows).row_count == 2 * BLOCKS
+            assert app.main(LayerTable).row_count == 2 * BLOCKS
             opened.append(drawn[0] if drawn else float("nan"))
             await pilot.press("t")  # away, so that the next d opens the view again
             await pilot.pause()

@@ -328,10 +328,11 @@ def _data(args: argparse.Namespace, project):
 
 
 def _target(args: argparse.Namespace):
+    from .core.kinds import TargetKind
     from .core.triage.fix import Target
 
-    for kind in ("max_drop", "min_agreement", "min_sqnr"):
-        value = getattr(args, kind, None)
+    for kind in TargetKind:
+        value = getattr(args, kind.value, None)
         if value is not None:
             return Target(kind, value)
     return None
@@ -354,6 +355,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .core.sim.analysis import Analysis
     from .core.sim.evaluate import Evaluator
     from .core.sim.sensitivity import Cancelled
+    from .core.triage.report import metric_text, target_text
 
     project, settings = _open(args)
     data = _data(args, project)
@@ -428,29 +430,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def target_text(target) -> str:
-    return {
-        "max_drop": f"accuracy at most {target.value:g} points below float",
-        "min_agreement": f"top-1 agreement at least {target.value:g}%",
-        "min_sqnr": f"worst output SQNR at least {target.value:g} dB",
-    }[target.kind]
-
-
-def metric_text(target, value: float | None) -> str:
-    """A target's number as eval says it: an exact output is "exact", a diverged one "none"."""
-    if value is None:
-        return "-"
-    if target.kind == "min_sqnr" and value in (float("inf"), float("-inf")):
-        return "SQNR exact" if value > 0 else "SQNR none (the NPU output is not finite)"
-    return {"max_drop": f"drop {value:.2f} points", "min_agreement": f"agreement {value:.2f}%", "min_sqnr": f"SQNR {value:.2f} dB"}[target.kind]
-
-
 def _fix(args: argparse.Namespace) -> int:
     from .core.config.writer import check_writable, config_diff, managed_values, read_config_text, save_config
     from .core.progress import Progress
     from .core.sim.analysis import Analysis
     from .core.sim.evaluate import Evaluator
     from .core.triage.fix import Search
+    from .core.triage.report import fix_json, fix_lines
 
     project, settings = _open(args)
     if args.write:  # before the search, not after it
@@ -476,16 +462,7 @@ def _fix(args: argparse.Namespace) -> int:
     if args.json:
         document = {
             **_about(args, project, data),
-            "met": result.met,
-            "target": {"kind": target.kind, "value": target.value},
-            "before": {"metric": result.before[0], "npu_bytes": result.before[1]},
-            "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
-            "localization": [{**row, "metric": row["metric"]} for row in result.localization],
-            "changes": [
-                {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "saturated": c.saturated,
-                 "metric": c.metric, "bytes": c.bytes}
-                for c in result.changes
-            ],
+            **fix_json(result),
             "settings": managed_values(result.settings),
             "paths": [
                 {"start": p.start, "start_metric": p.start_metric, "start_bytes": p.start_bytes, "end_metric": p.end_metric,
@@ -501,7 +478,7 @@ def _fix(args: argparse.Namespace) -> int:
         document["settings"]["WEIGHT_MIN_MAX"] = {k: list(v) for k, v in document["settings"]["WEIGHT_MIN_MAX"].items()}
         _emit(document)
     else:
-        _report(_fix_lines(result, diff, backup, project))
+        _report(fix_lines(result, diff, (project.config.path, backup) if backup is not None else None))
     if result.stopped:  # Ctrl-C: the best found so far is above, nothing written
         sys.stderr.write("interrupted: the search was stopped; the best config it had found is shown, nothing written\n")
         return EXIT_INTERRUPTED
@@ -529,53 +506,6 @@ def _json_safe(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def _fix_lines(result, diff: str, backup, project) -> list[str]:
-    target = result.target
-    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured):"]
-    lines.append(f"  {'COMPRESS':9} {'CONV2D':7} {'FUSE_BN':8} {'metric':>22} {'NPU bytes':>10}")
-    for row in result.localization:
-        lines.append(
-            f"  {str(row['COMPRESS']).lower():9} {str(row['CONV2D_COMPRESS']).lower():7} {str(row['FUSE_BN']).lower():8} "
-            f"{metric_text(target, row['metric']) if row['measured'] else 'not run':>22} {row['npu_bytes']:>10,}"
-            f"{'  meets the target' if row['met'] else '' if row['measured'] else '  (dearer than a row that meets)'}"
-        )
-    lines.append("")
-    if result.changes:
-        lines.append("changes, in the order accepted:")
-        for number, change in enumerate(result.changes, start=1):
-            what = {"exclude": "exclude (fp16)", "range": "WEIGHT_MIN_MAX", "keep_bn": "keep its BN unfolded", "switches": "switches"}[change.action]
-            rng = f" [{change.range[0]:.6g}, {change.range[1]:.6g}]" if change.range else ""
-            weight = printable(change.weight) if change.weight else (
-                f"COMPRESS {str(change.settings.compress).lower()}, CONV2D_COMPRESS {str(change.settings.conv2d_compress).lower()}, "
-                f"FUSE_BN {str(change.settings.fuse_bn).lower()}"
-            )
-            saturated = f" ({change.saturated:.2%} saturate)" if change.saturated else ""
-            lines.append(f"  {number}. {what:20} {weight}{rng}{saturated}: {metric_text(target, change.metric)}, {change.bytes:,} B")
-    else:
-        lines.append("no change" + (": the config already meets the target" if result.met else " found that helps"))
-    (before, before_bytes), (after, after_bytes) = result.before, result.after
-    lines.append("")
-    lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
-    lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
-    if result.paths:
-        lines.append("paths (per-weight changes from each start):")
-        for path in result.paths:
-            lines.append(
-                f"  from {printable(path.start)}: {metric_text(target, path.start_metric)}, {path.start_bytes:,} B -> "
-                f"{metric_text(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}"
-            )
-    lines.append(f"target {'met' if result.met else 'NOT met'}; {result.evaluations} evaluations in {result.seconds:.1f} s")
-    if result.why:
-        lines.append(f"why: {printable(result.why)}")
-    if diff:
-        lines += ["", "config diff:", *[printable(line) for line in diff.splitlines()]]
-    if backup is not None:
-        lines.append(f"written to {printable(str(project.config.path))} (previous kept as {printable(backup.name)})")
-    elif diff:
-        lines.append("(not written: the search was stopped)" if result.stopped else "(not written: add --write to save it)")
-    return lines
 
 
 if __name__ == "__main__":

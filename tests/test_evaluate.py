@@ -88,7 +88,7 @@ def test_sensitivity_ranks_the_long_tailed_weight_first(kws):
     project, analysis = kws
     calls = []
     found = analysis.sensitivity(project.config.settings, progress=lambda d, t: calls.append((d, t)))
-    ranked = sorted(found, key=lambda s: s.output_sqnr_db)
+    ranked = sorted(found, key=lambda s: s.alone_sqnr_db)
     assert ranked[0].weight == "tdnn1.affine"
     assert ranked[0].accuracy < 0.5 and all(s.accuracy > 0.95 for s in ranked[1:])
     best_gain = max(found, key=lambda s: s.exclude_gain_db)
@@ -135,7 +135,7 @@ def test_sensitivity_from_a_cut_equals_full_runs(sample, request):
     settings = project.config.settings
     expected = _brute_force(project.compiler, analysis, settings)
     for s in analysis.sensitivity(settings):
-        assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
+        assert s.alone_sqnr_db == pytest.approx(expected[s.weight].worst_output_sqnr_db, abs=0.05)
         assert s.accuracy == pytest.approx(expected[s.weight].accuracy_npu, abs=0.002)
 
 
@@ -159,7 +159,7 @@ def test_sensitivity_cut_with_a_skip_connection():
     settings = Settings(compress=True)
     expected = _brute_force(compiler, analysis, settings)
     for s in analysis.sensitivity(settings):
-        assert s.output_sqnr_db == pytest.approx(expected[s.weight].output_sqnr_db, abs=0.05)
+        assert s.alone_sqnr_db == pytest.approx(expected[s.weight].worst_output_sqnr_db, abs=0.05)
 
 
 def test_sensitivity_of_a_weight_held_in_a_constant_node():
@@ -182,7 +182,7 @@ def test_sensitivity_of_a_weight_held_in_a_constant_node():
     found = {s.weight: s for s in analysis.sensitivity(settings)}
     assert set(found) == {"w1", "w2"}
     for name, s in found.items():
-        assert s.output_sqnr_db == pytest.approx(expected[name].output_sqnr_db, abs=0.05)
+        assert s.alone_sqnr_db == pytest.approx(expected[name].worst_output_sqnr_db, abs=0.05)
 
 
 def test_an_excluded_weight_shows_what_excluding_it_gained(kws):
@@ -202,12 +202,12 @@ def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
     settings = project.config.settings
     alone = analysis.sensitivity(settings)
     compilation = project.compile(settings)
-    expected = analysis.evaluate(compilation).output_sqnr_db
+    expected = analysis.evaluate(compilation).worst_output_sqnr_db
     done = threading.Event()
     found: list = []
 
     def evaluate() -> None:
-        found.append(analysis.evaluate(compilation).output_sqnr_db)
+        found.append(analysis.evaluate(compilation).worst_output_sqnr_db)
         done.set()
 
     def first_run_measured(step: int, total: int) -> None:

@@ -151,5 +151,5 @@ def test_a_ranking_sweep_gives_the_same_gains_in_half_the_runs(kws):
     ranking = analysis.sensitivity(settings, progress=lambda done, total: totals.__setitem__("ranking", total), gains_only=True)
     assert [s.weight for s in ranking] == [s.weight for s in full]
     assert [s.exclude_gain_db for s in ranking] == [s.exclude_gain_db for s in full]
-    assert all(s.output_sqnr_db is None and s.accuracy is None for s in ranking)
+    assert all(s.alone_sqnr_db is None and s.accuracy is None for s in ranking)
     assert totals["ranking"] * 2 == totals["full"] == 2 * len(full)

@@ -164,8 +164,8 @@ def test_every_weight_swaps_without_building_a_session():
     second = analysis.sensitivity(replace_settings(ALL))
     assert analysis.evaluator.sessions.built == after_first  # a second sweep reuses every cut's session
     assert [s.weight for s in first] == ["w_init", "w_const", "w_fold", "w_then"]
-    assert all(s.output_sqnr_db is not None for s in first)
-    assert [s.output_sqnr_db for s in first] == [s.output_sqnr_db for s in second]
+    assert all(s.alone_sqnr_db is not None for s in first)
+    assert [s.alone_sqnr_db for s in first] == [s.alone_sqnr_db for s in second]
 
 
 def replace_settings(settings: Settings) -> Settings:
@@ -197,7 +197,7 @@ def test_sweep_past_an_early_graph_output_matches_full_runs():
     for name in ("w1", "w2", "w3"):
         others = tuple(n for n in ("w1", "w2", "w3") if n != name)
         full = analysis.evaluate(compiler.compile(Settings(compress=True, exclude=others)))
-        assert found[name].output_sqnr_db == pytest.approx(full.output_sqnr_db, abs=1e-6)
+        assert found[name].alone_sqnr_db == pytest.approx(full.worst_output_sqnr_db, abs=1e-6)
 
 
 def test_the_worst_output_is_named_and_maps_get_no_top1():
@@ -206,7 +206,7 @@ def test_the_worst_output_is_named_and_maps_get_no_top1():
     result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings(compress=True, exclude=("w1",))))
     head1, head2 = (o.comparison.sqnr_db for o in result.outputs)
     assert head1 > head2 + 20  # head1 reads only the excluded weight
-    assert result.worst.name == "head2" and result.output_sqnr_db == head2
+    assert result.worst.name == "head2" and result.worst_output_sqnr_db == head2
     conv = make_model(
         [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
         [value("x", ["n", 1, 4, 4])],

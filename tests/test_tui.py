@@ -233,7 +233,7 @@ async def test_notifications_never_render_markup(tmp_path):
 
 async def test_reset_table_sort_and_help(tmp_path):
     from npu_tui.tui.help_screen import HelpScreen
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -243,7 +243,7 @@ async def test_reset_table_sort_and_help(tmp_path):
         assert app.workbench.settings.exclude == ()
         assert str(app.query_one(WeightTree).leaves["tdnn1.affine"].label).startswith("q 39.8")
         await pilot.press("t")
-        table = app.query_one(LayerTable)
+        table = app.query_one(WeightTable)
         assert table.has_focus and table.sort_by == "sqnr"
         assert table.get_row_at(0)[4].plain == "tdnn1.affine"  # lowest SQNR first
         await pilot.press("o", "o", "o")  # sensitivity, tail, size
@@ -319,14 +319,14 @@ async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, mon
 async def test_layer_view_opens_sorts_and_leads_to_the_weight(tmp_path):
     from textual.widgets import TabbedContent
 
-    from npu_tui.tui.layer_view import LayerRows
+    from npu_tui.tui.layer_view import LayerTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("j")  # tdnn2.affine
         await pilot.press("d")
-        rows = app.main(LayerRows)
+        rows = app.main(LayerTable)
         assert app.main(TabbedContent).active == "tab-layers" and app.focused is rows
         assert rows.row_count == 10
         assert rows.shown_layers[rows.current()].weight == "tdnn2.affine"  # d jumps to the weight's layer
@@ -431,7 +431,7 @@ async def test_fix_search_can_be_stopped(tmp_path, monkeypatch):
 
 async def test_l_switches_the_histogram_and_o_sorts_from_anywhere(tmp_path):
     from npu_tui.tui.histogram_view import HistogramView
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -441,7 +441,7 @@ async def test_l_switches_the_histogram_and_o_sorts_from_anywhere(tmp_path):
         await pilot.press("L")  # the tree has the focus, as after start
         assert not view.log_counts
         await pilot.press("t", "o")
-        assert app.main(LayerTable).sort_by == "alone"
+        assert app.main(WeightTable).sort_by == "alone"
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Log/linear", "Sort", "Fix", "Layers"} <= set(commands)
 
@@ -580,7 +580,7 @@ async def test_n_steps_through_filter_matches_and_y_copies_the_name(tmp_path):
 
 
 async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -590,7 +590,7 @@ async def test_alone_numbers_from_other_settings_are_marked_stale(tmp_path):
         await pilot.press("x")  # an edit: the alone numbers belong to the settings before it
         assert " a~1.5" in str(tree.leaves["tdnn1.affine"].label)
         await pilot.press("t")
-        table = app.main(LayerTable)
+        table = app.main(WeightTable)
         assert str(table.get_row_at(table.get_row_index("tdnn2.affine"))[1]).startswith("~")
         await pilot.press("u")  # back to the settings the numbers were measured with
         assert " a:1.5" in str(tree.leaves["tdnn1.affine"].label)
@@ -667,7 +667,7 @@ async def test_a_picked_candidate_is_not_overwritten_by_the_typed_range_computed
 
 
 async def test_a_bad_number_says_so_without_colour(tmp_path):
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -676,7 +676,7 @@ async def test_a_bad_number_says_so_without_colour(tmp_path):
         assert str(leaves["tdnn1.affine"].label).startswith("q 39.8 a:1.5! ")  # under 20 dB: marked
         assert str(leaves["tdnn2.affine"].label).startswith("q 42.4 a:44.8 ")
         await pilot.press("t")
-        table = app.main(LayerTable)
+        table = app.main(WeightTable)
         cells = {str(table.get_row(key)[4]): str(table.get_row(key)[1]) for key in table.rows}
         assert cells["tdnn1.affine"] == "1.5 dB!" and cells["tdnn2.affine"] == "44.8 dB"
 
@@ -774,14 +774,14 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
 
 
 async def test_table_keys_act_on_the_highlighted_row(tmp_path):
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
     from npu_tui.tui.min_max_screen import MinMaxScreen
 
     app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("t", "down")
-        table = app.query_one(LayerTable)
+        table = app.query_one(WeightTable)
         row = table.get_row_at(table.cursor_row)[4].plain
         assert row != "tdnn1.affine"  # the tree's weight is still tdnn1.affine
         await pilot.press("x")
@@ -798,7 +798,7 @@ async def until_fix_done(pilot, screen) -> None:
 
 
 async def test_after_a_fix_that_beats_float_no_alarm_remains(tmp_path):
-    from npu_tui.tui.layer_view import LayerRows
+    from npu_tui.tui.layer_view import LayerTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -815,7 +815,7 @@ async def test_after_a_fix_that_beats_float_no_alarm_remains(tmp_path):
         assert "!" not in shown(app.query_one(ModelSummary))
         await pilot.press("d")
         await pilot.pause()
-        rows = app.query_one(LayerRows)
+        rows = app.query_one(LayerTable)
         cells = [str(cell) for i in range(rows.row_count) for cell in rows.get_row_at(i)]
         assert rows.row_count and not any("!" in cell for cell in cells), cells
         await pilot.press("t")
@@ -908,7 +908,7 @@ def long_named_chain(folder, names):
 
 
 async def test_table_names_take_the_remaining_width_and_stay_distinct(tmp_path):
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     names = [f"backbone/stage{s}/block{b}/conv/weight" for s in range(3) for b in range(4)]
     app = make_app(long_named_chain(tmp_path, names), with_data=False)
@@ -916,7 +916,7 @@ async def test_table_names_take_the_remaining_width_and_stay_distinct(tmp_path):
         await pilot.pause()
         await pilot.press("t")
         await pilot.pause()
-        table = app.query_one(LayerTable)
+        table = app.query_one(WeightTable)
         shown_names = [table.get_row_at(i)[4].plain for i in range(table.row_count)]
         assert len(set(shown_names)) == len(names), shown_names
         widths = sum(c.get_render_width(table) for c in table.columns.values())
@@ -959,22 +959,22 @@ async def test_the_80_column_footer_shows_the_keys_of_the_loop(tmp_path):
 
 
 async def test_j_k_move_in_both_tables_and_escape_goes_back_to_the_weight(tmp_path):
-    from npu_tui.tui.layer_table import LayerTable
-    from npu_tui.tui.layer_view import LayerRows
+    from npu_tui.tui.weight_table import WeightTable
+    from npu_tui.tui.layer_view import LayerTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         tabs = app.main(TabbedContent)
         await pilot.press("t", "j", "j")
-        assert app.main(LayerTable).cursor_row == 2
+        assert app.main(WeightTable).cursor_row == 2
         await pilot.press("k")
-        assert app.main(LayerTable).cursor_row == 1
+        assert app.main(WeightTable).cursor_row == 1
         await pilot.press("escape")
         assert tabs.active == "tab-weight" and app.query_one(WeightTree).has_focus
         app.query_one(WeightTree).select_weight("tdnn1.affine")  # the first layer
         await pilot.press("d", "j", "j")
-        rows = app.main(LayerRows)
+        rows = app.main(LayerTable)
         assert rows.has_focus and rows.cursor_row == 2
         await pilot.press("k")
         assert rows.cursor_row == 1
@@ -998,7 +998,7 @@ async def test_q_in_the_fix_screen_leaves_it(tmp_path):
 
 async def test_focus_shows_without_colour(tmp_path, monkeypatch):
     """Under NO_COLOR the cursor of the focused list is reversed, the other's is not."""
-    from npu_tui.tui.layer_table import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
@@ -1010,7 +1010,7 @@ async def test_focus_shows_without_colour(tmp_path, monkeypatch):
         assert tree.styles.border_top[0] != "round"  # the focused panel's border changes shape, not only colour
         await pilot.press("t")
         await pilot.pause()
-        table = app.main(LayerTable)
+        table = app.main(WeightTable)
         assert table.has_focus and table.get_component_rich_style("datatable--cursor").reverse
         assert not tree.get_component_rich_style("tree--cursor").reverse
 

@@ -19,7 +19,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     document: dict[str, Any] = {
         "samples": evaluation.samples,
         "worst_output": worst.name if worst is not None else None,
-        "output_sqnr_db": finite_or_none(evaluation.output_sqnr_db),
+        "output_sqnr_db": finite_or_none(evaluation.worst_output_sqnr_db),
         "classifier_output": evaluation.classifier,
         "fp16_issue": evaluation.fp16_issue,
         "accuracy_float": evaluation.accuracy_float,
@@ -50,7 +50,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
         document["sensitivity"] = [
             {
                 "weight": s.weight,
-                "alone_sqnr_db": finite_or_none(s.output_sqnr_db),
+                "alone_sqnr_db": finite_or_none(s.alone_sqnr_db),
                 "accuracy": s.accuracy,
                 "exclude_gain_db": finite_or_none(s.exclude_gain_db),
                 "fp16_cost_bytes": s.fp16_cost_bytes,
@@ -122,9 +122,9 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         weights = {s.weight: printable(s.weight) for s in sensitivity}
         room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
         lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
-        for s in sorted(sensitivity, key=lambda s: worst_first(s.output_sqnr_db)):
+        for s in sorted(sensitivity, key=lambda s: worst_first(s.alone_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(
-                f"{cut(weights[s.weight], room):{room}} {_db(s.output_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
+                f"{cut(weights[s.weight], room):{room}} {_db(s.alone_sqnr_db):>9} {_pct(s.accuracy):>9} {gain:>9} {s.fp16_cost_bytes:>8} B"
             )
     return lines

@@ -91,7 +91,7 @@ class Workbench:
             return None
         if self.sensitivity and not self.sensitivity_stale:
             alone = self.sensitivity
-            return min(results, key=lambda r: worst_first(alone[r.weight.name].output_sqnr_db) if r.weight.name in alone else math.inf).weight.name
+            return min(results, key=lambda r: worst_first(alone[r.weight.name].alone_sqnr_db) if r.weight.name in alone else math.inf).weight.name
         return min(results, key=lambda r: worst_first(r.errors.sqnr_db)).weight.name
 
     def result(self, name: str) -> WeightResult:
@@ -237,7 +237,7 @@ class Workbench:
         metric = result.errors.sqnr_db
         if self.analysis is not None:
             evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
-            metric = evaluation.accuracy_npu if self.analysis.evaluator.data.labels is not None else evaluation.output_sqnr_db
+            metric = evaluation.accuracy_npu if self.analysis.evaluator.data.labels is not None else evaluation.worst_output_sqnr_db
         return RangePreview(label, result.range, result.errors.sqnr_db, result.errors.clipped_fraction, metric, result)
 
     def check_rangeable(self, name: str) -> None:

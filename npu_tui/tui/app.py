@@ -20,10 +20,10 @@ from .details import NUMBERS, WeightDetails
 from .fix_screen import FixPlot
 from .help_screen import HelpScreen
 from .histogram_view import HistogramView
-from .layer_table import LayerTable
-from .layer_view import LayerChart, LayerRows
+from .layer_view import LayerChart, LayerTable
 from .messages_screen import MessagesScreen
 from .summary import ModelSummary
+from .weight_table import WeightTable
 from .weight_tree import WeightTree
 from .workbench_screen import WorkbenchScreen
 
@@ -71,7 +71,7 @@ class NpuTuiApp(App[None]):
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, b.tooltip or b.description) for b in self.keys()]
-        panels = [(w.PANEL, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, LayerTable, LayerChart, LayerRows, FixPlot, ModelSummary, MessagesScreen)]
+        panels = [(w.PANEL, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, WeightTable, LayerChart, LayerTable, FixPlot, ModelSummary, MessagesScreen)]
         self.push_screen(HelpScreen(keys, panels, NUMBERS))
 
     async def action_quit(self) -> None:

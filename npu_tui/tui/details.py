@@ -67,7 +67,7 @@ class WeightDetails(Widget):
             acc = "" if sensitivity.accuracy is None else f", accuracy {sensitivity.accuracy:.2%}"
             gain = "-" if sensitivity.exclude_gain_db is None else f"{sensitivity.exclude_gain_db:+.2f} dB"
             alone = Text("output ")
-            alone.append_text(rated(db(sensitivity.output_sqnr_db), sensitivity.output_sqnr_db, alarms and not stale))
+            alone.append_text(rated(db(sensitivity.alone_sqnr_db), sensitivity.alone_sqnr_db, alarms and not stale))
             alone.append(f"{acc}{suffix}")
             rows.append(("alone", alone))
             rows.append(("exclude", f"gain {gain}, costs +{sensitivity.fp16_cost_bytes:,} bytes{suffix}"))

@@ -17,14 +17,15 @@ from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from ..core.errors import UserError
+from ..core.kinds import TargetKind
 from ..core.text import printable, shorten_middle
-from ..core.triage.fix import Change, FixResult, Search, Target, Visit
+from ..core.triage.fix import FixResult, Search, Target, Visit
+from ..core.triage.report import ACTION_SHORT, short_metric_text, switch_words
 from ..core.triage.targets import target_problem
 from ..core.workbench import Workbench
 
-KINDS = {"drop": "max_drop", "agree": "min_agreement", "sqnr": "min_sqnr"}
-UNITS = {"max_drop": "points of accuracy lost", "min_agreement": "% top-1 agreement", "min_sqnr": "dB worst output SQNR"}
-ACTIONS = {"exclude": "exclude", "range": "range", "keep_bn": "keep BN", "switches": "switches"}
+KINDS = {"drop": TargetKind.MAX_DROP, "agree": TargetKind.MIN_AGREEMENT, "sqnr": TargetKind.MIN_SQNR}
+UNITS = {TargetKind.MAX_DROP: "points of accuracy lost", TargetKind.MIN_AGREEMENT: "% top-1 agreement", TargetKind.MIN_SQNR: "dB worst output SQNR"}
 
 
 def parse_target(text: str, has_labels: bool) -> Target | str:
@@ -211,21 +212,21 @@ class FixScreen(Screen[FixResult | None]):
         target = result.target
         for row in result.localization:
             switches = f"C{int(row['COMPRESS'])} C2D{int(row['CONV2D_COMPRESS'])} BN{int(row['FUSE_BN'])}"
-            metric = _metric(target, row["metric"]) if row["measured"] else "not run"
+            metric = short_metric_text(target, row["metric"]) if row["measured"] else "not run"
             text.append(f"{switches}: {metric}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
         for path in result.paths:
             text.append(
-                f"path from {shorten_middle(printable(path.start), 24)}: {_metric(target, path.start_metric)} -> "
-                f"{_metric(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}\n",
+                f"path from {shorten_middle(printable(path.start), 24)}: {short_metric_text(target, path.start_metric)} -> "
+                f"{short_metric_text(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}\n",
                 style="dim",
             )
         for change in result.changes:
-            weight = shorten_middle(printable(change.weight or _switch_words(change)), 30)
+            weight = shorten_middle(printable(change.weight or switch_words(change.settings)), 30)
             rng = f" [{change.range[0]:.4g}, {change.range[1]:.4g}]" if change.range else ""
-            text.append(f"+ {ACTIONS[change.action]} {weight}{rng}: {_metric(target, change.metric)}, {change.bytes:,} B\n")
+            text.append(f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {short_metric_text(target, change.metric)}, {change.bytes:,} B\n")
         (before, before_bytes), (after, after_bytes) = result.before, result.after
         text.append(
-            f"{_metric(target, before)} -> {_metric(target, after)}, {before_bytes:,} -> {after_bytes:,} B; "
+            f"{short_metric_text(target, before)} -> {short_metric_text(target, after)}, {before_bytes:,} -> {after_bytes:,} B; "
             f"{result.evaluations} evaluations, {result.seconds:.1f} s"
         )
         if result.why:
@@ -250,16 +251,3 @@ class FixScreen(Screen[FixResult | None]):
             self.app.notify("nothing to accept yet: run the search (Enter) and let it finish or stop it", timeout=3)
             return
         self.dismiss(self.result)
-
-
-def _switch_words(change: Change) -> str:
-    s = change.settings
-    return f"C{int(s.compress)} C2D{int(s.conv2d_compress)} BN{int(s.fuse_bn)}"
-
-
-def _metric(target: Target, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if target.kind == "min_sqnr" and not math.isfinite(value):
-        return "exact" if value > 0 else "none"
-    return {"max_drop": f"drop {value:.2f}", "min_agreement": f"agree {value:.2f}%", "min_sqnr": f"{value:.1f} dB"}[target.kind]

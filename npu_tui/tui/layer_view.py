@@ -51,7 +51,7 @@ class LayerChart(PlotextPlot):
         self.refresh()
 
 
-class LayerRows(DataTable):
+class LayerTable(DataTable):
     BINDINGS = [
         Binding("o", "cycle_sort", "Sort layers", id="layers-sort"),
         Binding("j", "cursor_down", "Down", show=False, id="layers-down"),
@@ -142,18 +142,18 @@ class LayerView(Vertical):
     DEFAULT_CSS = """
     LayerView { height: 1fr; }
     LayerView LayerChart { height: 8; }
-    LayerView LayerRows { height: 1fr; }
+    LayerView LayerTable { height: 1fr; }
     """
     HELP = LayerChart.HELP
 
     def compose(self) -> ComposeResult:
         yield LayerChart(id="layer-chart")
-        yield LayerRows(id="layer-rows")
+        yield LayerTable(id="layer-rows")
 
     def show(self, layers: list[Layer] | None, stale: bool, samples: int = 0, of: int = 0, alarms: bool = True) -> None:
         """`samples` of `of`: the layer numbers may come from the first samples only (a memory budget)."""
         self.query_one(LayerChart).note = f" ({samples}/{of} samples)" if 0 < samples < of else ""
-        rows = self.query_one(LayerRows)
+        rows = self.query_one(LayerTable)
         if layers is None:
             self.query_one(LayerChart).draw([], None, stale)
             rows.fill([], stale)
@@ -163,7 +163,7 @@ class LayerView(Vertical):
 
     def show_weight(self, weight: str) -> bool:
         """Put the cursor on the first layer that reads `weight`; False when none does."""
-        rows = self.query_one(LayerRows)
+        rows = self.query_one(LayerTable)
         found = next((layer for layer in rows.shown_layers if layer.weight == weight), None)
         if found is None:
             return False
@@ -172,6 +172,6 @@ class LayerView(Vertical):
         return True
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        rows = self.query_one(LayerRows)
+        rows = self.query_one(LayerTable)
         if event.row_key is not None and event.row_key.value is not None and rows.shown_layers:
             self.query_one(LayerChart).draw(rows.shown_layers, int(event.row_key.value), rows.stale)

@@ -31,7 +31,7 @@ class ModelSummary(Widget):
                 text.append(f"accuracy float {ev.accuracy_float:.2%} NPU ")
                 text.append(f"{ev.accuracy_npu:.2%}" + ("!" if lost else ""), style="bold red" if lost else "green")
             else:
-                sqnr = ev.output_sqnr_db
+                sqnr = ev.worst_output_sqnr_db
                 text.append("worst output " if len(ev.outputs) > 1 else "output ")
                 text.append_text(rated(db(sqnr), sqnr, not workbench.stale))
             if ev.top1_agreement is not None:

@@ -26,12 +26,12 @@ from .confirm_screens import ConfirmScreen, ConflictScreen
 from .details import WeightDetails
 from .fix_screen import FixScreen
 from .histogram_view import BINS, HistogramView
-from .layer_table import LayerTable
-from .layer_view import LayerRows, LayerView
+from .layer_view import LayerTable, LayerView
 from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, SweepProgress
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
+from .weight_table import WeightTable
 from .weight_tree import WeightTree
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class WorkbenchScreen(Screen[None]):
                     with VerticalScroll(id="details-panel", can_focus=True):
                         yield WeightDetails(id="details")
                 with TabPane("Table", id="tab-table"):
-                    yield LayerTable(id="table")
+                    yield WeightTable(id="table")
                 with TabPane("Layers", id="tab-layers"):
                     yield LayerView(id="layers")
         yield ModelSummary(id="summary")
@@ -183,7 +183,7 @@ class WorkbenchScreen(Screen[None]):
         active = self.query_one(TabbedContent).active
         if active == "tab-table":
             workbench = self.workbench
-            self.query_one(LayerTable).fill(
+            self.query_one(WeightTable).fill(
                 workbench.compilation, workbench.sensitivity, workbench.sensitivity_stale, workbench.alarms, self.selected
             )
         elif active == "tab-layers":
@@ -203,20 +203,20 @@ class WorkbenchScreen(Screen[None]):
             self.selected = event.node.data
             self.refresh_selected()
 
-    @on(LayerTable.RowHighlighted, "#table")
+    @on(WeightTable.RowHighlighted, "#table")
     def table_moved(self) -> None:
         """The table's cursor is the selection while the table is in front: x, m, r act on its row.
         The row is read now, not from the event: a refill posts one for the row it passes through."""
         if self.query_one(TabbedContent).active != "tab-table":
             return
-        name = self.query_one(LayerTable).selected_weight()
+        name = self.query_one(WeightTable).selected_weight()
         if name is not None and name != self.selected:
             self.selected = name
             self.query_one(WeightTree).select_weight(name)
             self.refresh_selected()
 
-    @on(LayerTable.RowSelected)
-    def table_selected(self, event: LayerTable.RowSelected) -> None:
+    @on(WeightTable.RowSelected)
+    def table_selected(self, event: WeightTable.RowSelected) -> None:
         self.selected = event.row_key.value
         if self.selected is not None:
             self.query_one(WeightTree).select_weight(self.selected)
@@ -425,10 +425,10 @@ class WorkbenchScreen(Screen[None]):
             self.notify("no layer numbers yet: they come with the test (ctrl+r)", timeout=3)
         elif self.selected is not None and not view.show_weight(self.selected):
             self.notify("the selected weight is read inside a subgraph: its layer is the node holding it", timeout=3)
-        self.query_one(LayerRows).focus()
+        self.query_one(LayerTable).focus()
 
-    @on(LayerRows.WeightChosen)
-    def layer_weight_chosen(self, event: LayerRows.WeightChosen) -> None:
+    @on(LayerTable.WeightChosen)
+    def layer_weight_chosen(self, event: LayerTable.WeightChosen) -> None:
         self.selected = event.weight
         self.query_one(WeightTree).select_weight(event.weight)
         self.query_one(TabbedContent).active = "tab-weight"
@@ -511,9 +511,9 @@ class WorkbenchScreen(Screen[None]):
     def action_sort(self) -> None:
         active = self.query_one(TabbedContent).active
         if active == "tab-table":
-            self.query_one(LayerTable).action_cycle_sort()
+            self.query_one(WeightTable).action_cycle_sort()
         elif active == "tab-layers":
-            self.query_one(LayerRows).action_cycle_sort()
+            self.query_one(LayerTable).action_cycle_sort()
         else:
             self.notify("o sorts the Table (t) or the Layers (d)", timeout=2)
 
@@ -522,7 +522,7 @@ class WorkbenchScreen(Screen[None]):
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
         if tabs.active == "tab-table":
             self.refill_table()
-            self.query_one(LayerTable).focus()
+            self.query_one(WeightTable).focus()
         else:
             self.query_one(WeightTree).focus()
 

@@ -80,7 +80,7 @@ class Evaluation:
         return min(self.outputs, key=lambda o: worst_first(o.comparison.sqnr_db)) if self.outputs else None
 
     @property
-    def output_sqnr_db(self) -> float | None:
+    def worst_output_sqnr_db(self) -> float | None:
         """The worst output's SQNR: the number sensitivity ranks by and `--min-sqnr` checks."""
         worst = self.worst
         return worst.comparison.sqnr_db if worst is not None else None

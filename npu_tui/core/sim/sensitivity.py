@@ -21,6 +21,7 @@ from ..errors import ModelError
 from ..kinds import Reason
 from ..model.graph import reads
 from ..model.inventory import Weight
+from ..numbers import db_gain
 from ..quant.compiler import Compiler, WeightResult
 from ..quant.plan import WeightPlan, plan_weights
 from ..quant.settings import Settings
@@ -48,7 +49,7 @@ class Cancelled(Exception):
 @dataclass(frozen=True)
 class Sensitivity:
     weight: str
-    output_sqnr_db: float | None
+    alone_sqnr_db: float | None
     accuracy: float | None
     exclude_gain_db: float | None
     fp16_cost_bytes: int
@@ -160,7 +161,7 @@ def sweep(
     lock is held per run, not per sweep: an evaluation (a fix search, the workbench) asked for
     meanwhile runs between two of the sweep's runs instead of after the whole sweep. Every what-if
     run binds all the weights it uses, so the state others leave in a shared binding does not matter.
-    With `gains_only` only the "current" side runs (a ranking by exclusion gain: output_sqnr_db and
+    With `gains_only` only the "current" side runs (a ranking by exclusion gain: alone_sqnr_db and
     accuracy are None)."""
     sides = ("current",) if gains_only else SIDES
     compiler = evaluator.compiler
@@ -207,10 +208,10 @@ def sweep(
             gain: float | None = 0.0
             if base[weight.name].quantized:
                 excluded = what_if(weight, "current", bounds["current"], states["current"], False)
-                gain = _difference(_sqnr(excluded), current.output_sqnr_db)
+                gain = db_gain(_sqnr(excluded), current.worst_output_sqnr_db)
             elif base[weight.name].reason == Reason.EXCLUDED:  # what excluding it gained: quantize it back
                 included = what_if(weight, "current", bounds["current"], states["current"], True)
-                gain = _difference(current.output_sqnr_db, _sqnr(included))
+                gain = db_gain(current.worst_output_sqnr_db, _sqnr(included))
             cost = compiler.fp16_cost_bytes(weight, base[weight.name])
             if gains_only:
                 measured[weight.name] = Sensitivity(weight.name, None, None, gain, cost)
@@ -276,13 +277,4 @@ def _swaps(result: WeightResult, feeds: frozenset[str]) -> dict[str, np.ndarray]
 
 def _sqnr(evaluation: Evaluation | None) -> float | None:
     """The worst output's SQNR; a weight that cannot be quantized (None) ruins the output: -inf."""
-    return -math.inf if evaluation is None else evaluation.output_sqnr_db
-
-
-def _difference(a: float | None, b: float | None) -> float | None:
-    """a - b in dB, where None means exact (+infinity)."""
-    if a is None and b is None:
-        return 0.0
-    if a is None or b is None:
-        return None
-    return a - b
+    return -math.inf if evaluation is None else evaluation.worst_output_sqnr_db

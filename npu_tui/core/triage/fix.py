@@ -36,6 +36,7 @@ import numpy as np
 
 from ..config.project import Project
 from ..errors import UserError
+from ..kinds import FixAction, TargetKind
 from ..model.inventory import Inventory
 from ..numbers import EXACT_DB, db_clamped
 from ..quant import edits
@@ -71,44 +72,44 @@ def weight_memory(compilation: Compilation) -> int:
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # max_drop (points of accuracy), min_agreement (% top-1), min_sqnr (dB, worst output)
+    kind: TargetKind
     value: float
 
     def measure(self, evaluation: Evaluation) -> float | None:
         """The number the target is about, in its own unit. For min_sqnr an exact output is +inf and
         a diverged one (inf or NaN on the NPU) -inf: numbers that do not exist, null in JSON."""
-        if self.kind == "max_drop":
+        if self.kind == TargetKind.MAX_DROP:
             if evaluation.accuracy_float is None or evaluation.accuracy_npu is None:
                 return None
             return (evaluation.accuracy_float - evaluation.accuracy_npu) * 100
-        if self.kind == "min_agreement":
+        if self.kind == TargetKind.MIN_AGREEMENT:
             return None if evaluation.top1_agreement is None else evaluation.top1_agreement * 100
-        sqnr = evaluation.output_sqnr_db
+        sqnr = evaluation.worst_output_sqnr_db
         return math.inf if sqnr is None else sqnr
 
     def met(self, evaluation: Evaluation) -> bool:
         value = self.measure(evaluation)
         if value is None or math.isnan(value):
             return False
-        return value <= self.value if self.kind == "max_drop" else value >= self.value
+        return value <= self.value if self.kind == TargetKind.MAX_DROP else value >= self.value
 
     def score(self, evaluation: Evaluation) -> tuple[float, float]:
         """Higher is better: the target's number (a drop counts negatively), then the worst output's
         SQNR, which breaks the ties of a stepwise accuracy; both clamped to ±EXACT_DB (a missing
         number is the worst)."""
         value = self.measure(evaluation)
-        primary = -EXACT_DB if value is None else db_clamped(-value if self.kind == "max_drop" else value)
-        return primary, db_clamped(evaluation.output_sqnr_db)
+        primary = -EXACT_DB if value is None else db_clamped(-value if self.kind == TargetKind.MAX_DROP else value)
+        return primary, db_clamped(evaluation.worst_output_sqnr_db)
 
     def check(self, evaluation: Evaluation) -> None:
         if self.measure(evaluation) is None:
-            need = "labels in the data (an integer class index per sample)" if self.kind == "max_drop" else "a class-score output (2-D)"
+            need = "labels in the data (an integer class index per sample)" if self.kind == TargetKind.MAX_DROP else "a class-score output (2-D)"
             raise UserError(f"--{self.kind.replace('_', '-')} needs {need}; use --min-sqnr for this model")
 
 
 @dataclass(frozen=True)
 class Change:
-    action: str  # exclude, range, keep_bn, switches
+    action: FixAction
     weight: str | None
     range: tuple[float, float] | None
     metric: float | None
@@ -337,7 +338,7 @@ class Search:
             settings = replace(start, compress=row["COMPRESS"], conv2d_compress=row["CONV2D_COMPRESS"], fuse_bn=row["FUSE_BN"])
             evaluation, npu_bytes = self.evaluate(settings)
             changes = [] if settings.key() == start.key() else [_switches(settings, row["metric"], npu_bytes)]
-            label = "as configured" if settings.key() == start.key() else _row_label(settings)
+            label = "as configured" if settings.key() == start.key() else switch_words(settings)
             ranking = (settings.compress, settings.conv2d_compress, settings.fuse_bn)
             found.append(_Start(label, changes, settings, self.target.score(evaluation), npu_bytes, ranking))
         unfolded = [s for s in found if not s.settings.fuse_bn and s.ranking[:2] == (start.compress, start.conv2d_compress)]
@@ -391,7 +392,7 @@ class Search:
                 lo = mid + 1
         state = state_of(lo)
         changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
-        changes += [Change("keep_bn", name, None, None, self.cost(state_of(i + 1)), state_of(i + 1)) for i, name in enumerate(order[:lo])]
+        changes += [Change(FixAction.KEEP_BN, name, None, None, self.cost(state_of(i + 1)), state_of(i + 1)) for i, name in enumerate(order[:lo])]
         evaluation, npu_bytes = self.evaluate(state)
         self.offer(changes, state)
         ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
@@ -509,7 +510,7 @@ class Search:
             if not self.under_ceiling(npu_bytes):
                 return
             evaluation, _ = self.evaluate(state)
-            changes.append(self.change("exclude", name, None, evaluation, npu_bytes, state))
+            changes.append(self.change(FixAction.EXCLUDE, name, None, evaluation, npu_bytes, state))
             if self.target.met(evaluation):
                 self.offer(changes, state)
                 return
@@ -525,20 +526,20 @@ class Search:
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
 
-    def candidates(self, state: Settings, name: str, with_range: bool = True) -> list[tuple[str, Settings, tuple[float, float] | None]]:
+    def candidates(self, state: Settings, name: str, with_range: bool = True) -> list[tuple[FixAction, Settings, tuple[float, float] | None]]:
         """The actions for one weight, a range searched with the model-level metric."""
-        found: list[tuple[str, Settings, tuple[float, float] | None]] = []
+        found: list[tuple[FixAction, Settings, tuple[float, float] | None]] = []
         if name not in self.forbidden:
-            found.append(("exclude", edits.exclude(self.inventory, state, name), None))
+            found.append((FixAction.EXCLUDE, edits.exclude(self.inventory, state, name), None))
         fused = self.project.compile(state).plans[name].fused
         if fused:
-            found.append(("keep_bn", edits.keep_bn(self.inventory, state, name), None))
+            found.append((FixAction.KEEP_BN, edits.keep_bn(self.inventory, state, name), None))
         key = (name, fused)  # a range is for the weight as it is quantized: folded or not
         if key not in self._ranges and with_range:  # searched once per weight; later rounds try the same range
             self._ranges[key] = self.best_range(state, name, refine=False)
         best = self._ranges.get(key)
         if best is not None:
-            found.append(("range", edits.set_range(self.inventory, state, name, *best), best))
+            found.append((FixAction.RANGE, edits.set_range(self.inventory, state, name, *best), best))
         return found
 
     def best_range(self, state: Settings, name: str, refine: bool = True) -> tuple[float, float] | None:
@@ -600,7 +601,7 @@ class Search:
         dozen evaluations), the cheapest that meets the target; else the best gain per extra byte."""
         base_score = self.target.score(current)
         base_bytes = self.evaluate(state)[1]
-        options: list[tuple[str, str, Settings, tuple[float, float] | None]] = []
+        options: list[tuple[FixAction, str, Settings, tuple[float, float] | None]] = []
         for rank, name in enumerate(order[:CANDIDATE_WEIGHTS]):
             options += [(action, name, settings, rng) for action, settings, rng in self.candidates(state, name, with_range=rank == 0)]
         meeting: list[tuple[int, list[float], int, Change]] = []
@@ -630,10 +631,10 @@ class Search:
                 npu_bytes = self.cost(settings)
                 if not self.under_ceiling(npu_bytes):
                     return None
-                return self.change("exclude", name, None, self.evaluate(settings)[0], npu_bytes, settings)
+                return self.change(FixAction.EXCLUDE, name, None, self.evaluate(settings)[0], npu_bytes, settings)
         return None
 
-    def change(self, action: str, name: str, rng: tuple[float, float] | None, evaluation: Evaluation, npu_bytes: int, settings: Settings) -> Change:
+    def change(self, action: FixAction, name: str, rng: tuple[float, float] | None, evaluation: Evaluation, npu_bytes: int, settings: Settings) -> Change:
         saturated = None
         if rng is not None:
             saturated = self.project.compile(settings).results[name].errors.clipped_fraction
@@ -653,8 +654,8 @@ class Search:
         compiler, so that the prune can fold BNs back one by one (each saves its BN's bytes)."""
         if state.fuse_bn or not any(w.bn is not None for w in self.inventory.weights):
             return changes, state
-        switch = [c for c in changes if c.action == "switches"]
-        others = [c for c in changes if c.action != "switches"]
+        switch = [c for c in changes if c.action == FixAction.SWITCHES]
+        others = [c for c in changes if c.action != FixAction.SWITCHES]
         fused = replace(state, fuse_bn=True)
         base = replace(switch[0].settings if switch else start, fuse_bn=True)
         new = [] if base.key() == start.key() else [_switches(base, None, self.cost(base))]
@@ -663,7 +664,7 @@ class Search:
         for w in self.inventory.weights:
             if plans[w.name].fused:
                 spelled = edits.keep_bn(self.inventory, spelled, w.name)
-                new.append(Change("keep_bn", w.name, None, None, 0, spelled))
+                new.append(Change(FixAction.KEEP_BN, w.name, None, None, 0, spelled))
         new += others
         rebuilt = self.rebuild(start, new)
         if self.project.compile(rebuilt).plans != self.project.compile(state).plans:
@@ -686,11 +687,11 @@ class Search:
             return self.cost(self.rebuild(start, kept)) - self.cost(self.rebuild(start, [c for c in kept if c is not change]))
 
         try:
-            for change in sorted((c for c in kept if c.action == "exclude"), key=lambda c: -saving(c)):
+            for change in sorted((c for c in kept if c.action == FixAction.EXCLUDE), key=lambda c: -saving(c)):
                 trial = [c for c in kept if c is not change]
                 kept = trial if meets(trial) else self.swap(start, kept, kept.index(change))
             fused = replace(start, fuse_bn=True)
-            keep_bn = sorted((c for c in kept if c.action == "keep_bn" and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
+            keep_bn = sorted((c for c in kept if c.action == FixAction.KEEP_BN and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
             lo, hi = 0, len(keep_bn)  # the most of the least hurt that fold back together, by bisection
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -707,7 +708,7 @@ class Search:
                     kept = trial
                 elif len(group) > 1:
                     groups[:0] = [group[: len(group) // 2], group[len(group) // 2 :]]
-            for change in [c for c in kept if c.action in ("range", "switches")]:
+            for change in [c for c in kept if c.action in (FixAction.RANGE, FixAction.SWITCHES)]:
                 trial = [c for c in kept if c is not change]
                 if meets(trial):
                     kept = trial
@@ -718,12 +719,12 @@ class Search:
 
     def refold(self, start: Settings, changes: list[Change]) -> list[Change]:
         """Back to FUSE_BN false when every BN stayed unfolded: one switch, not a list of names."""
-        keep_bn = [c for c in changes if c.action == "keep_bn"]
+        keep_bn = [c for c in changes if c.action == FixAction.KEEP_BN]
         state = self.rebuild(start, changes)
         if not keep_bn or any(p.fused for p in self.project.compile(state).plans.values()):
             return changes
-        others = [c for c in changes if c.action not in ("keep_bn", "switches")]
-        switched = self.rebuild(start, [c for c in changes if c.action == "switches"])
+        others = [c for c in changes if c.action not in (FixAction.KEEP_BN, FixAction.SWITCHES)]
+        switched = self.rebuild(start, [c for c in changes if c.action == FixAction.SWITCHES])
         unfolded = replace(switched, fuse_bn=False)
         trial = ([] if unfolded.key() == start.key() else [_switches(unfolded, None, self.cost(unfolded))]) + others
         if self.project.compile(self.rebuild(start, trial)).plans != self.project.compile(state).plans:
@@ -751,12 +752,12 @@ class Search:
         rng = self.best_range(before, change.weight, refine=False)
         if rng is None:
             return changes
-        swapped = [*changes[:index], replace(change, action="range", range=rng), *changes[index + 1 :]]
+        swapped = [*changes[:index], replace(change, action=FixAction.RANGE, range=rng), *changes[index + 1 :]]
         settings = self.rebuild(start, swapped)
         evaluation, npu_bytes = self.evaluate(settings)
         if not (self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))):
             return changes
-        swapped[index] = self.change("range", change.weight, rng, evaluation, npu_bytes, settings)
+        swapped[index] = self.change(FixAction.RANGE, change.weight, rng, evaluation, npu_bytes, settings)
         return swapped
 
     def why_not(self, localization: list[dict], final: Evaluation, stopped: bool) -> str:
@@ -776,27 +777,28 @@ class Search:
 
 
 def _switches(settings: Settings, metric: float | None, npu_bytes: int) -> Change:
-    return Change("switches", None, None, metric, npu_bytes, settings)
+    return Change(FixAction.SWITCHES, None, None, metric, npu_bytes, settings)
 
 
-def _row_label(settings: Settings) -> str:
+def switch_words(settings: Settings) -> str:
+    """COMPRESS, CONV2D_COMPRESS and FUSE_BN in a localization row's label (C1 C2D1 BN1)."""
     return f"C{int(settings.compress)} C2D{int(settings.conv2d_compress)} BN{int(settings.fuse_bn)}"
 
 
 def _metric_words(target: Target, value: float | None) -> str:
     if value is None:
         return "no value"
-    if target.kind == "min_sqnr":
+    if target.kind == TargetKind.MIN_SQNR:
         return "exact" if value == math.inf else "none (the NPU output is not finite)" if value == -math.inf else f"{value:.2f} dB"
-    return f"{value:.2f} points of drop" if target.kind == "max_drop" else f"{value:.2f}% agreement"
+    return f"{value:.2f} points of drop" if target.kind == TargetKind.MAX_DROP else f"{value:.2f}% agreement"
 
 
 def _replay(inventory: Inventory, state: Settings, change: Change) -> Settings:
     name = change.weight
-    if name is not None and change.action == "exclude":
+    if name is not None and change.action == FixAction.EXCLUDE:
         return edits.exclude(inventory, state, name)
-    if name is not None and change.action == "range" and change.range is not None:
+    if name is not None and change.action == FixAction.RANGE and change.range is not None:
         return edits.set_range(inventory, state, name, *change.range)
-    if name is not None and change.action == "keep_bn":
+    if name is not None and change.action == FixAction.KEEP_BN:
         return edits.keep_bn(inventory, state, name)
     return replace(state, compress=change.settings.compress, conv2d_compress=change.settings.conv2d_compress, fuse_bn=change.settings.fuse_bn)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import math
 
+from ..kinds import TargetKind
 from ..numbers import EXACT_DB
 
 BOUNDS = {
-    "max_drop": (-100.0, 100.0, "an accuracy drop lies between -100 and 100 points"),
-    "min_agreement": (0.0, 100.0, "top-1 agreement lies between 0 and 100 %"),
-    "min_sqnr": (-EXACT_DB, EXACT_DB, f"an SQNR target lies within ±{EXACT_DB:g} dB (exact counts as {EXACT_DB:g})"),
+    TargetKind.MAX_DROP: (-100.0, 100.0, "an accuracy drop lies between -100 and 100 points"),
+    TargetKind.MIN_AGREEMENT: (0.0, 100.0, "top-1 agreement lies between 0 and 100 %"),
+    TargetKind.MIN_SQNR: (-EXACT_DB, EXACT_DB, f"an SQNR target lies within ±{EXACT_DB:g} dB (exact counts as {EXACT_DB:g})"),
 }
 
 
-def target_problem(kind: str, value: float) -> str | None:
+def target_problem(kind: TargetKind, value: float) -> str | None:
     """What is wrong with a target of `kind` (max_drop, min_agreement, min_sqnr) and `value`, or None."""
     if not math.isfinite(value):
         return "the target must be a finite number"

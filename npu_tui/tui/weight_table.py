@@ -21,8 +21,8 @@ def _alone(alone: Sensitivity | None, stale: bool, alarms: bool) -> Text:
     if alone is None:
         return Text("-")
     if stale:  # `~` survives NO_COLOR; dim says the same in colour
-        return Text("~" + db(alone.output_sqnr_db), style="dim")
-    return rated(db(alone.output_sqnr_db), alone.output_sqnr_db, alarms)
+        return Text("~" + db(alone.alone_sqnr_db), style="dim")
+    return rated(db(alone.alone_sqnr_db), alone.alone_sqnr_db, alarms)
 
 
 def _largest_first(value: float | None) -> float:
@@ -30,7 +30,7 @@ def _largest_first(value: float | None) -> float:
     return math.inf if value is None else -value
 
 
-class LayerTable(DataTable):
+class WeightTable(DataTable):
     BINDINGS = [
         Binding("o", "cycle_sort", "Sort", id="table-sort"),
         Binding("j", "cursor_down", "Down", show=False, id="table-down"),
@@ -70,7 +70,7 @@ class LayerTable(DataTable):
         rows = list(compilation.results.values())
         order = {
             "sqnr": lambda r: worst_first(r.errors.sqnr_db),
-            "alone": lambda r: worst_first(sensitivity[r.weight.name].output_sqnr_db if r.weight.name in sensitivity else None),
+            "alone": lambda r: worst_first(sensitivity[r.weight.name].alone_sqnr_db if r.weight.name in sensitivity else None),
             "tail": lambda r: _largest_first(r.tail_ratio),
             "size": lambda r: -r.weight.size,
         }[self.sort_by]
