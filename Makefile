@@ -22,7 +22,8 @@ run: install
 	$(BIN)/npu-tui
 
 test: install-test
-	$(BIN)/ruff check npu_tui
+	$(BIN)/ruff format --check npu_tui tests benchmarks
+	$(BIN)/ruff check npu_tui tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -180,6 +180,33 @@ def write_data(folder: Path, onnx_model: onnx.ModelProto, model: Model, samples:
     return path
 
 
+def _float_constants(graph: onnx.GraphProto, outer_constant: set[str]) -> tuple[set[str], dict[str, onnx.NodeProto]]:
+    """The float constants a graph sees (its own initializers and Constant nodes, and the outer
+    graph's), and the node producing each tensor."""
+    constants = set(outer_constant) | {t.name for t in graph.initializer if t.data_type in FLOATS}
+    producers = {}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None and value.data_type in FLOATS:
+                constants.add(node.output[0])
+        for out in node.output:
+            producers[out] = node
+    return constants, producers
+
+
+def _derived_from_constants(graph: onnx.GraphProto, constants: set[str]) -> set[str]:
+    """Tensors computed from constants alone (no random op, no subgraph on the way)."""
+    derived = set(constants) | {t.name for t in graph.initializer}
+    derived |= {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    for node in graph.node:
+        if node.op_type.startswith("Random") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            continue
+        if node.input and all(i in derived for i in node.input if i):
+            derived.update(o for o in node.output if o)
+    return derived
+
+
 def expected_weights(onnx_model: onnx.ModelProto) -> set[str]:
     """An independent reading of SPEC section 3 for the main graph and its subgraphs: the constant
     each weight input comes from through pass-through ops, or the input itself when only constants
@@ -187,22 +214,8 @@ def expected_weights(onnx_model: onnx.ModelProto) -> set[str]:
     names: set[str] = set()
 
     def walk(graph: onnx.GraphProto, outer_constant: set[str]) -> None:
-        constants = set(outer_constant) | {t.name for t in graph.initializer if t.data_type in FLOATS}
-        producers = {}
-        for node in graph.node:
-            if node.op_type == "Constant":
-                value = next((a.t for a in node.attribute if a.name == "value"), None)
-                if value is not None and value.data_type in FLOATS:
-                    constants.add(node.output[0])
-            for out in node.output:
-                producers[out] = node
-        derived = set(constants) | {t.name for t in graph.initializer}
-        derived |= {n.output[0] for n in graph.node if n.op_type == "Constant"}
-        for node in graph.node:
-            if node.op_type.startswith("Random") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-                continue
-            if node.input and all(i in derived for i in node.input if i):
-                derived.update(o for o in node.output if o)
+        constants, producers = _float_constants(graph, outer_constant)
+        derived = _derived_from_constants(graph, constants)
         for node in graph.node:
             for index in WEIGHT_INPUTS.get(node.op_type, ()):
                 if index >= len(node.input) or not node.input[index]:

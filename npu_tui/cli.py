@@ -8,13 +8,22 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.errors import InternalError, UserError
 from .core.text import one_line, printable
+
+if TYPE_CHECKING:
+    from .core.config.project import Project
+    from .core.opening import DataChoice
+    from .core.quant.settings import Settings
+    from .core.sim.eval_data import EvalData
+    from .core.triage.fix import Target
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -112,7 +121,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _whole(least: int, meaning: str):
+def _whole(least: int, meaning: str) -> Callable[[str], int]:
     """An argparse type: a whole number of at least `least`; `meaning` says why, in the message."""
 
     def parse(text: str) -> int:
@@ -193,7 +202,7 @@ def _command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _guarded(args: argparse.Namespace, run) -> int:
+def _guarded(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:
     try:
         return run(args)
     except UserError as exc:
@@ -218,7 +227,7 @@ def _report_user_error(exc: UserError, wants_json: bool) -> int:
     return EXIT_USER
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> tuple[Project, Settings]:
     """The project of args.config, its warnings on stderr, and its settings with the fp16 option."""
     from .core.config.project import open_project
 
@@ -296,7 +305,7 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_USER if found else EXIT_OK
 
 
-def _choice(args: argparse.Namespace):
+def _choice(args: argparse.Namespace) -> DataChoice:
     from .core.opening import DataChoice
 
     return DataChoice(Path(args.data) if args.data else None, args.samples, args.seed)
@@ -321,13 +330,13 @@ def _workbench(args: argparse.Namespace) -> int:
     return EXIT_OK if app.return_code in (None, 0) else EXIT_BUG
 
 
-def _data(args: argparse.Namespace, project):
+def _data(args: argparse.Namespace, project: Project) -> EvalData:
     from .core.opening import project_data
 
     return project_data(project, _choice(args))
 
 
-def _target(args: argparse.Namespace):
+def _target(args: argparse.Namespace) -> Target | None:
     from .core.kinds import TargetKind
     from .core.triage.fix import Target
 
@@ -338,7 +347,7 @@ def _target(args: argparse.Namespace):
     return None
 
 
-def _about(args: argparse.Namespace, project, data) -> dict:
+def _about(args: argparse.Namespace, project: Project, data: EvalData) -> dict:
     """What every --json document starts with: who wrote it, from what."""
     source = {"file": data.source} if not data.source.startswith("random") else {"random": {"seed": args.seed, "samples": data.samples}}
     return {
@@ -443,6 +452,7 @@ def _fix(args: argparse.Namespace) -> int:
         check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
+    assert target is not None  # fix's parser requires a target
     analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
     loaded = read_config_text(project.config.path)
     with Progress("ranking the weights", sys.stderr) as progress:

@@ -108,7 +108,7 @@ def commands(run: Run) -> list[Command]:
     """The decoded commands joined to the graph ops (MatMul / Conv2D in graph order) they came from."""
     ops = [(name, op) for name, op in manifest()[run.graph]["ops"] if op not in SKIPPED_OPS]
     records = run.decoded() if (run.path / "decoded.json").is_file() else None  # OUTPUT_TYPE raw: model.npu only
-    found = []
+    found: list[Command] = []
     for position, (name, op) in enumerate(ops):
         if op not in ("MatMul", "Conv2D"):
             continue

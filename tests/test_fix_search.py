@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from npu_tui.core.kinds import TargetKind
 from npu_tui.core.triage.fix import Search, Target
 
 
@@ -11,7 +12,7 @@ def test_no_action_dearer_than_the_budget_is_run(kws):
     # a range costs a few hundred bytes (clipping the tail makes more codes differ from the zero point:
     # 530 for tdnn1.affine's), excluding tdnn1.affine 5,564
     budget = project.compile(start).npu_bytes + 1000
-    search = Search(project, analysis, Target("max_drop", 1.0), budget=budget)
+    search = Search(project, analysis, Target(TargetKind.MAX_DROP, 1.0), budget=budget)
     result = search.run(start)
     rows = len(result.localization)
     after_localization = result.visits[1 + rows :]
@@ -29,7 +30,7 @@ def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
 
     project, analysis = kws
     start = edits.exclude(project.inventory, project.config.settings, "tdnn1.affine")
-    search = Search(project, analysis, Target("max_drop", -5.0))
+    search = Search(project, analysis, Target(TargetKind.MAX_DROP, -5.0))
     search.evaluate(start)
     before = search.evaluations
     assert search.best_range(start, "tdnn2.affine") is not None
@@ -43,12 +44,12 @@ def test_a_range_search_that_cannot_help_stops_after_three_tries(kws):
 def test_targets_beyond_what_a_metric_can_reach_are_refused():
     from npu_tui.core.triage.targets import target_problem
 
-    assert target_problem("min_sqnr", 30.0) is None and target_problem("min_agreement", 99.0) is None
-    assert target_problem("max_drop", 1.0) is None and target_problem("max_drop", -0.5) is None
-    assert "within ±100 dB" in target_problem("min_sqnr", 1e308)
-    assert "between 0 and 100" in target_problem("min_agreement", -1e308)
-    assert "between -100 and 100 points" in target_problem("max_drop", 101.0)
-    assert target_problem("min_sqnr", float("nan")) == "the target must be a finite number"
+    assert target_problem(TargetKind.MIN_SQNR, 30.0) is None and target_problem(TargetKind.MIN_AGREEMENT, 99.0) is None
+    assert target_problem(TargetKind.MAX_DROP, 1.0) is None and target_problem(TargetKind.MAX_DROP, -0.5) is None
+    assert "within ±100 dB" in str(target_problem(TargetKind.MIN_SQNR, 1e308))
+    assert "between 0 and 100" in str(target_problem(TargetKind.MIN_AGREEMENT, -1e308))
+    assert "between -100 and 100 points" in str(target_problem(TargetKind.MAX_DROP, 101.0))
+    assert target_problem(TargetKind.MIN_SQNR, float("nan")) == "the target must be a finite number"
 
 
 def open_joint(tmp_path):
@@ -74,7 +75,7 @@ def test_the_joint_search_finds_fuse_bn_false_plus_one_exclusion(tmp_path):
     from npu_tui.core.triage.fix import weight_memory
 
     project, analysis = open_joint(tmp_path)
-    start, inventory, target = project.config.settings, project.inventory, Target("min_sqnr", 30.0)
+    start, inventory, target = project.config.settings, project.inventory, Target(TargetKind.MIN_SQNR, 30.0)
     joint = edits.exclude(inventory, replace(start, fuse_bn=False), "fc1.weight")
     alone = [replace(start, fuse_bn=False), edits.exclude(inventory, start, "fc1.weight")]
     assert target.met(analysis.evaluate(project.compile(joint)))
@@ -97,7 +98,7 @@ def test_the_search_is_deterministic_and_keeps_to_its_allowance(tmp_path):
     found = []
     for run in ("first", "second"):
         project, analysis = open_joint(tmp_path / run)
-        search = Search(project, analysis, Target("min_sqnr", 30.0))
+        search = Search(project, analysis, Target(TargetKind.MIN_SQNR, 30.0))
         result = search.run(project.config.settings)
         found.append((result.settings.key(), result.evaluations, [(v.metric, v.bytes) for v in result.visits]))
         assert search.sweeps <= SWEPT_STARTS
@@ -110,7 +111,7 @@ def test_stopped_in_the_ranking_sweep_the_search_keeps_the_best_so_far(kws):
     cheapest localization row that meets) is the result, marked as stopped."""
     project, analysis = kws
     holder: list[Search] = []
-    search = Search(project, analysis, Target("max_drop", 1.0), stop=lambda: bool(holder) and holder[0].sweeps > 0)
+    search = Search(project, analysis, Target(TargetKind.MAX_DROP, 1.0), stop=lambda: bool(holder) and holder[0].sweeps > 0)
     holder.append(search)
     result = search.run(project.config.settings)
     assert result.stopped and search.sweeps == 1
@@ -137,7 +138,7 @@ def test_a_diverged_output_is_none_not_a_clamped_number(tmp_path):
     model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
     project = open_project(write_project(tmp_path, model, BASE_CONFIG))
     analysis = Analysis(Evaluator(project.compiler, project_data(project, DataChoice(None, 8, 0)), project.config.output_names))
-    result = Search(project, analysis, Target("min_sqnr", 10.0)).run(project.config.settings)
+    result = Search(project, analysis, Target(TargetKind.MIN_SQNR, 10.0)).run(project.config.settings)
     assert not result.met and result.before[0] == -math.inf and result.after[0] == -math.inf
     assert all(row["metric"] == -math.inf for row in result.localization)
     assert result.why is not None and result.why.startswith("not even nothing quantized")

@@ -91,6 +91,7 @@ def test_codes_read_back_in_the_weights_own_shape():
     grid = np.full(done[0].record["origin_weight_len"], q.params.zero_point, np.uint8)
     grid[arrays["mask_0"] == 1] = arrays["codes_0"]
     codes, bias = layout.from_tiles(grid, w.shape, bias_row=True)
+    assert bias is not None and q.bias_codes is not None
     assert np.array_equal(codes, q.codes) and np.array_equal(bias, q.bias_codes)
     assert codes.shape == (40, 37) and bias.shape == (37,)
 
@@ -176,7 +177,6 @@ def test_whole_graphs_through_the_tf_reader_are_gxnpucs():
     as model.h has them, and Mem6. Mem6 leaves out the graphs with scalar constants: the TF reader does
     not keep the int axes gxnpuc stores (2 bytes each; conv1d and lstm)."""
     from npu_tui.core.config.project import open_project
-
     from npu_tui.core.errors import UserError
 
     bits_checked = mem6_matched = 0

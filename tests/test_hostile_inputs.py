@@ -113,7 +113,7 @@ def test_json_has_no_nan_or_infinity_even_when_fp16_overflows(tmp_path):
     for args in (["compile", str(config), "--json"], ["eval", str(config), "--json", "--sensitivity", "--layers"]):
         result = npu_tui(*args)
         assert result.returncode == 0, result.stderr
-        json.loads(result.stdout, parse_constant=lambda token: pytest.fail(f"{token} in {args[0]} --json"))
+        json.loads(result.stdout, parse_constant=lambda token, command=args[0]: pytest.fail(f"{token} in {command} --json"))
 
 
 @pytest.mark.parametrize("bound", ["-1.0e+39", "-1.0e+6"])

@@ -10,10 +10,17 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from npu_tui.core.quant.metrics import error_metrics, tail_ratio
-from npu_tui.core.quant.quantize import auto_range, dequantize, quant_params, quantize, simulate
+from npu_tui.core.quant.quantize import QuantParams, auto_range, dequantize, quant_params, quantize, simulate
 
 f16 = np.float16
 
+
+
+def stepped(lo: float, hi: float) -> QuantParams:
+    """quant_params of a range that has a step (lo < hi)."""
+    params = quant_params(lo, hi)
+    assert params is not None
+    return params
 
 def tensor_range(w):
     return auto_range(w.min(), w.max())
@@ -23,7 +30,7 @@ def test_range_without_zero_keeps_its_clip_and_loses_the_far_end():
     # SPEC 5's example: [0.5, 1.5]. scale = fp16(1/255) = 0x1C04 = 0.0039215...; 0.5/scale = 127.50 < 0 after
     # the minus: zero point 0, offset +0. The grid is [0, 255 * scale] = [0, 1.0] while values clip to [0.5, 1.5]:
     # everything above 1.0 saturates at 1.0.
-    p = quant_params(0.5, 1.5)
+    p = stepped(0.5, 1.5)
     assert (p.scale_fp16_bits, p.zero_point, p.offset_fp16_bits) == (0x1C04, 0, 0)
     assert (p.nudged_min, p.nudged_max) == (0.0, 1.0)
     w = np.array([0.25, 0.5, 1.0, 1.25, 1.5], np.float32)
@@ -35,7 +42,7 @@ def test_spec_example_range():
     # [-0.28, 0.37]: cvt gives -0.280029296875 and 0.369873046875; their fp16 difference 0.64990234375 / 255
     # = 0.0025501 (0x1939); 0.28003 / scale = 109.81 -> fp16 109.8125, + 0.5 -> floor 110; offset
     # fp16(-110 * scale) = -0.280517578125 (0xB47D)
-    p = quant_params(-0.28, 0.37)
+    p = stepped(-0.28, 0.37)
     assert (p.scale_fp16_bits, p.zero_point, p.offset_fp16_bits) == (0x1939, 110, 0xB47D)
     assert (p.min, p.max) == (-0.28, 0.37)  # the range shown is the raw one
     assert p.nudged_min == -0.280517578125
@@ -43,7 +50,7 @@ def test_spec_example_range():
 
 def test_half_way_zero_point_rounds_half_up():
     # scale = 3.984375/255 = 1/64 exactly, zp_from_min = 1.9921875*64 = 127.5 -> 128
-    p = quant_params(-1.9921875, 1.9921875)
+    p = stepped(-1.9921875, 1.9921875)
     assert p.scale == 1 / 64
     assert p.zero_point == 128
     assert p.nudged_min == -2.0 and p.nudged_max == 127 / 64
@@ -59,7 +66,7 @@ def test_all_positive_tensor_by_hand():
     # range (0, 3.984375): scale = 1/64 exactly, zero point 0
     w = np.array([0.5, 1.0078125, 3.984375], np.float32)
     assert tensor_range(w) == (0.0, 3.984375)
-    p = quant_params(*tensor_range(w))
+    p = stepped(*tensor_range(w))
     assert p.scale == 1 / 64 and p.zero_point == 0 and p.nudged_min == 0.0
     q = quantize(w, p)
     # 0.5*64 = 32; 1.0078125 is 1.0078125 in fp16, *64 = 64.5 -> floor(65.0) = 65; 3.984375*64 = 255
@@ -69,7 +76,7 @@ def test_all_positive_tensor_by_hand():
 
 def test_fp16_rounding_at_a_half_step():
     # range (0, 2): scale = fp16(2/255) = 0.007843017578125; 1.0/scale = 127.502 -> fp16 127.5, + 0.5 = 128
-    p = quant_params(0.0, 2.0)
+    p = stepped(0.0, 2.0)
     q = quantize(np.array([1.0], np.float32), p)
     assert q.tolist() == [128]
     assert float(dequantize(q, p)[0]) == float(f16(128 * np.float32(p.scale)))
@@ -87,7 +94,7 @@ def test_all_zero_tensor_has_no_step():
 
 
 def test_saturation_to_the_raw_range():
-    p = quant_params(-1.0, 1.0)
+    p = stepped(-1.0, 1.0)
     w = np.array([-5.0, 5.0, -1.0, 1.0, 0.25], np.float32)
     q = quantize(w, p)
     # -5 clips to -1: (-1 + 1.00390625) / scale = 0.498 -> code 0; 5 clips to 1: 255.5 -> 255

@@ -205,6 +205,7 @@ def test_the_worst_output_is_named_and_maps_get_no_top1():
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
     result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings(compress=True, exclude=("w1",))))
     head1, head2 = (o.comparison.sqnr_db for o in result.outputs)
+    assert head1 is not None and head2 is not None
     assert head1 > head2 + 20  # head1 reads only the excluded weight
     assert result.worst.name == "head2" and result.worst_output_sqnr_db == head2
     conv = make_model(

@@ -49,7 +49,7 @@ def open_as_gxnpuc_reads_it(run: Path, folder: Path):
     them; None when npu-tui refuses the config itself (a non-bool switch: SPEC section 2)."""
     data = yaml.safe_load((run / "config.yaml").read_text())
     data["PB_FILE"] = str((run / data["PB_FILE"]).resolve())
-    dropped = []
+    dropped: list[str] = []
     for _ in range(6):
         config = folder / "config.yaml"
         config.write_text(yaml.safe_dump(data))
@@ -103,7 +103,7 @@ def test_every_weight_holds_its_variables_values():
             variable = next(n for n in weight.tf_names if n in meta["weights"])
             value = inventory.arrays[weight.name]
             tf_layout = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value  # ONNX's OIHW back to HWIO
-            assert list(tf_layout.shape) == list(weight.tf_shape)
+            assert weight.tf_shape is not None and list(tf_layout.shape) == list(weight.tf_shape)
             np.testing.assert_array_equal(tf_layout.reshape(meta["weights"][variable]), trained[variable.replace("/", "__")])
             checked += 1
     assert checked == 30  # 32 graphs: 3 depthwise ones have none (fp16 always), fc_two has two
@@ -241,7 +241,12 @@ def test_a_second_open_reuses_the_conversion_and_never_trusts_a_bad_cache(monkey
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
     real = cache.read_pb
-    monkeypatch.setattr(cache, "read_pb", lambda *a, **k: calls.append(a) or real(*a, **k))
+
+    def counted(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(cache, "read_pb", counted)
     config = FIXTURE / "runs" / "fc_two" / "compress" / "config.yaml"
     first = weight_lines(open_project(config).compile())
     second = weight_lines(open_project(config).compile())

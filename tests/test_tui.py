@@ -563,7 +563,7 @@ async def test_a_bug_keeps_the_unsaved_settings_beside_the_config(tmp_path, monk
 
 async def test_n_steps_through_filter_matches_and_y_copies_the_name(tmp_path):
     app = make_app(copy_sample("kws_tdnn", tmp_path))
-    copied = []
+    copied: list[str] = []
     app.copy_to_clipboard = copied.append
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -774,8 +774,8 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
 
 
 async def test_table_keys_act_on_the_highlighted_row(tmp_path):
-    from npu_tui.tui.weight_table import WeightTable
     from npu_tui.tui.min_max_screen import MinMaxScreen
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -859,7 +859,6 @@ async def test_a_range_beyond_float32_typed_in_min_max_is_a_message(tmp_path):
 
 
 async def test_fix_targets_that_overflow_the_plot_are_messages(tmp_path):
-    from npu_tui.tui.fix_screen import FixScreen
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -959,8 +958,8 @@ async def test_the_80_column_footer_shows_the_keys_of_the_loop(tmp_path):
 
 
 async def test_j_k_move_in_both_tables_and_escape_goes_back_to_the_weight(tmp_path):
-    from npu_tui.tui.weight_table import WeightTable
     from npu_tui.tui.layer_view import LayerTable
+    from npu_tui.tui.weight_table import WeightTable
 
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -1121,8 +1120,8 @@ async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(t
         await pilot.press("escape")  # in the ranking sweep, one of its runs held
         gate.open()
         await until(pilot, lambda: screen.search_worker is None, limit=60)
-        status = str(screen.query_one("#fix-status").render())
-        assert "failed" not in status and "stopped: best so far, target met" in status, status
+        shown = str(screen.query_one("#fix-status").render())
+        assert "failed" not in shown and "stopped: best so far, target met" in shown, shown
         await pilot.press("a")
         await pilot.pause()
         assert not isinstance(app.screen, FixScreen)

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ..core.opening import DataChoice, open_workbench
@@ -60,7 +62,7 @@ class NpuTuiApp(App[None]):
         assert isinstance(screen, WorkbenchScreen)
         return screen
 
-    def main(self, *query):
+    def main(self, *query: Any) -> Any:  # query_one's own overloads
         """A widget of the main screen, whichever screen is on top: a dialog or the help screen may be
         open when the evaluation worker's messages arrive."""
         return self.screen_stack[0].query_one(*query)
@@ -104,7 +106,7 @@ class NpuTuiApp(App[None]):
         self.bell()
         self._close_messages_no_wait()
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = False) -> None:
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""
         self.messages.append((time.strftime("%H:%M:%S"), str(severity), printable(message)))
         super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)

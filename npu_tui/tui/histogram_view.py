@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from textual.app import RenderResult
 from textual.binding import Binding
 from textual.timer import Timer
 from textual_plotext import PlotextPlot
@@ -29,12 +32,12 @@ class HistogramView(PlotextPlot):
         "L switches to log counts, which shows long tails."
     )
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.log_counts = True
         self._shown: tuple[WeightResult, Histogram] | None = None
         self._pending: Timer | None = None
-        self._rendered: dict[tuple, object] = {}
+        self._rendered: dict[tuple, RenderResult] = {}
         self._drawn: tuple = ()
 
     def show(self, result: WeightResult, hist: Histogram) -> None:
@@ -67,7 +70,7 @@ class HistogramView(PlotextPlot):
         self.log_counts = not self.log_counts
         self._draw()
 
-    def render(self):
+    def render(self) -> RenderResult:
         """Plots already drawn at this size are reused: flipping a weight back and forth costs nothing."""
         key = (self._drawn, self.size.width, self.size.height)  # the title is cut to the width
         if key not in self._rendered:

@@ -4,6 +4,7 @@ read as points, and the layers in a table below. Where the line falls is where t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -68,7 +69,7 @@ class LayerTable(DataTable):
             super().__init__()
             self.weight = weight
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.sort_by = SORTS[0]
         self.shown_layers: list[Layer] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.worker import Worker
 
 
@@ -37,6 +38,6 @@ class SweepProgress(RunMessage):
 class RunFinished(RunMessage):
     """The run ended: completed (text None), stopped, or failed with a message for the user."""
 
-    def __init__(self, worker: Worker[None], text: str | None, severity: str | None) -> None:
+    def __init__(self, worker: Worker[None], text: str | None, severity: SeverityLevel | None) -> None:
         super().__init__(worker)
         self.text, self.severity = text, severity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -42,7 +43,7 @@ class WeightTable(DataTable):
         "(output SQNR with only this weight quantized), tail ratio, size. Enter selects, Esc goes back."
     )
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.sort_by = "sqnr"
         self._shown: tuple[Compilation, dict[str, Sensitivity], bool, bool] | None = None

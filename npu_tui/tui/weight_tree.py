@@ -6,6 +6,7 @@ Leaves are created once; a change relabels them in place, so a toggle never rebu
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -37,7 +38,7 @@ class WeightTree(Tree[str]):
         "j/k or arrows move, h/l fold and unfold a group."
     )
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(Text("weights"), **kwargs)
         self.show_root = False
         self.guide_depth = 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -35,6 +36,7 @@ from .weight_table import WeightTable
 from .weight_tree import WeightTree
 
 if TYPE_CHECKING:
+    from ..core.triage.fix import FixResult
     from .app import NpuTuiApp
 
 PROGRESS_INTERVAL = 0.2
@@ -231,7 +233,7 @@ class WorkbenchScreen(Screen[None]):
             self.notify("select a weight first", severity="warning")
         return self.selected
 
-    def _edit(self, change, *args) -> None:
+    def _edit(self, change: Callable[..., object], *args: object) -> None:
         """Apply one workbench change; a change the model cannot take is a notification, not a crash."""
         try:
             change(*args)
@@ -436,7 +438,7 @@ class WorkbenchScreen(Screen[None]):
         self.refresh_selected()
 
     def action_fix(self) -> None:
-        def accepted(result) -> None:
+        def accepted(result: FixResult | None) -> None:
             if result is None:
                 return
             self.workbench.fix_notes = {

@@ -7,12 +7,15 @@ later read straight from the file into its numpy array.
 
 from __future__ import annotations
 
+import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MODEL_GRAPH = 7
 GRAPH_INITIALIZER = 5
 TENSOR_RAW_DATA = 9
 LENGTH_DELIMITED = 2
+Buffer = bytes | bytearray | memoryview | mmap.mmap  # a model file's bytes, read or mapped
 
 
 class WireError(ValueError):
@@ -27,7 +30,7 @@ class Blob:
     length: int
 
 
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+def _varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -52,7 +55,7 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _fields(buf, start: int, end: int):
+def _fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
     """(field number, wire type, field start, value start, value end) for each field in [start, end)."""
     pos = start
     while pos < end:
@@ -83,7 +86,7 @@ def _delimited(number: int, payload: bytes) -> bytes:
     return encode_varint(number << 3 | LENGTH_DELIMITED) + encode_varint(len(payload)) + payload
 
 
-def split_model(buf) -> tuple[bytes, list[Blob | None]]:
+def split_model(buf: Buffer) -> tuple[bytes, list[Blob | None]]:
     """The model's bytes without main-graph initializer raw data, and a Blob per initializer in order."""
     out = bytearray()
     blobs: list[Blob | None] = []
@@ -95,7 +98,7 @@ def split_model(buf) -> tuple[bytes, list[Blob | None]]:
     return bytes(out), blobs
 
 
-def _split_graph(buf, start: int, end: int, blobs: list[Blob | None]) -> bytes:
+def _split_graph(buf: Buffer, start: int, end: int, blobs: list[Blob | None]) -> bytes:
     out = bytearray()
     for number, wire_type, field_start, value_start, value_end in _fields(buf, start, end):
         if number != GRAPH_INITIALIZER or wire_type != LENGTH_DELIMITED:

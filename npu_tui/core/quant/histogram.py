@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def _file_name(number: int, name: str, tensorflow: bool, taken: dict[str, str]) 
     return f"{number:04d}_{file_stem(name)}.jpg"
 
 
-def _figure(plt, result: WeightResult, w: np.ndarray):
+def _figure(plt: Any, result: WeightResult, w: np.ndarray) -> Any:  # matplotlib.pyplot and its Figure, imported lazily
     hist = histogram(w)
     params = result.params
     figure, axis = plt.subplots(figsize=(8, 4.5))

@@ -173,19 +173,17 @@ def sweep(
     cuts = cut_sessions(graph)
     side_feeds = {side: weight_feeds(c) for side, c in compilations.items()}
     outputs = list(evaluator.outputs)
-    by_cut: dict[int | None, list] = {}
     measurable = [w for w in inventory.weights if _quantizable(compiler, w, base[w.name])]
-    for weight in measurable:
-        by_cut.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
-    base_counts = [base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED for w in measurable]
-    total = sum(base_counts) if gains_only else sum(2 if b else 1 for b in base_counts)
-    ticker = _Progress(total, progress, stop)
+    by_cut = _by_cut(measurable, cuts)
+    ticker = _Progress(_runs_in_all(base, measurable, gains_only), progress, stop)
     measured: dict[str, Sensitivity] = {}
 
     def ordered() -> list[Sensitivity]:
         return [measured[w.name] for w in inventory.weights if w.name in measured]
 
-    def what_if(weight, side: str, bound: BoundSession | None, states, quantized: bool) -> Evaluation | None:
+    def what_if(
+        weight: Weight, side: str, bound: BoundSession | None, states: list[dict[str, np.ndarray]] | None, quantized: bool
+    ) -> Evaluation | None:
         """The run with `weight` changed; None when it is to be quantized but holds NaN or Inf (the
         config keeps it fp16: the other runs never quantize it, and this one cannot)."""
         ticker.check(ordered)
@@ -202,7 +200,9 @@ def sweep(
         ticker.step()
         return found
 
-    def measure(weights, bounds: dict[str, BoundSession | None], states) -> None:
+    def measure(
+        weights: list[Weight], bounds: dict[str, BoundSession | None], states: dict[str, list[dict[str, np.ndarray]]] | dict[str, None]
+    ) -> None:
         for weight in weights:
             only = None if gains_only else what_if(weight, "only", bounds["only"], states["only"], True)
             gain: float | None = 0.0
@@ -242,6 +242,21 @@ def sweep(
     except KeyboardInterrupt:
         raise Cancelled(ordered()) from None
     return ordered()
+
+
+def _by_cut(weights: list[Weight], cuts: CutSessions) -> dict[int | None, list[Weight]]:
+    """The weights grouped by the cut the sweep runs them from (None: from the inputs)."""
+    found: dict[int | None, list[Weight]] = {}
+    for weight in weights:
+        found.setdefault(cuts.plan.cut_of.get(weight.name), []).append(weight)
+    return found
+
+
+def _runs_in_all(base: dict[str, WeightPlan], measurable: list[Weight], gains_only: bool) -> int:
+    """The sweep's what-if runs: a quantized or excluded weight's "current" side, and every weight's
+    "only" side unless `gains_only`."""
+    current = sum(1 for w in measurable if base[w.name].quantized or base[w.name].reason == Reason.EXCLUDED)
+    return current if gains_only else current + len(measurable)
 
 
 class _Progress:

@@ -75,7 +75,7 @@ class SimModel:
         return model
 
 
-def _feed_cast(main: onnx.GraphProto, name: str, data_type: int, dims) -> onnx.NodeProto:
+def _feed_cast(main: onnx.GraphProto, name: str, data_type: int, dims: list[int]) -> onnx.NodeProto:
     """Declare the fp16 main-graph input that feeds `name`, and the Cast that gives it its type back;
     a subgraph reads that input from the outer scope."""
     source = feed_name(name)

@@ -187,8 +187,12 @@ class _Emitter:
     # ------------------------------------------------------------------ ops
 
     def emit(self, node: TfNode) -> None:
-        op, name = node.op, node.name
-        ins = node.inputs
+        if not (self.elementwise(node) or self.structured(node) or self.layout(node)):
+            raise Unsupported(f"{node.op} is not an op npu-tui converts")
+
+    def elementwise(self, node: TfNode) -> bool:
+        """An op value by value (one ONNX node, or two for the ops ONNX lacks); False for any other."""
+        op, name, ins = node.op, node.name, node.inputs
         if op in UNARY:
             self.add(UNARY[op], [self.tensor(ins[0])], [name], name, op)
         elif op in BINARY:
@@ -206,7 +210,14 @@ class _Emitter:
         elif op == "SquaredDifference":
             self.add("Sub", [self.tensor(ins[0]), self.tensor(ins[1])], [f"{name}:diff"], f"{name}:diff", f"{op}:diff")
             self.add("Mul", [f"{name}:diff", f"{name}:diff"], [name], name, op)
-        elif op in ("MatMul", "BatchMatMulV2", "BatchMatMul"):
+        else:
+            return False
+        return True
+
+    def structured(self, node: TfNode) -> bool:
+        """An op with weights or windows (MatMul, Conv, pooling, BatchNorm, a reduction, ...); False for any other."""
+        op, name, ins = node.op, node.name, node.inputs
+        if op in ("MatMul", "BatchMatMulV2", "BatchMatMul"):
             self.matmul(node)
         elif op in ("Conv2D", "DepthwiseConv2dNative"):
             self.conv(node, self.tensor(ins[0]), name)
@@ -216,7 +227,14 @@ class _Emitter:
             self.batch_norm(node)
         elif op in ("Mean", "Sum"):
             self.reduce(node)
-        elif op in ("ConcatV2", "Concat"):
+        else:
+            return False
+        return True
+
+    def layout(self, node: TfNode) -> bool:
+        """An op that moves or casts values (Concat, Reshape, Pad, Transpose, Cast); False for any other."""
+        op, name, ins = node.op, node.name, node.inputs
+        if op in ("ConcatV2", "Concat"):
             values = ins[:-1] if op == "ConcatV2" else ins[1:]
             axis_tensor = ins[-1] if op == "ConcatV2" else ins[0]
             rank = len(self.out_shape(node))
@@ -244,7 +262,8 @@ class _Emitter:
             to = self.a.values[(name, 0)].dtype
             self.add("Cast", [self.tensor(ins[0])], [name], name, op, to=ONNX_TYPES.get(to, TensorProto.FLOAT))
         else:
-            raise Unsupported(f"{op} is not an op npu-tui converts")
+            return False
+        return True
 
     def _constant(self, tensor: Tensor, what: str) -> np.ndarray:
         value = self.a.constant(tensor)

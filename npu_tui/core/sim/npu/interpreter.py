@@ -584,19 +584,42 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
             if v is not None
         ]
     rank = data.ndim - lead
-    attrs = _attributes(node)
+    moving = _Moving(node, arrays, data, _attributes(node), lead, rank)
+    found = _reshaped(moving)
+    if found is None:
+        found = _cut(moving)
+    if found is not None:
+        return found
+    raise ModelError(f"node {printable(node.name or node.op_type)!r}: {printable(node.op_type)} is not an op the GRUS NPU runs")
 
-    def wrap(a: np.ndarray) -> Value:
-        return _Tensor(a) if lead else a
 
-    def arg(index: int, name: str) -> list[int] | None:
-        if name in attrs:
-            return [int(v) for v in attrs[name]]
-        if index < len(arrays) and arrays[index] is not None:
-            return [int(v) for v in np.asarray(arrays[index]).reshape(-1)]
+@dataclass
+class _Moving:
+    """One data-movement node's inputs, for the helpers that move them."""
+
+    node: onnx.NodeProto
+    arrays: list[np.ndarray | None]
+    data: np.ndarray
+    attrs: dict
+    lead: int
+    rank: int
+
+    def wrap(self, a: np.ndarray) -> Value:
+        return _Tensor(a) if self.lead else a
+
+    def arg(self, index: int, name: str) -> list[int] | None:
+        """An integer argument from the attribute `name`, else from input `index` (newer opsets)."""
+        if name in self.attrs:
+            return [int(v) for v in self.attrs[name]]
+        if index < len(self.arrays) and self.arrays[index] is not None:
+            return [int(v) for v in np.asarray(self.arrays[index]).reshape(-1)]
         return None
 
-    op = node.op_type
+
+def _reshaped(m: _Moving) -> list[Value] | None:
+    """Shape, Transpose, Reshape, Flatten, Squeeze, Unsqueeze; None for another op."""
+    data, attrs, lead, rank, op = m.data, m.attrs, m.lead, m.rank, m.node.op_type
+    wrap, arg = m.wrap, m.arg
     if op == "Shape":
         return [np.array(data.shape[lead:], dtype=np.int64)]
     if op == "Transpose":
@@ -620,6 +643,13 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
         for a in sorted(_axis(a, rank + len(added)) for a in added):
             out = np.expand_dims(out, a + lead)
         return [wrap(out)]
+    return None
+
+
+def _cut(m: _Moving) -> list[Value] | None:
+    """Concat, Split, Slice, Gather, Pad; None for another op."""
+    node, arrays, data, attrs, lead, rank, op = m.node, m.arrays, m.data, m.attrs, m.lead, m.rank, m.node.op_type
+    wrap, arg = m.wrap, m.arg
     if op == "Concat":
         axis = _axis(int(attrs["axis"]), rank) + lead
         return [wrap(np.concatenate([a for a in arrays if a is not None], axis=axis))]
@@ -658,7 +688,7 @@ def _movement(node: onnx.NodeProto, inputs: list[Value | None], lead: int) -> li
         half = len(pads) // 2
         widths = [(0, 0)] * lead + [(pads[i], pads[i + half]) for i in range(half)]
         return [wrap(np.pad(data, widths))]
-    raise ModelError(f"node {printable(node.name or node.op_type)!r}: {printable(op)} is not an op the GRUS NPU runs")
+    return None
 
 
 MOVEMENT = {"Shape", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Pad"}
