@@ -31,6 +31,41 @@ def test_edits_undo_redo_and_staleness(bench):
     assert bench.settings.exclude == () and not bench.redo_stack
 
 
+
+def test_pins_and_forbids_are_undone_with_the_edits_around_them(bench):
+    bench.toggle_exclude("tdnn1.affine")
+    assert bench.toggle_pin("tdnn2.affine") and bench.toggle_forbid("prefinal-l")
+    assert bench.fix_pinned == {"tdnn2.affine"} and bench.fix_forbidden == {"prefinal-l"}
+    assert bench.undo() and bench.fix_forbidden == frozenset() and bench.fix_pinned == {"tdnn2.affine"}
+    assert bench.undo() and bench.fix_pinned == frozenset() and bench.settings.exclude == ("tdnn1.affine",)
+    assert bench.redo() and bench.fix_pinned == {"tdnn2.affine"}
+    assert not bench.toggle_pin("tdnn2.affine") and bench.fix_pinned == frozenset() and not bench.redo_stack
+
+
+def test_the_filter_matches_any_case_in_model_order(bench):
+    names = [w.name for w in bench.project.inventory.weights]
+    assert bench.matching("") == names
+    assert bench.matching("TDNN1") == [n for n in names if "tdnn1" in n] and bench.matching("TDNN1")
+    assert bench.matching("no such weight") == []
+
+
+def test_an_accepted_fix_is_one_undo_step_and_notes_what_it_did(bench):
+    from npu_tui.core.kinds import FixAction, TargetKind
+    from npu_tui.core.quant import edits
+    from npu_tui.core.triage.fix import Change, FixResult, Target
+
+    inventory, start = bench.project.inventory, bench.settings
+    fixed = edits.set_range(inventory, edits.exclude(inventory, start, "tdnn1.affine"), "prefinal-l", -0.4, 0.4)
+    changes = [
+        Change(FixAction.EXCLUDE, "tdnn1.affine", None, 1.0, 100, fixed),
+        Change(FixAction.RANGE, "prefinal-l", (-0.4, 0.4), 0.5, 90, fixed),
+    ]
+    result = FixResult(True, Target(TargetKind.MAX_DROP, 1.0), (5.0, 80), (0.5, 90), [], changes, fixed, 3, 0.1, [])
+    bench.accept_fix(result)
+    assert bench.settings == fixed and bench.fix_notes == {"tdnn1.affine": "exclude by fix", "prefinal-l": "range [-0.4, 0.4] by fix"}
+    assert bench.undo() and bench.settings == start and not bench.undo()
+
+
 def test_a_weight_excluded_by_its_node_name_is_included_again(bench):
     from dataclasses import replace
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from .config.project import Project
 from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
@@ -21,6 +22,9 @@ from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
 from .sim.evaluate import Evaluation, Evaluator, Layer
 from .sim.sensitivity import Cancelled, Sensitivity
+
+if TYPE_CHECKING:
+    from .triage.fix import FixResult
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,14 @@ class RangePreview:
 CANDIDATE_SHARES = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2)  # the value shares the `m` dialog tries clipping
 
 
+class Marked(NamedTuple):
+    """One step of the undo history: the settings and the fix search's pins and forbids."""
+
+    settings: Settings
+    pinned: frozenset[str]
+    forbidden: frozenset[str]
+
+
 class Workbench:
     def __init__(self, project: Project, data: EvalData | None = None) -> None:
         self.project = project
@@ -46,8 +58,8 @@ class Workbench:
         self.saved = project.config.settings
         self.settings = self.saved
         self.loaded_text = read_config_text(project.config.path)  # what saving compares the disk with
-        self.undo_stack: list[Settings] = []
-        self.redo_stack: list[Settings] = []
+        self.undo_stack: list[Marked] = []  # what undo goes back to: the settings and the fix search's marks
+        self.redo_stack: list[Marked] = []
         self.compilation = project.compile(self.settings)
         self.evaluation: Evaluation | None = None
         self.evaluated_settings: Settings | None = None
@@ -57,8 +69,8 @@ class Workbench:
         self.layers: list[Layer] | None = None
         self.evaluation_error: str | None = None  # the last run's failure, shown until the next run
         self.fix_notes: dict[str, str] = {}  # weight -> what the last accepted fix did to it
-        self.fix_pinned: set[str] = set()  # the fix search never changes these
-        self.fix_forbidden: set[str] = set()  # nor excludes these
+        self.fix_pinned: frozenset[str] = frozenset()  # the fix search never changes these
+        self.fix_forbidden: frozenset[str] = frozenset()  # nor excludes these
         self.layers_settings: Settings | None = None
         self.layer_samples = 0  # the layer numbers come from the first samples that fit their memory budget
 
@@ -97,16 +109,45 @@ class Workbench:
     def result(self, name: str) -> WeightResult:
         return self.compilation.results[name]
 
+    def matching(self, text: str) -> list[str]:
+        """The weights whose name holds `text` (any case), in the model's order: what the filter shows
+        and what n and N step through."""
+        wanted = text.lower()
+        return [w.name for w in self.project.inventory.weights if wanted in w.name.lower()]
+
     # -- edits (each recompiles the data-free numbers at once)
 
     def apply(self, settings: Settings) -> Compilation:
         if settings == self.settings:
             return self.compilation
         compilation = self.project.compile(settings)
-        self.undo_stack.append(self.settings)
-        self.redo_stack.clear()
+        self._remember()
         self.settings, self.compilation = settings, compilation
         return compilation
+
+    def _remember(self) -> None:
+        """The state before an edit, for undo; a new edit drops what redo held."""
+        self.undo_stack.append(Marked(self.settings, self.fix_pinned, self.fix_forbidden))
+        self.redo_stack.clear()
+
+    def toggle_pin(self, name: str) -> bool:
+        """Pin `name` for the fix search (it never changes it), or unpin it; undoable. True: now pinned."""
+        self._remember()
+        self.fix_pinned = self.fix_pinned ^ {name}
+        return name in self.fix_pinned
+
+    def toggle_forbid(self, name: str) -> bool:
+        """Forbid the fix search to exclude `name`, or allow it again; undoable. True: now forbidden."""
+        self._remember()
+        self.fix_forbidden = self.fix_forbidden ^ {name}
+        return name in self.fix_forbidden
+
+    def accept_fix(self, result: FixResult) -> Compilation:
+        """Take a fix search's config (one undo step), noting on each weight it changed what it did."""
+        self.fix_notes = {
+            c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix" for c in result.changes if c.weight
+        }
+        return self.apply(result.settings)
 
     def toggle_exclude(self, name: str) -> Compilation:
         inventory = self.project.inventory
@@ -131,13 +172,15 @@ class Workbench:
     def redo(self) -> bool:
         return self._step(self.redo_stack, self.undo_stack)
 
-    def _step(self, source: list[Settings], target: list[Settings]) -> bool:
+    def _step(self, source: list[Marked], target: list[Marked]) -> bool:
         """Move one step through the history; the compile comes first, so a failure changes nothing."""
         if not source:
             return False
-        compilation = self.project.compile(source[-1])
-        target.append(self.settings)
-        self.settings, self.compilation = source.pop(), compilation
+        compilation = self.project.compile(source[-1].settings)
+        target.append(Marked(self.settings, self.fix_pinned, self.fix_forbidden))
+        state = source.pop()
+        self.settings, self.compilation = state.settings, compilation
+        self.fix_pinned, self.fix_forbidden = state.pinned, state.forbidden
         return True
 
     @property

@@ -35,6 +35,7 @@ class NpuTuiApp(App[None]):
     leaves behind; the workbench itself is WorkbenchScreen, the default screen."""
 
     TITLE = "npu-tui"
+    CSS_PATH = "npu_tui.tcss"  # every screen's and widget's style, in one file beside this one
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip='this help'),
         Binding("q", "quit", "Quit", id="quit", tooltip='quit (asks first when there are unsaved changes)'),

@@ -19,12 +19,6 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n", "answer(False)", "No", id="confirm-no"),
         Binding("escape", "answer(False)", "No", show=False, id="confirm-escape"),
     ]
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 90%; height: auto; max-height: 90%; border: thick $accent; padding: 0 1; background: $surface; }
-    ConfirmScreen VerticalScroll { height: auto; max-height: 16; }
-    ConfirmScreen Label { width: 100%; }
-    """
 
     def __init__(self, question: str, diff: str | None = None, quitting: bool = False) -> None:
         super().__init__()
@@ -54,11 +48,6 @@ class ConflictScreen(ModalScreen[str | None]):
         Binding("c", "answer(None)", "Cancel", id="conflict-cancel"),
         Binding("escape", "answer(None)", "Cancel", show=False, id="conflict-escape"),
     ]
-    DEFAULT_CSS = """
-    ConflictScreen { align: center middle; }
-    ConflictScreen > Vertical { width: 90%; height: auto; border: thick $warning; padding: 0 1; background: $surface; }
-    ConflictScreen Label { width: 100%; }
-    """
 
     def __init__(self, path: str) -> None:
         super().__init__()

@@ -102,13 +102,6 @@ class FixScreen(Screen[FixResult | None]):
         "is kept) or goes back; a accepts the result as one undoable step. On the main screen, P pins the "
         "selected weight (the search never changes it) and B keeps it from being excluded."
     )
-    DEFAULT_CSS = """
-    FixScreen #fix-target { height: 3; }
-    FixScreen #fix-status { height: 1; padding: 0 1; }
-    FixScreen FixPlot { height: 9; }
-    FixScreen #fix-scroll { height: 1fr; }
-    FixScreen #fix-log { height: auto; padding: 0 1; }
-    """
 
     def __init__(self, workbench: Workbench) -> None:
         super().__init__()

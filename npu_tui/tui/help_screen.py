@@ -19,10 +19,6 @@ class HelpScreen(ModalScreen[None]):
         Binding("question_mark", "close", "Close", show=False, id="help-close-again"),
         Binding("q", "close", "Close", show=False, id="help-close-q"),
     ]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
-    """
 
     def __init__(self, keys: list[tuple[str, str]], panels: list[tuple[str, str]], numbers: list[tuple[str, str]]) -> None:
         super().__init__()

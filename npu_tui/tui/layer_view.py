@@ -140,11 +140,6 @@ class LayerTable(DataTable):
 class LayerView(Vertical):
     """Chart above, rows below; the chart follows the row under the cursor."""
 
-    DEFAULT_CSS = """
-    LayerView { height: 1fr; }
-    LayerView LayerChart { height: 8; }
-    LayerView LayerTable { height: 1fr; }
-    """
     HELP = LayerChart.HELP
 
     def compose(self) -> ComposeResult:

@@ -20,10 +20,6 @@ class MessagesScreen(ModalScreen[None]):
     ]
     PANEL = "Messages (M)"  # as the help names it: what the screen shows, not the class
     HELP = "Every message of this session, newest last, with its time; Esc closes."
-    DEFAULT_CSS = """
-    MessagesScreen { align: center middle; }
-    MessagesScreen > VerticalScroll { width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
-    """
 
     def __init__(self, messages: list[tuple[str, str, str]]) -> None:
         super().__init__()

@@ -77,12 +77,6 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
         "(accuracy with labels, else the worst output's SQNR): moving onto one previews it, Enter applies it. "
         "Each range shows the share of values it clips and the weight's own SQNR; nothing is applied before Enter."
     )
-    DEFAULT_CSS = """
-    MinMaxScreen { align: center bottom; }
-    MinMaxScreen > Vertical { width: 100%; height: auto; max-height: 12; border: thick $accent; padding: 0 1; background: $surface; }
-    MinMaxScreen OptionList { height: auto; max-height: 5; }
-    MinMaxScreen #minmax-preview { height: 1; }
-    """
 
     def __init__(self, workbench: Workbench, name: str) -> None:
         super().__init__()

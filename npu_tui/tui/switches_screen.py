@@ -33,11 +33,6 @@ class SwitchesScreen(ModalScreen[dict[str, bool] | None]):
         Binding("up", "app.focus_previous", "Previous switch", show=False, id="switches-up"),
     ]
     HELP = "Up/Down or Tab move, Space toggles the focused switch, Enter applies all, Esc cancels."
-    DEFAULT_CSS = """
-    SwitchesScreen { align: center middle; }
-    SwitchesScreen > Vertical { width: 60; height: auto; border: thick $accent; padding: 0 1; background: $surface; }
-    SwitchesScreen Checkbox { width: 100%; }
-    """
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()

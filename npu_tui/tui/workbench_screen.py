@@ -44,23 +44,6 @@ FIRST_NUMBERS_WAIT = 1.0
 
 
 class WorkbenchScreen(Screen[None]):
-    DEFAULT_CSS = """
-    #main { height: 1fr; }
-    #left { width: 2fr; min-width: 30; }
-    #right { width: 3fr; }
-    WeightTree { height: 1fr; border: round $primary; }
-    /* without colour, focus shows by shape: the focused list's cursor reversed, the tree's border heavy */
-    WeightTree:nocolor:focus { border: heavy $primary; }
-    WeightTree:nocolor:focus > .tree--cursor, DataTable:nocolor:focus > .datatable--cursor { text-style: reverse bold; }
-    WeightTree:nocolor > .tree--cursor, DataTable:nocolor > .datatable--cursor { text-style: underline; }
-    #filter { display: none; height: 3; }
-    #filter.shown { display: block; }
-    HistogramView { height: 1fr; min-height: 8; }
-    #details-panel { height: 1fr; max-height: 16; }
-    WeightDetails { height: auto; }
-    ModelSummary { height: 2; padding: 0 1; background: $boost; }
-    TabbedContent { height: 1fr; }
-    """
 
     BINDINGS = [
         # the footer lists the focused screen's keys first (the app's ? again, to come first), and at 80
@@ -387,9 +370,8 @@ class WorkbenchScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        text = event.value.lower()
-        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
         workbench = self.workbench
+        names = workbench.matching(event.value)
         self.query_one(WeightTree).build(
             workbench.compilation, names, workbench.sensitivity, frozenset(workbench.fix_notes), workbench.sensitivity_stale, workbench.alarms
         )
@@ -441,34 +423,29 @@ class WorkbenchScreen(Screen[None]):
         def accepted(result: FixResult | None) -> None:
             if result is None:
                 return
-            self.workbench.fix_notes = {
-                c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix"
-                for c in result.changes
-                if c.weight
-            }
-            self._edit(self.workbench.apply, result.settings)
+            self._edit(self.workbench.accept_fix, result)
             names = ", ".join(printable(c.weight or "the switches") for c in result.changes)
             self.notify(f"fix applied ({names}); u undoes it; ctrl+s saves", timeout=8)
             self.action_evaluate()  # its numbers, not the old config's, decide the marks
 
         self.app.push_screen(FixScreen(self.workbench), accepted)
 
-    def _toggle_mark(self, bucket: set[str], word: str) -> None:
+    def _toggle_mark(self, toggle: Callable[[str], bool], word: str) -> None:
         if (name := self._need_weight()) is None:
             return
-        bucket ^= {name}
-        self.notify(f"{name}: {word if name in bucket else 'no longer ' + word} for the fix search", timeout=3)
+        marked = toggle(name)
+        self.notify(f"{name}: {word if marked else 'no longer ' + word} for the fix search", timeout=3)
         self.refresh_selected()
 
     def action_fix_pin(self) -> None:
-        self._toggle_mark(self.workbench.fix_pinned, "pinned")
+        self._toggle_mark(self.workbench.toggle_pin, "pinned")
 
     def action_fix_forbid(self) -> None:
-        self._toggle_mark(self.workbench.fix_forbidden, "never excluded")
+        self._toggle_mark(self.workbench.toggle_forbid, "never excluded")
 
     def _step_match(self, step: int) -> None:
-        text = self.query_one("#filter", Input).value.lower()
-        names = [w.name for w in self.workbench.project.inventory.weights if text in w.name.lower()]
+        text = self.query_one("#filter", Input).value
+        names = self.workbench.matching(text)
         if not text or not names:
             self.notify("no filter: / filters the weights by name, then n and N step through them", timeout=3)
             return
