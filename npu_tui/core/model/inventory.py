@@ -141,11 +141,11 @@ class Inventory:
         self.name_owners: dict[str, list[str]] = {}
         self.fuse_owners: dict[str, list[str]] = {}
         for weight in self.weights:
-            for name in {weight.name} if self.tensorflow else {weight.name, *weight.nodes}:
+            own = {weight.name} if self.tensorflow else {weight.name, *weight.nodes}
+            for name in own:
                 self.name_owners.setdefault(name, []).append(weight.name)
             if weight.kind == WeightKind.CONV:
-                names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
-                for name in names:
+                for name in {*own, *(weight.bn.labels if weight.bn else ())}:
                     self.fuse_owners.setdefault(name, []).append(weight.name)
 
 
