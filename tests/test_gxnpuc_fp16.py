@@ -15,7 +15,8 @@ from npu_tui.core.quant.layout import from_tiles, padded_size, to_tiles
 
 def test_converter_by_hand():
     values = np.array(
-        [1.0, 1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 2.0**-14, 1.5 * 2**-15, 2.0**-15 * 0.999, 65504.0, 65519.0, 65520.0, 65536.0],
+        [1.0, 1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 2.0**-14, 1.5 * 2**-15, (1 + 2**-11) * 2**-15, (2 - 2**-11) * 2**-15,
+         2.0**-15 * 0.999, 65504.0, 65519.0, 65520.0, 65536.0],
         np.float32,
     )
     expected = [
@@ -25,6 +26,8 @@ def test_converter_by_hand():
         0xBC01,
         0x0400,  # 2**-14, the smallest normal
         0x0200,  # 1.5 * 2**-15: exponent field 0, the fp32 mantissa's top bits (.5 -> 0x200)
+        0x0001,  # a tie below 2**-14: rounded away as above it (the mantissa's top 10 bits alone give 0x0000)
+        0x0400,  # all ten bits set and the rounding bit: carries into the smallest normal's encoding
         0x0000,  # below 2**-15: zero
         0x7BFF,
         0x7BFF,
