@@ -83,10 +83,10 @@ def test_the_fixture_has_the_runs_gxnpuc_refused():
 
 @pytest.mark.parametrize("run", _runs(True), ids=lambda r: f"{r.graph}/{r.variant}")
 def test_what_gxnpuc_refuses_npu_tui_refuses_in_one_line(run, capsys):
-    pattern, _why = REFUSED[gxnpuc_message(run)]
+    pattern, why = REFUSED[gxnpuc_message(run)]
     code, lines = compile_as_a_user(run, capsys)
     errors = [line for line in lines if line.startswith("error: ")]
-    assert code == 2 and len(errors) == 1 and re.search(pattern, errors[0]), lines
+    assert code == 2 and len(errors) == 1 and re.search(pattern, errors[0]), (why, lines)
     assert all(line.startswith("warning: ") for line in lines if line not in errors)  # e.g. an ignored op name first
 
 
