@@ -73,6 +73,10 @@ def test_fix_write_and_sim_on_a_pb_keep_pb_file(tmp_path):
     after = (tmp_path / "config.yaml").read_text()
     assert after.startswith(before)  # every line the user had, PB_FILE included, then what fix adds
     assert "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5" in after[len(before) :]
+    written = open_project(tmp_path / "config.yaml")  # the fix writes weights' own (-w) names: none gxnpuc ignores
+    names = [*written.config.settings.exclude, *written.config.settings.exclude_conv2d, *written.config.settings.weight_min_max]
+    assert names and set(names) <= {w.name for w in written.inventory.weights}
+    assert not any("ignores" in w for w in written.config.warnings)
     result = npu_tui("compile", "--sim", str(tmp_path / "sim.onnx"), str(tmp_path / "config.yaml"))
     assert result.returncode == 0, result.stderr
     sim = onnx.load(str(tmp_path / "sim.onnx"))

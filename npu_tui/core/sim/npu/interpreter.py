@@ -19,9 +19,10 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import ModelError
+from ...quant.fp16 import compiler_fp16
 from ...text import printable
 from . import arith, tables
-from .weights import bn_scale_shift, compiler_fp16
+from .weights import bn_scale_shift
 
 F16 = np.float16
 SELU_ALPHA = 1.6732632423543772
