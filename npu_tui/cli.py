@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import InternalError, UserError
+from .core.sample_copy import SAMPLE_NAME
 from .core.text import one_line, printable
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="npu-tui",
         description="Debug int8 weight quantization for the GRUS (GX8002) NPU. "
-        "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample).",
+        "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample, a TensorFlow frozen graph as gxnpuc reads it).",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     parser.add_argument("--version", action="version", version=f"npu-tui {__version__}")
@@ -132,11 +133,11 @@ _positive = _whole(1, "not a positive number")
 
 
 COMMANDS = ("compile", "eval", "fix", "simulate")
-CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
+CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / SAMPLE_NAME
 
 
 def bundled_sample(home: Path | None = None) -> Path:
-    """The config of a private copy of the kws_tdnn sample (core/sample_copy.py), made once from the
+    """The config of a private copy of the kws_tdnn sample as gxnpuc reads it (a frozen .pb; core/sample_copy.py), made once from the
     checkout's sample_models/ or the one installed with the package; later runs open the copy, with
     whatever the user saved into it. Never the original: a save must not dirty the checkout or
     site-packages."""
@@ -144,7 +145,7 @@ def bundled_sample(home: Path | None = None) -> Path:
 
     from .core.sample_copy import SAMPLE_FILES, sample_copy, sample_home
 
-    installed = files("npu_tui") / "samples" / "kws_tdnn"
+    installed = files("npu_tui") / "samples" / SAMPLE_NAME
     candidates = (CHECKOUT_SAMPLE, installed)
     source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
     if source is None:
