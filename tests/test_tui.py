@@ -740,7 +740,7 @@ async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.workbench.sweep_complete, limit=60, message=lambda: "the sweep did not complete")
         assert not [n.message for n in app._notifications if n.severity == "error"]
-        assert set(app.workbench.sensitivity) == {"conv1.weight", "fc.weight"}
+        assert set(app.workbench.sensitivity) == {"conv1.weight"}  # fc.weight cannot be quantized: gxnpuc would crash on its NaN
         await until(pilot, lambda: app.main_screen.running is None)
         await pilot.press("F", "1", "enter")
         screen = app.screen
