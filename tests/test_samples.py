@@ -3,6 +3,8 @@ through the compiler core and onnxruntime."""
 
 from dataclasses import replace
 
+import numpy as np
+
 from conftest import SAMPLES
 
 # the bulk of tdnn1.affine: the weights of bands 1-7, leaving out band 0's long tail (README step 5)
@@ -122,8 +124,21 @@ def test_cnn_fuse_bn_costs_accuracy_on_the_chip(cnn):
     assert abs(accuracy(cnn, fuse_bn=False) - shipped.accuracy_float) <= 0.01
     sensitivity = evaluator.sensitivity(project.config.settings)
     assert sensitivity[0].weight == "conv1.weight"
-    assert (round(sensitivity[0].output_sqnr_db, 2), round(sensitivity[0].accuracy * 100, 2)) == (-5.68, 18.26)
+    first = sensitivity[0]
+    assert (round(first.output_sqnr_db, 2), round(first.accuracy * 100, 2), round(first.exclude_gain_db, 1)) == (-5.68, 18.26, 42.4)
     assert round(conv1.errors.sqnr_db, 1) == 44.5  # the per-weight SQNR hides it: the blown-up tail is the signal
+
+
+def test_cnn_the_readme_fused_weight_numbers(cnn):
+    """The fused conv1.weight's span and int8 step, the ink taps that become the zero point, and what
+    keeping each BN unfolded costs (the byte figures beside the README table)."""
+    project, _ = cnn
+    fused = project.compile().results["conv1.weight"]
+    assert (round(fused.range[0]), round(fused.range[1]), round(fused.params.scale, 2)) == (-462, 498, 3.77)
+    ink = fused.simulated[:8]  # the filters that read the ink channel (their edge taps are zero)
+    assert np.count_nonzero(project.inventory.arrays["conv1.weight"][:8]) == 72 and np.count_nonzero(ink) == 1
+    unfolded = project.compile(replace(project.config.settings, fuse_bn=False)).results
+    assert unfolded["conv1.weight"].weight_memory_bytes - fused.weight_memory_bytes == 70
 
 
 def test_cnn_fused_weight_is_blown_up_by_tiny_variances(cnn):
