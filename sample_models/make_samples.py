@@ -1,6 +1,6 @@
 """Train and export the bundled samples, deterministically (fixed seeds), with numpy alone.
 
-    make samples          # pip install -e .[samples]; python sample_models/make_samples.py
+    make samples          # pip install -e .[samples]; this script; then make_tf_samples.py (the pb twins)
 
 Both samples learn scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, no download).
 They were built to show the vendor's documented quantization problems through real mechanisms:

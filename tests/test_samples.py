@@ -4,7 +4,6 @@ through the compiler core and onnxruntime."""
 from dataclasses import replace
 
 import numpy as np
-
 from conftest import SAMPLES
 
 # the bulk of tdnn1.affine: the weights of bands 1-7, leaving out band 0's long tail (README step 5)
