@@ -1,6 +1,7 @@
 """Every number the README claims about the bundled samples, re-checked on the shipped files
 through the compiler core and onnxruntime."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -151,3 +152,30 @@ def test_cnn_fused_weight_is_blown_up_by_tiny_variances(cnn):
 def test_samples_stay_small():
     total = sum(p.stat().st_size for p in SAMPLES.rglob("*") if p.is_file())
     assert total < 5 * 2**20
+
+
+def readme_loop_tables() -> list[list[tuple[float, int]]]:
+    """The (NPU accuracy %, bytes) rows of each table in the README's "The vendor's debugging loop on the samples"."""
+    text = (SAMPLES.parent / "README.md").read_text()
+    section = text[text.index("## The vendor's debugging loop on the samples") :]
+    section = section[: section.index("\n## ", 1)]
+    tables: list[list[tuple[float, int]]] = []
+    for block in re.split(r"\n\n+", section):
+        rows = [line.split("|")[1:-1] for line in block.splitlines() if re.match(r"\| \d \|", line)]
+        if rows:
+            tables.append([(float(re.search(r"([\d.]+)%", r[2]).group(1)), int(re.match(r"\s*([\d,]+)", r[3]).group(1).replace(",", ""))) for r in rows])
+    return tables
+
+
+def test_the_readme_tables_are_the_tested_numbers():
+    assert readme_loop_tables() == [[(acc, size) for _, acc, size in steps] for steps in (KWS_LOOP, CNN_LOOP)]
+
+
+def test_the_readme_compile_w_example_is_what_compile_w_prints():
+    from clirun import npu_tui
+
+    text = (SAMPLES.parent / "README.md").read_text()
+    block = text[text.index("$ npu-tui compile -w sample_models/kws_tdnn/config.yaml\n") :].split("\n", 1)[1]
+    shown = [line.strip() for line in block[: block.index("```")].rstrip().splitlines()]
+    result = npu_tui("compile", "-w", "sample_models/kws_tdnn/config.yaml", cwd=SAMPLES.parent)
+    assert result.returncode == 0 and result.stdout.splitlines() == shown
