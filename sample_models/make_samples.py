@@ -16,7 +16,7 @@ cnn_bn    A small CNN reads each digit as two channels: ink (0..1) and its edge 
           units (1/1000). The first convolution is a plain Conv over both channels, trained as two
           groups: its first 8 filters read only the ink, the last 8 only the edges (their taps on
           the other channel are zero). The edge filters' BatchNorm variances are tiny, and FUSE_BN
-          multiplies their weights by about 1/sqrt(var + eps) ~ 300, blowing up the range of the
+          multiplies their weights by 1/sqrt(var + eps), 330 to 550, blowing up the range of the
           fused weight that gxnpuc quantizes per tensor, so the ink filters drown.
 """
 
