@@ -36,6 +36,7 @@ realmodels: install-test
 samples: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[samples]"
 	$(BIN)/python sample_models/make_samples.py
+	$(BIN)/python sample_models/make_tf_samples.py
 
 clean:
 	rm -rf $(VENV) npu_jpgs .pytest_cache

@@ -50,6 +50,20 @@ def test_cnn_bn_pb_folds_its_v1_batch_norms_as_the_onnx_sample_folds_its_own():
     assert all(r.plan.fused for r in compilation.results.values() if r.weight.bn is not None)
 
 
+@pytest.mark.parametrize(
+    "sample, names",
+    [("kws_tdnn", {"tdnn1.affine": "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5"}), ("cnn_bn", {"conv1.weight": "conv1/kernel/read/_8__cf__8"})],
+)
+def test_the_readme_tables_hold_through_pb_file(sample, names):
+    """Every step of the README's vendor loop gives the same accuracy and bytes on the pb twin, its weights
+    named as gxnpuc names them."""
+    from conftest import open_sample
+    from test_samples import CNN_FLOAT, CNN_LOOP, KWS_FLOAT, KWS_LOOP, loop_numbers
+
+    steps, float_accuracy = (KWS_LOOP, KWS_FLOAT) if sample == "kws_tdnn" else (CNN_LOOP, CNN_FLOAT)
+    assert loop_numbers(open_sample(f"{sample}_pb"), steps, names) == (float_accuracy, [(acc, size) for _, acc, size in steps])
+
+
 def test_eval_on_the_pb_sample_matches_the_onnx_sample():
     results = []
     for folder in ("kws_tdnn", "kws_tdnn_pb"):

@@ -139,7 +139,7 @@ async def test_global_switches(tmp_path):
     app = make_app(copy_sample("cnn_bn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "NPU 99.33%" in shown(app.query_one(ModelSummary))
+        assert "NPU 18.09%" in shown(app.query_one(ModelSummary))  # FUSE_BN's blown-up conv1 (README, cnn_bn step 3)
         await pilot.press("g", "down", "down")
         boxes = [str(box.label) for box in app.screen.query("Checkbox")]
         assert boxes == [
@@ -1074,7 +1074,7 @@ async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.workbench.sweep_complete, limit=60, message=lambda: "the sweep did not complete")
         assert not [n.message for n in app._notifications if n.severity == "error"]
-        assert set(app.workbench.sensitivity) == {"conv1.weight", "fc.weight"}
+        assert set(app.workbench.sensitivity) == {"conv1.weight"}  # fc.weight cannot be quantized: gxnpuc would crash on its NaN
         await until(pilot, lambda: app.main_screen.running is None)
         await pilot.press("F", "1", "enter")
         screen = app.screen
