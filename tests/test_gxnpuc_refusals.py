@@ -20,7 +20,7 @@ REFUSED = {
     ),
     "CORENAME not supported!": (r"CORENAME: unknown chip 'FOO'", "a chip gxnpuc does not know"),
     '[ERROR] config NPU_UNIT error, must be a value of "NPU32"': (r"NPU_UNIT: 'NPU64' is not a GRUS unit", "GRUS has NPU32 only"),
-    "[ERROR] PB_FILE can't be found: /nonexistent.pb": (r"nonexistent\.pb: model file not found", "the model is missing"),
+    "[ERROR] PB_FILE can't be found: /nonexistent.pb": (r"PB_FILE: '/nonexistent\.pb' not found", "the model is missing"),
     '[ERROR] config INPUT_OPS error, no input op called "nosuch"': (r"INPUT_OPS names 'nosuch'", "no such node"),
     '[ERROR] config OUTPUT_OPS error, no output op called "nosuch"': (r"OUTPUT_OPS names 'nosuch'", "no such node"),
     "[ERROR] config WEIGHT_MIN_MAX error, must be dict type": (r"WEIGHT_MIN_MAX: .+ is not a mapping", "a range list, not a map"),
