@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .sim.evaluate import Comparison, Evaluation
+from .sim.evaluate import EXACT, FAST, Comparison, Evaluation
 from .sim.sensitivity import Sensitivity
 from .text import NameCutter, printable, shorten_middle
 
@@ -28,6 +28,9 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     worst = evaluation.worst
     document: dict[str, Any] = {
         "samples": evaluation.samples,
+        "simulation": evaluation.simulation,
+        "simulation_note": evaluation.simulation_note,
+        "chip_warnings": evaluation.chip_warnings,
         "worst_output": worst.name if worst is not None else None,
         "output_sqnr_db": _number(evaluation.output_sqnr_db),
         "classifier_output": evaluation.classifier,
@@ -42,6 +45,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     }
     if evaluation.layers is not None:
         document["layer_samples"] = evaluation.layer_samples
+        document["layers_simulation"] = FAST
         document["layers"] = [
             {
                 "index": layer.index,
@@ -57,6 +61,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
             for layer in evaluation.layers
         ]
     if sensitivity is not None:
+        document["sensitivity_simulation"] = FAST
         document["sensitivity"] = [
             {
                 "weight": s.weight,
@@ -78,6 +83,14 @@ def _db(value: float | None) -> str:
     return "exact" if value is None else f"{value:.2f}"
 
 
+def simulation_words(evaluation: Evaluation) -> str:
+    """Which simulation the model-level numbers come from, in words."""
+    if evaluation.simulation == EXACT:
+        return "exact (the chip's own fp16 arithmetic, bit for bit)"
+    why = f": {evaluation.simulation_note}" if evaluation.simulation_note else ""
+    return f"fast (onnxruntime, each node rounded to fp16){why}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
@@ -95,7 +108,7 @@ def _name_column(names: list[str], width: int, numbers: int) -> tuple[int, NameC
 
 def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str, width: int = 80) -> list[str]:
     """`width`: the terminal's columns (COLUMNS): the name columns take what the numbers leave."""
-    lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
+    lines = [f"data: {printable(source)} ({evaluation.samples} samples)", f"simulation: {printable(simulation_words(evaluation))}"]
     if evaluation.accuracy_float is not None and evaluation.accuracy_npu is not None:
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
         versus = "same as float" if delta == 0 else f"{abs(delta):.2f} points {'below' if delta < 0 else 'above'} float"
@@ -107,6 +120,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append(f"worst output: {printable(worst.name)}, SQNR {_db(worst.comparison.sqnr_db)} dB")
     if evaluation.fp16_issue:
         lines.append(f"warning: {printable(evaluation.fp16_issue)}")
+    lines.extend(f"warning: {printable(w)}" for w in evaluation.chip_warnings)
     lines.append("")
     outputs = [printable(o.name) for o in evaluation.outputs]
     room, cut = _name_column(outputs, width, OUTPUT_NUMBERS)
@@ -117,7 +131,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append("")
         if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
             lines.append(f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)")
-        lines.append("layers in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
+        lines.append("layers (fast simulation) in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
         lines.append("drop = how far below its inputs' SQNR a layer falls (exact input = 100 dB); v marks the largest drops")
         lines.append(f"  {'#':>4} {'layer':28} {'op':12} {'accum_db':>9} {'drop_db':>8} {'isol_db':>8}  weight")
         for layer in evaluation.layers:
@@ -129,6 +143,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
             )
     if sensitivity is not None:
         lines.append("")
+        lines.append("sensitivity (fast simulation): each weight alone, and the gain of excluding it")
         weights = {s.weight: printable(s.weight) for s in sensitivity}
         room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
         lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
