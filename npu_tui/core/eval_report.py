@@ -108,7 +108,7 @@ def _name_column(names: list[str], width: int, numbers: int) -> tuple[int, NameC
 
 def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | None, source: str, width: int = 80) -> list[str]:
     """`width`: the terminal's columns (COLUMNS): the name columns take what the numbers leave."""
-    lines = [f"data: {printable(source)} ({evaluation.samples} samples)", f"simulation: {printable(simulation_words(evaluation))}"]
+    lines = [f"data: {printable(source)} ({evaluation.samples} samples)"]
     if evaluation.accuracy_float is not None and evaluation.accuracy_npu is not None:
         delta = (evaluation.accuracy_npu - evaluation.accuracy_float) * 100
         versus = "same as float" if delta == 0 else f"{abs(delta):.2f} points {'below' if delta < 0 else 'above'} float"
@@ -118,6 +118,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     worst = evaluation.worst
     if worst is not None:
         lines.append(f"worst output: {printable(worst.name)}, SQNR {_db(worst.comparison.sqnr_db)} dB")
+    lines.append(f"simulation: {printable(simulation_words(evaluation))}")
     if evaluation.fp16_issue:
         lines.append(f"warning: {printable(evaluation.fp16_issue)}")
     lines.extend(f"warning: {printable(w)}" for w in evaluation.chip_warnings)

@@ -140,6 +140,12 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
     _refuse_duplicates(model, path)
     _external_data(loaded)
     _refuse_quantized(model, path)
+    from .onnx_checks import onnx_problems
+    from .tf.checks import refusal
+
+    found = onnx_problems(model, input_shapes)
+    if found:
+        raise ModelError(refusal(path, found))
     open_unsized_dims(model)
     return loaded
 

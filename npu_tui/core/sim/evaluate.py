@@ -350,7 +350,7 @@ class Evaluator:
         if chip is not None:
             evaluation.chip_warnings = [d.message for d in chip.diagnostics if d.kind == "scalar_first"]
         else:
-            evaluation.chip_warnings = [d.message for d in scalar_first(self.compiler.inventory.model)]
+            evaluation.chip_warnings = [d.message for d in scalar_first(self.compiler.inventory.model, self.compiler.inventory.arrays)]
         if layers:
             evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
             evaluation.layer_samples = self.layer_analysis().samples

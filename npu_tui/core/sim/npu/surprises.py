@@ -4,6 +4,7 @@ eval warn from here without running anything)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +51,11 @@ def scalar_first_diagnostic(node: onnx.NodeProto, constant: float) -> Diagnostic
     )
 
 
-def scalar_first(model: onnx.ModelProto) -> list[Diagnostic]:
+def scalar_first(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray] | None = None) -> list[Diagnostic]:
     """Every main-graph Sub/Div whose first operand is a one-element constant (an initializer or a Constant
-    node) and whose second varies per sample, in graph order."""
+    node) and whose second varies per sample, in graph order. `arrays`: constants' values by name, for a
+    model skeleton whose tensors hold no data (the inventory's)."""
+    arrays = arrays or {}
     graph = model.graph
     values = {t.name: t for t in graph.initializer}
     constant = set(values)
@@ -68,7 +71,8 @@ def scalar_first(model: onnx.ModelProto) -> list[Diagnostic]:
             constant.update(node.output)
             continue
         if swaps(node) and len(node.input) == 2 and node.input[0] in values and node.input[1] not in constant:
-            first = numpy_helper.to_array(values[node.input[0]])
+            name = node.input[0]
+            first = np.asarray(arrays[name]) if name in arrays else numpy_helper.to_array(values[name])
             if first.size == 1:
                 found.append(scalar_first_diagnostic(node, float(np.asarray(first, dtype=np.float64).reshape(-1)[0])))
     return found
