@@ -279,14 +279,15 @@ def _compile(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
     from .core.config.reader import load_config
-    from .core.model.onnx_file import is_graphdef
+    from .core.model.onnx_checks import onnx_problems
+    from .core.model.onnx_file import is_graphdef, load_model
     from .core.model.tf.checks import check_pb
 
     config = load_config(args.config)
-    if not is_graphdef(config.model_path):
-        _report([f"{config.model_path}: an ONNX model; --check reads TensorFlow frozen graphs (.pb)"])
-        return EXIT_OK
-    found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    if is_graphdef(config.model_path):
+        found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    else:  # an ONNX model: what gxnpuc refuses or miscompiles of what it can tell (Softmax, a last-axis Split)
+        found = onnx_problems(load_model(config.model_path, refuse=False).model, config.input_shapes)
     if args.json:
         _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
     elif found:

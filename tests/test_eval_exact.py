@@ -140,3 +140,10 @@ def test_an_onnx_last_axis_split_is_refused_unless_the_leading_dims_are_1(tmp_pa
     shutil.rmtree(tmp_path / "ok", ignore_errors=True)
     (tmp_path / "ok").mkdir()
     assert npu_tui("compile", str(onnx_project(tmp_path / "ok", split, [1, 4]))).returncode == 0
+
+
+def test_compile_check_lists_an_onnx_models_refusals(tmp_path):
+    config = onnx_project(tmp_path, helper.make_node("Softmax", ["h"], ["y"], name="head"), [1, 4])
+    result = npu_tui("compile", str(config), "--check")
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[1].strip().startswith("node 'head' (Softmax): Softmax is not an op GRUS runs")
