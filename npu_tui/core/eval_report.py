@@ -87,8 +87,9 @@ def simulation_words(evaluation: Evaluation) -> str:
     """Which simulation the model-level numbers come from, in words."""
     if evaluation.simulation == EXACT:
         return "exact (the chip's own fp16 arithmetic, bit for bit)"
-    why = f": {evaluation.simulation_note}" if evaluation.simulation_note else ""
-    return f"fast (onnxruntime, each node rounded to fp16){why}"
+    if evaluation.simulation_note:
+        return f"fast (onnxruntime), not exact: {evaluation.simulation_note}"
+    return "fast (onnxruntime, each node rounded to fp16)"
 
 
 def _pct(value: float | None) -> str:

@@ -338,11 +338,11 @@ class Evaluator:
         from the fast one (what the sweep and the fix search's inner runs use)."""
         chip, note = self.run_exact(compilation) if exact and fp16_activations else (None, None)
         if exact and not fp16_activations:
-            note = "activations kept in fp32 (--no-fp16-activations): the fast simulation"
+            note = "activations kept in fp32 (--no-fp16-activations), as the chip never keeps them"
         reference = self.reference()
         npu = self._shaped(chip.arrays, reference) if chip is not None else None
         if chip is not None and npu is None:
-            chip, note = None, "the exact outputs do not match the float model's shapes: the fast simulation"
+            chip, note = None, "the exact outputs do not match the float model's shapes"
         if npu is None:
             npu = self.run_npu(compilation, fp16_activations)
         evaluation = self.measure(npu)
@@ -375,7 +375,7 @@ class Evaluator:
             if key not in self._exact_refusal:
                 seconds = exact_seconds(model, self.data.inputs)
                 self._exact_refusal[key] = (
-                    f"an exact run would take about {seconds:.0f} s here (over {EXACT_SECONDS:g} s): the fast simulation"
+                    f"an exact run would take about {seconds:.0f} s here (over {EXACT_SECONDS:g} s)"
                     if seconds > EXACT_SECONDS else None
                 )
             refusal = self._exact_refusal[key]
@@ -386,7 +386,7 @@ class Evaluator:
             chip = chip_outputs(model, npu_values(compilation), self.data.inputs, self.outputs, config)
         except ModelError as exc:
             with self.lock:
-                self._exact_refusal[key] = f"the exact simulation cannot run this model ({one_line(str(exc))}): the fast simulation"
+                self._exact_refusal[key] = f"the exact simulation cannot run this model: {one_line(str(exc))}"
             return None, self._exact_refusal[key]
         return chip, None
 
