@@ -147,3 +147,14 @@ def test_compile_check_lists_an_onnx_models_refusals(tmp_path):
     result = npu_tui("compile", str(config), "--check")
     assert result.returncode == 2
     assert result.stdout.splitlines()[1].strip().startswith("node 'head' (Softmax): Softmax is not an op GRUS runs")
+
+
+def test_the_workbench_summary_numbers_are_exact():
+    from npu_tui.core.workbench import Workbench
+
+    project = open_project(KWS)
+    data = project_data(project, DataChoice(None, 64, 0))
+    evaluation = Workbench(project, data).evaluate()
+    expected = Evaluator(project.compiler, data, project.config.output_names).evaluate(project.compile(), exact=True)
+    assert evaluation is not None and evaluation.simulation == "exact" and evaluation.simulation_note is None
+    assert evaluation.output_sqnr_db == expected.output_sqnr_db and evaluation.accuracy_npu == expected.accuracy_npu

@@ -370,12 +370,14 @@ class Evaluator:
         """What the chip returns for every sample (core/sim/npu), or None and why not: an op or a form
         the exact interpreter does not run, or a run estimated beyond EXACT_SECONDS."""
         key = structure(compilation)
+        if self._exact_refusal.get(key) is not None:  # known before anything is built
+            return None, self._exact_refusal[key]
         model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()  # its constants: this compile's
         with self.lock:
             if key not in self._exact_refusal:
                 seconds = exact_seconds(model, self.data.inputs)
                 self._exact_refusal[key] = (
-                    f"an exact run would take about {seconds:.0f} s here (over {EXACT_SECONDS:g} s)"
+                    f"an exact run would take about {seconds:.1f} s here (over {EXACT_SECONDS:g} s)"
                     if seconds > EXACT_SECONDS else None
                 )
             refusal = self._exact_refusal[key]
