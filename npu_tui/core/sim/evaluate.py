@@ -180,6 +180,7 @@ class Evaluator:
         self._user_model_runs: bool | None = None
         self._layers: LayerAnalysis | None = None
         self._exact_refusal: dict[tuple, str | None] = {}
+        self._scalar_first: list[str] | None = None
         self.lock = threading.RLock()
 
     # -- sessions and runs
@@ -350,7 +351,10 @@ class Evaluator:
         if chip is not None:
             evaluation.chip_warnings = [d.message for d in chip.diagnostics if d.kind == "scalar_first"]
         else:
-            evaluation.chip_warnings = [d.message for d in scalar_first(self.compiler.inventory.model, self.compiler.inventory.arrays)]
+            if self._scalar_first is None:  # from the graph alone: once
+                inventory = self.compiler.inventory
+                self._scalar_first = [d.message for d in scalar_first(inventory.model, inventory.arrays)]
+            evaluation.chip_warnings = list(self._scalar_first)
         if layers:
             evaluation.layers = self.layer_analysis().layers(compilation, fp16_activations)
             evaluation.layer_samples = self.layer_analysis().samples
