@@ -280,14 +280,15 @@ def _compile(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
     from .core.config.reader import load_config
-    from .core.model.onnx_file import is_graphdef
+    from .core.model.onnx_checks import onnx_problems
+    from .core.model.onnx_file import is_graphdef, load_model
     from .core.model.tf.checks import check_pb
 
     config = load_config(args.config)
-    if not is_graphdef(config.model_path):
-        _report([f"{config.model_path}: an ONNX model; --check reads TensorFlow frozen graphs (.pb)"])
-        return EXIT_OK
-    found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    if is_graphdef(config.model_path):
+        found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    else:  # an ONNX model: what gxnpuc refuses or miscompiles of what it can tell (Softmax, a last-axis Split)
+        found = onnx_problems(load_model(config.model_path, refuse=False).model, config.input_shapes)
     if args.json:
         _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
     elif found:
@@ -358,12 +359,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     project, settings = _open(args)
     data = _data(args, project)
     target = _target(args)
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs)
     compilation = project.compile(settings)
     for warning in compilation.warnings:
         if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
-    evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers)
+    evaluation = evaluator.evaluate(compilation, settings.fp16_activations, layers=args.layers, exact=True)
     status = EXIT_OK
     if target is not None:
         target.check(evaluation)
@@ -407,7 +408,7 @@ def _simulate(args: argparse.Namespace) -> int:
     data = _data(args, project)
     out = Path(args.out)
     refuse_inputs(out, project.inputs, "--out")
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs)
     names = list(evaluator.outputs)
     if args.float:
         arrays = {name: np.asarray(value, dtype=np.float32) for name, value in evaluator.reference().items()}
@@ -456,7 +457,7 @@ def _fix(args: argparse.Namespace) -> int:
         check_writable(project.config.path)
     data = _data(args, project)
     target = _target(args)
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs)
     loaded = read_config_text(project.config.path)
     with Progress("ranking the weights", sys.stderr) as progress:
 
@@ -477,6 +478,9 @@ def _fix(args: argparse.Namespace) -> int:
             **_about(args, project, data),
             "met": result.met,
             "target": {"kind": target.kind, "value": target.value},
+            "simulation": result.simulation,
+            "simulation_note": result.simulation_note,
+            "search_simulation": "fast",
             "before": {"metric": result.before[0], "npu_bytes": result.before[1]},
             "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
             "localization": [{**row, "metric": row["metric"]} for row in result.localization],
@@ -532,7 +536,8 @@ def _json_safe(value: object) -> object:
 
 def _fix_lines(result, diff: str, backup, project) -> list[str]:
     target = result.target
-    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured):"]
+    note = f" ({result.simulation_note})" if result.simulation_note else ""
+    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured with the fast simulation):"]
     lines.append(f"  {'COMPRESS':9} {'CONV2D':7} {'FUSE_BN':8} {'metric':>22} {'NPU bytes':>10}")
     for row in result.localization:
         lines.append(
@@ -556,6 +561,7 @@ def _fix_lines(result, diff: str, backup, project) -> list[str]:
         lines.append("no change" + (": the config already meets the target" if result.met else " found that helps"))
     (before, before_bytes), (after, after_bytes) = result.before, result.after
     lines.append("")
+    lines.append(f"before and after from the {result.simulation} simulation{note}; the search itself ranks with the fast one")
     lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
     lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
     if result.paths:

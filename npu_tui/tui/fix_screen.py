@@ -225,7 +225,7 @@ class FixScreen(Screen[FixResult | None]):
             text.append(f"+ {ACTIONS[change.action]} {weight}{rng}: {_metric(target, change.metric)}, {change.bytes:,} B\n")
         (before, before_bytes), (after, after_bytes) = result.before, result.after
         text.append(
-            f"{_metric(target, before)} -> {_metric(target, after)}, {before_bytes:,} -> {after_bytes:,} B; "
+            f"{_metric(target, before)} -> {_metric(target, after)} ({result.simulation}), {before_bytes:,} -> {after_bytes:,} B; "
             f"{result.evaluations} evaluations, {result.seconds:.1f} s"
         )
         if result.why:
