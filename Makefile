@@ -17,7 +17,7 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
-# the workbench on a private copy of the kws_tdnn sample (in XDG_DATA_HOME/npu-tui), so saving never dirties sample_models/
+# the workbench on a private copy of the kws_tdnn sample as gxnpuc users have it (PB_FILE; in XDG_DATA_HOME/npu-tui), so saving never dirties sample_models/
 run: install
 	$(BIN)/npu-tui
 
@@ -37,6 +37,7 @@ realmodels: install-test
 samples: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[samples]"
 	$(BIN)/python sample_models/make_samples.py
+	$(BIN)/python sample_models/make_tf_samples.py
 
 clean:
 	rm -rf $(VENV) npu_jpgs .pytest_cache

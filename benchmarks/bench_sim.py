@@ -99,6 +99,27 @@ def onnx_sample(config: Path, repeat: int) -> tuple[float, float, float]:
     )
 
 
+def evaluation(config: Path, repeat: int) -> tuple[float, float, float]:
+    """What eval and ctrl+r pay: Evaluator.evaluate with exact=True (the simulation graph built, the
+    exact run, the comparison) and without (fast), in ms; and the element estimate (cost.py), in ms."""
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.opening import DataChoice, project_data
+    from npu_tui.core.sim.evaluate import Evaluator
+    from npu_tui.core.sim.npu.cost import exact_seconds
+    from npu_tui.core.sim.simulation import build_simulation
+
+    project = open_project(config)
+    evaluator = Evaluator(project.compiler, project_data(project, DataChoice(None, SAMPLES, 0)), project.config.output_names)
+    compilation = project.compile()
+    evaluator.evaluate(compilation)  # sessions built once, as in a workbench
+    estimate = exact_seconds(build_simulation(project.compiler, compilation, False).to_proto(), evaluator.data.inputs)
+    return (
+        median_ms(lambda: evaluator.evaluate(compilation, exact=True), repeat),
+        median_ms(lambda: evaluator.evaluate(compilation), repeat),
+        1000 * estimate,
+    )
+
+
 def mnist(repeat: int) -> tuple[float, float, float] | None:
     if not MNIST.is_dir():
         return None
@@ -131,12 +152,18 @@ def main() -> None:
     if found is not None:
         rows.append(("mnist (SDK, TF)", found))
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(("50 weights (synthetic)", onnx_sample(fifty_weights(Path(tmp)), args.repeat)))
+        fifty = fifty_weights(Path(tmp))
+        rows.append(("50 weights (synthetic)", onnx_sample(fifty, args.repeat)))
+        evaluations = [(sample, evaluation(ROOT / "sample_models" / sample / "config.yaml", args.repeat)) for sample in ("kws_tdnn", "cnn_bn")]
+        evaluations.append(("50 weights (synthetic)", evaluation(fifty, args.repeat)))
     print(f"{SAMPLES} samples, median of {args.repeat} runs, milliseconds")
     print(f"{'model':24} {'exact':>8} {'fast':>8} {'bare':>8} {'exact/fast':>11} {'exact/bare':>11}")
     for label, (exact, fast, bare) in rows:
         fast_text, ratio = ("-", "-") if fast != fast else (f"{fast:.1f}", f"{exact / fast:.0f}")
         print(f"{label:24} {exact:8.1f} {fast_text:>8} {bare:8.1f} {ratio:>11} {exact / bare:11.0f}")
+    print(f"\nEvaluator.evaluate, {SAMPLES} samples, ms: exact=True, fast, and the exact run's estimate by elements")
+    for label, (exact, fast, estimate) in evaluations:
+        print(f"{label:24} {exact:8.1f} {fast:8.1f} {estimate:8.1f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ sha256, and each model inside against its own. Per model:
      independent finder here), and the simulation loads (npu-tui checks it with onnx.checker and
      onnxruntime before it reports success);
   2. with nothing quantized and fp16 activations off, the --sim model matches the float model with
-     its float constants rounded to fp16 (built here with onnx, run with onnxruntime);
+     its float constants stored as gxnpuc stores fp16 constants (built here with onnx, run with onnxruntime);
   3. eval --json with everything quantized: valid JSON, finite or null numbers;
   4. eval --sensitivity: the sweep finishes; its wall time and peak memory are in the table.
 A model that npu-tui should refuse (already quantized) passes when refused with exit status 2.
@@ -236,15 +236,17 @@ def expected_weights(onnx_model: onnx.ModelProto) -> set[str]:
 
 
 def fp16_constants(onnx_model: onnx.ModelProto) -> onnx.ModelProto:
-    """The float model with every float constant rounded to fp16 (types unchanged)."""
+    """The float model with every float constant stored as gxnpuc stores an fp16 constant (its own
+    converter: ties away from zero, below 2^-15 flushed, 65536 and beyond 0x7fff; types unchanged)."""
+    from npu_tui.core.quant.fp16 import compiler_fp16
+
     model = onnx.ModelProto()
     model.CopyFrom(onnx_model)
 
     def round_tensor(tensor: onnx.TensorProto) -> None:
         if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
             array = numpy_helper.to_array(tensor)
-            with np.errstate(over="ignore"):  # beyond fp16 becomes inf, as on the NPU
-                rounded = array.astype(np.float16).astype(array.dtype)
+            rounded = compiler_fp16(array).astype(array.dtype)
             tensor.CopyFrom(numpy_helper.from_array(rounded, tensor.name))
 
     def visit(graph: onnx.GraphProto) -> None:
@@ -316,7 +318,7 @@ def check(model: Model, samples: int) -> dict:
     got = run_model(str(folder / "sim_off.onnx"), data)
     for e, g in zip(expected, got):
         for ee, gg in zip(e, g):
-            if ee.dtype.kind == "f" and not np.allclose(ee, gg, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(ee).max(initial=0)))):
+            if ee.dtype.kind == "f" and not np.allclose(ee, gg, rtol=1e-3, atol=1e-4 * max(1.0, float(np.nanmax(np.abs(ee), initial=0))), equal_nan=True):
                 row["status"] = f"FAIL sim differs from fp16-rounded float: max diff {float(np.abs(ee - gg).max()):.3g}"
                 return row
     result, seconds, peak = npu_tui("eval", str(on), "--data", str(data_path), "--json")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.errors import InternalError, UserError
+from .core.sample_copy import SAMPLE_NAME
 from .core.text import one_line, printable
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="npu-tui",
         description="Debug int8 weight quantization for the GRUS (GX8002) NPU. "
-        "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample).",
+        "`npu-tui [CONFIG] [--data NPZ]` opens the workbench (default: the bundled kws_tdnn sample, a TensorFlow frozen graph as gxnpuc reads it).",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     parser.add_argument("--version", action="version", version=f"npu-tui {__version__}")
@@ -141,11 +142,11 @@ _positive = _whole(1, "not a positive number")
 
 
 COMMANDS = ("compile", "eval", "fix", "simulate")
-CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / "kws_tdnn"
+CHECKOUT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_models" / SAMPLE_NAME
 
 
 def bundled_sample(home: Path | None = None) -> Path:
-    """The config of a private copy of the kws_tdnn sample (core/sample_copy.py), made once from the
+    """The config of a private copy of the kws_tdnn sample as gxnpuc reads it (a frozen .pb; core/sample_copy.py), made once from the
     checkout's sample_models/ or the one installed with the package; later runs open the copy, with
     whatever the user saved into it. Never the original: a save must not dirty the checkout or
     site-packages."""
@@ -153,7 +154,7 @@ def bundled_sample(home: Path | None = None) -> Path:
 
     from .core.sample_copy import SAMPLE_FILES, sample_copy, sample_home
 
-    installed = files("npu_tui") / "samples" / "kws_tdnn"
+    installed = files("npu_tui") / "samples" / SAMPLE_NAME
     candidates = (CHECKOUT_SAMPLE, installed)
     source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
     if source is None:
@@ -288,14 +289,15 @@ def _compile(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """`compile --check`: the GRUS op list and its limits against the graph, every problem listed."""
     from .core.config.reader import load_config
-    from .core.model.onnx_file import is_graphdef
+    from .core.model.onnx_checks import onnx_problems
+    from .core.model.onnx_file import is_graphdef, load_model
     from .core.model.tf.checks import check_pb
 
     config = load_config(args.config)
-    if not is_graphdef(config.model_path):
-        _report([f"{config.model_path}: an ONNX model; --check reads TensorFlow frozen graphs (.pb)"])
-        return EXIT_OK
-    found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    if is_graphdef(config.model_path):
+        found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
+    else:  # an ONNX model: what gxnpuc refuses or miscompiles of what it can tell (Softmax, a last-axis Split)
+        found = onnx_problems(load_model(config.model_path, refuse=False).model, config.input_shapes)
     if args.json:
         _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
     elif found:
@@ -369,12 +371,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     project, settings = _open(args)
     data = _data(args, project)
     target = _target(args)
-    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs))
     compilation = project.compile(settings)
     for warning in compilation.warnings:
         if warning.code in ("fp16_overflow", "fp16_underflow"):  # changes what the NPU computes: the numbers below show it
             sys.stderr.write(f"warning: {printable(warning.message)}\n")
-    evaluation = analysis.evaluate(compilation, settings.fp16_activations, layers=args.layers)
+    evaluation = analysis.evaluate(compilation, settings.fp16_activations, layers=args.layers, exact=True)
     status = EXIT_OK
     if target is not None:
         target.check(evaluation)
@@ -418,7 +420,7 @@ def _simulate(args: argparse.Namespace) -> int:
     data = _data(args, project)
     out = Path(args.out)
     refuse_inputs(out, project.inputs, "--out")
-    evaluator = Evaluator(project.compiler, data, project.config.output_names)
+    evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs)
     names = list(evaluator.outputs)
     if args.float:
         arrays = {name: np.asarray(value, dtype=np.float32) for name, value in evaluator.reference().items()}
@@ -453,7 +455,7 @@ def _fix(args: argparse.Namespace) -> int:
     data = _data(args, project)
     target = _target(args)
     assert target is not None  # fix's parser requires a target
-    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs))
     loaded = read_config_text(project.config.path)
     with Progress("ranking the weights", sys.stderr) as progress:
 

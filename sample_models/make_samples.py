@@ -1,6 +1,6 @@
 """Train and export the bundled samples, deterministically (fixed seeds), with numpy alone.
 
-    make samples          # pip install -e .[samples]; python sample_models/make_samples.py
+    make samples          # pip install -e .[samples]; this script; then make_tf_samples.py (the pb twins)
 
 Both samples learn scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, no download).
 They were built to show the vendor's documented quantization problems through real mechanisms:
@@ -13,9 +13,11 @@ kws_tdnn  A keyword-spotting-style TDNN reads each digit as 8 frames (rows) of 8
           times smaller than the others; folding divides its weights by it, so `tdnn1.affine`
           becomes long-tailed and its bulk drowns when quantized per tensor.
 cnn_bn    A small CNN reads each digit as two channels: ink (0..1) and its edge strength in raw
-          units (1/1000). The first convolution is grouped, so half its channels see only the edge
-          channel; their BatchNorm variances are tiny, and FUSE_BN multiplies their weights by
-          about 1/sqrt(var + eps), blowing up the fused weight's range.
+          units (1/1000). The first convolution is a plain Conv over both channels, trained as two
+          groups: its first 8 filters read only the ink, the last 8 only the edges (their taps on
+          the other channel are zero). The edge filters' BatchNorm variances are tiny, and FUSE_BN
+          multiplies their weights by 1/sqrt(var + eps), 330 to 550, blowing up the range of the
+          fused weight that gxnpuc quantizes per tensor, so the ink filters drown.
 """
 
 from __future__ import annotations
@@ -240,8 +242,11 @@ class Tdnn:
 
 
 class CnnBn:
-    """conv1 (2->16, 3x3, 2 groups) -> BN -> ReLU -> pool -> conv2 (16->32) -> BN -> ReLU -> pool -> fc.
+    """conv1 (2->16, 3x3) -> BN -> ReLU -> pool -> conv2 (16->32) -> BN -> ReLU -> pool -> fc.
 
+    conv1 is trained as two groups (ink -> 8 filters, edges -> 8 filters) and exported as the
+    same arithmetic in one plain Conv, whose cross-group taps are zero: gxnpuc never compresses a
+    grouped or one-input-channel kernel, but it does compress this one.
     The convolutions have no bias, as usual before BatchNorm: BN cancels it, so Adam would only
     make it drift.
     """
@@ -289,10 +294,10 @@ class CnnBn:
 
     def export(self, path: Path) -> None:
         p, s = self.p, self.state
-        arrays = {**p, **{k: v.astype(np.float32) for k, v in s.items()}}
+        arrays = {**p, "conv1.weight": dense_conv1(p["conv1.weight"]), **{k: v.astype(np.float32) for k, v in s.items()}}
         inits = [numpy_helper.from_array(v, k) for k, v in arrays.items()]
         nodes = [
-            helper.make_node("Conv", ["image", "conv1.weight"], ["conv1.out"], name="conv1", pads=[1, 1, 1, 1], group=2),
+            helper.make_node("Conv", ["image", "conv1.weight"], ["conv1.out"], name="conv1", pads=[1, 1, 1, 1]),
             helper.make_node("BatchNormalization", ["conv1.out", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["bn1.out"], name="bn1", epsilon=1e-5),
             helper.make_node("Relu", ["bn1.out"], ["relu1"], name="relu1"),
             helper.make_node("AveragePool", ["relu1"], ["pool1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
@@ -305,6 +310,14 @@ class CnnBn:
             helper.make_node("Add", ["fc.mm", "fc.bias"], ["logits"], name="fc.bias_add"),
         ]
         _save(path, nodes, inits, ("image", [None, 2, 8, 8]), "cnn_bn")
+
+
+def dense_conv1(grouped: np.ndarray) -> np.ndarray:
+    """[16, 1, 3, 3] in 2 groups -> [16, 2, 3, 3]: filter o reads input channel o // 8, its other taps zero."""
+    dense = np.zeros((grouped.shape[0], 2, *grouped.shape[2:]), np.float32)
+    half = grouped.shape[0] // 2
+    dense[:half, 0], dense[half:, 1] = grouped[:half, 0], grouped[half:, 0]
+    return dense
 
 
 def _save(path, nodes, inits, input_spec, name):

@@ -5,8 +5,7 @@
 Each graph is what TF 1.15's freeze_graph writes for the same network built with tf.layers (variables
 read through `<var>/read`, conv1d as ExpandDims + Conv2D + Squeeze, NHWC), so gxnpuc names its weights
 as it names the user's: kws_tdnn_pb's first layer is `tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5`.
-cnn_bn_pb uses FusedBatchNorm (V1), the one gxnpuc 1.5.8 folds under FUSE_BN; its grouped conv1 is a
-Conv2D whose cross-group taps are zero (GRUS has no grouped Conv2D), the same arithmetic. Layouts change
+cnn_bn_pb uses FusedBatchNorm (V1), the one gxnpuc 1.5.8 folds under FUSE_BN. Layouts change
 from ONNX's channels-first to TF's channels-last, so each Flatten's next weight is permuted to match and
 eval.npz holds the same samples transposed: the float outputs equal the ONNX samples' (a test checks).
 """
@@ -92,13 +91,9 @@ def conv_bn(g: GraphWriter, conv: str, bn: str, x: str, kernel: np.ndarray, w: d
 
 def cnn_bn() -> GraphWriter:
     w = onnx_weights("cnn_bn")
-    grouped = w["conv1.weight"]  # [16, 1, 3, 3], group 2: output o reads input channel o // 8
-    conv1 = np.zeros((3, 3, 2, 16), np.float32)
-    for o in range(16):
-        conv1[:, :, o // 8, o] = grouped[o, 0]
     g = GraphWriter()
     g.placeholder("image", [1, 8, 8, 2])
-    x = g.node("relu1", "Relu", [conv_bn(g, "conv1", "bn1", "image", conv1, w)])
+    x = g.node("relu1", "Relu", [conv_bn(g, "conv1", "bn1", "image", w["conv1.weight"].transpose(2, 3, 1, 0), w)])
     x = g.node("pool1/AvgPool", "AvgPool", [x], **POOL)
     x = g.node("relu2", "Relu", [conv_bn(g, "conv2", "bn2", x, w["conv2.weight"].transpose(2, 3, 1, 0), w)])
     x = g.node("pool2/AvgPool", "AvgPool", [x], **POOL)

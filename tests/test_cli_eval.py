@@ -20,7 +20,9 @@ def test_json_with_layers_and_sensitivity():
     assert set(doc) == {
         "npu_tui_version", "config", "model", "data", "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
         "accuracy_npu", "top1_agreement", "outputs", "layer_samples", "layers", "sensitivity",
+        "simulation", "simulation_note", "chip_warnings", "layers_simulation", "sensitivity_simulation",
     }
+    assert (doc["simulation"], doc["layers_simulation"], doc["sensitivity_simulation"]) == ("exact", "fast", "fast")
     assert doc["layer_samples"] == 597  # the kws layers of all samples fit the memory budget
     assert doc["worst_output"] == "logits" and doc["classifier_output"] == "logits" and doc["fp16_issue"] is None
     assert doc["samples"] == 597

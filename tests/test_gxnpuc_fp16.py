@@ -1,6 +1,12 @@
-"""gxnpuc's fp32 -> fp16 converter and the byte counts of SPEC section 5, on hand-computed values."""
+"""gxnpuc's fp32 -> fp16 converter and the byte counts of SPEC section 5, on hand-computed values and on the
+fp16 words gxnpuc itself stored in the fixture's model.h files."""
 
+import re
+from pathlib import Path
+
+import gxnpuc_fixture as fx
 import numpy as np
+import pytest
 
 from npu_tui.core.quant import memory
 from npu_tui.core.quant.fp16 import as_fp16, cvt, cvt_value, round_fp16
@@ -9,7 +15,8 @@ from npu_tui.core.quant.layout import from_tiles, padded_size, to_tiles
 
 def test_converter_by_hand():
     values = np.array(
-        [1.0, 1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 2.0**-14, 1.5 * 2**-15, 2.0**-15 * 0.999, 65504.0, 65519.0, 65520.0, 65536.0],
+        [1.0, 1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 2.0**-14, 1.5 * 2**-15, (1 + 2**-11) * 2**-15, (2 - 2**-11) * 2**-15,
+         2.0**-15 * 0.999, 65504.0, 65519.0, 65520.0, 65536.0],
         np.float32,
     )
     expected = [
@@ -19,6 +26,8 @@ def test_converter_by_hand():
         0xBC01,
         0x0400,  # 2**-14, the smallest normal
         0x0200,  # 1.5 * 2**-15: exponent field 0, the fp32 mantissa's top bits (.5 -> 0x200)
+        0x0001,  # a tie below 2**-14: rounded away as above it (the mantissa's top 10 bits alone give 0x0000)
+        0x0400,  # all ten bits set and the rounding bit: carries into the smallest normal's encoding
         0x0000,  # below 2**-15: zero
         0x7BFF,
         0x7BFF,
@@ -77,3 +86,36 @@ def test_the_half_up_shortcut_is_the_fp16_addition_for_every_fp16_value():
         rounded = np.floor((t + np.float32(0.5)).astype(np.float16).astype(np.float32))
     assert np.array_equal(np.clip(rounded, 0, 255), np.clip(np.floor(t + HALF_UP), 0, 255))
     assert rounded[t == np.float32(0.5 - 2**-12)] == 1  # the one value where the fp16 addition carries
+
+
+def _weight_content(model_h: Path) -> np.ndarray:
+    """model.h's weight_content array: the bytes gxnpuc stored in weight memory."""
+    body = re.search(r"weight_content\[\d+\][^{]*\{(.*?)\};", model_h.read_text(), re.S)
+    assert body, model_h
+    return np.array([int(byte, 16) for byte in re.findall(r"0x[0-9a-fA-F]{2}", body.group(1))], np.uint8)
+
+
+@pytest.mark.skipif(not fx.available(), reason="../shared/gxnpuc (the vendor compiler's outputs) is not beside the repo")
+def test_cvt_stores_every_fp16_weight_and_bias_as_gxnpuc_did():
+    """Every single-MatMul fixture run that stored its weight in fp16: model.h holds the weight's 32x32 tiles
+    as uint16 words, then the bias; cvt must give every word (fc_tiny has the values in [2**-15, 2**-14),
+    fc_ties the ties, fc_huge values up to 300)."""
+    words = differ = runs = 0
+    for run in fx.runs():
+        if not run.ok or not run.graph.startswith("fc_") or run.config.get("FUSE_BIASADD"):
+            continue
+        commands = fx.commands(run)
+        if len(commands) != 1 or commands[0].record.get("compress_enable", True):  # fc_two; OUTPUT_TYPE raw
+            continue
+        command = commands[0]
+        weight = fx.weights(run.graph)[command.weight]
+        stored = _weight_content(run.path / "model.h").view("<u2")
+        ours = cvt(to_tiles(weight))
+        if command.bias:
+            ours = np.concatenate([ours, cvt(fx.weights(run.graph)[command.bias])])
+        differ += int((stored[: ours.size] != ours).sum())
+        words += ours.size
+        runs += 1
+    print(f"cvt: {words} fp16 words of {runs} runs' model.h, {differ} differ")
+    assert runs >= 40 and words >= 200_000 and differ == 0
+    assert cvt(np.float32(-3.1496063e-05)) == 0x8021  # fc_tiny nocompress: the rounding bit is kept

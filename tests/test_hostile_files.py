@@ -154,19 +154,19 @@ def _open_sample_copy(data: Path):
 def test_the_sample_copy_never_writes_through_a_planted_link(tmp_path, planted):
     data, mine = tmp_path / "data", tmp_path / "mine"
     mine.mkdir()
-    for name in ("model.onnx", "eval.npz"):
+    for name in ("model.pb", "eval.npz"):
         (mine / name).write_text(VICTIM)
     if planted == "sample_folder":
         (data / "npu-tui").mkdir(parents=True)
-        (data / "npu-tui" / "kws_tdnn").symlink_to(mine)
+        (data / "npu-tui" / "kws_tdnn_pb").symlink_to(mine)
     elif planted == "app_folder":
         data.mkdir()
         (data / "npu-tui").symlink_to(mine)
     else:
-        (data / "npu-tui" / "kws_tdnn").mkdir(parents=True)
-        (data / "npu-tui" / "kws_tdnn" / "config.yaml").symlink_to(mine / "model.onnx")
+        (data / "npu-tui" / "kws_tdnn_pb").mkdir(parents=True)
+        (data / "npu-tui" / "kws_tdnn_pb" / "config.yaml").symlink_to(mine / "model.pb")
     result = _open_sample_copy(data)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     assert "is a symbolic link, which npu-tui did not make" in result.stderr
-    assert sorted(p.name for p in mine.iterdir()) == ["eval.npz", "model.onnx"]
-    assert all((mine / name).read_text() == VICTIM for name in ("model.onnx", "eval.npz"))
+    assert sorted(p.name for p in mine.iterdir()) == ["eval.npz", "model.pb"]
+    assert all((mine / name).read_text() == VICTIM for name in ("model.pb", "eval.npz"))

@@ -111,7 +111,7 @@ def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_fix(tmp_pat
     result = npu_tui("eval", str(config), "--sensitivity", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["weight"]: row for row in json.loads(result.stdout)["sensitivity"]}
-    assert rows["fc.weight"]["alone_sqnr_db"] is None and rows["fc.weight"]["accuracy"] is None  # cannot be quantized
+    assert list(rows) == ["conv1.weight"]  # fc.weight cannot be quantized (gxnpuc would crash on its NaN): no "alone" run
     assert rows["conv1.weight"]["alone_sqnr_db"] > 20  # the others are measured
     assert "values beyond" not in result.stderr  # NaN is not an overflow
     fixed = npu_tui("fix", str(config), "--min-sqnr", "60", "--json")

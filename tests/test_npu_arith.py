@@ -8,9 +8,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from npu_tui.core.errors import ModelError
+from npu_tui.core.quant.fp16 import compiler_fp16
 from npu_tui.core.sim.npu import arith, tables
 from npu_tui.core.sim.npu.interpreter import run_exact, simulate_exact
-from npu_tui.core.sim.npu.weights import compiler_fp16
 
 F16 = np.float16
 

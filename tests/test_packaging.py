@@ -27,7 +27,7 @@ def installed(tmp_path_factory) -> Path:
     )
     wheel = next(build.glob("npu_tui-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"npu_tui/samples/kws_tdnn/{n}" for n in ("config.yaml", "model.onnx", "eval.npz")} <= names
+    assert {f"npu_tui/samples/kws_tdnn_pb/{n}" for n in ("config.yaml", "model.pb", "eval.npz")} <= names
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -47,7 +47,7 @@ def test_without_a_config_the_installed_sample_is_copied_and_opened(installed, t
     assert first.returncode == 0, first.stderr
     package, config = first.stdout.split()
     assert package.startswith(str(installed))  # the installed copy, not the checkout
-    assert Path(config) == tmp_path / "data" / "npu-tui" / "kws_tdnn" / "config.yaml"
+    assert Path(config) == tmp_path / "data" / "npu-tui" / "kws_tdnn_pb" / "config.yaml"
     assert "the bundled sample is copied to" in first.stderr
     Path(config).write_text(Path(config).read_text() + "# mine\n")
     again = run(installed, tmp_path, "-c", code, home=tmp_path / "data")
@@ -70,10 +70,10 @@ def test_a_sample_folder_that_cannot_be_made_is_one_line_and_exit_2(installed, t
 def test_a_checkout_without_a_config_opens_a_copy_of_the_sample_too(tmp_path):
     from clirun import npu_tui
 
-    sample = ROOT / "sample_models" / "kws_tdnn"
+    sample = ROOT / "sample_models" / "kws_tdnn_pb"
     before = {p.name: p.read_bytes() for p in sample.iterdir()}
     result = npu_tui("--data", str(tmp_path / "missing.npz"), env={"XDG_DATA_HOME": str(tmp_path / "data")})
-    copy = tmp_path / "data" / "npu-tui" / "kws_tdnn"
+    copy = tmp_path / "data" / "npu-tui" / "kws_tdnn_pb"
     assert f"the bundled sample is copied to {copy}" in result.stderr
     assert (copy / "config.yaml").read_bytes() == before["config.yaml"]
     assert {p.name: p.read_bytes() for p in sample.iterdir()} == before

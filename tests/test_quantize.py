@@ -218,3 +218,11 @@ def test_tail_ratio_equals_numpy_percentile(n):
     magnitude = np.abs(w)
     expected = float(magnitude.max()) / float(np.percentile(magnitude, 99.9))
     assert tail_ratio(w) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_weight_holding_inf_or_nan_has_no_tail_ratio(bad):
+    w = np.full(4000, 0.5, np.float32)
+    w[:10] = bad  # enough to reach the 99.9th percentile
+    with np.errstate(all="raise"):
+        assert tail_ratio(w) is None

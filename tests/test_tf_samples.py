@@ -50,6 +50,25 @@ def test_cnn_bn_pb_folds_its_v1_batch_norms_as_the_onnx_sample_folds_its_own():
     assert all(r.plan.fused for r in compilation.results.values() if r.weight.bn is not None)
 
 
+@pytest.mark.parametrize(
+    "sample, names, int_values",
+    [
+        ("kws_tdnn", {"tdnn1.affine": "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5"}, 4),
+        ("cnn_bn", {"conv1.weight": "conv1/kernel/read/_8__cf__8"}, 2),
+    ],
+)
+def test_the_readme_tables_hold_through_pb_file(sample, names, int_values):
+    """Every step of the README's vendor loop gives the same accuracy on the pb twin, its weights named as
+    gxnpuc names them, and the same bytes plus the graph's own int constants (ExpandDims dims, Reshape
+    shapes), which gxnpuc stores at 2 bytes a value and an ONNX model does not have."""
+    from conftest import open_sample
+    from test_samples import CNN_FLOAT, CNN_LOOP, KWS_FLOAT, KWS_LOOP, loop_numbers
+
+    steps, float_accuracy = (KWS_LOOP, KWS_FLOAT) if sample == "kws_tdnn" else (CNN_LOOP, CNN_FLOAT)
+    expected = [(acc, size + 2 * int_values) for _, acc, size in steps]
+    assert loop_numbers(open_sample(f"{sample}_pb"), steps, names) == (float_accuracy, expected)
+
+
 def test_eval_on_the_pb_sample_matches_the_onnx_sample():
     results = []
     for folder in ("kws_tdnn", "kws_tdnn_pb"):
@@ -73,6 +92,10 @@ def test_fix_write_and_sim_on_a_pb_keep_pb_file(tmp_path):
     after = (tmp_path / "config.yaml").read_text()
     assert after.startswith(before)  # every line the user had, PB_FILE included, then what fix adds
     assert "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5" in after[len(before) :]
+    written = open_project(tmp_path / "config.yaml")  # the fix writes weights' own (-w) names: none gxnpuc ignores
+    names = [*written.config.settings.exclude, *written.config.settings.exclude_conv2d, *written.config.settings.weight_min_max]
+    assert names and set(names) <= {w.name for w in written.inventory.weights}
+    assert not any("ignores" in w for w in written.config.warnings)
     result = npu_tui("compile", "--sim", str(tmp_path / "sim.onnx"), str(tmp_path / "config.yaml"))
     assert result.returncode == 0, result.stderr
     sim = onnx.load(str(tmp_path / "sim.onnx"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .numbers import db_text, finite_or_none, optional_text, worst_first
-from .sim.evaluate import Comparison, Evaluation
+from .sim.evaluate import EXACT, FAST, Comparison, Evaluation
 from .sim.sensitivity import Sensitivity
 from .text import NameCutter, printable, shorten_middle
 
@@ -18,6 +18,9 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     worst = evaluation.worst
     document: dict[str, Any] = {
         "samples": evaluation.samples,
+        "simulation": evaluation.simulation,
+        "simulation_note": evaluation.simulation_note,
+        "chip_warnings": evaluation.chip_warnings,
         "worst_output": worst.name if worst is not None else None,
         "output_sqnr_db": finite_or_none(evaluation.worst_output_sqnr_db),
         "classifier_output": evaluation.classifier,
@@ -32,6 +35,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
     }
     if evaluation.layers is not None:
         document["layer_samples"] = evaluation.layer_samples
+        document["layers_simulation"] = FAST
         document["layers"] = [
             {
                 "index": layer.index,
@@ -47,6 +51,7 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
             for layer in evaluation.layers
         ]
     if sensitivity is not None:
+        document["sensitivity_simulation"] = FAST
         document["sensitivity"] = [
             {
                 "weight": s.weight,
@@ -66,6 +71,15 @@ def _comparison_json(c: Comparison, sqnr_key: str) -> dict[str, Any]:
 
 def _db(value: float | None) -> str:
     return db_text(value, digits=2, unit="")
+
+
+def simulation_words(evaluation: Evaluation) -> str:
+    """Which simulation the model-level numbers come from, in words."""
+    if evaluation.simulation == EXACT:
+        return "exact (the chip's own fp16 arithmetic, bit for bit)"
+    if evaluation.simulation_note:
+        return f"fast (onnxruntime), not exact: {evaluation.simulation_note}"
+    return "fast (onnxruntime, each node rounded to fp16)"
 
 
 def _pct(value: float | None) -> str:
@@ -95,8 +109,10 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     worst = evaluation.worst
     if worst is not None:
         lines.append(f"worst output: {printable(worst.name)}, SQNR {_db(worst.comparison.sqnr_db)} dB")
+    lines.append(f"simulation: {printable(simulation_words(evaluation))}")
     if evaluation.fp16_issue:
         lines.append(f"warning: {printable(evaluation.fp16_issue)}")
+    lines.extend(f"warning: {printable(w)}" for w in evaluation.chip_warnings)
     lines.append("")
     outputs = [printable(o.name) for o in evaluation.outputs]
     room, cut = _name_column(outputs, width, OUTPUT_NUMBERS)
@@ -107,7 +123,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append("")
         if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
             lines.append(f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)")
-        lines.append("layers in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
+        lines.append("layers (fast simulation) in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
         lines.append("drop = how far below its inputs' SQNR a layer falls (exact input = 100 dB); v marks the largest drops")
         lines.append(f"  {'#':>4} {'layer':28} {'op':12} {'accum_db':>9} {'drop_db':>8} {'isol_db':>8}  weight")
         for layer in evaluation.layers:
@@ -119,6 +135,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
             )
     if sensitivity is not None:
         lines.append("")
+        lines.append("sensitivity (fast simulation): each weight alone, and the gain of excluding it")
         weights = {s.weight: printable(s.weight) for s in sensitivity}
         room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
         lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")

@@ -16,13 +16,14 @@ from pathlib import Path
 from .errors import UserError
 from .safe_files import atomic_write
 
-SAMPLE_FILES = ("config.yaml", "model.onnx", "eval.npz")
+SAMPLE_NAME = "kws_tdnn_pb"  # the TensorFlow frozen graph and gxnpuc config, as gxnpuc users have them
+SAMPLE_FILES = ("config.yaml", "model.pb", "eval.npz")
 
 
 def sample_home() -> Path:
-    """$XDG_DATA_HOME/npu-tui/kws_tdnn (default ~/.local/share/...)."""
+    """$XDG_DATA_HOME/npu-tui/kws_tdnn_pb (default ~/.local/share/...)."""
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "npu-tui" / "kws_tdnn"
+    return Path(data) / "npu-tui" / SAMPLE_NAME
 
 
 def sample_copy(source: Path | Traversable, home: Path) -> tuple[Path, bool]:

@@ -54,7 +54,8 @@ class Marked(NamedTuple):
 class Workbench:
     def __init__(self, project: Project, data: EvalData | None = None) -> None:
         self.project = project
-        self.analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names)) if data is not None else None
+        evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs) if data is not None else None
+        self.analysis = Analysis(evaluator) if evaluator is not None else None
         self.saved = project.config.settings
         self.settings = self.saved
         self.loaded_text = read_config_text(project.config.path)  # what saving compares the disk with
@@ -191,11 +192,12 @@ class Workbench:
     # -- evaluation (slow: the TUI runs these in a worker)
 
     def evaluate(self) -> Evaluation | None:
-        """Compare float and NPU on the data under the current settings (one run: fast)."""
+        """Compare float and NPU on the data under the current settings: one exact run (the chip's
+        arithmetic), or the fast one when exact would take over 2 s (the evaluation says which)."""
         if self.analysis is None:
             return None
         settings, compilation = self.settings, self.compilation
-        evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
+        evaluation = self.analysis.evaluate(compilation, settings.fp16_activations, exact=True)
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
 

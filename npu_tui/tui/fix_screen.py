@@ -219,7 +219,8 @@ class FixScreen(Screen[FixResult | None]):
             text.append(f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {short_metric_text(target, change.metric)}, {change.bytes:,} B\n")
         (before, before_bytes), (after, after_bytes) = result.before, result.after
         text.append(
-            f"{short_metric_text(target, before)} -> {short_metric_text(target, after)}, {before_bytes:,} -> {after_bytes:,} B; "
+            f"{short_metric_text(target, before)} -> {short_metric_text(target, after)} ({result.simulation}), "
+            f"{before_bytes:,} -> {after_bytes:,} B; "
             f"{result.evaluations} evaluations, {result.seconds:.1f} s"
         )
         if result.why:

@@ -48,7 +48,7 @@ class LayerChart(PlotextPlot):
                 plt.vline(selected, "yellow")
             step = max(1, round(len(xs) / TICKS))
             plt.xticks([float(x) for x in xs[::step]])
-        plt.title("SQNR dB per layer" + self.note + ("  (stale: ctrl+r)" if stale else ""))
+        plt.title("SQNR dB per layer" + self.note + ", fast sim" + ("  (stale: ctrl+r)" if stale else ""))
         self.refresh()
 
 

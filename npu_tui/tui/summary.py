@@ -36,6 +36,7 @@ class ModelSummary(Widget):
                 text.append_text(rated(db(sqnr), sqnr, not workbench.stale))
             if ev.top1_agreement is not None:
                 text.append(f"  top-1 agreement {ev.top1_agreement:.1%}")  # with the float model: not accuracy
+            text.append(f"  {ev.simulation}", style="dim")  # exact: the chip's arithmetic; fast: onnxruntime (the README)
         if workbench.stale and ev is not None:
             text.append("  (stale: ctrl+r)", style="yellow")
         ratio = c.npu_bytes / c.fp16_bytes if c.fp16_bytes else 1.0

@@ -340,6 +340,9 @@ class WorkbenchScreen(Screen[None]):
         if self._current(message):
             self.running = "sensitivity..."
             self.refresh_all()
+            evaluation = self.workbench.evaluation
+            if evaluation is not None and evaluation.simulation_note:  # the summary says "fast"; this says why
+                self.npu.notify(f"model numbers from the fast simulation, not exact: {evaluation.simulation_note}", severity="warning")
         self.call_after_refresh(message.shown.set)
 
     def on_layers_done(self, message: LayersDone) -> None:

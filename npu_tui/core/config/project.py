@@ -27,6 +27,12 @@ class Project:
     compiler: Compiler
     inputs: dict[str, Path] = field(default_factory=dict)  # what no output may overwrite, by what it is
 
+    @property
+    def fp16_outputs(self) -> list[str]:
+        """FP16_OUT_OPS: the outputs the chip returns as raw fp16 (no format op)."""
+        names = self.config.data.get("FP16_OUT_OPS")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
     def compile(self, settings: Settings | None = None) -> Compilation:
         """Compile under `settings`, or under the config's own settings."""
         settings = settings or self.config.settings
@@ -48,7 +54,7 @@ def open_project(config_path: str | Path) -> Project:
     if isinstance(output, str) and output:
         inputs["OUTPUT_FILE, which belongs to gxnpuc"] = config.path.parent / output
     inventory = build_inventory(model)
-    check_names(inventory, config.settings, config)
+    config.warnings.extend(w for w in check_names(inventory, config.settings, config) if w not in config.warnings)
     return Project(config, inventory, Compiler(inventory), inputs)
 
 

@@ -206,6 +206,9 @@ class _Validator:
                 if near[0] <= TYPO_DISTANCE:  # a typo: the key it means would silently stay off
                     raise self.fail(key, f"{key}: unknown key; did you mean {near[1]}?")
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
+        if "COMPRESS" not in self.data:  # gxnpuc 1.5.8: "[ERROR] config COMPRESS error, must be bool type", rc 1
+            raise ConfigError(f"{self.path}: COMPRESS is missing, and gxnpuc 1.5.8 refuses a config without it; write COMPRESS: true or false")
+        self.npu_unit()
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
         settings = Settings(**fields, weight_min_max=self.min_max(), fuse_biasadd=self.data.get("FUSE_BIASADD") is True)
@@ -229,6 +232,12 @@ class _Validator:
         if value not in CORENAMES:
             raise self.fail("CORENAME", f"CORENAME: unknown chip {_brief(value)}; use one of {', '.join(CORENAMES)}")
         return value
+
+    def npu_unit(self) -> None:
+        """GRUS has one NPU unit: gxnpuc 1.5.8 refuses any other ("config NPU_UNIT error, must be a value of
+        "NPU32"", rc 1, even though it prints the memory table after)."""
+        if "NPU_UNIT" in self.data and self.data.get("CORENAME") == "GRUS" and self.data["NPU_UNIT"] != "NPU32":
+            raise self.fail("NPU_UNIT", f"NPU_UNIT: {_brief(self.data['NPU_UNIT'])} is not a GRUS unit; gxnpuc 1.5.8 accepts only NPU32")
 
     def model_path(self) -> Path:
         key = next((k for k in MODEL_KEYS if k in self.data), None)

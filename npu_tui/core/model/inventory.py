@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..kinds import Origin, Reason, WeightKind
 from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label, reads, subgraphs
 from .onnx_file import LoadedModel, open_unsized_dims
-from .tf.metadata import is_tensorflow, never_compressed, tf_aliases, tf_shapes
+from .tf.metadata import is_tensorflow, never_compressed, stored_ints, tf_aliases, tf_shapes
 
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -133,6 +133,7 @@ class Inventory:
     folds: dict[str, Fold]
     node_ops: dict[str, str]
     stored: dict[str, int] = field(default_factory=dict)
+    stored_ints: dict[str, int] = field(default_factory=dict)  # int constants gxnpuc stores fp16 too (TF axes)
     tf_aliases: dict[str, str] = field(default_factory=dict)  # TF node name -> gxnpuc's name of its weight
     tensorflow: bool = False  # read from a frozen GraphDef: gxnpuc honours only its `-w` names
 
@@ -141,11 +142,11 @@ class Inventory:
         self.name_owners: dict[str, list[str]] = {}
         self.fuse_owners: dict[str, list[str]] = {}
         for weight in self.weights:
-            for name in {weight.name} if self.tensorflow else {weight.name, *weight.nodes}:
+            own = {weight.name} if self.tensorflow else {weight.name, *weight.nodes}
+            for name in own:
                 self.name_owners.setdefault(name, []).append(weight.name)
             if weight.kind == WeightKind.CONV:
-                names = {weight.name, *weight.nodes, *(weight.bn.labels if weight.bn else ())}
-                for name in names:
+                for name in {*own, *(weight.bn.labels if weight.bn else ())}:
                     self.fuse_owners.setdefault(name, []).append(weight.name)
 
 
@@ -230,6 +231,9 @@ class _Finder:
             tf_aliases=aliases, tensorflow=is_tensorflow(self.model),
         )
         inventory.stored = self.stored_sizes(folds, arrays)
+        if inventory.tensorflow:  # the reader's own helpers (a ':' in the name) are no TF constant gxnpuc stores
+            inventory.stored = {n: size for n, size in inventory.stored.items() if ":" not in n}
+            inventory.stored_ints = stored_ints(self.model)
         return inventory
 
     def trace(self, tensor: str) -> tuple[str, Origin] | None:

@@ -105,10 +105,13 @@ def require_regular_model(path: Path) -> None:
         raise ModelError(str(exc)) from None
 
 
-def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None, refuse: bool = True
+) -> LoadedModel:
     """Parse the model's structure and refuse files that are not float models: a TensorFlow frozen
     GraphDef (told by its bytes, whatever its name) is converted to ONNX first (INPUT_OPS and OUTPUT_OPS
-    fix its inputs and outputs), an ONNX file is read as it is."""
+    fix its inputs and outputs), an ONNX file is read as it is, and refused (`refuse`) when it holds what
+    gxnpuc refuses or miscompiles (onnx_checks.py; `compile --check` lists them all instead)."""
     path = Path(path)
     require_regular_model(path)
     if path.suffix.lower() in (".pbtxt", ".h5", ".tflite", ".keras"):
@@ -140,6 +143,12 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
     _refuse_duplicates(model, path)
     _external_data(loaded)
     _refuse_quantized(model, path)
+    from .onnx_checks import onnx_problems
+    from .tf.checks import refusal
+
+    found = onnx_problems(model, input_shapes) if refuse else []
+    if found:
+        raise ModelError(refusal(path, found))
     open_unsized_dims(model)
     return loaded
 

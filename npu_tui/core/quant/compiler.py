@@ -240,7 +240,7 @@ class Compiler:
             stored.pop(name, None)
             if result.quant is not None and result.quant.bias_codes is not None:  # FUSE_BIASADD: inside the block
                 stored.pop(_bias_entry(result), None)
-        constants = memory.fp16_bytes(sum(stored.values()))
+        constants = memory.fp16_bytes(sum(stored.values()) + sum(self.inventory.stored_ints.values()))
         fp16_bytes = constants + sum(fp16_weight_bytes(r.weight) for r in results.values())
         return fp16_bytes, constants + sum(r.weight_memory_bytes for r in results.values())
 

@@ -3,11 +3,15 @@
 gxnpuc does not use IEEE conversion. Its converter `cvt` (measured on its output, SPEC section 5):
 - rounds to nearest with ties away from zero (IEEE: ties to even);
 - turns |x| < 2**-15 into a signed zero (IEEE would keep a subnormal);
-- for 2**-15 <= |x| < 2**-14 writes exponent field 0 and the fp32 mantissa's top 10 bits, an encoding
-  that an IEEE decoder (the chip, numpy) reads as the subnormal mantissa * 2**-24, not as |x|;
+- for 2**-15 <= |x| < 2**-14 writes exponent field 0 and the fp32 mantissa's top 10 bits rounded the same
+  way (ties away; 0x3ff rounds up into 0x400, the smallest normal), an encoding that an IEEE decoder (the
+  chip, numpy) reads as the subnormal mantissa * 2**-24, not as |x|: fc_tiny's -3.1496e-05 is stored 0x8021;
 - turns |x| >= 65536, inf and nan into 0x7fff with the sign, a NaN to an IEEE decoder (IEEE: inf or
-  nan); 65520 <= |x| < 65536 rounds to inf in both (gxnpuc/NPU_ARITHMETIC.md section 1, checked on the
-  compiler's own converter; SPEC section 5's "|x| >= 65520" folds the two).
+  nan); 65520 <= |x| < 65536 rounds up to inf, 0x7c00, as in IEEE (gxnpuc/NPU_ARITHMETIC.md section 1,
+  checked on the compiler's own converter; SPEC section 5's "|x| >= 65520" folds the two).
+This one function stores what gxnpuc stores: the quantizer's inputs, and the uncompressed weights, biases
+and constants of the exact NPU simulation (tests/test_gxnpuc_fp16.py checks it on every fp16 MatMul weight
+the fixture's model.h files hold).
 The arithmetic after it is IEEE binary16: a binary32 +, -, * or / rounded once to binary16 gives exactly
 the binary16 result (24 >= 2 * 11 + 2 bits), so every fp16 op here is a float32 op and one astype.
 """
@@ -36,7 +40,7 @@ def cvt(values: np.ndarray | float) -> np.ndarray:
     sign = ((bits >> np.uint32(16)) & np.uint32(0x8000)).astype(np.uint16)
     magnitude = bits & _F32_ABS
     normal = ((magnitude + _HALF_ULP) >> np.uint32(13)) - _REBIAS  # ties away: add half, truncate
-    low = (magnitude >> np.uint32(13)) & np.uint32(0x3FF)  # exponent field 0, the top 10 mantissa bits
+    low = ((magnitude & np.uint32(0x7FFFFF)) + _HALF_ULP) >> np.uint32(13)  # exponent field 0, the mantissa rounded
     out = np.where(magnitude >= _F32_MIN_NORMAL16, normal, low)
     out = np.where(magnitude < _F32_ZERO_BELOW, np.uint32(0), out)
     out = np.where(magnitude >= _F32_OVERFLOW, np.uint32(CVT_SATURATED), out)
@@ -83,6 +87,11 @@ def round_fp16(values: np.ndarray) -> np.ndarray:
     if saved is not None:
         values.reshape(-1)[odd] = saved
     return values
+
+
+def compiler_fp16(values: np.ndarray | float) -> np.ndarray:
+    """The binary16 values the chip holds for float32 values gxnpuc stores: as_fp16(cvt(values))."""
+    return as_fp16(cvt(values))
 
 
 def as_fp16(bits: np.ndarray) -> np.ndarray:

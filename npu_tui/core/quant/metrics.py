@@ -42,12 +42,13 @@ SAMPLE_SIZE = 65_536
 
 
 def tail_ratio(w: np.ndarray) -> float | None:
-    """max|w| / 99.9th percentile of |w| (linear interpolation, as numpy); None when that percentile is 0."""
+    """max|w| / 99.9th percentile of |w| (linear interpolation, as numpy); None when that percentile is 0
+    or not finite (a weight holding Inf or NaN has no tail to measure)."""
     if w.size == 0:
         return None
     magnitude = np.abs(w.reshape(-1))
     p999 = _upper_percentile(magnitude, TAIL_PERCENTILE)
-    if p999 == 0.0:
+    if p999 == 0.0 or not np.isfinite(p999):
         return None
     return float(magnitude.max()) / p999
 

@@ -82,8 +82,15 @@ def _tf_weight_of(inventory: Inventory, name: str) -> str | None:
     return next((w.name for w in inventory.weights if name in w.nodes), None)
 
 
-def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> None:
-    """Refuse a name that matches no weight or node, pointing at the closest real ones."""
+def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> list[str]:
+    """Refuse a name that matches no weight or node, pointing at the closest real ones; return one warning
+    per name that is another spelling of a TensorFlow weight (its Const, /read, ExpandDims or consuming op).
+
+    gxnpuc 1.5.8 matches only the `-w` names and ignores any other silently (the fixture's
+    compress_exclude_conv2d: `conv/Conv2D` leaves the kernel compressed), so such a name stays in the
+    config and, as in gxnpuc, does nothing; the warning names what to write instead. For an ONNX model
+    there is no gxnpuc name to compare with: a consuming node's name counts as its weight's (SPEC section 2),
+    so it has its effect and no warning."""
     tf = inventory.tensorflow
     all_names = {n for w in inventory.weights for n in names_of(w, tf)}
     conv_names = {n for w in inventory.weights if w.kind == WeightKind.CONV for n in names_of(w, tf)}
@@ -95,6 +102,7 @@ def check_names(inventory: Inventory, settings: Settings, config: Locator | None
     }
     groups = [(key, getattr(settings, attr), *allowed[key]) for key, attr in NAME_LIST_FIELDS.items()]
     groups.append((RANGES_KEY, tuple(settings.weight_min_max), all_names, "weight or node"))
+    warnings = []
     for key, names, known, what in groups:
         for name in names:
             if name in known:
@@ -103,8 +111,18 @@ def check_names(inventory: Inventory, settings: Settings, config: Locator | None
             label = f"{key}[{name!r}]" if key == RANGES_KEY else key
             gxnpuc_name = _tf_weight_of(inventory, name)
             if gxnpuc_name is not None:
-                raise ConfigError(
-                    f"{where}: {label}: gxnpuc ignores {name!r}; it knows this weight only as {gxnpuc_name!r} "
-                    "(the name `gxnpuc -w` prints): write that"
-                )
-            raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")
+                instead = f": write {gxnpuc_name!r}"
+            elif _is_tf_node(inventory, name):
+                instead = ", and no weight it compresses is read through this node"
+            else:
+                raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")
+            warnings.append(f"{where}: {label}: gxnpuc 1.5.8 ignores {name!r} silently (it matches only -w names){instead}")
+    return warnings
+
+
+def _is_tf_node(inventory: Inventory, name: str) -> bool:
+    """Whether a TensorFlow model has a node or folded constant of this name (a depthwise op, its kernel,
+    a bias): a name gxnpuc knows but never compresses through. Helper nodes of the reader have a ':'."""
+    if not inventory.tensorflow or ":" in name:
+        return False
+    return name in inventory.node_ops or name in inventory.constants or name in inventory.tf_aliases

@@ -49,15 +49,18 @@ class Analysis:
                 self._cuts[id(graph)] = entry
             return entry[1]
 
-    def evaluate(self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False) -> Evaluation:
-        """The evaluator's numbers, with the layers when asked and, when an output is not finite or
-        lost to zero, what in fp16 caused it."""
-        evaluation = self.evaluator.evaluate(compilation, fp16_activations)
+    def evaluate(
+        self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, exact: bool = False
+    ) -> Evaluation:
+        """The evaluator's numbers (from the chip's arithmetic with `exact`), with the layers when asked
+        (always the fast simulation) and, when an output is not finite or lost to zero and the chip has
+        not said why, what in fp16 caused it."""
+        evaluation = self.evaluator.evaluate(compilation, fp16_activations, exact=exact)
         if layers:
             analysis = self.layer_analysis()
             evaluation.layers = analysis.layers(compilation, fp16_activations)
             evaluation.layer_samples = analysis.samples
-        if evaluation.range_trouble:
+        if evaluation.range_trouble and evaluation.fp16_issue is None:
             culprit = self.fp16_culprit() if fp16_activations else None
             for code, what in (("fp16_overflow", "overflow"), ("fp16_underflow", "underflow")):
                 constants = [w.message for w in compilation.warnings if w.code == code]

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
-from ..errors import InternalError, UserError
+from ..errors import InternalError, ModelError, UserError
 from ..model.graph import node_label
 from ..numbers import worst_first
 from ..quant.compiler import Compilation, Compiler
 from ..text import one_line
 from .eval_data import EvalData
+from .npu.chip import ChipOutputs, chip_outputs
+from .npu.cost import exact_seconds
+from .npu.surprises import scalar_first
 from .runtime import Batches, BoundSession, SessionFactory
 from .simulation import build_simulation, elem_types, npu_values, reference_model, structure, weight_feeds
 
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 
 STACKED_BYTES = 32 << 20
 LARGE_TENSOR = 1 << 16
+EXACT_SECONDS = 2.0  # an exact run estimated longer than this (core/sim/npu/cost.py) falls back to the fast one
+EXACT, FAST = "exact", "fast"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class Evaluation:
     classifier: str | None = None
     fp16_issue: str | None = None
     range_trouble: bool = False  # an output not finite, or all zero where the float one is not
+    simulation: str = FAST  # "exact": the chip's own arithmetic (core/sim/npu); "fast": onnxruntime, fp16 per node
+    simulation_note: str | None = None  # why an exact evaluation asked for is fast
+    chip_warnings: list[str] = field(default_factory=list)  # what the chip computes otherwise than the float model
 
     @property
     def worst(self) -> OutputMetrics | None:
@@ -157,8 +166,11 @@ class NpuGraph:
 class Evaluator:
     """Float reference computed once; NPU runs reuse one session per graph structure."""
 
-    def __init__(self, compiler: Compiler, data: EvalData, output_names: list[str] | None = None) -> None:
+    def __init__(
+        self, compiler: Compiler, data: EvalData, output_names: list[str] | None = None, fp16_outputs: Sequence[str] = ()
+    ) -> None:
         self.compiler = compiler
+        self.fp16_outputs = tuple(fp16_outputs)  # FP16_OUT_OPS: the chip returns their raw fp16
         self.data = data
         graph = compiler.inventory.model.graph
         known = [o.name for o in graph.output]
@@ -170,6 +182,8 @@ class Evaluator:
         self._float: dict[str, np.ndarray] | None = None
         self._layer_names: list[tuple[str, str, str]] | None = None
         self._user_model_runs: bool | None = None
+        self._exact_refusal: dict[tuple, str | None] = {}
+        self._scalar_first: list[str] | None = None
         self.lock = threading.RLock()
 
     # -- sessions and runs
@@ -303,12 +317,70 @@ class Evaluator:
 
     # -- metrics
 
-    def evaluate(self, compilation: Compilation, fp16_activations: bool = True) -> Evaluation:
-        """The compilation's NPU outputs against the float model's."""
-        npu = self.run_npu(compilation, fp16_activations)
+    def evaluate(self, compilation: Compilation, fp16_activations: bool = True, exact: bool = False) -> Evaluation:
+        """The model-level numbers: from the exact simulation with `exact` (unless it cannot run or
+        would take longer than EXACT_SECONDS: then the fast one, and `simulation_note` says why), else
+        from the fast one (what the sweep and the fix search's inner runs use)."""
+        chip, note = self.run_exact(compilation) if exact and fp16_activations else (None, None)
+        if exact and not fp16_activations:
+            note = "activations kept in fp32 (--no-fp16-activations), as the chip never keeps them"
+        reference = self.reference()
+        npu = self._shaped(chip.arrays, reference) if chip is not None else None
+        if chip is not None and npu is None:
+            chip, note = None, "the exact outputs do not match the float model's shapes"
+        if npu is None:
+            npu = self.run_npu(compilation, fp16_activations)
         evaluation = self.measure(npu)
-        evaluation.range_trouble = _range_trouble(self.reference(), npu, self.outputs)
+        evaluation.simulation, evaluation.simulation_note = (EXACT if chip is not None else FAST), note
+        if chip is not None:
+            evaluation.chip_warnings = [d.message for d in chip.diagnostics if d.kind == "scalar_first"]
+        else:
+            if self._scalar_first is None:  # from the graph alone: once
+                inventory = self.compiler.inventory
+                self._scalar_first = [d.message for d in scalar_first(inventory.model, inventory.arrays)]
+            evaluation.chip_warnings = list(self._scalar_first)
+        evaluation.range_trouble = _range_trouble(reference, npu, self.outputs)
+        overflow = next((d.message for d in chip.diagnostics if d.kind in ("chain_overflow", "input_overflow")), None) if chip else None
+        if overflow is not None:  # the chip says which chain overflowed; Analysis diagnoses the rest
+            evaluation.fp16_issue = f"fp16 overflow on the chip: {overflow}"
         return evaluation
+
+    def run_exact(self, compilation: Compilation) -> tuple[ChipOutputs | None, str | None]:
+        """What the chip returns for every sample (core/sim/npu), or None and why not: an op or a form
+        the exact interpreter does not run, or a run estimated beyond EXACT_SECONDS."""
+        key = structure(compilation)
+        if self._exact_refusal.get(key) is not None:  # known before anything is built
+            return None, self._exact_refusal[key]
+        model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()  # its constants: this compile's
+        with self.lock:
+            if key not in self._exact_refusal:
+                seconds = exact_seconds(model, self.data.inputs)
+                self._exact_refusal[key] = (
+                    f"an exact run would take about {seconds:.1f} s here (over {EXACT_SECONDS:g} s)"
+                    if seconds > EXACT_SECONDS else None
+                )
+            refusal = self._exact_refusal[key]
+        if refusal is not None:
+            return None, refusal
+        config = {"FUSE_BIASADD": compilation.settings.fuse_biasadd, "FP16_OUT_OPS": list(self.fp16_outputs)}
+        try:
+            chip = chip_outputs(model, npu_values(compilation), self.data.inputs, self.outputs, config)
+        except ModelError as exc:
+            with self.lock:
+                self._exact_refusal[key] = f"the exact simulation cannot run this model: {one_line(str(exc))}"
+            return None, self._exact_refusal[key]
+        return chip, None
+
+    @staticmethod
+    def _shaped(arrays: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The exact outputs in the float model's shapes (the same elements), as float32; None if not."""
+        found = {}
+        for name, ref in reference.items():
+            value = arrays.get(name)
+            if value is None or value.size != ref.size:
+                return None
+            found[name] = np.asarray(value, dtype=np.float32).reshape(ref.shape)
+        return found
 
     def measure(self, npu: dict[str, np.ndarray]) -> Evaluation:
         reference = self.reference()

@@ -158,6 +158,8 @@ class FixResult:
     paths: list[PathResult] = field(default_factory=list)
     stopped: bool = False
     why: str | None = None  # when not met: why not, in one sentence
+    simulation: str = "fast"  # of `before` and `after` (and `met`): "exact" unless the exact run could not be had
+    simulation_note: str | None = None  # why not exact
 
 
 class _Spent(Exception):
@@ -283,14 +285,21 @@ class Search:
                 self.search(start, localization)
         except (Cancelled, KeyboardInterrupt):
             stopped = True
-        self.stop = None  # the final numbers below come from states already evaluated
+        self.stop = None  # the final numbers below: the states found, measured again exactly
         changes, state = self.best if self.best is not None else ([], start)
-        final, final_bytes = self.evaluate(state)
+        fast_final, final_bytes = self.evaluate(state)
+        before, final = self.exact(start), self.exact(state)
         met = self.target.met(final)
+        why = None
+        if not met:
+            why = self.why_not(localization, final, stopped)
+            if self.target.met(fast_final):
+                why = (f"the fast simulation the search ran meets it ({_metric_words(self.target, self.target.measure(fast_final))}), "
+                       f"the chip's exact arithmetic does not ({_metric_words(self.target, self.target.measure(final))})")
         return FixResult(
             met=met,
             target=self.target,
-            before=(self.target.measure(first), first_bytes),
+            before=(self.target.measure(before), first_bytes),
             after=(self.target.measure(final), final_bytes),
             localization=localization,
             changes=changes,
@@ -300,8 +309,15 @@ class Search:
             visits=self.visits,
             paths=self.paths,
             stopped=stopped,
-            why=None if met else self.why_not(localization, final, stopped),
+            why=why,
+            simulation=final.simulation,
+            simulation_note=final.simulation_note,
         )
+
+    def exact(self, settings: Settings) -> Evaluation:
+        """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one)."""
+        compilation = self.project.compile(settings)
+        return self.analysis.evaluate(compilation, settings.fp16_activations, exact=True)
 
     def localize(self, start: Settings) -> list[dict]:
         """The vendor's switch rows, run cheapest first (bytes from the compile); a row dearer than

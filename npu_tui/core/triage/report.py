@@ -63,6 +63,9 @@ def fix_json(result: FixResult) -> dict[str, Any]:
     return {
         "met": result.met,
         "target": {"kind": target.kind, "value": target.value},
+        "simulation": result.simulation,
+        "simulation_note": result.simulation_note,
+        "search_simulation": "fast",
         "before": {"metric": result.before[0], "npu_bytes": result.before[1]},
         "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
         "localization": [{**row, "metric": row["metric"]} for row in result.localization],
@@ -77,7 +80,8 @@ def fix_json(result: FixResult) -> dict[str, Any]:
 def fix_lines(result: FixResult, diff: str, written: tuple[Path, Path] | None) -> list[str]:
     """The text report; `written` is (the config, its backup) when the config was saved."""
     target = result.target
-    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured):"]
+    note = f" ({result.simulation_note})" if result.simulation_note else ""
+    lines = [f"target: {target_text(target)}", "", "localization (the vendor's loop, measured with the fast simulation):"]
     lines.append(f"  {'COMPRESS':9} {'CONV2D':7} {'FUSE_BN':8} {'metric':>22} {'NPU bytes':>10}")
     for row in result.localization:
         lines.append(
@@ -93,6 +97,7 @@ def fix_lines(result: FixResult, diff: str, written: tuple[Path, Path] | None) -
         lines.append("no change" + (": the config already meets the target" if result.met else " found that helps"))
     (before, before_bytes), (after, after_bytes) = result.before, result.after
     lines.append("")
+    lines.append(f"before and after from the {result.simulation} simulation{note}; the search itself ranks with the fast one")
     lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
     lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
     if result.paths:

@@ -36,6 +36,24 @@ HINTS = {
 }
 
 
+def not_grus(op: str) -> str:
+    """The words for an op outside the GRUS list (the ONNX reader's checks say it the same way)."""
+    return f"{op} is not an op GRUS runs; {HINTS.get(op, 'it is not in the GRUS op list of gxnpuc -L')}"
+
+
+def last_axis_split(shape: tuple[int, ...] | list[int], axis: int) -> str | None:
+    """What gxnpuc does to a Split of `axis` (normalised) of a tensor of `shape`, when it miscompiles it."""
+    if len(shape) >= 2 and axis == len(shape) - 1 and any(d != 1 for d in shape[:-1]):
+        return f"a split of the last axis of shape {list(shape)}: gxnpuc miscompiles it unless the leading dimensions are all 1"
+    return None
+
+
+def refusal(path: object, found: list[str]) -> str:
+    """The one line of a refused model: its first problem, and how many more `compile --check` lists."""
+    more = f" (and {len(found) - 1} more: `npu-tui compile --check` lists them)" if len(found) > 1 else ""
+    return f"{path}: gxnpuc will refuse this model: {found[0]}{more}"
+
+
 def parse_table(text: str) -> dict[str, str]:
     """op -> its NOTE text (continuation lines joined), from `gxnpuc -L`'s box table."""
     notes: dict[str, str] = {}
@@ -119,8 +137,7 @@ class _Checker:
         for name in self.a.order:
             node = self.a.graph.nodes[name]
             if node.op not in GRUS_OPS and node.op not in ALWAYS_ALLOWED:
-                hint = HINTS.get(node.op, "it is not in the GRUS op list of gxnpuc -L")
-                self.say(node, f"{node.op} is not an op GRUS runs; {hint}")
+                self.say(node, not_grus(node.op))
                 continue
             if name in evaluation:
                 self.say(node, evaluation[name])
@@ -218,8 +235,9 @@ class _Checker:
     def check_Split(self, node: TfNode) -> None:
         shape = self.shape(node, 1)
         axis = int(self.constant(node, 0, "split axis").reshape(-1)[0]) % max(len(shape), 1)
-        if len(shape) >= 2 and axis == len(shape) - 1 and any(d != 1 for d in shape[:-1]):
-            self.say(node, f"a split of the last axis of shape {list(shape)}: gxnpuc miscompiles it unless the leading dimensions are all 1")
+        problem = last_axis_split(shape, axis)
+        if problem is not None:
+            self.say(node, problem)
 
     def check_SquaredDifference(self, node: TfNode) -> None:
         a, b = self.shape(node, 0), self.shape(node, 1)
@@ -266,5 +284,4 @@ def check_pb(path: Path, input_shapes: dict[str, list[int]], output_names: list[
 def refuse(analysis: Analysis) -> None:
     found = problems(analysis)
     if found:
-        more = f" (and {len(found) - 1} more: `npu-tui compile --check` lists them)" if len(found) > 1 else ""
-        raise ModelError(f"{analysis.graph.path}: gxnpuc will refuse this model: {found[0]}{more}")
+        raise ModelError(refusal(analysis.graph.path, found))

@@ -12,6 +12,7 @@ TENSORFLOW = "tensorflow"
 TF_SHAPES_KEY = "npu_tui.tf_shapes"
 TF_ALIASES_KEY = "npu_tui.tf_aliases"
 TF_NEVER_COMPRESSED_KEY = "npu_tui.tf_never_compressed"  # depthwise kernels and cin=1 Conv2D kernels: fp16 always
+TF_STORED_INTS_KEY = "npu_tui.tf_stored_ints"  # int constants gxnpuc keeps in weight memory: name -> elements
 
 
 def _props(model: onnx.ModelProto) -> dict[str, str]:
@@ -42,6 +43,12 @@ def tf_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 def tf_aliases(model: onnx.ModelProto) -> dict[str, str]:
     """TF node name (a Const, its /read Identity, an ExpandDims) -> the gxnpuc name of the weight it reaches."""
     return {str(k): str(v) for k, v in _json_map(model, TF_ALIASES_KEY).items() if isinstance(v, str)}
+
+
+def stored_ints(model: onnx.ModelProto) -> dict[str, int]:
+    """The int constants that survive gxnpuc's folding (an ExpandDims dim, a Split or ConcatV2 axis): gxnpuc
+    stores each in weight memory like any constant, 2 bytes an element (conv1d: 2 bytes of Mem6, lstm: 4)."""
+    return {str(k): int(v) for k, v in _json_map(model, TF_STORED_INTS_KEY).items() if isinstance(v, int) and v >= 0}
 
 
 def never_compressed(model: onnx.ModelProto) -> frozenset[str]:

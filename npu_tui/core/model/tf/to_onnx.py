@@ -34,7 +34,7 @@ from ...text import printable
 from .analysis import Analysis, analyse
 from .checks import refuse
 from .graphdef import read_graphdef
-from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_NEVER_COMPRESSED_KEY, TF_SHAPES_KEY
+from .metadata import SOURCE_KEY, TENSORFLOW, TF_ALIASES_KEY, TF_NEVER_COMPRESSED_KEY, TF_SHAPES_KEY, TF_STORED_INTS_KEY
 from .nodes import Tensor, TfNode, build_graph, tensor_label
 from .ops import SELU_ALPHA, SELU_SCALE, Unsupported, axis_of, reduce_axes, spatial_pads, strided_index, window
 
@@ -136,9 +136,22 @@ class _Emitter:
                 TF_SHAPES_KEY: json.dumps(self.tf_shapes),
                 TF_ALIASES_KEY: json.dumps(self.a.folding.aliases),
                 TF_NEVER_COMPRESSED_KEY: json.dumps(self.never_compressed),
+                TF_STORED_INTS_KEY: json.dumps(self._stored_ints()),
             },
         )
         return model
+
+    def _stored_ints(self) -> dict[str, int]:
+        """Each int tensor where folding meets a node that runs, with its element count: gxnpuc stores
+        it (its axis or dim) in weight memory even where the reader makes it an attribute."""
+        running = set(self.a.order)
+        used = {t for name in running for t in self.graph.nodes[name].inputs}
+        stored = {}
+        for tensor in self.a.folding.boundary:
+            value = self.a.constant(tensor) if tensor in used else None
+            if value is not None and value.dtype.kind != "f":
+                stored[self.a.folding.name_of(tensor)] = int(value.size)
+        return stored
 
     def add(self, op_type: str, inputs: list[str], outputs: list[str], name: str, tf_op: str, **attrs: Any) -> None:
         node = helper.make_node(op_type, inputs, outputs, name=name, **attrs)

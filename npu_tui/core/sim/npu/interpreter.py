@@ -19,24 +19,16 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import ModelError
+from ...quant.fp16 import compiler_fp16
 from ...text import printable
 from . import arith, tables
-from .weights import bn_scale_shift, compiler_fp16
+from .surprises import SWAPPED_OPS, Diagnostic, scalar_first_diagnostic, swaps
+from .weights import bn_scale_shift
 
 F16 = np.float16
 SELU_ALPHA = 1.6732632423543772
 SELU_GAMMA = 1.0507009873554805
-SWAPPED_OPS = {"Sub": "-", "Div": "/"}
 LINEAR_OPS = ("MatMul", "Gemm", "Conv")
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """Something the chip computes differently from the float model, named by node."""
-
-    node: str
-    kind: str  # "scalar_first", "chain_overflow" or "input_overflow"
-    message: str
 
 
 @dataclass
@@ -338,16 +330,8 @@ class _Interpreter:
             with np.errstate(all="ignore"):
                 self._set(node, op(np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.float32))
             return
-        symbol = SWAPPED_OPS.get(node.op_type)
-        if symbol and not isinstance(a, _Tensor) and np.size(a) == 1 and _swaps(node):
-            self.diagnostics.append(
-                Diagnostic(
-                    self._label(node),
-                    "scalar_first",
-                    f"{node.op_type} {self._label(node)!r}: c {symbol} x with the scalar constant c = {_scalar(a):g} first; "
-                    f"gxnpuc compiles it as x {symbol} c, and the chip computes that",
-                )
-            )
+        if node.op_type in SWAPPED_OPS and not isinstance(a, _Tensor) and np.size(a) == 1 and swaps(node):
+            self.diagnostics.append(scalar_first_diagnostic(node, _scalar(a)))
             a, b = b, a
         x, y = _aligned(a, b)
         self._set(node, _Tensor(op(x, y)))
@@ -517,12 +501,6 @@ def sqrt(x: np.ndarray) -> np.ndarray:
 def absolute(x: np.ndarray) -> np.ndarray:
     """Abs as gxnpuc lowers it, sqrt(x * x): inf for |x| >= 256, 0 below ~2.4e-4."""
     return sqrt(arith.mul(x, x))
-
-
-def _swaps(node: onnx.NodeProto) -> bool:
-    """Whether gxnpuc lowers this node to a tensor_scalar command (the TensorFlow Sub/RealDiv, or an ONNX
-    Sub/Div), rather than an op it builds itself with the right order (Rsqrt, Reciprocal...)."""
-    return node.doc_string in ("", "tf:Sub", "tf:RealDiv", "tf:Div")
 
 
 def _aligned(a: Value, b: Value) -> tuple[np.ndarray, np.ndarray]:

@@ -5,19 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def compiler_fp16(values: np.ndarray) -> np.ndarray:
-    """gxnpuc's float32 -> fp16: truncate then add the first dropped bit (ties away from zero);
-    |x| < 2^-15 -> +-0; [2^-15, 2^-14) gets exponent field 0 with the normal encoding's 10 mantissa bits
-    (so the NPU reads m * 2^-24); |x| >= 65536, inf and NaN -> 0x7fff / 0xffff."""
-    bits = np.asarray(values, dtype=np.float32).reshape(-1).view(np.uint32)
-    sign = ((bits >> 16) & 0x8000).astype(np.uint32)
-    exponent = ((bits >> 23) & 0xFF).astype(np.int64) - 127
-    mantissa = bits & 0x7FFFFF
-    field = np.clip(exponent + 15, 0, 31).astype(np.uint32)
-    rounded = (field << 10 | mantissa >> 13) + ((mantissa >> 12) & 1)
-    half = np.where(exponent < -15, 0, np.where(exponent >= 16, 0x7FFF, rounded)) | sign
-    return half.astype(np.uint16).view(np.float16).reshape(np.shape(values))
+from ...quant.fp16 import compiler_fp16
 
 
 def bn_scale_shift(
