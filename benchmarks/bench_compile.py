@@ -50,8 +50,13 @@ def build_model(path: Path, seed: int = 0) -> None:
     current = "x"
     for i in range(8):
         w = rng.normal(0, 0.02, (256, 256, 3, 3)).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"conv{i}.weight"), numpy_helper.from_array(np.zeros(256, np.float32), f"conv{i}.bias")]
-        nodes.append(helper.make_node("Conv", [current, f"conv{i}.weight", f"conv{i}.bias"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]))
+        inits += [
+            numpy_helper.from_array(w, f"conv{i}.weight"),
+            numpy_helper.from_array(np.zeros(256, np.float32), f"conv{i}.bias"),
+        ]
+        nodes.append(
+            helper.make_node("Conv", [current, f"conv{i}.weight", f"conv{i}.bias"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1])
+        )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
         current = f"r{i}"
     nodes.append(helper.make_node("Flatten", [current], ["flat"], name="flatten"))
@@ -98,14 +103,19 @@ def main() -> None:
         folder = Path(tmp)
         # built in its own process: a child inherits its parent's peak RSS, which would mask the figures
         subprocess.run([sys.executable, __file__, "--build", str(folder / "model.onnx")], check=True)
-        params = sum(int(np.prod(t.dims)) for t in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.initializer)
+        params = sum(
+            int(np.prod(t.dims)) for t in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.initializer
+        )
         size_mb = (folder / "model.onnx").stat().st_size / 2**20
         (folder / "config.yaml").write_text(
             "CORENAME: GRUS\nONNX_FILE: model.onnx\nCOMPRESS: true\nCONV2D_COMPRESS: true\n", encoding="utf-8"
         )
         py = sys.executable
         rows = [
-            ("npu-tui compile --json --sim", [py, "-m", "npu_tui", "compile", "--json", "--sim", str(folder / "sim.onnx"), str(folder / "config.yaml")]),
+            (
+                "npu-tui compile --json --sim",
+                [py, "-m", "npu_tui", "compile", "--json", "--sim", str(folder / "sim.onnx"), str(folder / "config.yaml")],
+            ),
             ("(a) bare onnx + numpy pass", [py, "-c", BARE_SCRIPT, str(folder / "model.onnx")]),
             ("(b) ORT quantize_dynamic", [py, "-c", DYNAMIC_SCRIPT, str(folder / "model.onnx"), str(folder / "dyn.onnx")]),
         ]

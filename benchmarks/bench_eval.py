@@ -50,7 +50,8 @@ def build(folder: Path) -> None:
         ]
         current, width = f"fr{i}", WIDTH
     graph = helper.make_graph(
-        nodes, "bench_eval",
+        nodes,
+        "bench_eval",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", CHANNELS, FRAMES])],
         [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["n", WIDTH])],
         inits,
@@ -77,8 +78,23 @@ def main() -> None:
         folder = Path(tmp)
         build(folder)
         weights = CONVS + FCS
-        ours = seconds([sys.executable, "-m", "npu_tui", "eval", str(folder / "config.yaml"), "--data", str(folder / "data.npz"), "--sensitivity", "--json"], args.repeat)
-        bare = seconds([sys.executable, "-c", BARE_LOOP, str(folder / "model.onnx"), str(folder / "data.npz"), str(weights)], args.repeat)
+        ours = seconds(
+            [
+                sys.executable,
+                "-m",
+                "npu_tui",
+                "eval",
+                str(folder / "config.yaml"),
+                "--data",
+                str(folder / "data.npz"),
+                "--sensitivity",
+                "--json",
+            ],
+            args.repeat,
+        )
+        bare = seconds(
+            [sys.executable, "-c", BARE_LOOP, str(folder / "model.onnx"), str(folder / "data.npz"), str(weights)], args.repeat
+        )
     print(f"model: {weights} quantizable weights, {SAMPLES} samples; median of {args.repeat} runs")
     print(f"{'command':44} {'seconds':>8}")
     print(f"{'npu-tui eval --sensitivity':44} {ours:8.2f}")

@@ -45,7 +45,10 @@ def naive(project, analysis, target, settings) -> tuple[bool, int, int]:
 
     found = analysis.sensitivity(settings)
     plans = project.compile(settings).plans
-    order = sorted((s for s in found if plans[s.weight].quantized), key=lambda s: -(s.exclude_gain_db if s.exclude_gain_db is not None else 1e9))
+    order = sorted(
+        (s for s in found if plans[s.weight].quantized),
+        key=lambda s: -(s.exclude_gain_db if s.exclude_gain_db is not None else 1e9),
+    )
     state = settings
     for count, item in enumerate([None, *order]):
         if item is not None:
@@ -80,8 +83,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="")
     args = parser.parse_args()
-    print("| model | target | start | (a) naive, user's FUSE_BN: met, extra B | (b) naive, FUSE_BN false: met, extra B | "
-          "fix: met, extra B, changes, evaluations | fix s / one sweep (wall) | (CPU) | holds |")
+    print(
+        "| model | target | start | (a) naive, user's FUSE_BN: met, extra B | (b) naive, FUSE_BN false: met, extra B | "
+        "fix: met, extra B, changes, evaluations | fix s / one sweep (wall) | (CPU) | holds |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, kind, value in CASES:
         if args.only not in name:
@@ -97,7 +102,9 @@ def main() -> None:
         base = weight_memory(project.compile(settings))
         a_met, a_bytes, a_count = naive(project, analysis, target, settings)
         has_bn = any(w.bn is not None for w in project.inventory.weights)
-        b_met, b_bytes, b_count = naive(project, analysis, target, replace(settings, fuse_bn=False)) if has_bn else (a_met, a_bytes, a_count)
+        b_met, b_bytes, b_count = (
+            naive(project, analysis, target, replace(settings, fuse_bn=False)) if has_bn else (a_met, a_bytes, a_count)
+        )
         fresh = Analysis(Evaluator(project.compiler, data, project.config.output_names))
         fresh.evaluate(project.compile(settings))
         cpu = time.process_time()

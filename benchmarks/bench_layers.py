@@ -32,7 +32,9 @@ def build(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     nodes, inits, current = [], [], "x"
     for i in range(BLOCKS):
-        inits.append(numpy_helper.from_array(rng.normal(0, 1.4 / np.sqrt(WIDTH), (WIDTH, WIDTH)).astype(np.float32), f"block{i}.weight"))
+        inits.append(
+            numpy_helper.from_array(rng.normal(0, 1.4 / np.sqrt(WIDTH), (WIDTH, WIDTH)).astype(np.float32), f"block{i}.weight")
+        )
         nodes.append(helper.make_node("MatMul", [current, f"block{i}.weight"], [f"m{i}"], name=f"block{i}.fc"))
         nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"], name=f"block{i}.relu"))
         current = f"r{i}"
@@ -65,7 +67,9 @@ def costs(config: Path, title: str = "") -> None:
         layers.append(time.perf_counter() - start)
     p, la = statistics.median(plain), statistics.median(layers)
     analysed = analysis.layer_analysis().samples
-    print(f"{title or '500-node model'} ({len(found)} layers), {data.samples} samples (layers on {analysed}), median of {REPEATS} settings changes")
+    print(
+        f"{title or '500-node model'} ({len(found)} layers), {data.samples} samples (layers on {analysed}), median of {REPEATS} settings changes"
+    )
     print(f"  plain evaluation                 : {p * 1000:7.1f} ms")
     print(f"  layer numbers (accum + isolated) : {la * 1000:7.1f} ms  ({la / p:.2f}x, target <= 2x)")
     print(f"  first time, sessions and float layers included: {first * 1000:.0f} ms")

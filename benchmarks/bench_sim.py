@@ -154,7 +154,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fifty = fifty_weights(Path(tmp))
         rows.append(("50 weights (synthetic)", onnx_sample(fifty, args.repeat)))
-        evaluations = [(sample, evaluation(ROOT / "sample_models" / sample / "config.yaml", args.repeat)) for sample in ("kws_tdnn", "cnn_bn")]
+        evaluations = [
+            (sample, evaluation(ROOT / "sample_models" / sample / "config.yaml", args.repeat))
+            for sample in ("kws_tdnn", "cnn_bn")
+        ]
         evaluations.append(("50 weights (synthetic)", evaluation(fifty, args.repeat)))
     print(f"{SAMPLES} samples, median of {args.repeat} runs, milliseconds")
     print(f"{'model':24} {'exact':>8} {'fast':>8} {'bare':>8} {'exact/fast':>11} {'exact/bare':>11}")

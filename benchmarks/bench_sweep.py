@@ -88,14 +88,22 @@ def speed() -> None:
     print(f"sweep speed, PP-OCRv4 rec 1x3x48x320, {SAMPLES} samples, {weights} weights in Constant nodes (median of {REPEATS})")
     print(f"  bare onnxruntime, {weights + 1} passes of each 1x3x48x320 sample : {b:6.2f} s")
     print(f"  bare onnxruntime, {weights + 1} passes of the 4 samples batched  : {bb:6.2f} s")
-    print(f"  npu-tui sweep, first (builds cut sessions)              : {c:6.2f} s  ({c / b:.2f}x per-sample, {c / bb:.2f}x batched; target <= 1.5x)")
-    print(f"  npu-tui sweep, again (sessions kept)                    : {w:6.2f} s  ({w / b:.2f}x per-sample, {w / bb:.2f}x batched)")
+    print(
+        f"  npu-tui sweep, first (builds cut sessions)              : {c:6.2f} s  ({c / b:.2f}x per-sample, {c / bb:.2f}x batched; target <= 1.5x)"
+    )
+    print(
+        f"  npu-tui sweep, again (sessions kept)                    : {w:6.2f} s  ({w / b:.2f}x per-sample, {w / bb:.2f}x batched)"
+    )
 
 
 def memory() -> None:
     config, data = prepare("ocr_det_v4")
     model_path = config.parent / "model.onnx"
-    bare = int(subprocess.run([sys.executable, "-c", BARE_FLOAT, str(model_path), str(data)], capture_output=True, text=True, check=True).stdout)
+    bare = int(
+        subprocess.run(
+            [sys.executable, "-c", BARE_FLOAT, str(model_path), str(data)], capture_output=True, text=True, check=True
+        ).stdout
+    )
     result = subprocess.run(
         [sys.executable, "-c", PEAK_WRAPPER, "eval", str(config), "--data", str(data), "--sensitivity", "--json"],
         capture_output=True,

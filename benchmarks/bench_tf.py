@@ -40,7 +40,12 @@ def fifty_weights(path: Path) -> dict[str, list[int]]:
         g.node(f"{scope}/conv1d/ExpandDims", "ExpandDims", [x, f"{scope}/conv1d/ExpandDims/dim"], Tdim=3)
         g.const(f"{scope}/conv1d/ExpandDims_1/dim", np.array(0, np.int32))
         g.node(f"{scope}/conv1d/ExpandDims_1", "ExpandDims", [f"{scope}/kernel/read", f"{scope}/conv1d/ExpandDims_1/dim"], Tdim=3)
-        g.node(f"{scope}/conv1d", "Conv2D", [f"{scope}/conv1d/ExpandDims", f"{scope}/conv1d/ExpandDims_1"], **{**VALID, "padding": "SAME"})
+        g.node(
+            f"{scope}/conv1d",
+            "Conv2D",
+            [f"{scope}/conv1d/ExpandDims", f"{scope}/conv1d/ExpandDims_1"],
+            **{**VALID, "padding": "SAME"},
+        )
         g.node(f"{scope}/conv1d/Squeeze", "Squeeze", [f"{scope}/conv1d"], squeeze_dims=[1])
         x = g.node(f"{scope}/Relu", "Relu", [f"{scope}/conv1d/Squeeze"])
     g.const("flat/shape", np.array([40, 32], np.int32))
@@ -93,6 +98,7 @@ def measure(pb: Path, shapes: dict[str, list[int]], work: Path, repeat: int) -> 
     os.environ["XDG_CACHE_HOME"] = str(work / "warm")
     nodes = len(load_model(pb, shapes).model.graph.node)
     return convert, best(repeat, lambda: load_model(pb, shapes)), nodes
+
 
 if __name__ == "__main__":
     main()

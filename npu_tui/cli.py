@@ -56,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--hist-dir", default="npu_jpgs", help="folder for -s (default: ./npu_jpgs)")
     comp.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     comp.add_argument(
-        "--check", action="store_true", help="list every reason gxnpuc would refuse the model (a .pb) and stop; exit 2 if there is any"
+        "--check",
+        action="store_true",
+        help="list every reason gxnpuc would refuse the model (a .pb) and stop; exit 2 if there is any",
     )
     comp.add_argument("--sim", metavar="PATH", help="write the NPU simulation model (ONNX) to PATH")
-    comp.add_argument(
-        "--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32"
-    )
+    comp.add_argument("--no-fp16-activations", action="store_true", help="in --sim, keep activations in fp32")
     comp.add_argument("--codes", metavar="NPZ", help="write each quantized weight's uint8 codes, in its own shape, to NPZ")
     comp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev = commands.add_parser("eval", help="run the float model and the NPU simulation and compare them")
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, metavar="NPZ", help="write one array per output name here (samples first)")
     sm.add_argument("--float", action="store_true", help="write the float model's outputs instead of the NPU's")
     sm.add_argument(
-        "--vendor-inputs", action="store_true",
+        "--vendor-inputs",
+        action="store_true",
         help="convert inputs to fp16 as the SDK's test_mnist.c does (ties away from zero; default: IEEE round to even)",
     )
     sm.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     """--data, --samples, --seed: the same options and the same rule (core/opening.py) everywhere."""
     parser.add_argument(
-        "--data", metavar="NPZ",
+        "--data",
+        metavar="NPZ",
         help="one array per model input (samples first), optional labels (default: eval.npz beside the config, else random inputs)",
     )
     parser.add_argument("--samples", type=_positive, metavar="N", help="use N samples (default: all of the data, or 64 random)")
@@ -107,8 +109,12 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _target_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--max-drop", type=_finite, metavar="POINTS", help="accuracy (with labels) at most this many points below float")
-    group.add_argument("--min-agreement", type=_finite, metavar="PCT", help="top-1 agreement with the float model at least PCT %%")
+    group.add_argument(
+        "--max-drop", type=_finite, metavar="POINTS", help="accuracy (with labels) at most this many points below float"
+    )
+    group.add_argument(
+        "--min-agreement", type=_finite, metavar="PCT", help="top-1 agreement with the float model at least PCT %%"
+    )
     group.add_argument("--min-sqnr", type=_finite, metavar="DB", help="the worst output's SQNR at least DB")
 
 
@@ -158,7 +164,9 @@ def bundled_sample(home: Path | None = None) -> Path:
     candidates = (CHECKOUT_SAMPLE, installed)
     source = next((c for c in candidates if all((c / name).is_file() for name in SAMPLE_FILES)), None)
     if source is None:
-        raise UserError("no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)")
+        raise UserError(
+            "no config given and the bundled sample is not installed here: run npu-tui CONFIG.yaml (the gxnpuc config of your model)"
+        )
     home = home or sample_home()
     config, made = sample_copy(source, home)
     if made:
@@ -351,7 +359,11 @@ def _target(args: argparse.Namespace) -> Target | None:
 
 def _about(args: argparse.Namespace, project: Project, data: EvalData) -> dict:
     """What every --json document starts with: who wrote it, from what."""
-    source = {"file": data.source} if not data.source.startswith("random") else {"random": {"seed": args.seed, "samples": data.samples}}
+    source = (
+        {"file": data.source}
+        if not data.source.startswith("random")
+        else {"random": {"seed": args.seed, "samples": data.samples}}
+    )
     return {
         "npu_tui_version": __version__,
         "config": str(project.config.path),
@@ -395,13 +407,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         document = {**_about(args, project, data), **evaluation_json(evaluation, sensitivity)}
         if target is not None:
-            document["target"] = {"kind": target.kind, "value": target.value, "metric": target.measure(evaluation), "met": target.met(evaluation)}
+            document["target"] = {
+                "kind": target.kind,
+                "value": target.value,
+                "metric": target.measure(evaluation),
+                "met": target.met(evaluation),
+            }
         _emit(document)
     else:
         lines = evaluation_lines(evaluation, sensitivity, data.source, shutil.get_terminal_size().columns)
         if target is not None:
             lines.append("")
-            lines.append(f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})")
+            lines.append(
+                f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})"
+            )
         _report(lines)
     return status
 
@@ -477,8 +496,15 @@ def _fix(args: argparse.Namespace) -> int:
             **fix_json(result),
             "settings": managed_values(result.settings),
             "paths": [
-                {"start": p.start, "start_metric": p.start_metric, "start_bytes": p.start_bytes, "end_metric": p.end_metric,
-                 "end_bytes": p.end_bytes, "met": p.met, "changes": p.changes}
+                {
+                    "start": p.start,
+                    "start_metric": p.start_metric,
+                    "start_bytes": p.start_bytes,
+                    "end_metric": p.end_metric,
+                    "end_bytes": p.end_bytes,
+                    "met": p.met,
+                    "changes": p.changes,
+                }
                 for p in result.paths
             ],
             "why": result.why,

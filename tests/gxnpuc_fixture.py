@@ -92,7 +92,9 @@ def runs() -> list[Run]:
         graph, variant, rc = line.split("\t")
         path = FIXTURE / "runs" / graph / variant
         config = yaml.safe_load((path / "config.yaml").read_text())
-        found.append(Run(graph, variant, path, config if isinstance(config, dict) else {}, int(rc), (path / "stdout.txt").read_text()))
+        found.append(
+            Run(graph, variant, path, config if isinstance(config, dict) else {}, int(rc), (path / "stdout.txt").read_text())
+        )
     return found
 
 
@@ -115,7 +117,9 @@ def commands(run: Run) -> list[Command]:
         after = ops[position + 1][1] if position + 1 < len(ops) else None
         bias = _scope_weight(run.graph, name, True) if after == "BiasAdd" else None
         bn = ops[position + 1][0] if after == "FusedBatchNorm" else None
-        found.append(Command(len(found), name, op, _scope_weight(run.graph, name, False), bias, bn, records[len(found)] if records else {}))
+        found.append(
+            Command(len(found), name, op, _scope_weight(run.graph, name, False), bias, bn, records[len(found)] if records else {})
+        )
     assert records is None or len(found) == len(records), run.path
     return found
 

@@ -40,7 +40,9 @@ def conv_bn_fc(rng: np.random.Generator, tiny_var: bool = True) -> onnx.ModelPro
     ]
     nodes = [
         helper.make_node("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", pads=[1, 1]),
-        helper.make_node("BatchNormalization", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["b1"], name="bn1", epsilon=1e-5),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["b1"], name="bn1", epsilon=1e-5
+        ),
         helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
         helper.make_node("Flatten", ["r1"], ["f"], name="flatten"),
         helper.make_node("MatMul", ["f", "fc.weight"], ["y"], name="fc"),
@@ -111,7 +113,11 @@ def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
     ]
     for i in range(TAIL_LAYERS):  # near-identity layers that quantize well: a model of 20-odd weights, as real ones are
         inits.append(tensor(f"tail{i}.weight", (np.eye(10) + rng.normal(0, 1e-3, (10, 10))).astype(np.float32)))
-        nodes.append(helper.make_node("MatMul", [f"t{i}", f"tail{i}.weight"], [f"t{i + 1}" if i + 1 < TAIL_LAYERS else "y"], name=f"tail{i}"))
+        nodes.append(
+            helper.make_node(
+                "MatMul", [f"t{i}", f"tail{i}.weight"], [f"t{i + 1}" if i + 1 < TAIL_LAYERS else "y"], name=f"tail{i}"
+            )
+        )
     return make_model(nodes, [value("x", [1, 8, 16])], [value("y", [1, 10])], inits)
 
 

@@ -11,9 +11,28 @@ from modelkit import BASE_CONFIG, conv_bn_fc, make_model, tensor, value, write_p
 from onnx import helper
 
 JSON_WEIGHT_KEYS = {
-    "name", "kind", "nodes", "op_types", "shape", "quantized", "reason", "min", "max", "nudged_min",
-    "nudged_max", "scale", "zero_point", "sqnr_db", "mse", "max_abs_err", "clipped_fraction", "tail_ratio",
-    "scale_fp16_bits", "offset_fp16_bits", "codes_stored", "weight_memory_bytes",
+    "name",
+    "kind",
+    "nodes",
+    "op_types",
+    "shape",
+    "quantized",
+    "reason",
+    "min",
+    "max",
+    "nudged_min",
+    "nudged_max",
+    "scale",
+    "zero_point",
+    "sqnr_db",
+    "mse",
+    "max_abs_err",
+    "clipped_fraction",
+    "tail_ratio",
+    "scale_fp16_bits",
+    "offset_fp16_bits",
+    "codes_stored",
+    "weight_memory_bytes",
 }
 
 
@@ -43,7 +62,15 @@ def test_json_document(tmp_path):
     result = npu_tui("compile", "--json", str(config))
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"npu_tui_version", "model", "config", "weights", "weight_memory_bytes", "fp16_weight_memory_bytes", "warnings"}
+    assert set(doc) == {
+        "npu_tui_version",
+        "model",
+        "config",
+        "weights",
+        "weight_memory_bytes",
+        "fp16_weight_memory_bytes",
+        "warnings",
+    }
     weights = {w["name"]: w for w in doc["weights"]}
     assert all(JSON_WEIGHT_KEYS <= set(w) for w in weights.values())
     fc = weights["fc.weight"]
@@ -71,7 +98,10 @@ def test_reason_says_why_a_weight_stays_fp16(tmp_path):
     text = BASE_CONFIG.replace("COMPRESS: true\nCONV2D_COMPRESS: true", "COMPRESS: false\nCONV2D_COMPRESS: false")
     config = write_project(tmp_path, conv_bn_fc(np.random.default_rng(0)), text)
     doc = json.loads(npu_tui("compile", "--json", str(config)).stdout)
-    assert {w["name"]: w["reason"] for w in doc["weights"]} == {"conv1.weight": "conv2d_compress_off", "fc.weight": "compress_off"}
+    assert {w["name"]: w["reason"] for w in doc["weights"]} == {
+        "conv1.weight": "conv2d_compress_off",
+        "fc.weight": "compress_off",
+    }
     assert doc["weight_memory_bytes"] == doc["fp16_weight_memory_bytes"]
 
 
@@ -143,7 +173,9 @@ def test_a_hostile_model_path_is_printed_literally(tmp_path):
         [tensor("fc.weight", np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32))],
     )
     model_name = "m\x1b]0;pwned\x07.onnx"  # a file name that would retitle the terminal
-    config = write_project(tmp_path, model, BASE_CONFIG.replace("ONNX_FILE: model.onnx", 'ONNX_FILE: "m\\e]0;pwned\\a.onnx"'), model_name)
+    config = write_project(
+        tmp_path, model, BASE_CONFIG.replace("ONNX_FILE: model.onnx", 'ONNX_FILE: "m\\e]0;pwned\\a.onnx"'), model_name
+    )
     result = npu_tui("compile", str(config))
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr

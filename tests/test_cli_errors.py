@@ -12,24 +12,60 @@ CASES = {
     "not_a_mapping": ("- CORENAME\n- GRUS\n", "config.yaml:1: the top level is a list"),
     "empty": ("", "the file is empty"),
     "comment_only": ("# nothing here\n", "the file is empty"),
-    "compress_not_bool": (BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRESS: 'yes please'\nCONV"), "config.yaml:5: COMPRESS: 'yes please' is not a bool"),
+    "compress_not_bool": (
+        BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRESS: 'yes please'\nCONV"),
+        "config.yaml:5: COMPRESS: 'yes please' is not a bool",
+    ),
     "min_max_not_mapping": (BASE_CONFIG + "WEIGHT_MIN_MAX: [1, 2]\n", "config.yaml:7: WEIGHT_MIN_MAX: [1, 2] is not a mapping"),
-    "min_not_less": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [0.1, -0.1]\n", "config.yaml:8: WEIGHT_MIN_MAX['fc.weight']: min 0.1 is not less than max -0.1"),
+    "min_not_less": (
+        BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [0.1, -0.1]\n",
+        "config.yaml:8: WEIGHT_MIN_MAX['fc.weight']: min 0.1 is not less than max -0.1",
+    ),
     "min_equal": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [0.1, 0.1]\n", "min 0.1 is not less than max 0.1"),
-    "nan_bound": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [.nan, 0.1]\n", "config.yaml:8: WEIGHT_MIN_MAX['fc.weight']: bound nan is not a finite number"),
+    "nan_bound": (
+        BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [.nan, 0.1]\n",
+        "config.yaml:8: WEIGHT_MIN_MAX['fc.weight']: bound nan is not a finite number",
+    ),
     "string_bound": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: ['-0.1', 0.1]\n", "bound '-0.1' is not a number"),
     "three_bounds": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [-0.1, 0, 0.1]\n", "is not exactly two bounds"),
-    "unknown_weight": (BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weigth: [-0.1, 0.1]\n", "config.yaml:8: WEIGHT_MIN_MAX['fc.weigth']: no weight or node named 'fc.weigth' in the model (did you mean 'fc.weight'"),
-    "exclude_not_list": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: {fc: 1}\n", "config.yaml:7: EXCLUDE_COMPRESS_OPS: {'fc': 1} is not a list"),
-    "exclude_unknown": (BASE_CONFIG + "EXCLUDE_COMPRESS_OPS:\n  - fc\n  - conv2\n", "config.yaml:9: EXCLUDE_COMPRESS_OPS: no weight or node named 'conv2' in the model (did you mean 'conv1'"),
-    "unknown_corename": (BASE_CONFIG.replace("GRUS", "GRUSS"), "config.yaml:2: CORENAME: unknown chip 'GRUSS'; use one of GRUS, AQUILA, LEO"),
+    "unknown_weight": (
+        BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weigth: [-0.1, 0.1]\n",
+        "config.yaml:8: WEIGHT_MIN_MAX['fc.weigth']: no weight or node named 'fc.weigth' in the model (did you mean 'fc.weight'",
+    ),
+    "exclude_not_list": (
+        BASE_CONFIG + "EXCLUDE_COMPRESS_OPS: {fc: 1}\n",
+        "config.yaml:7: EXCLUDE_COMPRESS_OPS: {'fc': 1} is not a list",
+    ),
+    "exclude_unknown": (
+        BASE_CONFIG + "EXCLUDE_COMPRESS_OPS:\n  - fc\n  - conv2\n",
+        "config.yaml:9: EXCLUDE_COMPRESS_OPS: no weight or node named 'conv2' in the model (did you mean 'conv1'",
+    ),
+    "unknown_corename": (
+        BASE_CONFIG.replace("GRUS", "GRUSS"),
+        "config.yaml:2: CORENAME: unknown chip 'GRUSS'; use one of GRUS, AQUILA, LEO",
+    ),
     "no_model_key": (BASE_CONFIG.replace("ONNX_FILE: model.onnx\n", ""), "no model: set PB_FILE"),
     "missing_model": (BASE_CONFIG.replace("model.onnx", "gone.onnx"), "config.yaml:3: ONNX_FILE: 'gone.onnx' not found ("),
-    "missing_pb": (BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"), "config.yaml:3: PB_FILE: 'model.pb' not found ("),
-    "key_typo": (BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRES: true\nCONV"), "config.yaml:5: COMPRES: unknown key; did you mean COMPRESS?"),
-    "input_ops_typo": (BASE_CONFIG + "INPUT_OPS:\n  xx: [1, 3, 6]\n", "config.yaml:8: INPUT_OPS: no model input named 'xx'; the model's inputs are 'x'"),
-    "output_ops_typo": (BASE_CONFIG + "OUTPUT_OPS: [yy]\n", "config.yaml:7: OUTPUT_OPS: no model output named 'yy'; the model's outputs are 'y'"),
-    "python_tag": (BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n", "config.yaml:7: YAML tag not allowed"),
+    "missing_pb": (
+        BASE_CONFIG.replace("ONNX_FILE: model.onnx", "PB_FILE: model.pb"),
+        "config.yaml:3: PB_FILE: 'model.pb' not found (",
+    ),
+    "key_typo": (
+        BASE_CONFIG.replace("COMPRESS: true\nCONV", "COMPRES: true\nCONV"),
+        "config.yaml:5: COMPRES: unknown key; did you mean COMPRESS?",
+    ),
+    "input_ops_typo": (
+        BASE_CONFIG + "INPUT_OPS:\n  xx: [1, 3, 6]\n",
+        "config.yaml:8: INPUT_OPS: no model input named 'xx'; the model's inputs are 'x'",
+    ),
+    "output_ops_typo": (
+        BASE_CONFIG + "OUTPUT_OPS: [yy]\n",
+        "config.yaml:7: OUTPUT_OPS: no model output named 'yy'; the model's outputs are 'y'",
+    ),
+    "python_tag": (
+        BASE_CONFIG + "OUTPUT_TYPE: !!python/object/apply:os.system ['echo pwned']\n",
+        "config.yaml:7: YAML tag not allowed",
+    ),
     "model_is_folder": (BASE_CONFIG.replace("model.onnx", "subdir"), "subdir: is a folder"),
     "nul_in_model_path": (BASE_CONFIG.replace("model.onnx", '"model\\0.onnx"'), "a model file name holding a NUL byte"),
 }

@@ -18,9 +18,27 @@ def test_json_with_layers_and_sensitivity():
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == {
-        "npu_tui_version", "config", "model", "data", "samples", "worst_output", "output_sqnr_db", "classifier_output", "fp16_issue", "accuracy_float",
-        "accuracy_npu", "top1_agreement", "outputs", "layer_samples", "layers", "sensitivity",
-        "simulation", "simulation_note", "chip_warnings", "layers_simulation", "sensitivity_simulation",
+        "npu_tui_version",
+        "config",
+        "model",
+        "data",
+        "samples",
+        "worst_output",
+        "output_sqnr_db",
+        "classifier_output",
+        "fp16_issue",
+        "accuracy_float",
+        "accuracy_npu",
+        "top1_agreement",
+        "outputs",
+        "layer_samples",
+        "layers",
+        "sensitivity",
+        "simulation",
+        "simulation_note",
+        "chip_warnings",
+        "layers_simulation",
+        "sensitivity_simulation",
     }
     assert (doc["simulation"], doc["layers_simulation"], doc["sensitivity_simulation"]) == ("exact", "fast", "fast")
     assert doc["layer_samples"] == 597  # the kws layers of all samples fit the memory budget
@@ -29,7 +47,19 @@ def test_json_with_layers_and_sensitivity():
     assert doc["accuracy_float"] - doc["accuracy_npu"] >= 0.05
     assert set(doc["outputs"][0]) == {"name", "output_sqnr_db", "cosine", "max_abs_err"}
     first = doc["layers"][0]
-    assert set(first) == {"index", "node", "op_type", "output", "weight", "sqnr_db", "cosine", "max_abs_err", "drop_db", "marked", "isolated"}
+    assert set(first) == {
+        "index",
+        "node",
+        "op_type",
+        "output",
+        "weight",
+        "sqnr_db",
+        "cosine",
+        "max_abs_err",
+        "drop_db",
+        "marked",
+        "isolated",
+    }
     assert first["weight"] == "tdnn1.affine" and set(first["isolated"]) == {"sqnr_db", "cosine", "max_abs_err"}
     assert doc["layers"][1]["isolated"] is None  # a Relu reads no weight
     assert set(doc["sensitivity"][0]) == {"weight", "alone_sqnr_db", "accuracy", "exclude_gain_db", "fp16_cost_bytes"}
@@ -72,8 +102,14 @@ def bad_npz(tmp_path, **arrays):
 @pytest.mark.parametrize(
     "make, expected",
     [
-        (lambda p: bad_npz(p, other=np.zeros((4, 8, 8), np.float32)), "no array named 'features' for model input 'features' (the file holds other)"),
-        (lambda p: bad_npz(p, features=np.zeros((4, 8, 7), np.float32)), "array 'features' has shape [4, 8, 7]; the model wants ['N', 1, 8, 8] or ['N', 8, 8]"),
+        (
+            lambda p: bad_npz(p, other=np.zeros((4, 8, 8), np.float32)),
+            "no array named 'features' for model input 'features' (the file holds other)",
+        ),
+        (
+            lambda p: bad_npz(p, features=np.zeros((4, 8, 7), np.float32)),
+            "array 'features' has shape [4, 8, 7]; the model wants ['N', 1, 8, 8] or ['N', 8, 8]",
+        ),
         (lambda p: bad_npz(p, features=np.zeros((4, 8, 8), np.bool_)), "array 'features' is bool; the model input is float32"),
         (lambda p: bad_npz(p, features=np.zeros((4, 8, 8), np.float32), labels=np.zeros(3, np.int64)), "3 labels for 4 samples"),
         (lambda p: (p / "x.npz").write_text("not a zip") and str(p / "x.npz"), "not an .npz file"),
@@ -138,7 +174,9 @@ def test_ctrl_c_during_the_sweep_prints_what_was_measured(tmp_path):
     leader, follower = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "npu_tui", "eval", str(config), "--sensitivity", "--samples", "256"],
-        stdout=subprocess.PIPE, stderr=follower, text=True,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
     )
     os.close(follower)
     reader = PtyReader(leader)
@@ -177,7 +215,10 @@ def _log_of_relu_plus_epsilon():
         ],
         [value("x", [1, 8])],
         [value("y", [1, 3])],
-        [tensor("eps", np.array(1e-10, np.float32)), tensor("w", np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32))],
+        [
+            tensor("eps", np.array(1e-10, np.float32)),
+            tensor("w", np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)),
+        ],
     )
 
 
@@ -198,8 +239,10 @@ def _pad_with_minus_infinity_then_overflow():
         [value("x", [1, 1, 4, 4])],
         [value("y", [1, 3])],
         [
-            tensor("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), tensor("minus_inf", np.array(-np.inf, np.float32)),
-            tensor("w", np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)), tensor("k", np.array(1000.0, np.float32)),
+            tensor("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)),
+            tensor("minus_inf", np.array(-np.inf, np.float32)),
+            tensor("w", np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)),
+            tensor("k", np.array(1000.0, np.float32)),
         ],
     )
 

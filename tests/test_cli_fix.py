@@ -20,8 +20,13 @@ def test_fix_finds_the_cheapest_config_that_eval_confirms(tmp_path, sample):
     assert doc["met"] and len(doc["changes"]) == 1
     assert doc["npu_tui_version"] and doc["data"]["samples"] == 597
     assert set(doc["settings"]) == {
-        "COMPRESS", "CONV2D_COMPRESS", "FUSE_BN", "EXCLUDE_COMPRESS_OPS", "EXCLUDE_CONV2D_COMPRESS_OPS",
-        "EXCLUDE_FUSE_BN_OPS", "WEIGHT_MIN_MAX",
+        "COMPRESS",
+        "CONV2D_COMPRESS",
+        "FUSE_BN",
+        "EXCLUDE_COMPRESS_OPS",
+        "EXCLUDE_CONV2D_COMPRESS_OPS",
+        "EXCLUDE_FUSE_BN_OPS",
+        "WEIGHT_MIN_MAX",
     }
     assert (tmp_path / "config.yaml.bak").read_text() == original
     checked = npu_tui("eval", str(config), "--max-drop", "1", "--json")
@@ -55,7 +60,10 @@ def test_fix_text_output_and_a_target_that_cannot_be_met(tmp_path):
     assert doc["why"].startswith("not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it")
     within = npu_tui("fix", str(config), "--max-drop", "1", "--budget", "12000", "--json")  # below every config's bytes
     assert within.returncode == 3
-    assert json.loads(within.stdout)["why"] == "no config within --budget 12,000 B meets it; the cheapest the search found that does costs 22,570 B"
+    assert (
+        json.loads(within.stdout)["why"]
+        == "no config within --budget 12,000 B meets it; the cheapest the search found that does costs 22,570 B"
+    )
 
 
 def test_eval_targets_exit_3_when_missed(tmp_path):
@@ -135,7 +143,12 @@ def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path)
 
     # the weight's span (58,804) fits fp16, as gxnpuc needs to quantize it; the MatMul's outputs do not
     weight = (np.random.default_rng(0).normal(size=(3, 2)) * 5e4).astype(np.float32)
-    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor("w", weight)],
+    )
     config = write_project(tmp_path, model, BASE_CONFIG)
     evaluated = json.loads(npu_tui("eval", str(config), "--min-sqnr", "10", "--json").stdout)
     assert evaluated["output_sqnr_db"] is None and evaluated["target"]["metric"] is None

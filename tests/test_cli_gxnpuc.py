@@ -13,7 +13,10 @@ from onnx import helper, numpy_helper
 def convs_model():
     """x[1,1,8] -> Conv W[4,1,3] (one input channel) -> depthwise Conv W[4,1,3] (group 4) -> Conv W[4,4,1]."""
     rng = np.random.default_rng(1)
-    inits = [tensor(n, rng.normal(0, 0.3, s).astype(np.float32)) for n, s in (("a.w", (4, 1, 3)), ("dw.w", (4, 1, 3)), ("b.w", (4, 4, 1)))]
+    inits = [
+        tensor(n, rng.normal(0, 0.3, s).astype(np.float32))
+        for n, s in (("a.w", (4, 1, 3)), ("dw.w", (4, 1, 3)), ("b.w", (4, 4, 1)))
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "a.w"], ["a"], name="a", pads=[1, 1]),
         helper.make_node("Conv", ["a", "dw.w"], ["d"], name="dw", pads=[1, 1], group=4),
@@ -56,7 +59,10 @@ def test_an_all_zero_weight_under_compression_is_an_error_before_compiling(tmp_p
     assert npu_tui("compile", str(excluded)).returncode == 0
     flat = write_project(tmp_path, None, BASE_CONFIG + "WEIGHT_MIN_MAX:\n  fc.weight: [0.25, 0.25]\n")
     refused = npu_tui("compile", str(flat))
-    assert refused.returncode == 2 and "min 0.25 is not less than max 0.25 (gxnpuc 1.5.8 crashes on an empty range)" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "min 0.25 is not less than max 0.25 (gxnpuc 1.5.8 crashes on an empty range)" in refused.stderr
+    )
 
 
 def test_an_unpadded_one_sign_weight_loses_its_far_end_with_a_warning(tmp_path):
@@ -71,7 +77,9 @@ def test_an_unpadded_one_sign_weight_loses_its_far_end_with_a_warning(tmp_path):
     fc = doc["weights"][0]
     assert (fc["min"], fc["max"], fc["nudged_max"]) == (0.5, 1.5, 1.0)
     # a padded one (16 x 8) holds the padding's zeros in its range: no shift
-    padded = write_project(tmp_path / "padded", fc_model(np.linspace(0.5, 1.5, 128, dtype=np.float32).reshape(16, 8)), BASE_CONFIG)
+    padded = write_project(
+        tmp_path / "padded", fc_model(np.linspace(0.5, 1.5, 128, dtype=np.float32).reshape(16, 8)), BASE_CONFIG
+    )
     doc = json.loads(npu_tui("compile", "--json", str(padded)).stdout)
     assert doc["weights"][0]["min"] == 0.0 and not [w for w in doc["warnings"] if w["code"] == "nudge_shift"]
 
@@ -98,7 +106,10 @@ def test_fuse_biasadd_puts_the_bias_into_the_block(tmp_path):
     rng = np.random.default_rng(4)
     w = rng.normal(0, 0.1, (16, 8)).astype(np.float32)
     model = make_model(
-        [helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"), helper.make_node("Add", ["h", "fc.bias"], ["y"], name="fc.add")],
+        [
+            helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+            helper.make_node("Add", ["h", "fc.bias"], ["y"], name="fc.add"),
+        ],
         [value("x", [1, 16])],
         [value("y", [1, 8])],
         [tensor("fc.weight", w), tensor("fc.bias", np.full(8, 2.0, np.float32))],

@@ -75,7 +75,10 @@ def test_eval_on_the_mnist_pb_is_the_c_models_output_against_tensorflow(tmp_path
     board = np.load(CMODEL / "mnist" / "cmodel_out.npy").reshape(16, 10)  # what the vendor's C model returned
     chip, flt = tmp_path / "chip.npz", tmp_path / "float.npz"
     for out, extra in ((chip, ()), (flt, ("--float",))):
-        assert npu_tui("simulate", str(CMODEL / "mnist" / "config.yaml"), "--data", str(data), "--out", str(out), *extra).returncode == 0
+        assert (
+            npu_tui("simulate", str(CMODEL / "mnist" / "config.yaml"), "--data", str(data), "--out", str(out), *extra).returncode
+            == 0
+        )
     ref = np.load(flt)["result"].reshape(16, 10)
     assert np.array_equal(np.load(chip)["result"].reshape(16, 10), board)
     assert doc["simulation"] == "exact"
@@ -100,7 +103,9 @@ def test_an_fp16_chain_overflow_is_evals_fp16_diagnosis(tmp_path):
     config = CMODEL / "fc_ovf" / "config.yaml"
     doc = json.loads(npu_tui("eval", str(config), "--data", str(cmodel_data("fc_ovf", tmp_path)), "--json").stdout)
     assert doc["simulation"] == "exact"
-    assert doc["fp16_issue"].startswith("fp16 overflow on the chip: MatMul ") and "fp16 accumulation overflows" in doc["fp16_issue"]
+    assert (
+        doc["fp16_issue"].startswith("fp16 overflow on the chip: MatMul ") and "fp16 accumulation overflows" in doc["fp16_issue"]
+    )
 
 
 def test_fixs_before_and_after_are_exact(tmp_path):
@@ -129,7 +134,10 @@ def test_an_onnx_softmax_is_refused_in_the_tensorflow_readers_words(tmp_path):
     config = onnx_project(tmp_path, helper.make_node("Softmax", ["h"], ["y"], name="head"), [1, 4])
     result = npu_tui("compile", str(config))
     assert result.returncode == 2
-    assert "gxnpuc will refuse this model: node 'head' (Softmax): Softmax is not an op GRUS runs; gxnpuc refuses tf.nn.softmax" in result.stderr
+    assert (
+        "gxnpuc will refuse this model: node 'head' (Softmax): Softmax is not an op GRUS runs; gxnpuc refuses tf.nn.softmax"
+        in result.stderr
+    )
 
 
 def test_an_onnx_last_axis_split_is_refused_unless_the_leading_dims_are_1(tmp_path):

@@ -23,7 +23,10 @@ W_NPU = np.array([[0.515625, 1.0], [2.0, 3.984375]], np.float32)
 
 def single_matmul():
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])], [tensor("w", W)]
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
+        [tensor("w", W)],
     )
     return Compiler(build_inventory(model))
 
@@ -99,13 +102,18 @@ def test_sensitivity_ranks_the_long_tailed_weight_first(kws):
     tdnn1 = compiled["tdnn1.affine"].quant
     stored = 3 * 1024 // 8 + tdnn1.codes_stored
     assert {s.weight: s.fp16_cost_bytes for s in found}["tdnn1.affine"] == 2 * 3 * 1024 - (stored + stored % 2)
-    assert all(s.fp16_cost_bytes == fp16_weight_bytes(compiled[s.weight].weight) - compiled[s.weight].weight_memory_bytes for s in found)
+    assert all(
+        s.fp16_cost_bytes == fp16_weight_bytes(compiled[s.weight].weight) - compiled[s.weight].weight_memory_bytes for s in found
+    )
     assert calls[-1] == (8, 8)
 
 
 def test_dynamic_dimension_without_shape_is_a_clear_error():
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", "seq", 2])], [value("y", None)], [tensor("w", W)]
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", "seq", 2])],
+        [value("y", None)],
+        [tensor("w", W)],
     )
     inputs = model_inputs(model)
     with pytest.raises(UserError, match=r"model input 'x' has a dynamic dimension \(seq\).*INPUT_OPS: \{x: \[1, \?, 2\]\}"):

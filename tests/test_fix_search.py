@@ -137,7 +137,12 @@ def test_a_diverged_output_is_none_not_a_clamped_number(tmp_path):
     from npu_tui.core.sim.evaluate import Evaluator
 
     weight = (np.random.default_rng(0).normal(size=(3, 2)) * 5e4).astype(np.float32)
-    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 3])], [value("y", ["n", 2])], [tensor("w", weight)])
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 3])],
+        [value("y", ["n", 2])],
+        [tensor("w", weight)],
+    )
     project = open_project(write_project(tmp_path, model, BASE_CONFIG))
     data = project_data(project, DataChoice(None, 64, 0))  # 64 random samples: some outputs reach 8.7e4
     analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))

@@ -95,8 +95,20 @@ def test_what_gxnpuc_accepts_npu_tui_accepts_warns_or_refuses_on_purpose(run, ca
     outcome, pattern = ACCEPTED[run.variant]
     code, lines = compile_as_a_user(run, capsys)
     if outcome == "refuse":
-        assert pattern is not None and code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), lines
+        assert (
+            pattern is not None
+            and code == 2
+            and len(lines) == 1
+            and lines[0].startswith("error: ")
+            and re.search(pattern, lines[0])
+        ), lines
     elif outcome == "warn":
-        assert pattern is not None and code == 0 and len(lines) == 1 and lines[0].startswith("warning: ") and re.search(pattern, lines[0]), lines
+        assert (
+            pattern is not None
+            and code == 0
+            and len(lines) == 1
+            and lines[0].startswith("warning: ")
+            and re.search(pattern, lines[0])
+        ), lines
     else:
         assert code == 0 and lines == []

@@ -48,7 +48,10 @@ def test_a_very_long_constant_chain_folds_without_recursion():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n", "YAML aliases (*a) are not allowed"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n",
+            "YAML aliases (*a) are not allowed",
+        ),
         ("CORENAME: GRUS\nCORENAME: LEO\n", "CORENAME is given again"),
         ("CORENAME: GRUS\nFUSE_BN: [" + "1, " * 100_000 + "1]\n", "is not a bool"),
     ],
@@ -56,7 +59,9 @@ def test_a_very_long_constant_chain_folds_without_recursion():
 )
 def test_yaml_that_expands_or_repeats(tmp_path, text, expected):
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", [1, 2])],
+        [value("y", [1, 2])],
         [tensor("w", np.eye(2, dtype=np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG.replace("CORENAME: GRUS\n", "") + text)
@@ -74,7 +79,9 @@ def test_ranges_are_written_as_yaml_11_numbers(number):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_eval_data_with_nan_or_inf_is_refused(tmp_path, bad):
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
         [tensor("w", np.eye(2, dtype=np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG)
@@ -90,7 +97,9 @@ def test_an_npz_whose_header_lies_is_refused_before_reading(tmp_path):
     import zipfile
 
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
         [tensor("w", np.eye(2, dtype=np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG)
@@ -107,7 +116,9 @@ def test_json_has_no_nan_or_infinity_even_when_fp16_overflows(tmp_path):
     import json
 
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", ["n", 2])], [value("y", ["n", 2])],
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
         [tensor("w", np.array([[1e6, 0.0], [0.0, 1.0]], np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG.replace("COMPRESS: true", "COMPRESS: false", 1))
@@ -125,7 +136,9 @@ def _no_constant(command: str, token: str) -> None:
 @pytest.mark.parametrize("bound", ["-1.0e+39", "-1.0e+6"])
 def test_ranges_beyond_fp16_are_refused(tmp_path, bound):
     model = make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", [1, 2])],
+        [value("y", [1, 2])],
         [tensor("w", np.eye(2, dtype=np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG + f"WEIGHT_MIN_MAX:\n  w: [{bound}, 3.0]\n")
@@ -136,16 +149,30 @@ def test_ranges_beyond_fp16_are_refused(tmp_path, bound):
 def test_deeply_nested_subgraphs_end_in_a_result(tmp_path):
     """30 levels of If (protobuf itself refuses much deeper files; those are 'not an ONNX model')."""
     inner = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["o0"], name="fc")], "g0", [], [value("o0", None)], [tensor("w", np.eye(2, dtype=np.float32))]
+        [helper.make_node("MatMul", ["x", "w"], ["o0"], name="fc")],
+        "g0",
+        [],
+        [value("o0", None)],
+        [tensor("w", np.eye(2, dtype=np.float32))],
     )
     for depth in range(1, 30):
-        other = helper.make_graph([helper.make_node("Identity", ["x"], [f"e{depth}"])], f"e{depth}", [], [value(f"e{depth}", None)])
+        other = helper.make_graph(
+            [helper.make_node("Identity", ["x"], [f"e{depth}"])], f"e{depth}", [], [value(f"e{depth}", None)]
+        )
         inner = helper.make_graph(
             [helper.make_node("If", ["flag"], [f"o{depth}"], name=f"if{depth}", then_branch=inner, else_branch=other)],
-            f"g{depth}", [], [value(f"o{depth}", None)],
+            f"g{depth}",
+            [],
+            [value(f"o{depth}", None)],
         )
-    top = helper.make_node("If", ["flag"], ["y"], name="top", then_branch=inner, else_branch=helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["et"])], "et", [], [value("et", None)]))
+    top = helper.make_node(
+        "If",
+        ["flag"],
+        ["y"],
+        name="top",
+        then_branch=inner,
+        else_branch=helper.make_graph([helper.make_node("Identity", ["x"], ["et"])], "et", [], [value("et", None)]),
+    )
     model = make_model([top], [value("x", [1, 2])], [value("y", None)], [tensor("flag", np.array(True))])
     config = write_project(tmp_path, model, BASE_CONFIG)
     result = npu_tui("compile", str(config), "-w")
@@ -157,7 +184,9 @@ def test_deeply_nested_subgraphs_end_in_a_result(tmp_path):
 def test_names_printed_by_the_cli_are_inert(tmp_path, hostile):
     name = f"w{hostile}eight"
     model = make_model(
-        [helper.make_node("MatMul", ["x", name], ["y"], name=f"fc{hostile}")], [value("x", [1, 2])], [value("y", [1, 2])],
+        [helper.make_node("MatMul", ["x", name], ["y"], name=f"fc{hostile}")],
+        [value("x", [1, 2])],
+        [value("y", [1, 2])],
         [tensor(name, np.array([[1.0, 2.0], [3.0, 400.0]], np.float32))],
     )
     config = write_project(tmp_path, model, BASE_CONFIG)
@@ -217,7 +246,9 @@ else:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory size from /proc")
 def test_random_inputs_are_made_in_their_final_dtype_and_too_many_are_a_message():
     def run(room_mib: int) -> str:
-        result = subprocess.run([sys.executable, "-c", RANDOM_UNDER_A_MEMORY_LIMIT, str(room_mib)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", RANDOM_UNDER_A_MEMORY_LIMIT, str(room_mib)], capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
 
@@ -266,7 +297,9 @@ def test_an_npz_is_read_only_as_far_as_the_samples_used(tmp_path, compression, d
 
     path = tmp_path / "big.npz"
     _zeros_npz(path, declared, compression)
-    result = subprocess.run([sys.executable, "-c", NPZ_UNDER_A_MEMORY_LIMIT, str(path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", NPZ_UNDER_A_MEMORY_LIMIT, str(path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == "4 (4, 8, 8) [0, 1, 2, 3] 0.0\n"  # 4 samples read, the 200 MiB allowed never exceeded
     small = tmp_path / "small.npz"

@@ -37,7 +37,10 @@ CASES = {
     "negative_offset": (lambda f: external(f, "-8", "64"), "does not lie inside"),
     "beyond_the_file": (lambda f: external(f, "32", "64"), "does not lie inside"),
     "huge_length": (lambda f: external(f, "0", "99999999999999"), "does not lie inside"),
-    "nul_in_location": (lambda f: external(f, "0", "64", "w.bin\x00.txt"), "keeps its data at 'w.bin\\x00.txt', a name holding a NUL byte"),
+    "nul_in_location": (
+        lambda f: external(f, "0", "64", "w.bin\x00.txt"),
+        "keeps its data at 'w.bin\\x00.txt', a name holding a NUL byte",
+    ),
 }
 
 
@@ -96,7 +99,9 @@ def nan_in_a_dead_unit() -> onnx.ModelProto:
     weight[:, 4] = np.nan
     fc.CopyFrom(tensor("fc.weight", weight))
     model.graph.node[-1].output[0] = "y_full"
-    model.graph.initializer.extend([tensor("starts", np.array([0])), tensor("ends", np.array([4])), tensor("axes", np.array([1]))])
+    model.graph.initializer.extend(
+        [tensor("starts", np.array([0])), tensor("ends", np.array([4])), tensor("axes", np.array([1]))]
+    )
     model.graph.node.append(helper.make_node("Slice", ["y_full", "starts", "ends", "axes"], ["y"], name="live_units"))
     model.graph.output[0].CopyFrom(value("y", [1, 4]))
     return model
@@ -121,8 +126,13 @@ def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_fix(tmp_pat
 
 
 def old_opset(opset: int) -> onnx.ModelProto:
-    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [1, 4])], [value("y", [1, 4])],
-                       [tensor("w", np.eye(4, dtype=np.float32))], opset=opset)
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", [1, 4])],
+        [value("y", [1, 4])],
+        [tensor("w", np.eye(4, dtype=np.float32))],
+        opset=opset,
+    )
     model.ir_version = 3
     return model
 
@@ -140,10 +150,17 @@ def test_an_opset_older_than_6_is_refused_where_a_graph_is_built(tmp_path, comma
 
 def test_compile_sim_writes_a_bfloat16_model(tmp_path):
     weight = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
-    bf16 = helper.make_tensor("wb", TensorProto.BFLOAT16, [4, 4], vals=(weight.view(np.uint32) >> 16).astype(np.uint16).tobytes(), raw=True)
+    bf16 = helper.make_tensor(
+        "wb", TensorProto.BFLOAT16, [4, 4], vals=(weight.view(np.uint32) >> 16).astype(np.uint16).tobytes(), raw=True
+    )
     model = make_model(
-        [helper.make_node("Cast", ["wb"], ["wf"], to=TensorProto.FLOAT, name="to_float"), helper.make_node("MatMul", ["x", "wf"], ["y"], name="fc")],
-        [value("x", [1, 4])], [value("y", [1, 4])], [bf16],
+        [
+            helper.make_node("Cast", ["wb"], ["wf"], to=TensorProto.FLOAT, name="to_float"),
+            helper.make_node("MatMul", ["x", "wf"], ["y"], name="fc"),
+        ],
+        [value("x", [1, 4])],
+        [value("y", [1, 4])],
+        [bf16],
     )
     config = write_project(tmp_path, model, BASE_CONFIG)
     result = npu_tui("compile", str(config), "--sim", str(tmp_path / "sim.onnx"))

@@ -59,7 +59,12 @@ def test_conv_of_any_rank_and_conv_transpose_are_conv_weights():
         ],
         [value("x", [1, 2, 8])],
         [value("y", None)],
-        [tensor("c1.w", randn(4, 2, 3)), tensor("ct.w", randn(4, 2, 3)), tensor("axes", np.array([2])), tensor("c2.w", randn(3, 2, 1, 1))],
+        [
+            tensor("c1.w", randn(4, 2, 3)),
+            tensor("ct.w", randn(4, 2, 3)),
+            tensor("axes", np.array([2])),
+            tensor("c2.w", randn(3, 2, 1, 1)),
+        ],
     )
     found = weights(model)
     assert {n: w.kind for n, w in found.items()} == {"c1.w": "conv", "ct.w": "conv", "c2.w": "conv"}
@@ -136,7 +141,12 @@ def lstm_from_constants():
         helper.make_node("Slice", ["r.all", "starts", "ends", "axes"], ["lstm.R"]),
         helper.make_node("LSTM", ["x", "lstm.W", "lstm.R"], ["y"], name="lstm", hidden_size=4),
     ]
-    inits = [tensor("r.all", r_all), tensor("starts", np.array([0])), tensor("ends", np.array([16])), tensor("axes", np.array([1]))]
+    inits = [
+        tensor("r.all", r_all),
+        tensor("starts", np.array([0])),
+        tensor("ends", np.array([16])),
+        tensor("axes", np.array([1])),
+    ]
     model = make_model(nodes, [value("x", [2, 1, 3])], [value("y", None)], inits)
     return model, np.concatenate(w_parts, axis=1), r_all[:, :16]
 
@@ -191,7 +201,10 @@ def test_quantized_model_is_refused(tmp_path):
 def _external_model(tmp_path, location):
     w = randn(64, 4)
     model = make_model(
-        [helper.make_node("MatMul", ["x", "big.w"], ["y"], name="fc")], [value("x", [1, 64])], [value("y", [1, 4])], [tensor("big.w", w)]
+        [helper.make_node("MatMul", ["x", "big.w"], ["y"], name="fc")],
+        [value("x", [1, 64])],
+        [value("y", [1, 4])],
+        [tensor("big.w", w)],
     )
     onnx.external_data_helper.convert_model_to_external_data(model, location="weights.bin", size_threshold=0)
     onnx.save(model, str(tmp_path / "model.onnx"))

@@ -84,7 +84,9 @@ def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
     assert evaluation.layers[1].accumulated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, acc).sqnr_db, abs=1e-3)
     assert evaluation.layers[1].isolated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, f16(x @ W1 @ npu["w2"])).sqnr_db, abs=1e-3)
     assert evaluation_json(evaluation, None)["layer_samples"] == 7
-    assert "layers measured on the first 7 of 32 samples (their float values are kept)" in evaluation_lines(evaluation, None, "random")
+    assert "layers measured on the first 7 of 32 samples (their float values are kept)" in evaluation_lines(
+        evaluation, None, "random"
+    )
 
 
 def test_at_least_four_samples_while_they_fit_four_budgets(monkeypatch):

@@ -310,7 +310,9 @@ def test_inputs_convert_by_ieee_rounding_or_as_the_sdks_test_mnist_does():
     m = graph([helper.make_node("Identity", ["x"], ["y"])], [("x", [1, 3])], ["y"])
     x = np.array([[[3.5e-5, 1 + 2**-11, 70000.0]]], np.float32)
     run = run_exact(m, {"x": x}, ["y"])
-    assert [(d.node, d.kind) for d in run.diagnostics] == [("x", "input_overflow")] and "1 values beyond" in run.diagnostics[0].message
+    assert [(d.node, d.kind) for d in run.diagnostics] == [("x", "input_overflow")] and "1 values beyond" in run.diagnostics[
+        0
+    ].message
     ieee = run.values["y"].view(np.uint16).ravel().tolist()
     vendor = simulate_exact(m, {"x": x}, ["y"], fp16_outputs=["y"], vendor_inputs=True)["y"].view(np.uint16).ravel().tolist()
     assert ieee == [0x024B, 0x3C00, 0x7C00] and vendor == [0x0096, 0x3C01, 0x7FFF]  # 3.5e-5 arrives as 8.9e-6

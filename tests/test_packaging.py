@@ -23,7 +23,9 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(ROOT, source, ignore=skip)  # setuptools builds in the tree it is given
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(build), str(source)],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     wheel = next(build.glob("npu_tui-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -31,7 +33,9 @@ def installed(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     return target
 

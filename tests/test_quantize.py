@@ -15,12 +15,12 @@ from npu_tui.core.quant.quantize import QuantParams, auto_range, dequantize, qua
 f16 = np.float16
 
 
-
 def stepped(lo: float, hi: float) -> QuantParams:
     """quant_params of a range that has a step (lo < hi)."""
     params = quant_params(lo, hi)
     assert params is not None
     return params
+
 
 def tensor_range(w):
     return auto_range(w.min(), w.max())

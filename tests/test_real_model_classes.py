@@ -131,7 +131,9 @@ def weights_everywhere() -> onnx.ModelProto:
         [value("t_out", None)],
         [tensor("w_then", weights(3, 3))],
     )
-    else_branch = helper.make_graph([helper.make_node("Identity", ["h"], ["e_out"], name="id_else")], "else", [], [value("e_out", None)])
+    else_branch = helper.make_graph(
+        [helper.make_node("Identity", ["h"], ["e_out"], name="id_else")], "else", [], [value("e_out", None)]
+    )
     nodes = [
         helper.make_node("MatMul", ["x", "w_init"], ["a"], name="fc_init"),
         helper.make_node("Constant", [], ["w_const"], name="const", value=tensor("v", weights(3, 3))),
@@ -140,7 +142,12 @@ def weights_everywhere() -> onnx.ModelProto:
         helper.make_node("MatMul", ["b", "w_fold"], ["h"], name="fc_fold"),
         helper.make_node("If", ["flag"], ["y"], name="branch", then_branch=then_branch, else_branch=else_branch),
     ]
-    inits = [tensor("w_init", weights(4, 3)), tensor("half1", weights(1, 3)), tensor("half2", weights(2, 3)), tensor("flag", np.array(True))]
+    inits = [
+        tensor("w_init", weights(4, 3)),
+        tensor("half1", weights(1, 3)),
+        tensor("half2", weights(2, 3)),
+        tensor("flag", np.array(True)),
+    ]
     return make_model(nodes, [value("x", ["n", 4])], [value("y", None)], inits)
 
 
@@ -148,7 +155,10 @@ def test_every_weight_swaps_without_building_a_session():
     model = weights_everywhere()
     compiler = Compiler(build_inventory(model))
     assert {w.name: w.origin for w in compiler.inventory.weights} == {
-        "w_init": "initializer", "w_const": "constant", "w_fold": "folded", "w_then": "initializer"
+        "w_init": "initializer",
+        "w_const": "constant",
+        "w_fold": "folded",
+        "w_then": "initializer",
     }
     data = EvalData({"x": RNG.normal(size=(8, 1, 4)).astype(np.float32)}, None, 8, "random")
     analysis = Analysis(Evaluator(compiler, data))
@@ -233,7 +243,9 @@ def test_fp16_overflow_names_the_first_node():
     compiler = Compiler(build_inventory(model))
     data = EvalData({"x": np.ones((3, 1, 2), np.float32)}, None, 3, "ones")
     result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings()))
-    assert result.fp16_issue is not None and result.fp16_issue.startswith("fp16 overflow: node 'amplify' (MatMul) reaches 1.2e+05")
+    assert result.fp16_issue is not None and result.fp16_issue.startswith(
+        "fp16 overflow: node 'amplify' (MatMul) reaches 1.2e+05"
+    )
 
 
 def test_a_cancelled_sweep_keeps_what_it_measured():

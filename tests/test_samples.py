@@ -38,8 +38,11 @@ def loop_numbers(sample, steps, names=None):
     found = []
     for changes, _, _ in steps:
         named = {
-            key: {rename(k, k): v for k, v in value.items()} if isinstance(value, dict)
-            else tuple(rename(n, n) for n in value) if isinstance(value, tuple) else value
+            key: {rename(k, k): v for k, v in value.items()}
+            if isinstance(value, dict)
+            else tuple(rename(n, n) for n in value)
+            if isinstance(value, tuple)
+            else value
             for key, value in changes.items()
         }
         compiled = project.compile(replace(project.config.settings, **named))
@@ -64,7 +67,9 @@ def test_kws_the_readme_weight_numbers(kws):
     tdnn1 = shipped.results["tdnn1.affine"]
     assert (round(tdnn1.range[0]), round(tdnn1.range[1])) == (-1119, 639)
     assert round(tdnn1.errors.sqnr_db, 1) == 39.8
-    clipped = project.compile(replace(project.config.settings, weight_min_max={"tdnn1.affine": KWS_BULK_RANGE})).results["tdnn1.affine"]
+    clipped = project.compile(replace(project.config.settings, weight_min_max={"tdnn1.affine": KWS_BULK_RANGE})).results[
+        "tdnn1.affine"
+    ]
     assert round(clipped.errors.sqnr_db, 1) == 0.3 and round(clipped.errors.clipped_fraction * 100, 1) == 12.5
     first = analysis.sensitivity(project.config.settings)[0]
     assert first.weight == "tdnn1.affine"
@@ -125,7 +130,11 @@ def test_cnn_fuse_bn_costs_accuracy_on_the_chip(cnn):
     sensitivity = analysis.sensitivity(project.config.settings)
     assert sensitivity[0].weight == "conv1.weight"
     first = sensitivity[0]
-    assert (round(first.alone_sqnr_db, 2), round(first.accuracy * 100, 2), round(first.exclude_gain_db, 1)) == (-5.68, 18.26, 42.4)
+    assert (round(first.alone_sqnr_db, 2), round(first.accuracy * 100, 2), round(first.exclude_gain_db, 1)) == (
+        -5.68,
+        18.26,
+        42.4,
+    )
     assert round(conv1.errors.sqnr_db, 1) == 44.5  # the per-weight SQNR hides it: the blown-up tail is the signal
 
 
@@ -163,7 +172,12 @@ def readme_loop_tables() -> list[list[tuple[float, int]]]:
     for block in re.split(r"\n\n+", section):
         rows = [line.split("|")[1:-1] for line in block.splitlines() if re.match(r"\| \d \|", line)]
         if rows:
-            tables.append([(float(re.search(r"([\d.]+)%", r[2]).group(1)), int(re.match(r"\s*([\d,]+)", r[3]).group(1).replace(",", ""))) for r in rows])
+            tables.append(
+                [
+                    (float(re.search(r"([\d.]+)%", r[2]).group(1)), int(re.match(r"\s*([\d,]+)", r[3]).group(1).replace(",", "")))
+                    for r in rows
+                ]
+            )
     return tables
 
 

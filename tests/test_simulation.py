@@ -27,17 +27,30 @@ def test_fuse_bn_matches_conv_then_batchnorm():
     rng = np.random.default_rng(1)
     model = conv_bn_fc(rng)
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    w, b = fuse_bn(arrays["conv1.weight"], arrays["conv1.bias"], arrays["bn1.scale"], arrays["bn1.bias"], arrays["bn1.mean"], arrays["bn1.var"], 1e-5)
+    w, b = fuse_bn(
+        arrays["conv1.weight"],
+        arrays["conv1.bias"],
+        arrays["bn1.scale"],
+        arrays["bn1.bias"],
+        arrays["bn1.mean"],
+        arrays["bn1.var"],
+        1e-5,
+    )
     # the formula, one channel at a time
     for k in range(4):
         factor = arrays["bn1.scale"][k] / np.sqrt(arrays["bn1.var"][k] + 1e-5)
         np.testing.assert_allclose(w[k], arrays["conv1.weight"][k] * factor, rtol=1e-6)
-        np.testing.assert_allclose(b[k], (arrays["conv1.bias"][k] - arrays["bn1.mean"][k]) * factor + arrays["bn1.bias"][k], rtol=1e-5)
+        np.testing.assert_allclose(
+            b[k], (arrays["conv1.bias"][k] - arrays["bn1.mean"][k]) * factor + arrays["bn1.bias"][k], rtol=1e-5
+        )
     # and what onnxruntime computes with the BN node
     x = rng.normal(size=(1, 3, 6)).astype(np.float32)
     conv_bn = make_model(list(model.graph.node[:2]), [value("x", [1, 3, 6])], [value("b1", None)], model.graph.initializer[:6])
     fused = make_model(
-        [helper.make_node("Conv", ["x", "w", "b"], ["b1"], pads=[1, 1])], [value("x", [1, 3, 6])], [value("b1", None)], [tensor("w", w), tensor("b", b)]
+        [helper.make_node("Conv", ["x", "w", "b"], ["b1"], pads=[1, 1])],
+        [value("x", [1, 3, 6])],
+        [value("b1", None)],
+        [tensor("w", w), tensor("b", b)],
     )
     np.testing.assert_allclose(run(fused, {"x": x})[0], run(conv_bn, {"x": x})[0], rtol=1e-4, atol=1e-4)
 
@@ -161,8 +174,12 @@ def test_skipping_rounding_after_value_preserving_ops_changes_no_value():
         helper.make_node("MatMul", ["k", "m"], ["y"], name="fc"),
     ]
     inits = [
-        tensor("w", w), tensor("m", m), tensor("shape_in", np.array([1, 3, 6], np.int64)),
-        tensor("shape", np.array([1, 8], np.int64)), tensor("lo", np.array(-0.3, np.float32)), tensor("hi", np.array(0.7, np.float32)),
+        tensor("w", w),
+        tensor("m", m),
+        tensor("shape_in", np.array([1, 3, 6], np.int64)),
+        tensor("shape", np.array([1, 8], np.int64)),
+        tensor("lo", np.array(-0.3, np.float32)),
+        tensor("hi", np.array(0.7, np.float32)),
     ]
     model = make_model(nodes, [value("x", [1, 18])], [value("y", [1, 5])], inits)
     compiler = Compiler(build_inventory(onnx.ModelProto.FromString(model.SerializeToString())))

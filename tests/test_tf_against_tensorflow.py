@@ -78,14 +78,27 @@ def test_convolutions_pools_and_batch_norms(tmp_path):
         d = tf.nn.depthwise_conv2d(x, variable("dwk", [3, 3, 3, 2]), [1, 2, 2, 1], "VALID", name="dw")
         atrous = tf.nn.atrous_conv2d(x, variable("ak", [3, 3, 3, 5]), rate=2, padding="SAME", name="atrous")
         with v1.variable_scope("bn"):
-            params = [variable("gamma", [6]), variable("beta", [6]), variable("moving_mean", [6]), variable("moving_variance", [6], 0.5, 2)]
+            params = [
+                variable("gamma", [6]),
+                variable("beta", [6]),
+                variable("moving_mean", [6]),
+                variable("moving_variance", [6], 0.5, 2),
+            ]
             bn, _, _ = v1.nn.fused_batch_norm(a, *params, epsilon=1e-3, is_training=False, name="FusedBatchNorm")
         m = tf.nn.max_pool2d(x, 3, 3, "SAME", name="mp")
         p = tf.nn.avg_pool2d(x, 2, 2, "SAME", name="ap")
         return [tf.identity(t, name=f"out{i}") for i, t in enumerate([a, b, d, atrous, bn, m, p])]
 
     pb, *rest = frozen(build, {"x": [1, 11, 9, 3]}, tmp_path)
-    assert {"SpaceToBatchND", "BatchToSpaceND", "DepthwiseConv2dNative", "FusedBatchNormV3", "MaxPool", "AvgPool", "Relu6"} <= ops_of(pb)
+    assert {
+        "SpaceToBatchND",
+        "BatchToSpaceND",
+        "DepthwiseConv2dNative",
+        "FusedBatchNormV3",
+        "MaxPool",
+        "AvgPool",
+        "Relu6",
+    } <= ops_of(pb)
     same_as_tf(pb, *rest)
 
 
@@ -93,20 +106,57 @@ def test_elementwise_shape_and_reduction_ops(tmp_path):
     def build(x, y):
         pos = tf.abs(x) + 0.1
         outs = [
-            x + y, x - y, x * y, x / (tf.abs(y) + 1), tf.math.squared_difference(x, y), 2.0 - x, 3.0 / pos,
-            tf.nn.relu(x), tf.nn.relu6(x * 4), tf.sigmoid(x), tf.tanh(x), tf.nn.selu(x), tf.exp(x), tf.math.log(pos),
-            tf.sqrt(pos), tf.math.rsqrt(pos), tf.math.reciprocal(pos), tf.square(x), tf.pow(pos, 1.7), tf.negative(x),
-            tf.reduce_mean(x, axis=[1, 2], keepdims=True), tf.reduce_sum(x, axis=-1),
-            tf.concat([x, y], axis=-1), tf.reshape(x, [1, -1]), tf.squeeze(x[:, :1], axis=1), tf.expand_dims(x, 2),
-            x[:, 1:5:2, ::-1], x[0, ..., 1], tf.slice(x, [0, 1, 2], [1, 3, -1]), tf.stack([x, y], axis=1),
-            tf.pad(x, [[0, 0], [1, 2], [3, 0]]), tf.transpose(x, [0, 2, 1]),
+            x + y,
+            x - y,
+            x * y,
+            x / (tf.abs(y) + 1),
+            tf.math.squared_difference(x, y),
+            2.0 - x,
+            3.0 / pos,
+            tf.nn.relu(x),
+            tf.nn.relu6(x * 4),
+            tf.sigmoid(x),
+            tf.tanh(x),
+            tf.nn.selu(x),
+            tf.exp(x),
+            tf.math.log(pos),
+            tf.sqrt(pos),
+            tf.math.rsqrt(pos),
+            tf.math.reciprocal(pos),
+            tf.square(x),
+            tf.pow(pos, 1.7),
+            tf.negative(x),
+            tf.reduce_mean(x, axis=[1, 2], keepdims=True),
+            tf.reduce_sum(x, axis=-1),
+            tf.concat([x, y], axis=-1),
+            tf.reshape(x, [1, -1]),
+            tf.squeeze(x[:, :1], axis=1),
+            tf.expand_dims(x, 2),
+            x[:, 1:5:2, ::-1],
+            x[0, ..., 1],
+            tf.slice(x, [0, 1, 2], [1, 3, -1]),
+            tf.stack([x, y], axis=1),
+            tf.pad(x, [[0, 0], [1, 2], [3, 0]]),
+            tf.transpose(x, [0, 2, 1]),
         ]
         first, second = tf.split(x, 2, axis=1)
         outs += [first, second]
         return [tf.identity(t, name=f"out{i}") for i, t in enumerate(outs)]
 
     pb, *rest = frozen(build, {"x": [1, 6, 4], "y": [1, 6, 4]}, tmp_path)
-    assert {"StridedSlice", "Slice", "Pack", "Pad", "Transpose", "Split", "SquaredDifference", "Rsqrt", "Selu", "Mean", "Sum"} <= ops_of(pb)
+    assert {
+        "StridedSlice",
+        "Slice",
+        "Pack",
+        "Pad",
+        "Transpose",
+        "Split",
+        "SquaredDifference",
+        "Rsqrt",
+        "Selu",
+        "Mean",
+        "Sum",
+    } <= ops_of(pb)
     same_as_tf(pb, *rest)
 
 

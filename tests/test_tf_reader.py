@@ -22,7 +22,9 @@ from npu_tui.core.errors import ConfigError, ModelError
 from npu_tui.core.report import weight_lines
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "gxnpuc"
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/gxnpuc (what gxnpuc 1.5.8 printed) is not beside the repo")
+needs_fixture = pytest.mark.skipif(
+    not FIXTURE.is_dir(), reason="../shared/gxnpuc (what gxnpuc 1.5.8 printed) is not beside the repo"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +87,9 @@ def test_w_lines_are_gxnpucs_for_every_run_that_compiled(tmp_path):
         got = weight_lines(project.compile())
         if got != expected:
             mismatched.append((str(run.relative_to(FIXTURE)), expected, got))
-    print(f"-w listings: {len(runs) - len(mismatched)} of {len(runs)} compiled runs equal gxnpuc's; {warned} warn of an ignored name")
+    print(
+        f"-w listings: {len(runs) - len(mismatched)} of {len(runs)} compiled runs equal gxnpuc's; {warned} warn of an ignored name"
+    )
     assert mismatched == []
     assert warned == 76  # op names, Const and /read names, depthwise ops; 2 more runs name nothing (STRICTER)
 
@@ -142,7 +146,9 @@ def test_the_ignored_name_warning_reaches_compiles_stderr_and_json(tmp_path):
     warning = "EXCLUDE_COMPRESS_OPS: gxnpuc 1.5.8 ignores 'fc/MatMul' silently (it matches only -w names): write 'fc/weights/read/_1__cf__1'"
     result = npu_tui("compile", "-w", str(tmp_path / "config.yaml"))
     assert result.returncode == 0 and warning in result.stderr
-    assert result.stdout.splitlines()[0] == (run / "stdout.txt").read_text().splitlines()[0] == "fc/weights/read/_1__cf__1: [16, 8]"
+    assert (
+        result.stdout.splitlines()[0] == (run / "stdout.txt").read_text().splitlines()[0] == "fc/weights/read/_1__cf__1: [16, 8]"
+    )
     document = json.loads(npu_tui("compile", "--json", str(tmp_path / "config.yaml")).stdout)
     assert any(w["code"] == "config" and warning in w["message"] for w in document["warnings"])
 
@@ -239,9 +245,11 @@ def test_fuse_bn_in_the_reader_computes_what_the_unfolded_graph_computes():
 @needs_fixture
 @pytest.mark.parametrize(
     "variant, expected",
-    [("bad_input_op", "INPUT_OPS names 'nosuch', but the graph has no node of that name"),
-     ("bad_output_op", "OUTPUT_OPS names 'nosuch', but the graph has no node of that name"),
-     ("bad_pb_missing", "config.yaml:2: PB_FILE: '/nonexistent.pb' not found (looked for /nonexistent.pb)")],
+    [
+        ("bad_input_op", "INPUT_OPS names 'nosuch', but the graph has no node of that name"),
+        ("bad_output_op", "OUTPUT_OPS names 'nosuch', but the graph has no node of that name"),
+        ("bad_pb_missing", "config.yaml:2: PB_FILE: '/nonexistent.pb' not found (looked for /nonexistent.pb)"),
+    ],
 )
 def test_what_gxnpuc_refuses_is_one_error_line(variant, expected):
     result = npu_tui("compile", str(FIXTURE / "runs" / "fc_lin" / variant / "config.yaml"))
@@ -301,7 +309,14 @@ def writer():
 def save(tmp_path: Path, graph, outputs: list[str], inputs: dict[str, list[int]]) -> Path:
     pb = tmp_path / "model.pb"
     pb.write_bytes(graph.serialize())
-    lines = ["CORENAME: GRUS", "PB_FILE: model.pb", "OUTPUT_FILE: model.h", "COMPRESS: true", "CONV2D_COMPRESS: true", "INPUT_OPS:"]
+    lines = [
+        "CORENAME: GRUS",
+        "PB_FILE: model.pb",
+        "OUTPUT_FILE: model.h",
+        "COMPRESS: true",
+        "CONV2D_COMPRESS: true",
+        "INPUT_OPS:",
+    ]
     lines += [f"  {name}: {shape}" for name, shape in inputs.items()]
     lines.append(f"OUTPUT_OPS: [{', '.join(outputs)}]")
     (tmp_path / "config.yaml").write_text("\n".join(lines) + "\n")
@@ -328,7 +343,11 @@ def conv_reference(x: np.ndarray, k: np.ndarray, stride: int, dilation: int, pad
     y = np.zeros((x.shape[0], oh, ow, k.shape[3]), np.float64)
     for i in range(kh):
         for j in range(kw):
-            patch = x[:, i * dilation : i * dilation + (oh - 1) * stride + 1 : stride, j * dilation : j * dilation + (ow - 1) * stride + 1 : stride]
+            patch = x[
+                :,
+                i * dilation : i * dilation + (oh - 1) * stride + 1 : stride,
+                j * dilation : j * dilation + (ow - 1) * stride + 1 : stride,
+            ]
             y += patch @ k[i, j]
     return y.astype(np.float32)
 
@@ -340,7 +359,15 @@ def test_conv2d_padding_and_strides_are_tfs(tmp_path, padding, stride):
     g = writer()
     g.placeholder("x", [1, 7, 6, 3])
     g.variable("conv/kernel", k)
-    g.node("conv/Conv2D", "Conv2D", ["x", "conv/kernel/read"], strides=[1, stride, stride, 1], padding=padding, data_format="NHWC", dilations=[1, 1, 1, 1])
+    g.node(
+        "conv/Conv2D",
+        "Conv2D",
+        ["x", "conv/kernel/read"],
+        strides=[1, stride, stride, 1],
+        padding=padding,
+        data_format="NHWC",
+        dilations=[1, 1, 1, 1],
+    )
     pb = save(tmp_path, g, ["conv/Conv2D"], {"x": [1, 7, 6, 3]})
     (got,) = run_pb(pb, {"x": x}, ["conv/Conv2D"])
     np.testing.assert_allclose(got, conv_reference(x, k, stride, 1, padding), rtol=1e-5, atol=1e-5)
@@ -371,9 +398,26 @@ def test_shape_ops_follow_tfs_rules(tmp_path):
     x = rng.normal(size=(1, 4, 6)).astype(np.float32)
     g = writer()
     g.placeholder("x", [1, 4, 6])
-    for name, value in {"b": [0, 1, 5], "e": [1, 4, -7], "s": [1, 1, -2], "perm": [0, 2, 1], "pads": [[0, 0], [1, 2], [0, 1]], "axes": [1]}.items():
+    for name, value in {
+        "b": [0, 1, 5],
+        "e": [1, 4, -7],
+        "s": [1, 1, -2],
+        "perm": [0, 2, 1],
+        "pads": [[0, 0], [1, 2], [0, 1]],
+        "axes": [1],
+    }.items():
         g.const(name, np.array(value, np.int32))
-    g.node("ss", "StridedSlice", ["x", "b", "e", "s"], Index=3, begin_mask=2, end_mask=0, ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=1)
+    g.node(
+        "ss",
+        "StridedSlice",
+        ["x", "b", "e", "s"],
+        Index=3,
+        begin_mask=2,
+        end_mask=0,
+        ellipsis_mask=0,
+        new_axis_mask=0,
+        shrink_axis_mask=1,
+    )
     g.node("t", "Transpose", ["x", "perm"])
     g.node("pad", "Pad", ["x", "pads"])
     g.node("mean", "Mean", ["x", "axes"], keep_dims=True)
@@ -460,7 +504,9 @@ def test_hostile_pbs_are_one_line_errors_without_huge_allocations(tmp_path):
     assert "not a TensorFlow frozen GraphDef" in hostile(tmp_path, "random.pb", np.random.default_rng(0).bytes(4096))
     assert "not a TensorFlow frozen GraphDef" in hostile(tmp_path, "cut.pb", good[: len(good) - 7])
     assert "declares 1,000,000,000,000 elements" in hostile(tmp_path, "huge.pb", big_const([1_000_000, 1_000_000]))
-    assert "holds 4 bytes in tensor_content; its shape [4, 2] of DT_FLOAT needs 32" in hostile(tmp_path, "short.pb", big_const([4, 2], b"\0" * 4))
+    assert "holds 4 bytes in tensor_content; its shape [4, 2] of DT_FLOAT needs 32" in hostile(
+        tmp_path, "short.pb", big_const([4, 2], b"\0" * 4)
+    )
     assert "element type DataType 77" in hostile(tmp_path, "dtype.pb", big_const([2], b"\0" * 8, dtype=77))
     assert "a .pbtxt model" in hostile(tmp_path, "model.pbtxt", b'node { name: "x" op: "Placeholder" }')
 
@@ -532,7 +578,9 @@ def test_pb_file_may_name_an_onnx_model_whatever_its_suffix(tmp_path):
 
     for name in ("model.onnx", "model.pb"):
         folder = tmp_path / name.replace(".", "_")
-        config = write_project(folder, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG.replace("ONNX_FILE: model.onnx", f"PB_FILE: {name}"), name)
+        config = write_project(
+            folder, conv_bn_fc(np.random.default_rng(0)), BASE_CONFIG.replace("ONNX_FILE: model.onnx", f"PB_FILE: {name}"), name
+        )
         assert [w.name for w in open_project(config).inventory.weights] == ["conv1.weight", "fc.weight"]
 
 

@@ -25,7 +25,9 @@ def own_cache(tmp_path_factory, monkeypatch):
 @pytest.mark.parametrize("sample, input_name, shape", [("kws_tdnn", "features", [1, 8, 8]), ("cnn_bn", "image", [1, 8, 8, 2])])
 def test_the_pb_sample_computes_what_the_onnx_sample_computes(sample, input_name, shape):
     onnx_session = ort.InferenceSession(onnx.load(str(SAMPLES / sample / "model.onnx")).SerializeToString())
-    pb_session = ort.InferenceSession(read_pb(SAMPLES / f"{sample}_pb" / "model.pb", {input_name: shape}, ["logits"]).SerializeToString())
+    pb_session = ort.InferenceSession(
+        read_pb(SAMPLES / f"{sample}_pb" / "model.pb", {input_name: shape}, ["logits"]).SerializeToString()
+    )
     onnx_inputs = np.load(SAMPLES / sample / "eval.npz")[input_name][:64]
     pb_inputs = np.load(SAMPLES / f"{sample}_pb" / "eval.npz")[input_name][:64]
     expected = np.concatenate([onnx_session.run(None, {input_name: x[None]})[0] for x in onnx_inputs])
@@ -45,7 +47,10 @@ def test_gxnpuc_names_the_kws_pb_weights_as_the_vendor_document_does():
 
 def test_cnn_bn_pb_folds_its_v1_batch_norms_as_the_onnx_sample_folds_its_own():
     pb = open_project(SAMPLES / "cnn_bn_pb" / "config.yaml")
-    assert [w.name for w in pb.inventory.weights if w.bn is not None] == ["conv1/kernel/read/_8__cf__8", "conv2/kernel/read/_9__cf__9"]
+    assert [w.name for w in pb.inventory.weights if w.bn is not None] == [
+        "conv1/kernel/read/_8__cf__8",
+        "conv2/kernel/read/_9__cf__9",
+    ]
     compilation = pb.compile()
     assert all(r.plan.fused for r in compilation.results.values() if r.weight.bn is not None)
 

@@ -1,6 +1,5 @@
 """The workbench driven by keys at 80x24, as a user would: what the screen shows and what gets saved."""
 
-
 import numpy as np
 import yaml
 from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
@@ -35,7 +34,9 @@ async def test_select_exclude_recompile_undo(tmp_path):
         assert "name tdnn1.affine" in shown(app.query_one(WeightDetails))
         await pilot.press("x")
         tree = app.query_one(WeightTree)
-        assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(" tdnn1.affine")
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(
+            " tdnn1.affine"
+        )
         assert "state x excluded (excluded)" in shown(app.query_one(WeightDetails))
         assert "(stale: ctrl+r)" in shown(app.query_one(ModelSummary))
         assert "NPU 19,850 B" in shown(app.query_one(ModelSummary))  # 14,286 - 580 compressed + 6,144 fp16 (3 padded tiles)
@@ -44,10 +45,14 @@ async def test_select_exclude_recompile_undo(tmp_path):
         summary = shown(app.query_one(ModelSummary))
         assert "NPU 97.15%" in summary and "stale" not in summary
         await pilot.press("u")
-        assert str(tree.leaves["tdnn1.affine"].label).startswith("q 39.8") and str(tree.leaves["tdnn1.affine"].label).endswith(" tdnn1.affine")
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("q 39.8") and str(tree.leaves["tdnn1.affine"].label).endswith(
+            " tdnn1.affine"
+        )
         assert "(stale: ctrl+r)" in shown(app.query_one(ModelSummary))
         await pilot.press("ctrl+y")
-        assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(" tdnn1.affine")
+        assert str(tree.leaves["tdnn1.affine"].label).startswith("x 73.8") and str(tree.leaves["tdnn1.affine"].label).endswith(
+            " tdnn1.affine"
+        )
 
 
 async def drawn(pilot, app) -> None:
@@ -91,7 +96,9 @@ async def test_min_max_dialog_validates_then_applies(tmp_path):
         assert app.screen is dialog and app.workbench.settings.weight_min_max == {}
         box.value = "-19.2, 14.7"
         expected = "would give accuracy 96.98%, clips "  # the model metric, as ctrl+r will measure it
-        await until(pilot, lambda: expected in shown(preview) and "own SQNR 0.3 dB" in shown(preview), message=lambda: shown(preview))
+        await until(
+            pilot, lambda: expected in shown(preview) and "own SQNR 0.3 dB" in shown(preview), message=lambda: shown(preview)
+        )
         await pilot.press("enter")
         assert app.workbench.settings.weight_min_max == {"tdnn1.affine": (-19.2, 14.7)}
         await drawn(pilot, app)
@@ -283,7 +290,9 @@ async def test_escape_stops_the_sweep_and_keeps_what_it_measured(tmp_path, monke
         assert "s left (Esc stops)" in app.main_screen.running, app.main_screen.running
         await pilot.press("escape")
         gate.open()
-        await until(pilot, lambda: app.main_screen.running is None, message=lambda: "the stopped sweep to end")  # after its current run
+        await until(
+            pilot, lambda: app.main_screen.running is None, message=lambda: "the stopped sweep to end"
+        )  # after its current run
         measured = app.workbench.sensitivity
         assert 1 <= len(measured) < 4 and app.main_screen.running is None and not app.workbench.sweep_complete
         assert "NPU 28.81%" in shown(app.query_one(ModelSummary))  # the model numbers stay
@@ -297,7 +306,9 @@ async def test_a_second_retest_during_a_sweep_can_still_be_stopped(tmp_path, mon
     gate = Gate(monkeypatch, SWEEP_WORKER, free=BEFORE_RUNS + 1)  # each test's sweep waits at its 2nd run
     app = make_app(copy_sample("kws_tdnn", tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: gate.held == 1 and sweep_done(app) >= 1, message=lambda: "the first sweep to reach its 2nd run")
+        await until(
+            pilot, lambda: gate.held == 1 and sweep_done(app) >= 1, message=lambda: "the first sweep to reach its 2nd run"
+        )
         first = app.main_screen.evaluation_worker
         await pilot.press("ctrl+r")
         gate.release_held()  # the first, cancelled, ends after its run; the second waits at its own 2nd run
@@ -655,7 +666,9 @@ async def test_a_picked_candidate_is_not_overwritten_by_the_typed_range_computed
         await settle(pilot)
         await pilot.press("m")
         dialog = app.screen
-        await until(pilot, lambda: bool(dialog.candidates) and entered.is_set(), message=lambda: "the candidates, the first preview held")
+        await until(
+            pilot, lambda: bool(dialog.candidates) and entered.is_set(), message=lambda: "the candidates, the first preview held"
+        )
         await pilot.press("down")
         best = dialog.candidates[0]
         picked = f"would give accuracy {best.metric:.2%}, clips {best.clipped:.2%}"
@@ -705,7 +718,8 @@ def dynamic_project(folder):
     """A model whose input has an open sequence length: no random data without INPUT_OPS."""
     model = make_model(
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
-        [value("x", ["n", "seq", 3])], [value("y", None)],
+        [value("x", ["n", "seq", 3])],
+        [value("y", None)],
         [tensor("w", np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))],
     )
     return write_project(folder, model, BASE_CONFIG)
@@ -760,7 +774,9 @@ async def test_cut_names_keep_the_end_that_tells_them_apart(tmp_path):
         nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"fc{i}"))
         current = f"h{i}"
     model = make_model(
-        nodes, [value("x", ["n", 3])], [value(current, ["n", 3])],
+        nodes,
+        [value("x", ["n", 3])],
+        [value(current, ["n", 3])],
         [tensor(n, rng.normal(size=(3, 3)).astype(np.float32)) for n in names],
     )
     app = make_app(write_project(tmp_path, model, BASE_CONFIG), with_data=False)
@@ -794,7 +810,9 @@ async def test_table_keys_act_on_the_highlighted_row(tmp_path):
 
 
 async def until_fix_done(pilot, screen) -> None:
-    await until(pilot, lambda: screen.result is not None and screen.search_worker is None, 60, lambda: "the fix search did not finish")
+    await until(
+        pilot, lambda: screen.result is not None and screen.search_worker is None, 60, lambda: "the fix search did not finish"
+    )
 
 
 async def test_after_a_fix_that_beats_float_no_alarm_remains(tmp_path):
@@ -1078,7 +1096,12 @@ async def test_an_excluded_weight_holding_nan_blocks_neither_the_sweep_nor_f(tmp
         await pilot.press("F", "1", "enter")
         screen = app.screen
         assert isinstance(screen, FixScreen)
-        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, limit=60, message=lambda: str(screen.query_one("#fix-status").render()))
+        await until(
+            pilot,
+            lambda: screen.result is not None and screen.search_worker is None,
+            limit=60,
+            message=lambda: str(screen.query_one("#fix-status").render()),
+        )
         assert "failed" not in str(screen.query_one("#fix-status").render())
 
 

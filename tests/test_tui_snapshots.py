@@ -87,7 +87,9 @@ def test_fix_screen(snap_compare, kws_app, monkeypatch):
         await settle(pilot)
         await pilot.press("F", "1", "enter")
         screen = pilot.app.screen
-        await until(pilot, lambda: screen.result is not None and screen.search_worker is None, message=lambda: "the fix search to finish")
+        await until(
+            pilot, lambda: screen.result is not None and screen.search_worker is None, message=lambda: "the fix search to finish"
+        )
         await histogram_drawn(pilot)
 
     assert snap_compare(kws_app, terminal_size=SIZE, run_before=run_before)
@@ -108,7 +110,12 @@ def long_names_app(tmp_path, monkeypatch):
     for i, name in enumerate(names):
         nodes.append(helper.make_node("MatMul", [current, name], [f"h{i}"], name=f"model/conv2d_{i}/Conv2D"))
         current = f"h{i}"
-    model = make_model(nodes, [value("x", ["n", 4])], [value(current, ["n", 4])], [tensor(n, rng.normal(size=(4, 4)).astype(np.float32)) for n in names])
+    model = make_model(
+        nodes,
+        [value("x", ["n", 4])],
+        [value(current, ["n", 4])],
+        [tensor(n, rng.normal(size=(4, 4)).astype(np.float32)) for n in names],
+    )
     write_project(tmp_path, model, BASE_CONFIG)
     monkeypatch.chdir(tmp_path)
     return make_app(Path("config.yaml"), with_data=False)

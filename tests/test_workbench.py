@@ -31,7 +31,6 @@ def test_edits_undo_redo_and_staleness(bench):
     assert bench.settings.exclude == () and not bench.redo_stack
 
 
-
 def test_pins_and_forbids_are_undone_with_the_edits_around_them(bench):
     bench.toggle_exclude("tdnn1.affine")
     assert bench.toggle_pin("tdnn2.affine") and bench.toggle_forbid("prefinal-l")
@@ -62,7 +61,10 @@ def test_an_accepted_fix_is_one_undo_step_and_notes_what_it_did(bench):
     ]
     result = FixResult(True, Target(TargetKind.MAX_DROP, 1.0), (5.0, 80), (0.5, 90), [], changes, fixed, 3, 0.1, [])
     bench.accept_fix(result)
-    assert bench.settings == fixed and bench.fix_notes == {"tdnn1.affine": "exclude by fix", "prefinal-l": "range [-0.4, 0.4] by fix"}
+    assert bench.settings == fixed and bench.fix_notes == {
+        "tdnn1.affine": "exclude by fix",
+        "prefinal-l": "range [-0.4, 0.4] by fix",
+    }
     assert bench.undo() and bench.settings == start and not bench.undo()
 
 

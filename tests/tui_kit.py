@@ -54,7 +54,12 @@ async def settle(pilot, limit: float = DEADLINE) -> None:
     its first frame, so the worker registry alone can still be empty at this point), then until every
     worker has ended and the messages they posted are handled."""
     app = pilot.app
-    await until(pilot, lambda: _first_test_done(app), limit, lambda: f"the workbench's test to finish (running: {app.main_screen.running!r})")
+    await until(
+        pilot,
+        lambda: _first_test_done(app),
+        limit,
+        lambda: f"the workbench's test to finish (running: {app.main_screen.running!r})",
+    )
     await asyncio.wait_for(app.workers.wait_for_complete(), limit)
     await pilot.pause()
 

@@ -29,7 +29,12 @@ def evaluation_json(evaluation: Evaluation, sensitivity: list[Sensitivity] | Non
         "accuracy_npu": evaluation.accuracy_npu,
         "top1_agreement": evaluation.top1_agreement,
         "outputs": [
-            {"name": o.name, "output_sqnr_db": finite_or_none(o.comparison.sqnr_db), "cosine": finite_or_none(o.comparison.cosine), "max_abs_err": finite_or_none(o.comparison.max_abs_err)}
+            {
+                "name": o.name,
+                "output_sqnr_db": finite_or_none(o.comparison.sqnr_db),
+                "cosine": finite_or_none(o.comparison.cosine),
+                "max_abs_err": finite_or_none(o.comparison.max_abs_err),
+            }
             for o in evaluation.outputs
         ],
     }
@@ -122,8 +127,12 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
     if evaluation.layers is not None:
         lines.append("")
         if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
-            lines.append(f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)")
-        lines.append("layers (fast simulation) in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;")
+            lines.append(
+                f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)"
+            )
+        lines.append(
+            "layers (fast simulation) in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;"
+        )
         lines.append("drop = how far below its inputs' SQNR a layer falls (exact input = 100 dB); v marks the largest drops")
         lines.append(f"  {'#':>4} {'layer':28} {'op':12} {'accum_db':>9} {'drop_db':>8} {'isol_db':>8}  weight")
         for layer in evaluation.layers:
@@ -138,7 +147,9 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append("sensitivity (fast simulation): each weight alone, and the gain of excluding it")
         weights = {s.weight: printable(s.weight) for s in sensitivity}
         room, cut = _name_column(list(weights.values()), width, SENSITIVITY_NUMBERS)
-        lines.append(f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}")
+        lines.append(
+            f"{'weight (most sensitive first)':{room}} {'alone dB':>9} {'accuracy':>9} {'excl_gain':>9} {'fp16_cost':>10}"
+        )
         for s in sorted(sensitivity, key=lambda s: worst_first(s.alone_sqnr_db)):
             gain = "-" if s.exclude_gain_db is None else f"{s.exclude_gain_db:+.2f}"
             lines.append(

@@ -18,12 +18,12 @@ def weight_lines(compilation: Compilation) -> list[str]:
     """The vendor's `-w` format: `NAME: [d0, d1, ...]` per quantized weight, in model order; for a
     TensorFlow model whose BatchNorms FUSE_BN folds, first gxnpuc's FUSED_BN_OPS block naming them."""
     results = list(compilation.results.values())
-    folded = [r.weight.bn.labels[1] for r in results if r.plan.fused and r.weight.bn is not None and r.weight.tf_shape is not None]
+    folded = [
+        r.weight.bn.labels[1] for r in results if r.plan.fused and r.weight.bn is not None and r.weight.tf_shape is not None
+    ]
     lines = ["FUSED_BN_OPS:", *(printable(name) for name in folded), "-" * 40] if folded else []
     return lines + [
-        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shown_shape)}]"
-        for r in results
-        if r.plan.quantized
+        f"{printable(r.weight.name)}: [{', '.join(str(d) for d in r.weight.shown_shape)}]" for r in results if r.plan.quantized
     ]
 
 
@@ -79,7 +79,10 @@ def compilation_json(project: Project, compilation: Compilation) -> dict[str, An
         "weight_memory_bytes": compilation.npu_bytes,
         "fp16_weight_memory_bytes": compilation.fp16_bytes,
         "warnings": [{"code": w.code, "weight": w.weight, "message": w.message} for w in compilation.warnings]
-        + [{"code": "scalar_first", "weight": None, "message": d.message} for d in scalar_first(project.inventory.model, project.inventory.arrays)],
+        + [
+            {"code": "scalar_first", "weight": None, "message": d.message}
+            for d in scalar_first(project.inventory.model, project.inventory.arrays)
+        ],
     }
 
 

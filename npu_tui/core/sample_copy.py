@@ -60,7 +60,9 @@ def _own_folder(path: Path, create: bool) -> bool:
             "remove the link, or run npu-tui CONFIG.yaml"
         )
     if not stat.S_ISDIR(mode):
-        raise UserError(f"{path}: is not a folder; the bundled sample cannot be copied there: remove it, or run npu-tui CONFIG.yaml")
+        raise UserError(
+            f"{path}: is not a folder; the bundled sample cannot be copied there: remove it, or run npu-tui CONFIG.yaml"
+        )
     return True
 
 

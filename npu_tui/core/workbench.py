@@ -54,7 +54,9 @@ class Marked(NamedTuple):
 class Workbench:
     def __init__(self, project: Project, data: EvalData | None = None) -> None:
         self.project = project
-        evaluator = Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs) if data is not None else None
+        evaluator = (
+            Evaluator(project.compiler, data, project.config.output_names, project.fp16_outputs) if data is not None else None
+        )
         self.analysis = Analysis(evaluator) if evaluator is not None else None
         self.saved = project.config.settings
         self.settings = self.saved
@@ -104,7 +106,9 @@ class Workbench:
             return None
         if self.sensitivity and not self.sensitivity_stale:
             alone = self.sensitivity
-            return min(results, key=lambda r: worst_first(alone[r.weight.name].alone_sqnr_db) if r.weight.name in alone else math.inf).weight.name
+            return min(
+                results, key=lambda r: worst_first(alone[r.weight.name].alone_sqnr_db) if r.weight.name in alone else math.inf
+            ).weight.name
         return min(results, key=lambda r: worst_first(r.errors.sqnr_db)).weight.name
 
     def result(self, name: str) -> WeightResult:
@@ -146,7 +150,9 @@ class Workbench:
     def accept_fix(self, result: FixResult) -> Compilation:
         """Take a fix search's config (one undo step), noting on each weight it changed what it did."""
         self.fix_notes = {
-            c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix" for c in result.changes if c.weight
+            c.weight: f"{c.action}{f' [{c.range[0]:.4g}, {c.range[1]:.4g}]' if c.range else ''} by fix"
+            for c in result.changes
+            if c.weight
         }
         return self.apply(result.settings)
 
@@ -282,7 +288,9 @@ class Workbench:
         metric = result.errors.sqnr_db
         if self.analysis is not None:
             evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
-            metric = evaluation.accuracy_npu if self.analysis.evaluator.data.labels is not None else evaluation.worst_output_sqnr_db
+            metric = (
+                evaluation.accuracy_npu if self.analysis.evaluator.data.labels is not None else evaluation.worst_output_sqnr_db
+            )
         return RangePreview(label, result.range, result.errors.sqnr_db, result.errors.clipped_fraction, metric, result)
 
     def check_rangeable(self, name: str) -> None:

@@ -37,9 +37,16 @@ class NpuTuiApp(App[None]):
     TITLE = "npu-tui"
     CSS_PATH = "npu_tui.tcss"  # every screen's and widget's style, in one file beside this one
     BINDINGS = [
-        Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip='this help'),
-        Binding("q", "quit", "Quit", id="quit", tooltip='quit (asks first when there are unsaved changes)'),
-        Binding("M", "messages", "Messages", show=False, id="messages", tooltip='every message of this session (errors stay readable after their toast is gone)'),
+        Binding("question_mark", "help", "Help", key_display="?", id="help", tooltip="this help"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="quit (asks first when there are unsaved changes)"),
+        Binding(
+            "M",
+            "messages",
+            "Messages",
+            show=False,
+            id="messages",
+            tooltip="every message of this session (errors stay readable after their toast is gone)",
+        ),
     ]
 
     def __init__(self, workbench: Workbench, debug: bool = False, reopen: Callable[[], Workbench] | None = None) -> None:
@@ -74,7 +81,20 @@ class NpuTuiApp(App[None]):
     def action_help(self) -> None:
         keys = [("arrows, j/k", "move"), ("h/l", "fold / unfold a group")]
         keys += [(b.key_display or b.key, b.tooltip or b.description) for b in self.keys()]
-        panels = [(w.PANEL, w.HELP) for w in (WeightTree, HistogramView, WeightDetails, WeightTable, LayerChart, LayerTable, FixPlot, ModelSummary, MessagesScreen)]
+        panels = [
+            (w.PANEL, w.HELP)
+            for w in (
+                WeightTree,
+                HistogramView,
+                WeightDetails,
+                WeightTable,
+                LayerChart,
+                LayerTable,
+                FixPlot,
+                ModelSummary,
+                MessagesScreen,
+            )
+        ]
         self.push_screen(HelpScreen(keys, panels, NUMBERS))
 
     async def action_quit(self) -> None:
@@ -84,7 +104,9 @@ class NpuTuiApp(App[None]):
             return
         if isinstance(self.screen, ConfirmScreen) and self.screen.quitting:
             return  # already asking
-        self.push_screen(ConfirmScreen("There are unsaved changes. Quit anyway?", quitting=True), lambda yes: self.exit() if yes else None)
+        self.push_screen(
+            ConfirmScreen("There are unsaved changes. Quit anyway?", quitting=True), lambda yes: self.exit() if yes else None
+        )
 
     def action_help_quit(self) -> None:
         """ctrl+c: Textual's own hint carries markup; this one is plain."""
@@ -107,7 +129,15 @@ class NpuTuiApp(App[None]):
         self.bell()
         self._close_messages_no_wait()
 
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = False) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
         """Messages carry names from the model and the config: always plain text, escapes spelled out."""
         self.messages.append((time.strftime("%H:%M:%S"), str(severity), printable(message)))
         super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
@@ -127,6 +157,11 @@ class NpuTuiApp(App[None]):
             owners.append((screen, list(WorkbenchScreen.BINDINGS)))
         for owner, bindings in owners:
             for binding in bindings:
-                if isinstance(binding, Binding) and binding.id and binding.id != "escape" and not binding.action.startswith("app."):
+                if (
+                    isinstance(binding, Binding)
+                    and binding.id
+                    and binding.id != "escape"
+                    and not binding.action.startswith("app.")
+                ):
                     help_text = f"{binding.tooltip or binding.description} ({binding.key_display or binding.key})"
                     yield SystemCommand(binding.description, help_text, partial(owner.run_action, binding.action))

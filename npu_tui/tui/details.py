@@ -83,7 +83,11 @@ class WeightDetails(Widget):
             ("clipped", f"{errors.clipped_fraction:.3%}  tail_ratio {_g(result.tail_ratio)}"),
             ("kind", f"{weight.kind}  shape {list(weight.shown_shape)}  {weight.size:,} values"),
             ("nodes", plain(", ".join(f"{n} ({o})" for n, o in zip(weight.nodes, weight.op_types)))),
-            *([("tf nodes", plain(", ".join(weight.tf_names) + " (gxnpuc honours only the name above)"))] if weight.tf_names else []),
+            *(
+                [("tf nodes", plain(", ".join(weight.tf_names) + " (gxnpuc honours only the name above)"))]
+                if weight.tf_names
+                else []
+            ),
             ("fused BN", "yes" if plan.fused else ("possible" if weight.bn is not None else "no")),
         ]
         for label, value in rows:

@@ -25,7 +25,11 @@ from ..core.triage.targets import target_problem
 from ..core.workbench import Workbench
 
 KINDS = {"drop": TargetKind.MAX_DROP, "agree": TargetKind.MIN_AGREEMENT, "sqnr": TargetKind.MIN_SQNR}
-UNITS = {TargetKind.MAX_DROP: "points of accuracy lost", TargetKind.MIN_AGREEMENT: "% top-1 agreement", TargetKind.MIN_SQNR: "dB worst output SQNR"}
+UNITS = {
+    TargetKind.MAX_DROP: "points of accuracy lost",
+    TargetKind.MIN_AGREEMENT: "% top-1 agreement",
+    TargetKind.MIN_SQNR: "dB worst output SQNR",
+}
 
 
 def parse_target(text: str, has_labels: bool) -> Target | str:
@@ -153,7 +157,11 @@ class FixScreen(Screen[FixResult | None]):
         assert workbench.analysis is not None  # the search starts only with data
         try:
             search = Search(
-                workbench.project, workbench.analysis, target, pinned=pinned, forbidden=forbidden,
+                workbench.project,
+                workbench.analysis,
+                target,
+                pinned=pinned,
+                forbidden=forbidden,
                 on_visit=lambda visit: self._post(FixVisited(worker, visit)),
                 stop=lambda: worker.is_cancelled,
                 on_sweep=lambda start, done, total: self._post(FixSweeping(worker, start, done, total)),
@@ -183,7 +191,9 @@ class FixScreen(Screen[FixResult | None]):
     def on_fix_sweeping(self, message: FixSweeping) -> None:
         if message.worker is not self.search_worker:
             return
-        self._status(f"ranking the weights from {printable(message.start)}: {message.done}/{message.total} runs (Esc stops; the best so far is kept)")
+        self._status(
+            f"ranking the weights from {printable(message.start)}: {message.done}/{message.total} runs (Esc stops; the best so far is kept)"
+        )
 
     def on_fix_finished(self, message: FixFinished) -> None:
         if message.worker is not self.search_worker:
@@ -216,7 +226,9 @@ class FixScreen(Screen[FixResult | None]):
         for change in result.changes:
             weight = shorten_middle(printable(change.weight or switch_words(change.settings)), 30)
             rng = f" [{change.range[0]:.4g}, {change.range[1]:.4g}]" if change.range else ""
-            text.append(f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {short_metric_text(target, change.metric)}, {change.bytes:,} B\n")
+            text.append(
+                f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {short_metric_text(target, change.metric)}, {change.bytes:,} B\n"
+            )
         (before, before_bytes), (after, after_bytes) = result.before, result.after
         text.append(
             f"{short_metric_text(target, before)} -> {short_metric_text(target, after)} ({result.simulation}), "

@@ -104,8 +104,12 @@ class LayerTable(DataTable):
             number.append(str(layer.index), style=dim)
             self.add_row(
                 number,
-                Text(short_db(layer.accumulated.sqnr_db), style=dim) if dim else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db, alarms),
-                Text(short_db(iso) if layer.isolated else "-", style=dim) if dim or not layer.isolated else rated(short_db(iso), iso, alarms),
+                Text(short_db(layer.accumulated.sqnr_db), style=dim)
+                if dim
+                else rated(short_db(layer.accumulated.sqnr_db), layer.accumulated.sqnr_db, alarms),
+                Text(short_db(iso) if layer.isolated else "-", style=dim)
+                if dim or not layer.isolated
+                else rated(short_db(iso), iso, alarms),
                 Text(cut_node(printable(layer.node), NAME_WIDTH), style=dim),
                 Text(cut_weight(printable(layer.weight), NAME_WIDTH) if layer.weight else "-", style=dim),
                 Text(layer.op_type, style=dim),

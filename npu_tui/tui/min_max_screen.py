@@ -97,7 +97,10 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             yield Label(title)
             yield Input(value=f"{lo:.6g}, {hi:.6g}", placeholder="min, max", id="minmax-input", compact=True)
             yield Static("", id="minmax-preview")
-            yield Static(Text(f"candidates by {self.workbench.metric_label}: ranking... (Enter applies, Esc cancels)", style="dim"), id="minmax-ranking")
+            yield Static(
+                Text(f"candidates by {self.workbench.metric_label}: ranking... (Enter applies, Esc cancels)", style="dim"),
+                id="minmax-ranking",
+            )
             yield OptionList(id="minmax-suggestions", compact=True)
 
     def on_mount(self) -> None:
@@ -128,7 +131,9 @@ class MinMaxScreen(ModalScreen[tuple[float, float] | None]):
             heading.update(Text(message.error or "no candidates", style="red"))
             return
         self.candidates = message.candidates
-        heading.update(Text(f"candidates by {self.workbench.metric_label}, best first (Down; Enter applies, Esc cancels):", style="dim"))
+        heading.update(
+            Text(f"candidates by {self.workbench.metric_label}, best first (Down; Enter applies, Esc cancels):", style="dim")
+        )
         options = self.query_one(OptionList)
         options.set_options(self._prompt(i, False) for i in range(len(self.candidates)))
 

@@ -27,7 +27,9 @@ class ModelSummary(Widget):
             text.append("no evaluation yet" if workbench.evaluator is not None else "no evaluation data", style="dim")
         else:
             if ev.accuracy_float is not None and ev.accuracy_npu is not None:
-                lost = ev.accuracy_float - ev.accuracy_npu > 0.01 and not workbench.stale  # more than a point: ! says it without colour
+                lost = (
+                    ev.accuracy_float - ev.accuracy_npu > 0.01 and not workbench.stale
+                )  # more than a point: ! says it without colour
                 text.append(f"accuracy float {ev.accuracy_float:.2%} NPU ")
                 text.append(f"{ev.accuracy_npu:.2%}" + ("!" if lost else ""), style="bold red" if lost else "green")
             else:

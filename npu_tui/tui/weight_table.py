@@ -78,13 +78,15 @@ class WeightTable(DataTable):
         cells = []
         for result in sorted(rows, key=order):
             mark, style = MARKS[status(result)]
-            cells.append((
-                Text.assemble((mark, style), " ", rated(db(result.errors.sqnr_db), result.errors.sqnr_db, alarms)),
-                _alone(sensitivity.get(result.weight.name), stale, alarms),
-                Text("-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}"),
-                Text(f"{result.weight.size:,}"),
-                result.weight.name,
-            ))
+            cells.append(
+                (
+                    Text.assemble((mark, style), " ", rated(db(result.errors.sqnr_db), result.errors.sqnr_db, alarms)),
+                    _alone(sensitivity.get(result.weight.name), stale, alarms),
+                    Text("-" if result.tail_ratio is None else f"{result.tail_ratio:.2f}"),
+                    Text(f"{result.weight.size:,}"),
+                    result.weight.name,
+                )
+            )
         names = [printable(name) for *_, name in cells]
         room, cut = self._name_room(cells, names), NameCutter(names)
         for (*numbers, name), shown_name in zip(cells, names):

@@ -107,7 +107,15 @@ class WeightTree(Tree[str]):
                 continue
             self.drawn[name] = key
             label = weight_label(
-                result, self.shown[name], alone.alone_sqnr_db if alone else None, alone is not None, name in fixed, stale, room, self.cut, alarms
+                result,
+                self.shown[name],
+                alone.alone_sqnr_db if alone else None,
+                alone is not None,
+                name in fixed,
+                stale,
+                room,
+                self.cut,
+                alarms,
             )
             node._label = self.process_label(label)  # Textual is pinned: the line cache is keyed on _updates
             node._updates += 1

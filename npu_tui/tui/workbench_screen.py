@@ -44,35 +44,147 @@ FIRST_NUMBERS_WAIT = 1.0
 
 
 class WorkbenchScreen(Screen[None]):
-
     BINDINGS = [
         # the footer lists the focused screen's keys first (the app's ? again, to come first), and at 80
         # columns only nine fit: help, the test-save-undo loop, the views, fix, filter and quit are shown;
         # x, m, w, r, g and the rest are in the help (?), which names the command palette (ctrl+p) too
         Binding("question_mark", "app.help", "Help", key_display="?", id="workbench-help", tooltip="this help"),
-        Binding("ctrl+r", "evaluate", "Re-test", id="recompile", priority=True, tooltip="recompile and re-test on the data: model numbers, layers, then the sensitivity (background; Esc stops)"),
-        Binding("ctrl+s", "save", "Save", id="save", priority=True, tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)"),
-        Binding("u", "undo", "Undo", id="undo", tooltip='undo the last change'),
-        Binding("x", "toggle_exclude", "Exclude", show=False, id="toggle-exclude", tooltip='exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again'),
-        Binding("m", "min_max", "Min/max", show=False, id="set-min-max", tooltip='set its WEIGHT_MIN_MAX range: typed, or a candidate ranked by the model metric, each with its clipped share'),
-        Binding("t", "toggle_tab", "Table", id="toggle-table", tooltip='switch between the selected weight and the table of all weights'),
-        Binding("d", "layers", "Layers", id="layer-view", tooltip='the layer view: error per layer along the network; again on a weight jumps to its layer'),
-        Binding("F", "fix", "Fix", id="fix", tooltip='find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step'),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip='filter the weights by name'),
+        Binding(
+            "ctrl+r",
+            "evaluate",
+            "Re-test",
+            id="recompile",
+            priority=True,
+            tooltip="recompile and re-test on the data: model numbers, layers, then the sensitivity (background; Esc stops)",
+        ),
+        Binding(
+            "ctrl+s",
+            "save",
+            "Save",
+            id="save",
+            priority=True,
+            tooltip="save config.yaml (shows the diff first; keeps comments and a .bak)",
+        ),
+        Binding("u", "undo", "Undo", id="undo", tooltip="undo the last change"),
+        Binding(
+            "x",
+            "toggle_exclude",
+            "Exclude",
+            show=False,
+            id="toggle-exclude",
+            tooltip="exclude the weight (EXCLUDE_COMPRESS_OPS: it stays fp16), or include it again",
+        ),
+        Binding(
+            "m",
+            "min_max",
+            "Min/max",
+            show=False,
+            id="set-min-max",
+            tooltip="set its WEIGHT_MIN_MAX range: typed, or a candidate ranked by the model metric, each with its clipped share",
+        ),
+        Binding(
+            "t",
+            "toggle_tab",
+            "Table",
+            id="toggle-table",
+            tooltip="switch between the selected weight and the table of all weights",
+        ),
+        Binding(
+            "d",
+            "layers",
+            "Layers",
+            id="layer-view",
+            tooltip="the layer view: error per layer along the network; again on a weight jumps to its layer",
+        ),
+        Binding(
+            "F",
+            "fix",
+            "Fix",
+            id="fix",
+            tooltip="find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step",
+        ),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip="filter the weights by name"),
         Binding("q", "app.quit", "Quit", id="workbench-quit", tooltip="quit (asks first when there are unsaved changes)"),
-        Binding("w", "worst", "Worst", show=False, id="worst", tooltip='jump to the worst weight by the current numbers: lowest alone SQNR (after a test), else lowest own SQNR; none once the NPU model is not below float'),
-        Binding("r", "reset_weight", "Reset", show=False, id="reset-weight", tooltip='reset the weight: automatic range, not excluded'),
-        Binding("g", "switches", "Switches", show=False, id="global-switches", tooltip='COMPRESS, CONV2D_COMPRESS and FUSE_BN'),
-        Binding("escape", "escape", "Cancel", show=False, id="escape", tooltip='cancel the running test, clear the filter, or go back from the Table or Layers to the weight'),
+        Binding(
+            "w",
+            "worst",
+            "Worst",
+            show=False,
+            id="worst",
+            tooltip="jump to the worst weight by the current numbers: lowest alone SQNR (after a test), else lowest own SQNR; none once the NPU model is not below float",
+        ),
+        Binding(
+            "r", "reset_weight", "Reset", show=False, id="reset-weight", tooltip="reset the weight: automatic range, not excluded"
+        ),
+        Binding("g", "switches", "Switches", show=False, id="global-switches", tooltip="COMPRESS, CONV2D_COMPRESS and FUSE_BN"),
+        Binding(
+            "escape",
+            "escape",
+            "Cancel",
+            show=False,
+            id="escape",
+            tooltip="cancel the running test, clear the filter, or go back from the Table or Layers to the weight",
+        ),
         Binding("ctrl+y", "redo", "Redo", show=False, id="redo", priority=True, tooltip="redo"),
-        Binding("L", "histogram_log", "Log/linear", show=False, id="histogram-log", tooltip='histogram: log or linear counts (log shows long tails)'),
-        Binding("o", "sort", "Sort", show=False, id="sort", tooltip='sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated'),
-        Binding("R", "reload", "Reload", show=False, id="reload", tooltip='read config.yaml (and the data) from disk again, e.g. after adding INPUT_OPS; asks first when there are unsaved changes'),
-        Binding("n", "next_match", "Next match", show=False, id="next-match", tooltip='the next weight the filter matches (after /)'),
-        Binding("N", "previous_match", "Previous match", show=False, id="previous-match", tooltip='the previous weight the filter matches'),
-        Binding("y", "copy_name", "Copy name", show=False, id="copy-name", tooltip="copy the selected weight's full name to the clipboard (OSC 52: works over SSH)"),
-        Binding("P", "fix_pin", "Pin", show=False, id="fix-pin", tooltip='pin the selected weight: the fix search never changes it (again: unpin)'),
-        Binding("B", "fix_forbid", "No exclude", show=False, id="fix-forbid", tooltip='the fix search may not exclude the selected weight (again: it may)'),
+        Binding(
+            "L",
+            "histogram_log",
+            "Log/linear",
+            show=False,
+            id="histogram-log",
+            tooltip="histogram: log or linear counts (log shows long tails)",
+        ),
+        Binding(
+            "o",
+            "sort",
+            "Sort",
+            show=False,
+            id="sort",
+            tooltip="sort the table in view: weights by SQNR, alone, tail ratio, size; layers by graph order, accumulated, isolated",
+        ),
+        Binding(
+            "R",
+            "reload",
+            "Reload",
+            show=False,
+            id="reload",
+            tooltip="read config.yaml (and the data) from disk again, e.g. after adding INPUT_OPS; asks first when there are unsaved changes",
+        ),
+        Binding(
+            "n", "next_match", "Next match", show=False, id="next-match", tooltip="the next weight the filter matches (after /)"
+        ),
+        Binding(
+            "N",
+            "previous_match",
+            "Previous match",
+            show=False,
+            id="previous-match",
+            tooltip="the previous weight the filter matches",
+        ),
+        Binding(
+            "y",
+            "copy_name",
+            "Copy name",
+            show=False,
+            id="copy-name",
+            tooltip="copy the selected weight's full name to the clipboard (OSC 52: works over SSH)",
+        ),
+        Binding(
+            "P",
+            "fix_pin",
+            "Pin",
+            show=False,
+            id="fix-pin",
+            tooltip="pin the selected weight: the fix search never changes it (again: unpin)",
+        ),
+        Binding(
+            "B",
+            "fix_forbid",
+            "No exclude",
+            show=False,
+            id="fix-forbid",
+            tooltip="the fix search may not exclude the selected weight (again: it may)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -134,7 +246,11 @@ class WorkbenchScreen(Screen[None]):
     def refresh_all(self) -> None:
         workbench = self.workbench
         self.query_one(WeightTree).relabel(
-            workbench.compilation, workbench.sensitivity, frozenset(workbench.fix_notes), workbench.sensitivity_stale, workbench.alarms
+            workbench.compilation,
+            workbench.sensitivity,
+            frozenset(workbench.fix_notes),
+            workbench.sensitivity_stale,
+            workbench.alarms,
         )
         self.refresh_selected()
         self.refill_table()
@@ -150,7 +266,9 @@ class WorkbenchScreen(Screen[None]):
             self.histograms[key] = histogram(reference, BINS)
         self.query_one(HistogramView).show(result, self.histograms[key])
         self.query_one(WeightDetails).show(
-            result, self.workbench.sensitivity.get(self.selected), self.workbench.stale,
+            result,
+            self.workbench.sensitivity.get(self.selected),
+            self.workbench.stale,
             self.workbench.sweep_complete or self.workbench.evaluator is None,  # without data nothing is missing
             self._fix_note(self.selected),
             self.workbench.alarms,
@@ -174,7 +292,9 @@ class WorkbenchScreen(Screen[None]):
         elif active == "tab-layers":
             workbench = self.workbench
             samples = workbench.evaluator.data.samples if workbench.evaluator is not None else 0
-            self.query_one(LayerView).show(workbench.layers, workbench.layers_stale, workbench.layer_samples, samples, workbench.alarms)
+            self.query_one(LayerView).show(
+                workbench.layers, workbench.layers_stale, workbench.layer_samples, samples, workbench.alarms
+            )
 
     def changed(self) -> None:
         """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
@@ -342,7 +462,9 @@ class WorkbenchScreen(Screen[None]):
             self.refresh_all()
             evaluation = self.workbench.evaluation
             if evaluation is not None and evaluation.simulation_note:  # the summary says "fast"; this says why
-                self.npu.notify(f"model numbers from the fast simulation, not exact: {evaluation.simulation_note}", severity="warning")
+                self.npu.notify(
+                    f"model numbers from the fast simulation, not exact: {evaluation.simulation_note}", severity="warning"
+                )
         self.call_after_refresh(message.shown.set)
 
     def on_layers_done(self, message: LayersDone) -> None:
@@ -376,7 +498,12 @@ class WorkbenchScreen(Screen[None]):
         workbench = self.workbench
         names = workbench.matching(event.value)
         self.query_one(WeightTree).build(
-            workbench.compilation, names, workbench.sensitivity, frozenset(workbench.fix_notes), workbench.sensitivity_stale, workbench.alarms
+            workbench.compilation,
+            names,
+            workbench.sensitivity,
+            frozenset(workbench.fix_notes),
+            workbench.sensitivity_stale,
+            workbench.alarms,
         )
 
     @on(Input.Submitted, "#filter")
@@ -544,6 +671,7 @@ class WorkbenchScreen(Screen[None]):
             self.notify(str(exc), severity="error")
             return
         if changed:
+
             def chosen(choice: str | None) -> None:
                 if choice is not None:
                     self._save(overwrite=choice == "overwrite")

@@ -86,4 +86,6 @@ def check_io_names(config: Config, model: onnx.ModelProto) -> None:
         for name in given:
             if name not in known:
                 listed = ", ".join(repr(n) for n in known[:MAX_LISTED]) + (", ..." if len(known) > MAX_LISTED else "")
-                raise ConfigError(f"{config.where(key, name)}: {key}: no model {what} named {name!r}; the model's {what}s are {listed}")
+                raise ConfigError(
+                    f"{config.where(key, name)}: {key}: no model {what} named {name!r}; the model's {what}s are {listed}"
+                )

@@ -162,7 +162,9 @@ def _lines(root: yaml.Node, duplicates: list[str]) -> tuple[dict[str, int], dict
     for key_node, value_node in root.value:
         key = str(key_node.value)
         if key in key_lines:
-            duplicates.append(f"line {key_node.start_mark.line + 1}: {key} is given again (first on line {key_lines[key]}); the last one counts")
+            duplicates.append(
+                f"line {key_node.start_mark.line + 1}: {key} is given again (first on line {key_lines[key]}); the last one counts"
+            )
         key_lines[key] = key_node.start_mark.line + 1
         if isinstance(value_node, yaml.MappingNode):
             for sub_key, _ in value_node.value:
@@ -207,7 +209,9 @@ class _Validator:
                     raise self.fail(key, f"{key}: unknown key; did you mean {near[1]}?")
                 self.warnings.append(f"{self.where(key)}: unknown key {key} is kept as it is")
         if "COMPRESS" not in self.data:  # gxnpuc 1.5.8: "[ERROR] config COMPRESS error, must be bool type", rc 1
-            raise ConfigError(f"{self.path}: COMPRESS is missing, and gxnpuc 1.5.8 refuses a config without it; write COMPRESS: true or false")
+            raise ConfigError(
+                f"{self.path}: COMPRESS is missing, and gxnpuc 1.5.8 refuses a config without it; write COMPRESS: true or false"
+            )
         self.npu_unit()
         fields: dict[str, Any] = {attr: self.boolean(key) for key, attr in SWITCH_FIELDS.items()}
         fields.update({attr: self.names(key) for key, attr in NAME_LIST_FIELDS.items()})
@@ -237,7 +241,9 @@ class _Validator:
         """GRUS has one NPU unit: gxnpuc 1.5.8 refuses any other ("config NPU_UNIT error, must be a value of
         "NPU32"", rc 1, even though it prints the memory table after)."""
         if "NPU_UNIT" in self.data and self.data.get("CORENAME") == "GRUS" and self.data["NPU_UNIT"] != "NPU32":
-            raise self.fail("NPU_UNIT", f"NPU_UNIT: {_brief(self.data['NPU_UNIT'])} is not a GRUS unit; gxnpuc 1.5.8 accepts only NPU32")
+            raise self.fail(
+                "NPU_UNIT", f"NPU_UNIT: {_brief(self.data['NPU_UNIT'])} is not a GRUS unit; gxnpuc 1.5.8 accepts only NPU32"
+            )
 
     def model_path(self) -> Path:
         key = next((k for k in MODEL_KEYS if k in self.data), None)
@@ -299,9 +305,7 @@ class _Validator:
             raise self.fail(key, f"{key}: {_brief(value)} is not a mapping; write {{input_name: [1, 40]}}")
         shapes: dict[str, list[int]] = {}
         for name, shape in value.items():
-            ok = isinstance(shape, list) and all(
-                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
-            )
+            ok = isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
             if not ok:
                 raise self.fail(key, f"{key}[{_brief(str(name))}]: {_brief(shape)} is not a shape; write [1, 40]", str(name))
             shapes[str(name)] = shape

@@ -75,7 +75,9 @@ def _render(key: str, value: object, layout: _Layout, node: yaml.Node | None = N
         first = node.value[0].start_mark
         dash = text.rfind("-", 0, first.index)
         prefix = text[text.rfind("\n", 0, dash) + 1 : dash] if dash >= 0 else child
-        comments = {str(item.value): _line_comment(text, item.end_mark.index) for item in node.value if isinstance(item, yaml.ScalarNode)}
+        comments = {
+            str(item.value): _line_comment(text, item.end_mark.index) for item in node.value if isinstance(item, yaml.ScalarNode)
+        }
         rows = [f"{prefix}- {_scalar(v)}{comments.get(str(v), '')}" for v in value]
         return f"{key}:{layout.newline}" + layout.newline.join(rows)
     return f"{key}: [{', '.join(_scalar(v) for v in value)}]"
@@ -197,7 +199,9 @@ def _rendered(path: Path, text: str, settings: Settings) -> str:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: the file on disk is no longer valid YAML ({str(exc).splitlines()[0]}); fix it or save elsewhere") from None
+        raise ConfigError(
+            f"{path}: the file on disk is no longer valid YAML ({str(exc).splitlines()[0]}); fix it or save elsewhere"
+        ) from None
 
 
 def save_config(path: Path, settings: Settings, base: str | None = None) -> Path:

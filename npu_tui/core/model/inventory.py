@@ -23,9 +23,7 @@ from .graph import NodeRef, constant_value, iter_graphs, iter_nodes, node_label,
 from .onnx_file import LoadedModel, open_unsized_dims
 from .tf.metadata import is_tensorflow, never_compressed, stored_ints, tf_aliases, tf_shapes
 
-FLOAT_TYPES = frozenset(
-    {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-)
+FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16})
 WEIGHT_INPUTS: dict[str, tuple[tuple[int, WeightKind], ...]] = {
     "MatMul": ((1, WeightKind.FC),),
     "Gemm": ((1, WeightKind.FC),),
@@ -227,8 +225,15 @@ class _Finder:
             weight.tf_shape = shapes.get(weight.name)
         node_ops = {ref.label: ref.node.op_type for ref in self.nodes}
         inventory = Inventory(
-            self.path, self.model, list(weights.values()), self.constants, arrays, folds, node_ops,
-            tf_aliases=aliases, tensorflow=is_tensorflow(self.model),
+            self.path,
+            self.model,
+            list(weights.values()),
+            self.constants,
+            arrays,
+            folds,
+            node_ops,
+            tf_aliases=aliases,
+            tensorflow=is_tensorflow(self.model),
         )
         inventory.stored = self.stored_sizes(folds, arrays)
         if inventory.tensorflow:  # the reader's own helpers (a ':' in the name) are no TF constant gxnpuc stores

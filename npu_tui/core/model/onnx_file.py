@@ -63,14 +63,18 @@ class LoadedModel:
         try:
             return onnx.numpy_helper.to_array(tensor)
         except (ValueError, TypeError) as exc:  # data that does not fill its declared shape
-            raise ModelError(f"{self.path}: tensor {tensor.name!r}: its data does not match its shape {list(tensor.dims)} ({_short(exc)})") from None
+            raise ModelError(
+                f"{self.path}: tensor {tensor.name!r}: its data does not match its shape {list(tensor.dims)} ({_short(exc)})"
+            ) from None
 
 
 def _dtype(path: Path, tensor: onnx.TensorProto) -> np.dtype:
     try:
         return np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
     except (KeyError, TypeError, ValueError):
-        raise ModelError(f"{path}: tensor {tensor.name!r} has element type {tensor.data_type}, which is not a known ONNX type") from None
+        raise ModelError(
+            f"{path}: tensor {tensor.name!r} has element type {tensor.data_type}, which is not a known ONNX type"
+        ) from None
 
 
 def _count(path: Path, tensor: onnx.TensorProto) -> int:
@@ -81,7 +85,9 @@ def _count(path: Path, tensor: onnx.TensorProto) -> int:
     for d in tensor.dims:
         count *= int(d)
     if count > MAX_ELEMENTS:
-        raise ModelError(f"{path}: tensor {tensor.name!r} declares {count:,} elements ({list(tensor.dims)}); that is not a real weight")
+        raise ModelError(
+            f"{path}: tensor {tensor.name!r} declares {count:,} elements ({list(tensor.dims)}); that is not a real weight"
+        )
     return count
 
 
@@ -89,7 +95,9 @@ def _read_ref(path: Path, tensor: onnx.TensorProto, ref: DataRef) -> np.ndarray:
     dtype = _dtype(path, tensor)
     count = _count(path, tensor)
     if ref.blob.length != count * dtype.itemsize:
-        raise ModelError(f"{path}: tensor {tensor.name!r} holds {ref.blob.length} bytes; its shape needs {count * dtype.itemsize}")
+        raise ModelError(
+            f"{path}: tensor {tensor.name!r} holds {ref.blob.length} bytes; its shape needs {count * dtype.itemsize}"
+        )
     array = np.empty(count, dtype)
     with open(ref.file, "rb") as handle:
         handle.seek(ref.blob.offset)
@@ -115,9 +123,7 @@ def load_model(
     path = Path(path)
     require_regular_model(path)
     if path.suffix.lower() in (".pbtxt", ".h5", ".tflite", ".keras"):
-        raise ModelError(
-            f"{path}: a {path.suffix} model; npu-tui reads what gxnpuc reads, a frozen GraphDef (.pb), or ONNX"
-        )
+        raise ModelError(f"{path}: a {path.suffix} model; npu-tui reads what gxnpuc reads, a frozen GraphDef (.pb), or ONNX")
     if is_graphdef(path):
         from .tf.cache import load_pb
 
@@ -130,7 +136,9 @@ def load_model(
         model.ParseFromString(skeleton)
     except (WireError, DecodeError, RuntimeError, ValueError) as exc:
         if path.suffix.lower() == ".pb":
-            raise ModelError(f"{path}: not a TensorFlow frozen GraphDef (nor an ONNX model); the file may be truncated or of another kind") from None
+            raise ModelError(
+                f"{path}: not a TensorFlow frozen GraphDef (nor an ONNX model); the file may be truncated or of another kind"
+            ) from None
         raise ModelError(f"{path}: not an ONNX model ({_short(exc)}); the file may be truncated") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror}") from None
@@ -245,7 +253,9 @@ def _refuse_duplicates(model: onnx.ModelProto, path: Path) -> None:
         seen: set[str] = set()
         for tensor in graph.initializer:
             if tensor.name in seen:
-                raise ModelError(f"{path}: two initializers are named {tensor.name!r}{' in ' + scope if scope else ''}; names must be unique")
+                raise ModelError(
+                    f"{path}: two initializers are named {tensor.name!r}{' in ' + scope if scope else ''}; names must be unique"
+                )
             seen.add(tensor.name)
 
 

@@ -113,7 +113,9 @@ class Compiler:
         results = {w.name: self.result(w, plans[w.name]) for w in self.inventory.weights}
         fp16_bytes, npu_bytes = self._sizes(results)
         warnings = [w for r in results.values() for w in r.warnings]
-        folded = {name for r in results.values() if r.plan.fused and r.weight.bn is not None for name in _bn_constants(r.weight.bn)}
+        folded = {
+            name for r in results.values() if r.plan.fused and r.weight.bn is not None for name in _bn_constants(r.weight.bn)
+        }
         warnings += [w for w in self._constant_warnings(set(results)) if w.weight not in folded]  # never stored
         return Compilation(settings, plans, results, fp16_bytes, npu_bytes, warnings)
 
@@ -181,7 +183,9 @@ class Compiler:
             return None
         return bn_bias if bn_bias is not None else self.inventory.arrays[weight.bias]
 
-    def _bias_held(self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None, quant: GxnpucQuant | None) -> np.ndarray | None:
+    def _bias_held(
+        self, weight: Weight, plan: WeightPlan, bn_bias: np.ndarray | None, quant: GxnpucQuant | None
+    ) -> np.ndarray | None:
         """With FUSE_BIASADD, the bias in its own tensor's shape: dequantized from its codes when the weight
         is quantized, stored fp16 when not (so the set of biases held never depends on a weight's switch)."""
         values = self._fused_bias_values(weight, plan, bn_bias)
@@ -280,7 +284,9 @@ def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning
         lo, hi = result.range
         grid = f"[{params.nudged_min:.6g}, {params.nudged_max:.6g}]"
         if lo > 0 or hi < 0:
-            source = f"WEIGHT_MIN_MAX [{lo:g}, {hi:g}]" if plan.range is not None else f"its range [{lo:.6g}, {hi:.6g}] (no padding)"
+            source = (
+                f"WEIGHT_MIN_MAX [{lo:g}, {hi:g}]" if plan.range is not None else f"its range [{lo:.6g}, {hi:.6g}] (no padding)"
+            )
             end, code = (params.nudged_max, 255) if lo > 0 else (params.nudged_min, 0)
             stuck = int(np.count_nonzero(quant.codes == code))
             warnings.append(
@@ -317,7 +323,11 @@ def _weight_warnings(result: WeightResult, w: np.ndarray) -> list[CompileWarning
         warnings += [lost] if lost else []
     else:  # NaN or Inf in the float weight itself: only finite values that fp16 makes inf overflow
         overflow = bool((~np.isfinite(result.simulated) & np.isfinite(w)).any())
-        warnings.append(CompileWarning("non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"))
+        warnings.append(
+            CompileWarning(
+                "non_finite", name, f"{name}: holds NaN or Inf in the model; kept fp16, they stay NaN or Inf on the NPU"
+            )
+        )
     if result.fused_bias is not None:
         overflow = overflow or not np.isfinite(result.fused_bias).all()
     if overflow:

@@ -134,11 +134,13 @@ def quantize_values(values: np.ndarray, mn: float, mx: float, params: GridParams
     offset, scale = np.float32(params.offset), np.float32(params.scale)
     with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
         for start in range(0, flat.size, CHUNK):
-            _codes_chunk(flat[start:start + CHUNK], lo, hi, offset, scale, out[start:start + CHUNK])
+            _codes_chunk(flat[start : start + CHUNK], lo, hi, offset, scale, out[start : start + CHUNK])
     return out.reshape(np.shape(values))
 
 
-def _codes_chunk(values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.float32, scale: np.float32, out: np.ndarray) -> None:
+def _codes_chunk(
+    values: np.ndarray, lo: np.float32, hi: np.float32, offset: np.float32, scale: np.float32, out: np.ndarray
+) -> None:
     """clamp(floor((cvt(clip(x)) - offset) / scale + 0.5), 0, 255), each op rounded to fp16, into `out`."""
     buf = cvt_value(np.clip(values, lo, hi))
     buf -= offset

@@ -50,6 +50,13 @@ class Settings:
     def key(self) -> tuple:
         """A hashable identity (the ranges are a dict): equal settings, equal keys."""
         return (
-            self.compress, self.conv2d_compress, self.fuse_bn, self.exclude, self.exclude_conv2d,
-            self.exclude_fuse_bn, tuple(sorted(self.weight_min_max.items())), self.fp16_activations, self.fuse_biasadd,
+            self.compress,
+            self.conv2d_compress,
+            self.fuse_bn,
+            self.exclude,
+            self.exclude_conv2d,
+            self.exclude_fuse_bn,
+            tuple(sorted(self.weight_min_max.items())),
+            self.fp16_activations,
+            self.fuse_biasadd,
         )

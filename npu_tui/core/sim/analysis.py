@@ -91,8 +91,11 @@ class Analysis:
         readers = _zero_sensitive_readers(model.graph)
         types = elem_types(model)
         produced = [
-            (node_label(node), node.op_type, out) for node in model.graph.node if node.op_type != "Constant"
-            for out in node.output if out and types.get(out) == onnx.TensorProto.FLOAT
+            (node_label(node), node.op_type, out)
+            for node in model.graph.node
+            if node.op_type != "Constant"
+            for out in node.output
+            if out and types.get(out) == onnx.TensorProto.FLOAT
         ]  # the model's outputs too: a last node can overflow
         for node, op, out in produced:
             values = [p[out] for p in parts if out in p and p[out].size]

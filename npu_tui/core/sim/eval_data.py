@@ -109,11 +109,15 @@ def model_inputs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | No
                 )
             dims = list(fixed)
         else:
-            dims = [1 if d is None and (i == 0 or p.dim_param in batch_names) else d for i, (d, p) in enumerate(zip(dims, dims_proto))]
+            dims = [
+                1 if d is None and (i == 0 or p.dim_param in batch_names) else d for i, (d, p) in enumerate(zip(dims, dims_proto))
+            ]
         try:
             dtype = np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type))
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"model input {info.name!r} has element type {tensor_type.elem_type}, which npu-tui cannot feed") from None
+            raise UserError(
+                f"model input {info.name!r} has element type {tensor_type.elem_type}, which npu-tui cannot feed"
+            ) from None
         unknown_rank = not tensor_type.HasField("shape") and fixed is None
         found.append(ModelInput(info.name, dtype, None if unknown_rank else tuple(dims), tuple(names), batch_dynamic))
     return found
@@ -151,7 +155,9 @@ def load_npz(path: str | Path, inputs: list[ModelInput], samples: int | None = N
     labels = arrays.get(LABELS)
     if labels is not None:
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
-            raise UserError(f"{path}: labels must be one integer class index per sample, got {labels.dtype} of shape {list(headers[LABELS].shape)}")
+            raise UserError(
+                f"{path}: labels must be one integer class index per sample, got {labels.dtype} of shape {list(headers[LABELS].shape)}"
+            )
         if declared is not None and headers[LABELS].shape[0] != declared:
             raise UserError(f"{path}: {headers[LABELS].shape[0]} labels for {declared} samples; give one label per sample")
     if declared == 0:
@@ -215,7 +221,9 @@ def _read_member(path: Path, zipped: zipfile.ZipFile | None, name: str, header: 
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"{path}: cannot read array {name!r} ({exc})") from None
     if got != wanted:
-        raise UserError(f"{path}: array {name!r} stores {got:,} bytes where its header declares {wanted:,}; the file is truncated")
+        raise UserError(
+            f"{path}: array {name!r} stores {got:,} bytes where its header declares {wanted:,}; the file is truncated"
+        )
     if header.dtype.byteorder == ">":
         array = array.astype(header.dtype.newbyteorder("="))
     return array[:keep] if header.fortran and shape else array
@@ -249,8 +257,7 @@ def _checked(path: Path, spec: ModelInput, array: np.ndarray) -> np.ndarray:
         shaped = array.reshape(array.shape[0], 1, *array.shape[1:])
     else:
         raise UserError(
-            f"{path}: array {spec.name!r} has shape {list(array.shape)}; the model wants {spec.expected()} "
-            "(samples first)"
+            f"{path}: array {spec.name!r} has shape {list(array.shape)}; the model wants {spec.expected()} (samples first)"
         )
     if array.dtype.kind != spec.dtype.kind and not (spec.dtype.kind == "f" and array.dtype.kind in "iu"):
         raise UserError(f"{path}: array {spec.name!r} is {array.dtype}; the model input is {spec.dtype}")

@@ -340,7 +340,9 @@ class Evaluator:
                 self._scalar_first = [d.message for d in scalar_first(inventory.model, inventory.arrays)]
             evaluation.chip_warnings = list(self._scalar_first)
         evaluation.range_trouble = _range_trouble(reference, npu, self.outputs)
-        overflow = next((d.message for d in chip.diagnostics if d.kind in ("chain_overflow", "input_overflow")), None) if chip else None
+        overflow = (
+            next((d.message for d in chip.diagnostics if d.kind in ("chain_overflow", "input_overflow")), None) if chip else None
+        )
         if overflow is not None:  # the chip says which chain overflowed; Analysis diagnoses the rest
             evaluation.fp16_issue = f"fp16 overflow on the chip: {overflow}"
         return evaluation
@@ -357,7 +359,8 @@ class Evaluator:
                 seconds = exact_seconds(model, self.data.inputs)
                 self._exact_refusal[key] = (
                     f"an exact run would take about {seconds:.1f} s here (over {EXACT_SECONDS:g} s)"
-                    if seconds > EXACT_SECONDS else None
+                    if seconds > EXACT_SECONDS
+                    else None
                 )
             refusal = self._exact_refusal[key]
         if refusal is not None:

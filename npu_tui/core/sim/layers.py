@@ -89,7 +89,10 @@ class LayerAnalysis:
             types = elem_types(model)
             known = {o.name for o in model.graph.output}
             exposed = [
-                out for node in model.graph.node if node.op_type != "Constant" for out in node.output
+                out
+                for node in model.graph.node
+                if node.op_type != "Constant"
+                for out in node.output
                 if out and out not in known and types.get(out)
             ]
             model.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in exposed)
@@ -147,7 +150,10 @@ class LayerAnalysis:
             label, op, inputs = node_label(node), _op(node, tensorflow), reads(node)
             if out in fused:
                 site = fused[out]
-                label, op = f"{node_label(site.conv)}+{node_label(site.bn)}", f"{_op(site.conv, tensorflow)}+{_op(node, tensorflow)}"
+                label, op = (
+                    f"{node_label(site.conv)}+{node_label(site.bn)}",
+                    f"{_op(site.conv, tensorflow)}+{_op(node, tensorflow)}",
+                )
                 inputs = reads(site.conv)
             rows.append((label, op, out, [passed_on.get(i, i) for i in inputs]))
             positions.append(position)
@@ -175,7 +181,11 @@ class LayerAnalysis:
         before = self._compared.get(key)
         first = 0
         if before is not None:
-            changed = [n for n, arrays in held.items() if not all(same_array(a, b) for a, b in zip(arrays, before[0].get(n, (None, None, None))))]
+            changed = [
+                n
+                for n, arrays in held.items()
+                if not all(same_array(a, b) for a, b in zip(arrays, before[0].get(n, (None, None, None))))
+            ]
             first = min((self._first_reader(n) for n in changed), default=len(self.evaluator.compiler.inventory.model.graph.node))
         kept = before[1] if before is not None else {}
         redo = [k for k, ((_, _, out, _), position) in enumerate(zip(rows, positions)) if position >= first or out not in kept]
@@ -213,7 +223,9 @@ class LayerAnalysis:
             found.update(chunk.found)
         return found
 
-    def _run_chunk(self, chunk: _Chunk, compilation: Compilation, feeds: dict[str, np.ndarray]) -> dict[str, tuple[Comparison | None, str]]:
+    def _run_chunk(
+        self, chunk: _Chunk, compilation: Compilation, feeds: dict[str, np.ndarray]
+    ) -> dict[str, tuple[Comparison | None, str]]:
         evaluator = self.evaluator
         states = [{t: part[t] for t in chunk.inputs} for part in self.float_parts()]
         chunk.bound.update_fixed({n: feeds[n] for n in chunk.bound.fixed})
@@ -273,11 +285,15 @@ class LayerAnalysis:
             nodes = [n for copy in part for n in copy[0]]
             made = {o for n in nodes for o in n.output if o}
             read = {i for n in nodes for i in reads(n) if i not in made}  # subgraphs' outer-scope reads too
-            activations = sorted(r for r in read if r not in initializers and r not in feed_inputs and r not in data_inputs and types.get(r))
+            activations = sorted(
+                r for r in read if r not in initializers and r not in feed_inputs and r not in data_inputs and types.get(r)
+            )
             inputs = [i for i in graph.input if i.name in read]
             inputs += [onnx.helper.make_tensor_value_info(t, types[t], None) for t in activations]
             outputs = [onnx.helper.make_tensor_value_info(result, onnx.TensorProto.FLOAT, None) for _, _, result, _ in part]
-            isolated = onnx.helper.make_graph(nodes, "isolated", inputs, outputs, [initializers[n] for n in sorted(read & set(initializers))])
+            isolated = onnx.helper.make_graph(
+                nodes, "isolated", inputs, outputs, [initializers[n] for n in sorted(read & set(initializers))]
+            )
             built = onnx.helper.make_model(isolated, opset_imports=list(model.opset_import), ir_version=model.ir_version)
             built.functions.extend(model.functions)
             session = self.evaluator.session(built, lean=True)

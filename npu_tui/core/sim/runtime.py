@@ -127,7 +127,6 @@ class BoundSession:
                 self.binding.bind_cpu_input(name, self.fixed[name])
 
 
-
 def same_array(now: np.ndarray | None, then: np.ndarray | None) -> bool:
     """The same array, or a view of it (the compiler hands back the same array for an unchanged
     weight; binding may have made a contiguous copy's base of it), or both absent."""

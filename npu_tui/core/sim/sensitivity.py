@@ -130,7 +130,9 @@ class CutSessions:
     def segment(self, k: int) -> InferenceSession:
         with self.evaluator.lock:
             if k not in self.segments:
-                model = extract_suffix(self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True)
+                model = extract_suffix(
+                    self.graph.model, set(self.tensors(k)), self.plan.types, self.new_at(k + 1), only_extra=True
+                )
                 self.segments[k] = self.evaluator.session(model, lean=True)
             return self.segments[k]
 
@@ -201,7 +203,9 @@ def sweep(
         return found
 
     def measure(
-        weights: list[Weight], bounds: dict[str, BoundSession | None], states: dict[str, list[dict[str, np.ndarray]]] | dict[str, None]
+        weights: list[Weight],
+        bounds: dict[str, BoundSession | None],
+        states: dict[str, list[dict[str, np.ndarray]]] | dict[str, None],
     ) -> None:
         for weight in weights:
             only = None if gains_only else what_if(weight, "only", bounds["only"], states["only"], True)

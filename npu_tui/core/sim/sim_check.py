@@ -26,7 +26,9 @@ def check_simulation(written: Path, original: Path) -> list[str]:
             continue
         if check(original) is None:
             written.unlink(missing_ok=True)
-            raise InternalError(f"--sim {written}: {name} refuses the simulation npu-tui built, though it accepts the model: {problem}")
+            raise InternalError(
+                f"--sim {written}: {name} refuses the simulation npu-tui built, though it accepts the model: {problem}"
+            )
         warnings.append(f"--sim {written}: {name} refuses the model as given, and so the simulation: {problem}")
     return warnings
 

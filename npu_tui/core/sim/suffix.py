@@ -58,9 +58,7 @@ def extract_suffix(
     read = {name for n in keep for name in reads(n)} | {o.name for o in outputs} | {o.name for o in extra}
     inputs = [i for i in graph.input if i.name in read and i.name not in cut]
     inputs += [onnx.helper.make_tensor_value_info(name, types[name], None) for name in sorted(cut) if name in read]
-    suffix = onnx.helper.make_graph(
-        keep, graph.name, inputs, outputs + extra, [t for t in graph.initializer if t.name in read]
-    )
+    suffix = onnx.helper.make_graph(keep, graph.name, inputs, outputs + extra, [t for t in graph.initializer if t.name in read])
     out = onnx.helper.make_model(suffix, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     out.functions.extend(model.functions)
     return out

@@ -103,7 +103,11 @@ class Target:
 
     def check(self, evaluation: Evaluation) -> None:
         if self.measure(evaluation) is None:
-            need = "labels in the data (an integer class index per sample)" if self.kind == TargetKind.MAX_DROP else "a class-score output (2-D)"
+            need = (
+                "labels in the data (an integer class index per sample)"
+                if self.kind == TargetKind.MAX_DROP
+                else "a class-score output (2-D)"
+            )
             raise UserError(f"--{self.kind.replace('_', '-')} needs {need}; use --min-sqnr for this model")
 
 
@@ -230,7 +234,9 @@ class Search:
             evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
             self.evaluations += 1
             self._seen[key] = (evaluation, weight_memory(compilation))
-            visit = Visit(self.target.measure(evaluation), weight_memory(compilation), self.target.met(evaluation), self.label, row)
+            visit = Visit(
+                self.target.measure(evaluation), weight_memory(compilation), self.target.met(evaluation), self.label, row
+            )
             self.visits.append(visit)
             if self.on_visit is not None:
                 self.on_visit(visit)
@@ -294,8 +300,10 @@ class Search:
         if not met:
             why = self.why_not(localization, final, stopped)
             if self.target.met(fast_final):
-                why = (f"the fast simulation the search ran meets it ({_metric_words(self.target, self.target.measure(fast_final))}), "
-                       f"the chip's exact arithmetic does not ({_metric_words(self.target, self.target.measure(final))})")
+                why = (
+                    f"the fast simulation the search ran meets it ({_metric_words(self.target, self.target.measure(fast_final))}), "
+                    f"the chip's exact arithmetic does not ({_metric_words(self.target, self.target.measure(final))})"
+                )
         return FixResult(
             met=met,
             target=self.target,
@@ -330,8 +338,15 @@ class Search:
             for fuse in ((start.fuse_bn, not start.fuse_bn) if has_bn else (start.fuse_bn,))
         ]
         rows: list[dict[str, Any]] = [
-            {"COMPRESS": s.compress, "CONV2D_COMPRESS": s.conv2d_compress, "FUSE_BN": s.fuse_bn,
-             "metric": None, "npu_bytes": self.cost(s), "met": False, "measured": False}
+            {
+                "COMPRESS": s.compress,
+                "CONV2D_COMPRESS": s.conv2d_compress,
+                "FUSE_BN": s.fuse_bn,
+                "metric": None,
+                "npu_bytes": self.cost(s),
+                "met": False,
+                "measured": False,
+            }
             for s in combos
         ]
         for index in sorted(range(len(rows)), key=lambda i: rows[i]["npu_bytes"]):
@@ -380,7 +395,11 @@ class Search:
         KEEP_BN_TOLERANCE_DB of what FUSE_BN false (`unfolded`) reaches, found by bisection."""
         fused = replace(start, fuse_bn=True)
         plans = self.project.compile(fused).plans
-        order = [w.name for w in self.inventory.weights if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned]
+        order = [
+            w.name
+            for w in self.inventory.weights
+            if plans[w.name].fused and plans[w.name].quantized and w.name not in self.pinned
+        ]
         order.sort(key=lambda n: -self.fold_loss_db(n, fused))
         folded = self.target.score(self.evaluate(fused)[0])
         if unfolded is None or len(order) < 2 or unfolded.score <= folded:
@@ -395,7 +414,10 @@ class Search:
 
         def good(k: int) -> bool:
             npu_bytes = self.cost(state_of(k))
-            return self.under_ceiling(npu_bytes) and self.target.score(self.evaluate(state_of(k))[0])[1] >= unfolded.score[1] - KEEP_BN_TOLERANCE_DB
+            return (
+                self.under_ceiling(npu_bytes)
+                and self.target.score(self.evaluate(state_of(k))[0])[1] >= unfolded.score[1] - KEEP_BN_TOLERANCE_DB
+            )
 
         lo, hi = 1, len(order) - 1
         if not good(hi):
@@ -408,7 +430,10 @@ class Search:
                 lo = mid + 1
         state = state_of(lo)
         changes = [] if fused.key() == start.key() else [_switches(fused, None, self.cost(fused))]
-        changes += [Change(FixAction.KEEP_BN, name, None, None, self.cost(state_of(i + 1)), state_of(i + 1)) for i, name in enumerate(order[:lo])]
+        changes += [
+            Change(FixAction.KEEP_BN, name, None, None, self.cost(state_of(i + 1)), state_of(i + 1))
+            for i, name in enumerate(order[:lo])
+        ]
         evaluation, npu_bytes = self.evaluate(state)
         self.offer(changes, state)
         ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
@@ -425,7 +450,7 @@ class Search:
             bn = weight.bn
             assert bn is not None  # only fused weights are asked about
             arrays = self.inventory.arrays
-            factor = (arrays[bn.scale].astype(np.float64) / np.sqrt(arrays[bn.var].astype(np.float64) + bn.epsilon))
+            factor = arrays[bn.scale].astype(np.float64) / np.sqrt(arrays[bn.var].astype(np.float64) + bn.epsilon)
             factor = factor.reshape((-1,) + (1,) * (unfused.simulated.ndim - 1))
             w_fused, _ = self.project.compiler.reference(weight, True)
             w_plain, _ = self.project.compiler.reference(weight, False)
@@ -468,8 +493,15 @@ class Search:
                 changes, state = self.best
             reached, reached_bytes = self.evaluate(state)
             self.paths.append(
-                PathResult(item.label, self.target.measure(self.evaluate(item.settings)[0]), item.bytes,
-                           self.target.measure(reached), reached_bytes, self.target.met(reached), len(changes))
+                PathResult(
+                    item.label,
+                    self.target.measure(self.evaluate(item.settings)[0]),
+                    item.bytes,
+                    self.target.measure(reached),
+                    reached_bytes,
+                    self.target.met(reached),
+                    len(changes),
+                )
             )
         self.paths_spent = self.spent()
         if self.best is not None and self.target.met(self.evaluate(self.best[1])[0]):
@@ -542,7 +574,9 @@ class Search:
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
 
-    def candidates(self, state: Settings, name: str, with_range: bool = True) -> list[tuple[FixAction, Settings, tuple[float, float] | None]]:
+    def candidates(
+        self, state: Settings, name: str, with_range: bool = True
+    ) -> list[tuple[FixAction, Settings, tuple[float, float] | None]]:
         """The actions for one weight, a range searched with the model-level metric."""
         found: list[tuple[FixAction, Settings, tuple[float, float] | None]] = []
         if name not in self.forbidden:
@@ -619,7 +653,9 @@ class Search:
         base_bytes = self.evaluate(state)[1]
         options: list[tuple[FixAction, str, Settings, tuple[float, float] | None]] = []
         for rank, name in enumerate(order[:CANDIDATE_WEIGHTS]):
-            options += [(action, name, settings, rng) for action, settings, rng in self.candidates(state, name, with_range=rank == 0)]
+            options += [
+                (action, name, settings, rng) for action, settings, rng in self.candidates(state, name, with_range=rank == 0)
+            ]
         meeting: list[tuple[int, list[float], int, Change]] = []
         improving: list[tuple[float, int, int, Change]] = []
         for action, name, settings, rng in options:
@@ -650,7 +686,15 @@ class Search:
                 return self.change(FixAction.EXCLUDE, name, None, self.evaluate(settings)[0], npu_bytes, settings)
         return None
 
-    def change(self, action: FixAction, name: str, rng: tuple[float, float] | None, evaluation: Evaluation, npu_bytes: int, settings: Settings) -> Change:
+    def change(
+        self,
+        action: FixAction,
+        name: str,
+        rng: tuple[float, float] | None,
+        evaluation: Evaluation,
+        npu_bytes: int,
+        settings: Settings,
+    ) -> Change:
         saturated = None
         if rng is not None:
             saturated = self.project.compile(settings).results[name].errors.clipped_fraction
@@ -707,7 +751,10 @@ class Search:
                 trial = [c for c in kept if c is not change]
                 kept = trial if meets(trial) else self.swap(start, kept, kept.index(change))
             fused = replace(start, fuse_bn=True)
-            keep_bn = sorted((c for c in kept if c.action == FixAction.KEEP_BN and c.weight is not None), key=lambda c: self.fold_loss_db(c.weight or "", fused))
+            keep_bn = sorted(
+                (c for c in kept if c.action == FixAction.KEEP_BN and c.weight is not None),
+                key=lambda c: self.fold_loss_db(c.weight or "", fused),
+            )
             lo, hi = 0, len(keep_bn)  # the most of the least hurt that fold back together, by bisection
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -771,7 +818,9 @@ class Search:
         swapped = [*changes[:index], replace(change, action=FixAction.RANGE, range=rng), *changes[index + 1 :]]
         settings = self.rebuild(start, swapped)
         evaluation, npu_bytes = self.evaluate(settings)
-        if not (self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))):
+        if not (
+            self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))
+        ):
             return changes
         swapped[index] = self.change(FixAction.RANGE, change.weight, rng, evaluation, npu_bytes, settings)
         return swapped
@@ -784,8 +833,10 @@ class Search:
         least = least or next((r for r in localization if not r["COMPRESS"] and not r["CONV2D_COMPRESS"]), None)
         if least is not None and least["measured"] and not least["met"]:
             cause = f" ({final.fp16_issue})" if final.fp16_issue else ""
-            return (f"not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it: "
-                    f"the fp16 arithmetic alone is at {_metric_words(self.target, least['metric'])}{cause}")
+            return (
+                f"not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it: "
+                f"the fp16 arithmetic alone is at {_metric_words(self.target, least['metric'])}{cause}"
+            )
         dearer = [npu_bytes for evaluation, npu_bytes in self._seen.values() if self.target.met(evaluation)]
         if self.budget is not None and dearer:
             return f"no config within --budget {self.budget:,} B meets it; the cheapest the search found that does costs {min(dearer):,} B"
@@ -805,7 +856,9 @@ def _metric_words(target: Target, value: float | None) -> str:
     if value is None:
         return "no value"
     if target.kind == TargetKind.MIN_SQNR:
-        return "exact" if value == math.inf else "none (the NPU output is not finite)" if value == -math.inf else f"{value:.2f} dB"
+        return (
+            "exact" if value == math.inf else "none (the NPU output is not finite)" if value == -math.inf else f"{value:.2f} dB"
+        )
     return f"{value:.2f} points of drop" if target.kind == TargetKind.MAX_DROP else f"{value:.2f}% agreement"
 
 
@@ -817,4 +870,6 @@ def _replay(inventory: Inventory, state: Settings, change: Change) -> Settings:
         return edits.set_range(inventory, state, name, *change.range)
     if name is not None and change.action == FixAction.KEEP_BN:
         return edits.keep_bn(inventory, state, name)
-    return replace(state, compress=change.settings.compress, conv2d_compress=change.settings.conv2d_compress, fuse_bn=change.settings.fuse_bn)
+    return replace(
+        state, compress=change.settings.compress, conv2d_compress=change.settings.conv2d_compress, fuse_bn=change.settings.fuse_bn
+    )

@@ -12,7 +12,16 @@ from ..kinds import FixAction, TargetKind
 from ..text import printable
 from .fix import Change, FixResult, Target, switch_words
 
-__all__ = ["ACTION_SHORT", "ACTION_TEXT", "fix_json", "fix_lines", "metric_text", "short_metric_text", "switch_words", "target_text"]
+__all__ = [
+    "ACTION_SHORT",
+    "ACTION_TEXT",
+    "fix_json",
+    "fix_lines",
+    "metric_text",
+    "short_metric_text",
+    "switch_words",
+    "target_text",
+]
 
 ACTION_TEXT = {
     FixAction.EXCLUDE: "exclude (fp16)",
@@ -20,7 +29,12 @@ ACTION_TEXT = {
     FixAction.KEEP_BN: "keep its BN unfolded",
     FixAction.SWITCHES: "switches",
 }
-ACTION_SHORT = {FixAction.EXCLUDE: "exclude", FixAction.RANGE: "range", FixAction.KEEP_BN: "keep BN", FixAction.SWITCHES: "switches"}
+ACTION_SHORT = {
+    FixAction.EXCLUDE: "exclude",
+    FixAction.RANGE: "range",
+    FixAction.KEEP_BN: "keep BN",
+    FixAction.SWITCHES: "switches",
+}
 
 
 def target_text(target: Target) -> str:
@@ -70,8 +84,14 @@ def fix_json(result: FixResult) -> dict[str, Any]:
         "after": {"metric": result.after[0], "npu_bytes": result.after[1]},
         "localization": [{**row, "metric": row["metric"]} for row in result.localization],
         "changes": [
-            {"action": c.action, "weight": c.weight, "range": list(c.range) if c.range else None, "saturated": c.saturated,
-             "metric": c.metric, "bytes": c.bytes}
+            {
+                "action": c.action,
+                "weight": c.weight,
+                "range": list(c.range) if c.range else None,
+                "saturated": c.saturated,
+                "metric": c.metric,
+                "bytes": c.bytes,
+            }
             for c in result.changes
         ],
     }
@@ -121,9 +141,13 @@ def fix_lines(result: FixResult, diff: str, written: tuple[Path, Path] | None) -
 
 def _change_line(number: int, change: Change, target: Target) -> str:
     rng = f" [{change.range[0]:.6g}, {change.range[1]:.6g}]" if change.range else ""
-    weight = printable(change.weight) if change.weight else (
-        f"COMPRESS {str(change.settings.compress).lower()}, CONV2D_COMPRESS {str(change.settings.conv2d_compress).lower()}, "
-        f"FUSE_BN {str(change.settings.fuse_bn).lower()}"
+    weight = (
+        printable(change.weight)
+        if change.weight
+        else (
+            f"COMPRESS {str(change.settings.compress).lower()}, CONV2D_COMPRESS {str(change.settings.conv2d_compress).lower()}, "
+            f"FUSE_BN {str(change.settings.fuse_bn).lower()}"
+        )
     )
     saturated = f" ({change.saturated:.2%} saturate)" if change.saturated else ""
     return f"  {number}. {ACTION_TEXT[change.action]:20} {weight}{rng}{saturated}: {metric_text(target, change.metric)}, {change.bytes:,} B"

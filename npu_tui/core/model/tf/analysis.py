@@ -44,11 +44,15 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     path = graph.path
     for name in input_shapes:
         if name not in graph.nodes:
-            raise ModelError(f"{path}: INPUT_OPS names {printable(name)!r}, but the graph has no node of that name{_closest(name, graph)}")
+            raise ModelError(
+                f"{path}: INPUT_OPS names {printable(name)!r}, but the graph has no node of that name{_closest(name, graph)}"
+            )
     outputs = list(output_names or [])
     for name in outputs:
         if name not in graph.nodes:
-            raise ModelError(f"{path}: OUTPUT_OPS names {printable(name)!r}, but the graph has no node of that name{_closest(name, graph)}")
+            raise ModelError(
+                f"{path}: OUTPUT_OPS names {printable(name)!r}, but the graph has no node of that name{_closest(name, graph)}"
+            )
     if not outputs:
         outputs = [n.name for n in graph.nodes.values() if not graph.consumers[n.name] and n.op not in NO_OUTPUT_OPS]
     if not outputs:
@@ -59,7 +63,9 @@ def analyse(graph: TfGraph, input_shapes: dict[str, list[int]], output_names: li
     placed = set(order_all)
     unplaced = sorted((n for n in needed if n not in placed), key=lambda n: graph.nodes[n].index)
     if unplaced:
-        raise ModelError(f"{path}: node {printable(_on_cycle(graph, unplaced[0], placed))!r} lies on a cycle; a frozen graph has none")
+        raise ModelError(
+            f"{path}: node {printable(_on_cycle(graph, unplaced[0], placed))!r} lies on a cycle; a frozen graph has none"
+        )
     values: dict[Tensor, np.ndarray] = {}
     problems: list[tuple[str, str]] = []
     for name in order_all:  # every node, so that folded tensors outside the outputs' reach are sized too
@@ -123,7 +129,9 @@ def _inputs(graph: TfGraph, needed: set[str], input_shapes: dict[str, list[int]]
 
 def _bounded_input(graph: TfGraph, name: str, shape: list[int], source: str) -> list[int]:
     if math.prod(shape) > MAX_ELEMENTS:
-        raise ModelError(f"{graph.path}: input {printable(name)!r}: {source} the shape {shape}, {math.prod(shape):,} elements; that is not a GX8002 input")
+        raise ModelError(
+            f"{graph.path}: input {printable(name)!r}: {source} the shape {shape}, {math.prod(shape):,} elements; that is not a GX8002 input"
+        )
     return shape
 
 

@@ -52,11 +52,20 @@ def file_md5(path: Path) -> str:
 def cache_key(md5: str, input_shapes: dict[str, list[int]], output_names: list[str] | None, fuse_bn: bool) -> str:
     from .... import __version__
 
-    about = {"md5": md5, "inputs": input_shapes, "outputs": output_names, "fuse_bn": fuse_bn, "reader": reader_version(), "npu_tui": __version__}
+    about = {
+        "md5": md5,
+        "inputs": input_shapes,
+        "outputs": output_names,
+        "fuse_bn": fuse_bn,
+        "reader": reader_version(),
+        "npu_tui": __version__,
+    }
     return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def load_pb(path: Path, input_shapes: dict[str, list[int]], output_names: list[str] | None = None, fuse_bn: bool = False) -> onnx.ModelProto:
+def load_pb(
+    path: Path, input_shapes: dict[str, list[int]], output_names: list[str] | None = None, fuse_bn: bool = False
+) -> onnx.ModelProto:
     """read_pb, through the cache."""
     key = cache_key(file_md5(path), input_shapes, output_names, fuse_bn)
     target = cache_folder() / f"tf-{key}.onnx"

@@ -1,4 +1,4 @@
-""""gxnpuc will refuse this model": what gxnpuc 1.5.8 refuses (or miscompiles) in a GRUS graph, found before
+""" "gxnpuc will refuse this model": what gxnpuc 1.5.8 refuses (or miscompiles) in a GRUS graph, found before
 anything runs and listed whole, each problem naming its node.
 
 The op list and most limits are parsed from the GRUS table of `gxnpuc -L` (grus_ops.txt, a verbatim copy
@@ -159,7 +159,9 @@ class _Checker:
     def constant(self, node: TfNode, index: int, what: str) -> np.ndarray:
         value = self.a.constant(node.inputs[index])
         if value is None:
-            raise Unsupported(f"its {what} ({printable(tensor_label(node.inputs[index]))!r}) must be fixed at compile time (a constant)")
+            raise Unsupported(
+                f"its {what} ({printable(tensor_label(node.inputs[index]))!r}) must be fixed at compile time (a constant)"
+            )
         return value
 
     def nhwc(self, node: TfNode) -> None:
@@ -176,7 +178,10 @@ class _Checker:
             if node.attrs.get("padding") != "VALID" and not self._in_dilation(node):
                 self.say(node, f"input channel 1 with padding {node.attrs.get('padding')}; gxnpuc takes VALID only there")
             if kh * kw > lim.conv_cin1_area or kh > lim.conv_cin1_side or kw > lim.conv_cin1_side:
-                self.say(node, f"kernel {kh}x{kw} with input channel 1; the limit is H*W <= {lim.conv_cin1_area}, H and W <= {lim.conv_cin1_side}")
+                self.say(
+                    node,
+                    f"kernel {kh}x{kw} with input channel 1; the limit is H*W <= {lim.conv_cin1_area}, H and W <= {lim.conv_cin1_side}",
+                )
             if max(sh, sw) > lim.conv_cin1_stride:
                 self.say(node, f"stride {sh}x{sw} with input channel 1; the limit is {lim.conv_cin1_stride}")
         else:
@@ -191,7 +196,10 @@ class _Checker:
         sh, sw = window(node, "strides")
         lim = LIMITS
         if node.attrs.get("padding") != "VALID" and not self._in_dilation(node):
-            self.say(node, f"padding {node.attrs.get('padding')}; gxnpuc takes depthwise convolutions with VALID only (pad with Pad first)")
+            self.say(
+                node,
+                f"padding {node.attrs.get('padding')}; gxnpuc takes depthwise convolutions with VALID only (pad with Pad first)",
+            )
         if kh * kw > lim.depthwise_area or kh > lim.depthwise_side or kw > lim.depthwise_side:
             self.say(node, f"kernel {kh}x{kw}; the limit is H*W <= {lim.depthwise_area}, H and W <= {lim.depthwise_side}")
         if max(sh, sw) > lim.depthwise_stride:
@@ -209,7 +217,10 @@ class _Checker:
         if kernel == (1, 1):
             self.say(node, "window 1x1; H and W may not both be 1")
         if kernel != stride:
-            self.say(node, f"window {kernel[0]}x{kernel[1]} with stride {stride[0]}x{stride[1]}; gxnpuc needs the window equal to the stride")
+            self.say(
+                node,
+                f"window {kernel[0]}x{kernel[1]} with stride {stride[0]}x{stride[1]}; gxnpuc needs the window equal to the stride",
+            )
 
     check_AvgPool = check_MaxPool
 
@@ -218,7 +229,10 @@ class _Checker:
         rows, cols = weight.shape[-2:]
         padded = _padded(int(rows), int(cols))
         if padded >= LIMITS.matmul_padded:
-            self.say(node, f"weight [{rows}, {cols}] pads to {padded:,} elements; gxnpuc 1.5.8 takes fewer than {LIMITS.matmul_padded:,}")
+            self.say(
+                node,
+                f"weight [{rows}, {cols}] pads to {padded:,} elements; gxnpuc 1.5.8 takes fewer than {LIMITS.matmul_padded:,}",
+            )
 
     check_BatchMatMulV2 = check_MatMul
 
@@ -230,7 +244,10 @@ class _Checker:
         ranked = [order.index(p) for p in kept]
         n = len(ranked)
         if not any(ranked == list(range(k, n)) + list(range(k)) for k in range(max(n, 1))):
-            self.say(node, f"perm {perm} on shape {list(shape)} is not a 2-D transpose; gxnpuc takes only those (or ones that act as one)")
+            self.say(
+                node,
+                f"perm {perm} on shape {list(shape)} is not a 2-D transpose; gxnpuc takes only those (or ones that act as one)",
+            )
 
     def check_Split(self, node: TfNode) -> None:
         shape = self.shape(node, 1)
@@ -261,14 +278,22 @@ class _Checker:
     def check_BatchToSpaceND(self, node: TfNode) -> None:
         before = self.a.graph.nodes[node.inputs[0][0]]
         if before.op not in ("Conv2D", "DepthwiseConv2dNative") or self.a.graph.nodes[before.inputs[0][0]].op != "SpaceToBatchND":
-            self.say(node, "gxnpuc takes BatchToSpaceND only as the end of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)")
+            self.say(
+                node,
+                "gxnpuc takes BatchToSpaceND only as the end of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)",
+            )
 
     def check_SpaceToBatchND(self, node: TfNode) -> None:
         users = self.a.graph.consumers[node.name]
-        if len(users) != 1 or users[0].op not in ("Conv2D", "DepthwiseConv2dNative") or not any(
-            c.op == "BatchToSpaceND" for c in self.a.graph.consumers[users[0].name]
+        if (
+            len(users) != 1
+            or users[0].op not in ("Conv2D", "DepthwiseConv2dNative")
+            or not any(c.op == "BatchToSpaceND" for c in self.a.graph.consumers[users[0].name])
         ):
-            self.say(node, "gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)")
+            self.say(
+                node,
+                "gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)",
+            )
 
 
 def problems(analysis: Analysis) -> list[str]:

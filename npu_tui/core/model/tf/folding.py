@@ -58,9 +58,7 @@ def foldable_nodes(graph: TfGraph) -> set[str]:
 def fold_names(graph: TfGraph, nbytes: Callable[[Tensor], int]) -> Folding:
     """Number the boundary tensors as fold_constants does; `nbytes` gives a folded tensor's size."""
     foldable = foldable_nodes(graph)
-    boundary = sorted(
-        {t for node in graph.nodes.values() if node.name not in foldable for t in node.inputs if t[0] in foldable}
-    )
+    boundary = sorted({t for node in graph.nodes.values() if node.name not in foldable for t in node.inputs if t[0] in foldable})
     names: dict[Tensor, str] = {}
     for tensor in boundary:
         if graph.nodes[tensor[0]].op == "Const" or nbytes(tensor) > MAX_FOLDED_BYTES:

@@ -95,8 +95,16 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool, int | None]]] = {
         ("device", 4, "string", False, None),
         ("attr", 5, "NodeDef.AttrEntry", True, None),
     ],
-    "VersionDef": [("producer", 1, "int32", False, None), ("min_consumer", 2, "int32", False, None), ("bad_consumers", 3, "int32", True, None)],
-    "GraphDef": [("node", 1, "NodeDef", True, None), ("version", 3, "int32", False, None), ("versions", 4, "VersionDef", False, None)],
+    "VersionDef": [
+        ("producer", 1, "int32", False, None),
+        ("min_consumer", 2, "int32", False, None),
+        ("bad_consumers", 3, "int32", True, None),
+    ],
+    "GraphDef": [
+        ("node", 1, "NodeDef", True, None),
+        ("version", 3, "int32", False, None),
+        ("versions", 4, "VersionDef", False, None),
+    ],
 }
 _MAP_ENTRIES = frozenset({"NodeDef.AttrEntry", "NameAttrList.AttrEntry"})
 _ONEOFS = {"AttrValue": ["value"]}
@@ -219,16 +227,22 @@ def parse_graphdef(data: bytes, path: Path) -> Any:
     if not data:
         raise ModelError(f"{path}: the file is empty; PB_FILE must be a TensorFlow frozen graph (.pb)")
     if not looks_like_graphdef(data):
-        raise ModelError(f"{path}: not a TensorFlow frozen GraphDef (the bytes do not have its layout); the file may be truncated or of another kind")
+        raise ModelError(
+            f"{path}: not a TensorFlow frozen GraphDef (the bytes do not have its layout); the file may be truncated or of another kind"
+        )
     graph = GraphDef()
     try:
         graph.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"{path}: not a TensorFlow frozen GraphDef ({str(exc).splitlines()[0] if str(exc) else 'cannot parse'}); the file may be truncated") from None
+        raise ModelError(
+            f"{path}: not a TensorFlow frozen GraphDef ({str(exc).splitlines()[0] if str(exc) else 'cannot parse'}); the file may be truncated"
+        ) from None
     seen: set[str] = set()
     for node in graph.node:
         if not node.name or not node.op:
-            raise ModelError(f"{path}: a node without {'a name' if not node.name else 'an op'} ({printable(node.name or node.op)!r}); not a valid GraphDef")
+            raise ModelError(
+                f"{path}: a node without {'a name' if not node.name else 'an op'} ({printable(node.name or node.op)!r}); not a valid GraphDef"
+            )
         if node.name in seen:
             raise ModelError(f"{path}: two nodes are named {printable(node.name)!r}; names must be unique in a GraphDef")
         seen.add(node.name)
@@ -244,7 +258,9 @@ def numpy_dtype(dtype: int, path: Path, node: str) -> np.dtype:
     """The numpy type of a TF DataType (reference types as their value type), or a ModelError."""
     base = dtype - REF_OFFSET if dtype > REF_OFFSET else dtype
     if base not in DTYPES:
-        raise ModelError(f"{path}: node {printable(node)!r} has element type {dtype_name(dtype)}, which npu-tui cannot read (GRUS models are float32 with int32/int64 shapes)")
+        raise ModelError(
+            f"{path}: node {printable(node)!r} has element type {dtype_name(dtype)}, which npu-tui cannot read (GRUS models are float32 with int32/int64 shapes)"
+        )
     return DTYPES[base][0]
 
 
@@ -254,7 +270,9 @@ def shape_of(shape: Any, path: Path, node: str) -> list[int] | None:
         return None
     dims = [int(d.size) for d in shape.dim]
     if any(d < -1 for d in dims):
-        raise ModelError(f"{path}: node {printable(node)!r} declares dimension {min(dims)} in {dims}; sizes are >= 0 (or -1 for unknown)")
+        raise ModelError(
+            f"{path}: node {printable(node)!r} declares dimension {min(dims)} in {dims}; sizes are >= 0 (or -1 for unknown)"
+        )
     return dims
 
 
@@ -269,7 +287,9 @@ def tensor_value(tensor: Any, path: Path, node: str) -> np.ndarray:
     for d in shape:
         count *= d
     if count > MAX_ELEMENTS:
-        raise ModelError(f"{path}: constant {printable(node)!r} declares {count:,} elements ({shape}); that is not a real GX8002 tensor")
+        raise ModelError(
+            f"{path}: constant {printable(node)!r} declares {count:,} elements ({shape}); that is not a real GX8002 tensor"
+        )
     if tensor.tensor_content:
         content = tensor.tensor_content
         if len(content) != count * dtype.itemsize:

@@ -37,7 +37,9 @@ def _json_map(model: onnx.ModelProto, key: str) -> dict:
 def tf_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """initializer name -> its TensorFlow shape, where the reader recorded one."""
     found = _json_map(model, TF_SHAPES_KEY)
-    return {str(k): tuple(int(d) for d in v) for k, v in found.items() if isinstance(v, list) and all(isinstance(d, int) for d in v)}
+    return {
+        str(k): tuple(int(d) for d in v) for k, v in found.items() if isinstance(v, list) and all(isinstance(d, int) for d in v)
+    }
 
 
 def tf_aliases(model: onnx.ModelProto) -> dict[str, str]:

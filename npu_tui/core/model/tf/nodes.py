@@ -76,7 +76,9 @@ def build_graph(graph_def: Any, path: Path) -> TfGraph:
     for node in nodes.values():
         for producer, _ in node.inputs:
             if producer not in nodes:
-                raise ModelError(f"{path}: node {printable(node.name)!r} ({node.op}) reads {printable(producer)!r}, which is not a node of the graph")
+                raise ModelError(
+                    f"{path}: node {printable(node.name)!r} ({node.op}) reads {printable(producer)!r}, which is not a node of the graph"
+                )
             consumers[producer].append(node)
     return TfGraph(path, nodes, consumers)
 

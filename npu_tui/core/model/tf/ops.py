@@ -45,7 +45,9 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
     return total // 2, total - total // 2
 
 
-def spatial_pads(node: TfNode, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> list[tuple[int, int]]:
+def spatial_pads(
+    node: TfNode, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> list[tuple[int, int]]:
     padding = node.attrs.get("padding", "VALID")
     if padding == "SAME":
         return [same_pads(size[i], kernel[i], stride[i], dilation[i]) for i in range(2)]
@@ -141,7 +143,10 @@ def strided_index(node: TfNode, rank: int, begin: np.ndarray, end: np.ndarray, s
     begin, end, strides = (np.asarray(v).reshape(-1).astype(np.int64) for v in (begin, end, strides))
     if not len(begin) == len(end) == len(strides):
         raise Unsupported("begin, end and strides differ in length")
-    masks = {key: int(node.attrs.get(key, 0)) for key in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}
+    masks = {
+        key: int(node.attrs.get(key, 0))
+        for key in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
+    }
     if bin(masks["ellipsis_mask"]).count("1") > 1:
         raise Unsupported("more than one ellipsis")
     index: list = []

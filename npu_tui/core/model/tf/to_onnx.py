@@ -67,10 +67,16 @@ BINARY = {
 }
 V1_BN = "FusedBatchNorm"
 BATCH_NORMS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
-ONNX_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32}
+ONNX_TYPES = {
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.int64): TensorProto.INT64,
+    np.dtype(np.int32): TensorProto.INT32,
+}
 
 
-def read_pb(path: str | Path, input_shapes: dict[str, list[int]], output_names: list[str] | None = None, fuse_bn: bool = False) -> onnx.ModelProto:
+def read_pb(
+    path: str | Path, input_shapes: dict[str, list[int]], output_names: list[str] | None = None, fuse_bn: bool = False
+) -> onnx.ModelProto:
     """Read a frozen .pb, refuse what gxnpuc refuses (ModelError naming the node), and convert it."""
     path = Path(path)
     graph = build_graph(read_graphdef(path), path)
@@ -211,7 +217,9 @@ class _Emitter:
         elif op in BINARY:
             self.add(BINARY[op], [self.tensor(ins[0]), self.tensor(ins[1])], [name], name, op)
         elif op == "Relu6":
-            self.add("Clip", [self.tensor(ins[0]), self.scalar(f"{name}:min", 0.0), self.scalar(f"{name}:max", 6.0)], [name], name, op)
+            self.add(
+                "Clip", [self.tensor(ins[0]), self.scalar(f"{name}:min", 0.0), self.scalar(f"{name}:max", 6.0)], [name], name, op
+            )
         elif op == "Selu":
             self.add("Selu", [self.tensor(ins[0])], [name], name, op, alpha=SELU_ALPHA, gamma=SELU_SCALE)
         elif op == "Rsqrt":
@@ -263,7 +271,13 @@ class _Emitter:
             self.pack(node)
         elif op == "Pad":
             pads = self.const_input(node, 1, "paddings").astype(np.int64)
-            self.add("Pad", [self.tensor(ins[0]), self.ints(f"{name}:pads", np.concatenate([pads[:, 0], pads[:, 1]]))], [name], name, op)
+            self.add(
+                "Pad",
+                [self.tensor(ins[0]), self.ints(f"{name}:pads", np.concatenate([pads[:, 0], pads[:, 1]]))],
+                [name],
+                name,
+                op,
+            )
         elif op == "Transpose":
             perm = [int(p) for p in self.const_input(node, 1, "perm").reshape(-1)]
             self.add("Transpose", [self.tensor(ins[0])], [name], name, op, perm=perm)
@@ -315,7 +329,9 @@ class _Emitter:
             return value.transpose(2, 3, 0, 1).reshape(cin * cout, 1, kh, kw)
         return value.transpose(3, 2, 0, 1)
 
-    def conv(self, node: TfNode, x: str, out: str, pads: list[tuple[int, int]] | None = None, dilations: tuple[int, int] | None = None) -> None:
+    def conv(
+        self, node: TfNode, x: str, out: str, pads: list[tuple[int, int]] | None = None, dilations: tuple[int, int] | None = None
+    ) -> None:
         name = node.name
         kernel_name, value = self.kernel(node)
         x_shape = self.a.shape(node.inputs[0])
@@ -355,7 +371,14 @@ class _Emitter:
             if not self.fuse_bn:
                 bn = self.graph.nodes[site.bn]
                 params = [self.tensor(t) for t in bn.inputs[1:5]]
-                self.add("BatchNormalization", [tail, *params], [f"{site.bn}:nchw"], site.bn, bn.op, epsilon=float(bn.attrs.get("epsilon", 1e-4)))
+                self.add(
+                    "BatchNormalization",
+                    [tail, *params],
+                    [f"{site.bn}:nchw"],
+                    site.bn,
+                    bn.op,
+                    epsilon=float(bn.attrs.get("epsilon", 1e-4)),
+                )
                 tail = f"{site.bn}:nchw"
             self.done.update(n for n in (site.bias_add, site.bn) if n)
             self.renamed[(site.bn, 0)] = last
@@ -388,7 +411,11 @@ class _Emitter:
                 continue
             before = self.graph.nodes[node.inputs[0][0]]
             bias_add = None
-            if before.op == "BiasAdd" and self._only_consumer(before.name, name, outputs) and self.a.constant(before.inputs[1]) is not None:
+            if (
+                before.op == "BiasAdd"
+                and self._only_consumer(before.name, name, outputs)
+                and self.a.constant(before.inputs[1]) is not None
+            ):
                 bias_add = before.name
                 before = self.graph.nodes[before.inputs[0][0]]
             if before.op == "Conv2D" and before.name in order and self._only_consumer(before.name, bias_add or name, outputs):
@@ -407,7 +434,11 @@ class _Emitter:
         kernel, stride = window(node, "ksize"), window(node, "strides")
         pads = spatial_pads(node, (x_shape[1], x_shape[2]), kernel, stride, (1, 1))
         self.add("Transpose", [self.tensor(node.inputs[0])], [f"{name}:nchw"], f"{name}:nchw", f"{node.op}:nchw", perm=TO_NCHW)
-        attrs: dict[str, Any] = {"kernel_shape": list(kernel), "strides": list(stride), "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]}
+        attrs: dict[str, Any] = {
+            "kernel_shape": list(kernel),
+            "strides": list(stride),
+            "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]],
+        }
         if node.op == "AvgPool":
             attrs["count_include_pad"] = 0
         self.add("MaxPool" if node.op == "MaxPool" else "AveragePool", [f"{name}:nchw"], [f"{name}:pool"], name, node.op, **attrs)
@@ -441,7 +472,12 @@ class _Emitter:
         size = self.const_input(node, 2, "size").reshape(-1).astype(np.int64)
         ends = np.where(size == -1, np.asarray(x_shape, dtype=np.int64), begin + size)
         name = node.name
-        inputs = [self.tensor(node.inputs[0]), self.ints(f"{name}:starts", begin), self.ints(f"{name}:ends", ends), self.ints(f"{name}:axes", list(range(len(begin))))]
+        inputs = [
+            self.tensor(node.inputs[0]),
+            self.ints(f"{name}:starts", begin),
+            self.ints(f"{name}:ends", ends),
+            self.ints(f"{name}:axes", list(range(len(begin)))),
+        ]
         self.add("Slice", inputs, [name], name, node.op)
 
     def strided_slice(self, node: TfNode) -> None:
@@ -453,7 +489,13 @@ class _Emitter:
         positions = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
         indices = np.asarray(positions[strided_index(node, len(x_shape), *spec)], dtype=np.int64)
         name = node.name
-        self.add("Reshape", [self.tensor(node.inputs[0]), self.ints(f"{name}:flat_shape", [-1])], [f"{name}:flat"], f"{name}:flat", f"{node.op}:flat")
+        self.add(
+            "Reshape",
+            [self.tensor(node.inputs[0]), self.ints(f"{name}:flat_shape", [-1])],
+            [f"{name}:flat"],
+            f"{name}:flat",
+            f"{node.op}:flat",
+        )
         self.initializer(f"{name}:indices", indices, "int")
         self.add("Gather", [f"{name}:flat", f"{name}:indices"], [name], name, node.op, axis=0)
 
@@ -477,17 +519,33 @@ class _Emitter:
         count = len([k for k in self.a.values if k[0] == node.name])
         sizes = [self.out_shape(node, i)[axis] for i in range(count)]
         outputs = [tensor_label((node.name, i)) for i in range(count)]
-        self.add("Split", [self.tensor(node.inputs[value_index]), self.ints(f"{node.name}:sizes", sizes)], outputs, node.name, node.op, axis=axis)
+        self.add(
+            "Split",
+            [self.tensor(node.inputs[value_index]), self.ints(f"{node.name}:sizes", sizes)],
+            outputs,
+            node.name,
+            node.op,
+            axis=axis,
+        )
 
     def dilated_conv(self, node: TfNode) -> None:
         """SpaceToBatchND -> Conv2D/Depthwise (VALID, stride 1) -> BatchToSpaceND is TF's spelling of a
         dilated convolution: one Conv with dilation = block, padding = paddings minus crops."""
         conv = self._sole_consumer(node)
         if conv is None or conv.op not in ("Conv2D", "DepthwiseConv2dNative") or conv.inputs[0] != (node.name, 0):
-            raise Unsupported("gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)")
+            raise Unsupported(
+                "gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND)"
+            )
         back = self._sole_consumer(conv)
-        if back is None or back.op != "BatchToSpaceND" or conv.attrs.get("padding") != "VALID" or window(conv, "strides") != (1, 1):
-            raise Unsupported("gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (a VALID stride-1 conv, then BatchToSpaceND)")
+        if (
+            back is None
+            or back.op != "BatchToSpaceND"
+            or conv.attrs.get("padding") != "VALID"
+            or window(conv, "strides") != (1, 1)
+        ):
+            raise Unsupported(
+                "gxnpuc takes SpaceToBatchND only as the start of a dilated convolution (a VALID stride-1 conv, then BatchToSpaceND)"
+            )
         block = self._constant(node.inputs[1], "block_shape").reshape(-1).astype(int)
         paddings = self._constant(node.inputs[2], "paddings").reshape(2, 2).astype(int)
         crops = self._constant(back.inputs[2], "crops").reshape(2, 2).astype(int)

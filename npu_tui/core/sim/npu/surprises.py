@@ -15,8 +15,23 @@ from ...text import printable
 
 SWAPPED_OPS = {"Sub": "-", "Div": "/"}
 CONSTANT_KEEPING = frozenset(
-    {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Pad", "Identity",
-     "Add", "Sub", "Mul", "Div"}
+    {
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Concat",
+        "Split",
+        "Slice",
+        "Gather",
+        "Pad",
+        "Identity",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+    }
 )  # ops whose outputs are constants when all their inputs are (the interpreter folds them)
 
 
