@@ -1149,3 +1149,24 @@ async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(t
         await pilot.pause()
         assert not isinstance(app.screen, FixScreen)
         assert app.workbench.settings.key() == screen.result.settings.key()
+
+
+async def test_a_depthwise_kernel_says_gxnpuc_never_compresses_it(tmp_path):
+    """Marked `n` in the tree and said in the histogram's title and the details, whatever the config."""
+    from npu_tui.tui.details import WeightDetails
+    from npu_tui.tui.weight_tree import WeightTree
+
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "dw.weight"], ["y"], name="dw", group=4)],
+        [value("x", ["n", 4, 6, 6])],
+        [value("y", ["n", 4, 4, 4])],
+        [tensor("dw.weight", rng.normal(size=(4, 1, 3, 3)).astype(np.float32))],
+    )
+    app = make_app(write_project(tmp_path, model, BASE_CONFIG), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await drawn(pilot, app)
+        tree = app.main(WeightTree)
+        assert str(tree.cursor_node.label).startswith("n ")
+        assert "fp16: depthwise, never compressed" in app.main(HistogramView).render().plain
+        assert "fp16 always (depthwise_never_compressed)" in str(app.main(WeightDetails).render())

@@ -8,7 +8,7 @@ from textual.widget import Widget
 from ..core.numbers import optional_text
 from ..core.quant.compiler import WeightResult
 from ..core.sim.sensitivity import Sensitivity
-from .labels import MARKS, db, plain, rated, status
+from .labels import MARKS, STATE_WORDS, db, plain, rated, status
 
 NUMBERS = [
     ("sqnr_db", "the weight's own error: 10 log10(sum w^2 / sum (w - w as the NPU holds it)^2); under 20 dB is marked !"),
@@ -57,7 +57,13 @@ class WeightDetails(Widget):
         text = Text()
         rows: list[tuple[str, str | Text]] = [
             ("name", plain(weight.name)),
-            ("state", Text(f"{MARKS[state][0]} {state}" + (f" ({plan.reason})" if plan.reason else ""), style=MARKS[state][1])),
+            (
+                "state",
+                Text(
+                    f"{MARKS[state][0]} {STATE_WORDS.get(state, state)}" + (f" ({plan.reason})" if plan.reason else ""),
+                    style=MARKS[state][1],
+                ),
+            ),
             ("sqnr_db", rated(db(errors.sqnr_db), errors.sqnr_db, alarms)),
         ]
         if fix_note:

@@ -13,6 +13,7 @@ from textual_plotext import PlotextPlot
 from ..core.quant.compiler import WeightResult
 from ..core.quant.histogram import Histogram
 from ..core.text import printable, shorten_middle
+from .labels import why_fp16
 
 BINS = 60
 DRAW_DELAY = 0.06
@@ -119,4 +120,7 @@ class HistogramView(PlotextPlot):
         plt.xlim(lo, hi)
         plt.xticks([lo, (lo + hi) / 2, hi], [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", f"{hi:.3g}"])
         plt.title(shorten_middle(printable(result.weight.name), room) + note)
+        why = why_fp16(result)
+        if why:  # under the axis: the title has no room for it at 80 columns
+            plt.xlabel(shorten_middle(why, max(self.size.width - TITLE_MARGIN, 8)))
         self.refresh()

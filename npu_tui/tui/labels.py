@@ -16,17 +16,35 @@ MARKS = {
     "clipped": ("c", "yellow"),
     "excluded": ("x", "magenta"),
     "fp16": ("-", "dim"),
+    "never": ("n", "dim"),
+}
+STATE_WORDS = {"never": "fp16 always"}  # gxnpuc never compresses it, whatever the config
+NEVER_COMPRESSED = (Reason.DEPTHWISE_NEVER_COMPRESSED, Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED)
+WHY_FP16 = {
+    Reason.COMPRESS_OFF: "fp16: COMPRESS is off",
+    Reason.CONV2D_COMPRESS_OFF: "fp16: CONV2D_COMPRESS is off",
+    Reason.EXCLUDED: "fp16: excluded",
+    Reason.DEPTHWISE_NEVER_COMPRESSED: "fp16: depthwise, never compressed",
+    Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED: "fp16: one input channel, never compressed",
 }
 MIN_NAME = 8
 TREE_NAME_WIDTH = 48  # without a known width; the full name is in the details and the tooltip
-LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)   ! under 20 dB"
+LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   n fp16 always (depthwise or one input channel: gxnpuc never compresses it)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)   ! under 20 dB"
 
 
 def status(result: WeightResult) -> str:
     plan = result.plan
     if plan.quantized:
         return "clipped" if plan.range is not None else "quantized"
-    return "excluded" if plan.reason == Reason.EXCLUDED else "fp16"
+    if plan.reason == Reason.EXCLUDED:
+        return "excluded"
+    return "never" if plan.reason in NEVER_COMPRESSED else "fp16"
+
+
+def why_fp16(result: WeightResult) -> str:
+    """Why a weight is stored fp16, in words ('' when it is quantized)."""
+    reason = result.plan.reason
+    return "" if result.plan.quantized or reason is None else WHY_FP16.get(reason, f"fp16: {reason}")
 
 
 def severity(sqnr_db: float | None, alarms: bool = True) -> str:
