@@ -1154,7 +1154,10 @@ async def test_esc_in_the_ranking_sweep_keeps_the_best_so_far_and_a_accepts_it(t
 async def test_an_onnx_softmax_is_a_warning_in_the_messages(tmp_path):
     """What gxnpuc will refuse once the ONNX model is a TensorFlow graph is said like a config warning."""
     model = make_model(
-        [helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"), helper.make_node("Softmax", ["h"], ["y"], name="head")],
+        [
+            helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+            helper.make_node("Softmax", ["h"], ["y"], name="head"),
+        ],
         [value("x", [1, 3])],
         [value("y", [1, 2])],
         [tensor("fc.weight", np.ones((3, 2), np.float32))],
