@@ -241,7 +241,7 @@ def _open(args: argparse.Namespace) -> tuple[Project, Settings]:
     from .core.config.project import open_project
 
     project = open_project(args.config)
-    for warning in project.config.warnings:
+    for _, warning in project.warnings:
         sys.stderr.write(f"warning: {printable(warning)}\n")
     return project, replace(project.config.settings, fp16_activations=not args.no_fp16_activations)
 
@@ -285,7 +285,7 @@ def _compile(args: argparse.Namespace) -> int:
     if args.json:
         about = {"npu_tui_version": __version__, "config": str(project.config.path), "model": str(project.inventory.path)}
         document = {**about, **compilation_json(project, compilation)}
-        document["warnings"] += [{"code": "config", "weight": None, "message": w} for w in project.config.warnings]
+        document["warnings"] += _warnings_json(project)
         _emit(document)
         return EXIT_OK
     lines = weight_lines(compilation) if args.weights else []
@@ -305,7 +305,7 @@ def _check(args: argparse.Namespace) -> int:
     if is_graphdef(config.model_path):
         found = check_pb(config.model_path, config.input_shapes, config.output_names or None)
     else:  # an ONNX model: what gxnpuc refuses or miscompiles of what it can tell (Softmax, a last-axis Split)
-        found = onnx_problems(load_model(config.model_path, refuse=False).model, config.input_shapes)
+        found = onnx_problems(load_model(config.model_path).model, config.input_shapes)
     if args.json:
         _emit({"npu_tui_version": __version__, "model": str(config.model_path), "refused": bool(found), "problems": found})
     elif found:
@@ -369,7 +369,13 @@ def _about(args: argparse.Namespace, project: Project, data: EvalData) -> dict:
         "config": str(project.config.path),
         "model": str(project.inventory.path),
         "data": {**source, "samples": data.samples},
+        "warnings": _warnings_json(project),
     }
+
+
+def _warnings_json(project: Project) -> list[dict]:
+    """The config's and the model's warnings, as compile --json lists its own."""
+    return [{"code": code, "weight": None, "message": message} for code, message in project.warnings]
 
 
 def _evaluate(args: argparse.Namespace) -> int:

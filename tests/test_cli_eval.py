@@ -37,6 +37,7 @@ def test_json_with_layers_and_sensitivity():
         "simulation",
         "simulation_note",
         "chip_warnings",
+        "warnings",
         "layers_simulation",
         "sensitivity_simulation",
     }

@@ -1170,3 +1170,21 @@ async def test_a_depthwise_kernel_says_gxnpuc_never_compresses_it(tmp_path):
         assert str(tree.cursor_node.label).startswith("n ")
         assert "fp16: depthwise, never compressed" in app.main(HistogramView).render().plain
         assert "fp16 always (depthwise_never_compressed)" in str(app.main(WeightDetails).render())
+
+
+async def test_an_onnx_softmax_is_a_warning_in_the_messages(tmp_path):
+    """What gxnpuc will refuse once the ONNX model is a TensorFlow graph is said like a config warning."""
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+            helper.make_node("Softmax", ["h"], ["y"], name="head"),
+        ],
+        [value("x", [1, 3])],
+        [value("y", [1, 2])],
+        [tensor("fc.weight", np.ones((3, 2), np.float32))],
+    )
+    app = make_app(write_project(tmp_path, model, BASE_CONFIG), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        said = [m for _, severity, m in app.messages if severity == "warning" and "once it is a TensorFlow graph" in m]
+        assert len(said) == 1 and "node 'head' (Softmax): Softmax is not an op GRUS runs" in said[0]

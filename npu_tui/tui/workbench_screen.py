@@ -224,7 +224,7 @@ class WorkbenchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._show_workbench()
-        for warning in self.workbench.project.config.warnings:
+        for _, warning in self.workbench.project.warnings:
             self.notify(warning, severity="warning", timeout=6)
         if self.workbench.evaluator is not None:
             self.call_after_refresh(self.action_evaluate)  # the first screen before onnxruntime loads

@@ -26,6 +26,12 @@ class Project:
     inventory: Inventory
     compiler: Compiler
     inputs: dict[str, Path] = field(default_factory=dict)  # what no output may overwrite, by what it is
+    model_warnings: list[str] = field(default_factory=list)  # what gxnpuc will refuse once the ONNX model is a TF graph
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """(code, message) of everything the user is warned of on opening: the config's, then the model's."""
+        return [("config", w) for w in self.config.warnings] + [("gxnpuc_refuses", w) for w in self.model_warnings]
 
     @property
     def fp16_outputs(self) -> list[str]:
@@ -55,7 +61,7 @@ def open_project(config_path: str | Path) -> Project:
         inputs["OUTPUT_FILE, which belongs to gxnpuc"] = config.path.parent / output
     inventory = build_inventory(model)
     config.warnings.extend(w for w in check_names(inventory, config.settings, config) if w not in config.warnings)
-    return Project(config, inventory, Compiler(inventory), inputs)
+    return Project(config, inventory, Compiler(inventory), inputs, list(model.warnings))
 
 
 def _missing(path: Path) -> bool:

@@ -52,6 +52,7 @@ class LoadedModel:
     path: Path
     model: onnx.ModelProto
     data: dict[str, DataRef] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what gxnpuc will refuse once an ONNX model is a TF graph
 
     def read(self, tensor: onnx.TensorProto) -> np.ndarray:
         """The tensor's values, read from disk when its data was left there."""
@@ -114,12 +115,12 @@ def require_regular_model(path: Path) -> None:
 
 
 def load_model(
-    path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None, refuse: bool = True
+    path: str | Path, input_shapes: dict[str, list[int]] | None = None, output_names: list[str] | None = None
 ) -> LoadedModel:
     """Parse the model's structure and refuse files that are not float models: a TensorFlow frozen
     GraphDef (told by its bytes, whatever its name) is converted to ONNX first (INPUT_OPS and OUTPUT_OPS
-    fix its inputs and outputs), an ONNX file is read as it is, and refused (`refuse`) when it holds what
-    gxnpuc refuses or miscompiles (onnx_checks.py; `compile --check` lists them all instead)."""
+    fix its inputs and outputs; what gxnpuc refuses in it is refused), an ONNX file is read as it is,
+    what gxnpuc would refuse in its TensorFlow form only warned of (onnx_checks.py): gxnpuc never reads it."""
     path = Path(path)
     require_regular_model(path)
     if path.suffix.lower() in (".pbtxt", ".h5", ".tflite", ".keras"):
@@ -151,12 +152,9 @@ def load_model(
     _refuse_duplicates(model, path)
     _external_data(loaded)
     _refuse_quantized(model, path)
-    from .onnx_checks import onnx_problems
-    from .tf.checks import refusal
+    from .onnx_checks import onnx_warnings
 
-    found = onnx_problems(model, input_shapes) if refuse else []
-    if found:
-        raise ModelError(refusal(path, found))
+    loaded.warnings = onnx_warnings(path, model, input_shapes)
     open_unsized_dims(model)
     return loaded
 
