@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# extra pytest arguments: `make test PYTEST_ARGS="-n 2"` runs the suite on two workers (pytest-xdist)
-PYTEST_ARGS ?=
+# the suite runs on two workers (pytest-xdist), one per core; `make test PYTEST_ARGS=` runs it in one process
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test install install-test bench samples realmodels clean
 
