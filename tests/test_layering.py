@@ -111,3 +111,22 @@ def test_no_import_cycles_between_core_modules():
             visit(start, [start])
     packages = {n for n in graph if (CORE.parent.parent.joinpath(*n.split(".")) / "__init__.py").exists()}
     assert [c for c in cycles if not set(c.split(" -> ")) & packages] == []
+
+
+def test_the_tui_uses_only_the_cores_public_face():
+    """The TUI reaches the core through core/workbench.py (and opening, which opens one), plus the bottom
+    floor's vocabulary: never into the pipeline's folders, whose insides may move."""
+    allowed = {
+        "npu_tui.core.workbench",
+        "npu_tui.core.opening",
+        *(f"npu_tui.core.{m}" for m in ("errors", "text", "kinds", "numbers")),
+    }
+    tui = CORE.parent / "tui"
+    wrong = []
+    for path in sorted(tui.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and (node.module or "").startswith("core"):
+                target = f"npu_tui.{node.module}"
+                if target not in allowed:
+                    wrong.append(f"{path.name}:{node.lineno}: {target}")
+    assert wrong == []

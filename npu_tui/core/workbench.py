@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from .config.project import Project
 from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
@@ -15,16 +15,43 @@ from .errors import ConfigError, ModelError
 from .numbers import worst_first
 from .quant import edits
 from .quant.compiler import Compilation, WeightResult
+from .quant.histogram import Histogram, histogram
 from .quant.ranges import bulk_range, clip_range, mse_optimal_range
-from .quant.settings import RANGES_KEY, Settings, range_problem
+from .quant.settings import RANGES_KEY, SWITCH_FIELDS, Settings, range_problem
 from .safe_files import atomic_write
 from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
 from .sim.evaluate import Evaluation, Evaluator, Layer
 from .sim.sensitivity import Cancelled, Sensitivity
+from .triage.fix import FixResult, Search, Target, Visit
+from .triage.report import ACTION_SHORT, short_metric_text, switch_words
+from .triage.targets import target_problem
 
-if TYPE_CHECKING:
-    from .triage.fix import FixResult
+# The core's public face: what the TUI may use besides the vocabulary of the bottom floor (errors, text,
+# kinds, numbers) and `opening`; tests/test_layering.py holds the TUI to it.
+__all__ = [
+    "ACTION_SHORT",
+    "SWITCH_FIELDS",
+    "Cancelled",
+    "Compilation",
+    "Evaluation",
+    "FixResult",
+    "Histogram",
+    "Layer",
+    "RangePreview",
+    "Search",
+    "Sensitivity",
+    "Settings",
+    "Target",
+    "Visit",
+    "WeightResult",
+    "Workbench",
+    "histogram",
+    "range_problem",
+    "short_metric_text",
+    "switch_words",
+    "target_problem",
+]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ..core.numbers import optional_text
-from ..core.quant.compiler import WeightResult
-from ..core.sim.sensitivity import Sensitivity
+from ..core.workbench import Sensitivity, WeightResult
 from .labels import MARKS, STATE_WORDS, db, plain, rated, status
 
 NUMBERS = [

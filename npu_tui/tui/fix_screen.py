@@ -19,10 +19,17 @@ from textual_plotext import PlotextPlot
 from ..core.errors import UserError
 from ..core.kinds import TargetKind
 from ..core.text import printable, shorten_middle
-from ..core.triage.fix import FixResult, Search, Target, Visit
-from ..core.triage.report import ACTION_SHORT, short_metric_text, switch_words
-from ..core.triage.targets import target_problem
-from ..core.workbench import Workbench
+from ..core.workbench import (
+    ACTION_SHORT,
+    FixResult,
+    Search,
+    Target,
+    Visit,
+    Workbench,
+    short_metric_text,
+    switch_words,
+    target_problem,
+)
 
 KINDS = {"drop": TargetKind.MAX_DROP, "agree": TargetKind.MIN_AGREEMENT, "sqnr": TargetKind.MIN_SQNR}
 UNITS = {

@@ -10,9 +10,8 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual_plotext import PlotextPlot
 
-from ..core.quant.compiler import WeightResult
-from ..core.quant.histogram import Histogram
 from ..core.text import printable, shorten_middle
+from ..core.workbench import Histogram, WeightResult
 from .labels import why_fp16
 
 BINS = 60

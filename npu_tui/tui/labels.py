@@ -8,8 +8,8 @@ from rich.text import Text
 
 from ..core.kinds import Reason
 from ..core.numbers import db_text
-from ..core.quant.compiler import WeightResult
 from ..core.text import printable, shorten_middle
+from ..core.workbench import WeightResult
 
 MARKS = {
     "quantized": ("q", "green"),

@@ -15,8 +15,8 @@ from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
 from ..core.numbers import db_clamped
-from ..core.sim.evaluate import Layer
 from ..core.text import NameCutter, printable
+from ..core.workbench import Layer
 from .labels import rated, short_db
 
 SORTS = ("graph order", "accumulated", "isolated")

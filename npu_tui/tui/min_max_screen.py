@@ -23,9 +23,7 @@ from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
 from ..core.numbers import optional_text
-from ..core.quant.settings import range_problem
-from ..core.sim.sensitivity import Cancelled
-from ..core.workbench import RangePreview, Workbench
+from ..core.workbench import Cancelled, RangePreview, Workbench, range_problem
 from .histogram_view import HistogramView
 from .labels import db, plain
 

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Label
 
-from ..core.quant.settings import SWITCH_FIELDS, Settings
+from ..core.workbench import SWITCH_FIELDS, Settings
 
 MEANING = {
     "COMPRESS": "int8 fully-connected weights",

@@ -10,9 +10,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from ..core.numbers import worst_first
-from ..core.quant.compiler import Compilation
-from ..core.sim.sensitivity import Sensitivity
 from ..core.text import NameCutter, printable
+from ..core.workbench import Compilation, Sensitivity
 from .labels import MARKS, MIN_NAME, db, rated, status
 
 SORTS = ("sqnr", "alone", "tail", "size")

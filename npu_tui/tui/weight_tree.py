@@ -13,9 +13,8 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ..core.quant.compiler import Compilation
-from ..core.sim.sensitivity import Sensitivity
 from ..core.text import NameCutter
+from ..core.workbench import Compilation, Sensitivity
 from .labels import plain, weight_label
 
 SCOPE_SPLIT = re.compile(r"[/.]")

@@ -19,10 +19,8 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
 
 from ..core.errors import UserError
-from ..core.quant.histogram import Histogram, histogram
-from ..core.sim.sensitivity import Cancelled
 from ..core.text import printable
-from ..core.workbench import Workbench
+from ..core.workbench import Cancelled, Histogram, Workbench, histogram
 from .confirm_screens import ConfirmScreen, ConflictScreen
 from .details import WeightDetails
 from .fix_screen import FixScreen
@@ -36,7 +34,7 @@ from .weight_table import WeightTable
 from .weight_tree import WeightTree
 
 if TYPE_CHECKING:
-    from ..core.triage.fix import FixResult
+    from ..core.workbench import FixResult
     from .app import NpuTuiApp
 
 PROGRESS_INTERVAL = 0.2
