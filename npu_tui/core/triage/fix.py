@@ -8,7 +8,8 @@ searched across the vendor's switches and the per-weight changes together.
    error at the BN's output loudest (from the compile), that come near FUSE_BN false (bisection).
 2. The promising starts: the rows that no cheaper row beats on the metric and that cost less than the
    cheapest result met so far; those within NEAR_SHARE of the cheapest one's bytes first, best metric
-   first. From the starts of up to SWEPT_STARTS rankings (the keep-BN start shares FUSE_BN false's),
+   first; the keep-BN start never shadows the FUSE_BN false row, whose path runs just before it (they
+   share the ranking, swept at FUSE_BN false). From the starts of up to SWEPT_STARTS rankings,
    the per-weight path: rank the weights by what excluding each one gains there (a sweep of that side
    alone), exclude them in that order until the target holds (the vendor's loop, one evaluation a
    step), then from the start again, one change at a time, the best-ranked weights' actions: a
@@ -446,7 +447,9 @@ class Search:
         evaluation, npu_bytes = self.evaluate(state)
         self.offer(changes, state)
         ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
-        return _Start(f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking, unfolded.settings)
+        return _Start(
+            f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking, unfolded.settings
+        )
 
     def fold_loss_db(self, name: str, fused_state: Settings) -> float:
         """How much louder the weight's quantization error is at its BN's output when the BN is
