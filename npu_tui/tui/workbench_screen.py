@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from textual import on, work
@@ -373,15 +372,7 @@ class WorkbenchScreen(Screen[None]):
         def apply(chosen: dict[str, bool] | None) -> None:
             if chosen:
                 self.histograms.clear()
-                self._edit(
-                    self.workbench.apply,
-                    replace(
-                        self.workbench.settings,
-                        compress=chosen.get("compress", self.workbench.settings.compress),
-                        conv2d_compress=chosen.get("conv2d_compress", self.workbench.settings.conv2d_compress),
-                        fuse_bn=chosen.get("fuse_bn", self.workbench.settings.fuse_bn),
-                    ),
-                )
+                self._edit(self.workbench.set_switches, chosen)
 
         self.app.push_screen(SwitchesScreen(self.workbench.settings), apply)
 
@@ -423,28 +414,23 @@ class WorkbenchScreen(Screen[None]):
                 left = (now - started) / done * (total - done) if done else 0.0
                 self.post_message(SweepProgress(worker, done, total, left))
 
-        try:
-            workbench.evaluation_error = None
-            workbench.evaluate()
+        def evaluated() -> None:
             shown = threading.Event()
             self.post_message(EvaluationDone(worker, shown))
             shown.wait(FIRST_NUMBERS_WAIT)  # the layers hold the GIL: let the model numbers reach the screen first
-            if worker.is_cancelled:
-                raise Cancelled()
-            workbench.analyse_layers(stop=lambda: worker.is_cancelled)
+
+        def layers_done() -> None:
+            nonlocal started
             self.post_message(LayersDone(worker))
             started = time.monotonic()
-            workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
+
+        try:
+            workbench.retest(lambda: worker.is_cancelled, evaluated, layers_done, progress)
         except Cancelled:
             self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
             return
-        except UserError as exc:
-            workbench.evaluation_error = str(exc)
-            self.post_message(RunFinished(worker, str(exc), "error"))
-            return
-        except Exception as exc:  # a bug must not take the workbench down
-            workbench.evaluation_error = f"evaluation failed: {exc!r}"
-            self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
+        except Exception:  # a user's error or a bug: the workbench kept its text; neither takes the screen down
+            self.post_message(RunFinished(worker, workbench.evaluation_error, "error"))
             return
         self.post_message(RunFinished(worker, None, None))
 
