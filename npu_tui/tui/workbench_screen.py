@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
@@ -184,11 +185,14 @@ class WorkbenchScreen(Screen[None]):
         ),
     ]
 
+    # What the screen shows besides the workbench: the weight in the Weight tab, the run in the summary.
+    # Setting one redraws what shows it (always: the workbench under it may have changed meanwhile).
+    selected: var[str | None] = var(None, init=False, always_update=True)
+    running: var[str | None] = var(None, init=False, always_update=True)
+
     def __init__(self) -> None:
         super().__init__()
-        self.selected: str | None = None
         self.evaluation_worker: Worker[None] | None = None
-        self.running: str | None = None
         self.histograms: dict[tuple[str, bool], Histogram] = {}
 
     @property
@@ -251,6 +255,12 @@ class WorkbenchScreen(Screen[None]):
         )
         self.refresh_selected()
         self.refill_table()
+        self.watch_running()
+
+    def watch_selected(self) -> None:
+        self.refresh_selected()
+
+    def watch_running(self) -> None:
         self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def refresh_selected(self) -> None:
@@ -303,7 +313,6 @@ class WorkbenchScreen(Screen[None]):
     def tree_moved(self, event: Tree.NodeHighlighted) -> None:
         if event.node.data is not None and event.node.data != self.selected:
             self.selected = event.node.data
-            self.refresh_selected()
 
     @on(WeightTable.RowHighlighted, "#table")
     def table_moved(self) -> None:
@@ -315,7 +324,6 @@ class WorkbenchScreen(Screen[None]):
         if name is not None and name != self.selected:
             self.selected = name
             self.query_one(WeightTree).select_weight(name)
-            self.refresh_selected()
 
     @on(WeightTable.RowSelected)
     def table_selected(self, event: WeightTable.RowSelected) -> None:
@@ -324,7 +332,6 @@ class WorkbenchScreen(Screen[None]):
             self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).focus()  # never leave the focus on a hidden table
-        self.refresh_selected()
 
     # -- edits
 
@@ -396,7 +403,6 @@ class WorkbenchScreen(Screen[None]):
             self.notify(why, severity="warning", timeout=10)
             return
         self.running = "evaluating..."
-        self.query_one(ModelSummary).show(self.workbench, self.running)
         self.evaluation_worker = self.evaluate_in_background()  # exclusive: a running one is cancelled
 
     @work(thread=True, exclusive=True, group="evaluate")
@@ -458,7 +464,6 @@ class WorkbenchScreen(Screen[None]):
     def on_sweep_progress(self, message: SweepProgress) -> None:
         if self._current(message):
             self.running = f"sensitivity {message.done}/{message.total}, {message.seconds_left:.0f} s left (Esc stops)"
-            self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def on_run_finished(self, message: RunFinished) -> None:
         if not self._current(message):
@@ -498,7 +503,6 @@ class WorkbenchScreen(Screen[None]):
         if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
             self.evaluation_worker.cancel()
             self.running = "stopping..."
-            self.query_one(ModelSummary).show(self.workbench, self.running)
             return
         box = self.query_one("#filter", Input)
         if box.has_class("shown"):
@@ -531,7 +535,6 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(WeightTree).select_weight(event.weight)
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).focus()
-        self.refresh_selected()
 
     def action_fix(self) -> None:
         def accepted(result: FixResult | None) -> None:
@@ -566,7 +569,6 @@ class WorkbenchScreen(Screen[None]):
         here = names.index(self.selected) if self.selected in names else -1
         self.selected = names[(here + step) % len(names)]
         self.query_one(WeightTree).select_weight(self.selected)
-        self.refresh_selected()
 
     def action_next_match(self) -> None:
         self._step_match(1)
@@ -594,7 +596,6 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(WeightTree).focus()
-        self.refresh_selected()
 
     def action_histogram_log(self) -> None:
         view = self.query_one(HistogramView)
