@@ -255,12 +255,15 @@ class WorkbenchScreen(Screen[None]):
         )
         self.refresh_selected()
         self.refill_table()
-        self.watch_running()
+        self.show_summary()
 
     def watch_selected(self) -> None:
         self.refresh_selected()
 
     def watch_running(self) -> None:
+        self.show_summary()
+
+    def show_summary(self) -> None:
         self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def refresh_selected(self) -> None:
