@@ -4,8 +4,9 @@ import pytest
 from tui_kit import copy_sample
 
 from npu_tui.core.config.project import open_project
+from npu_tui.core.errors import ModelError
 from npu_tui.core.sim.eval_data import load_npz, model_inputs
-from npu_tui.core.workbench import Workbench
+from npu_tui.core.workbench import Cancelled, Workbench
 
 
 @pytest.fixture
@@ -148,3 +149,42 @@ def test_alarms_come_from_the_current_numbers(bench):
     assert not bench.alarms and bench.worst_weight() is None
     bench.undo()
     assert bench.alarms
+
+
+def test_the_retest_calls_back_after_each_stage_in_order(bench):
+    seen = []
+    bench.evaluation_error = "an old failure"
+    bench.retest(
+        lambda: False,
+        lambda: seen.append(("evaluation", bench.evaluation is not None, bench.layers)),
+        lambda: seen.append(("layers", bench.layers is not None, bool(bench.sensitivity))),
+        lambda done, total: seen.append(("progress", done, total)),
+    )
+    quantized = {name for name, r in bench.compilation.results.items() if r.plan.quantized}
+    assert seen[:2] == [("evaluation", True, None), ("layers", True, False)]
+    assert {s[0] for s in seen[2:]} == {"progress"} and seen[-1][1] == seen[-1][2] and set(bench.sensitivity) == quantized
+    assert bench.evaluation_error is None and bench.sweep_complete and not bench.stale and not bench.layers_stale
+
+
+def test_a_retest_stopped_after_the_model_numbers_runs_no_layers(bench):
+    seen: list[str] = []
+    with pytest.raises(Cancelled):
+        bench.retest(lambda: bool(seen), lambda: seen.append("evaluation"), lambda: seen.append("layers"), lambda d, t: None)
+    assert seen == ["evaluation"] and bench.layers is None and not bench.stale
+
+
+def test_a_failing_retest_keeps_its_words_until_the_next_run(bench, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ModelError("model.onnx: input 'x' wants shape (1, 8)")
+
+    monkeypatch.setattr(bench.analysis, "evaluate", refuse)
+    with pytest.raises(ModelError):
+        bench.retest(lambda: False, lambda: None, lambda: None, lambda d, t: None)
+    assert bench.evaluation_error == "model.onnx: input 'x' wants shape (1, 8)"
+
+
+def test_the_switches_set_only_what_the_dialog_chose(bench):
+    before = bench.settings
+    bench.set_switches({"fuse_bn": not before.fuse_bn})
+    assert bench.settings.fuse_bn != before.fuse_bn and bench.settings.compress == before.compress
+    assert bench.undo() and bench.settings == before

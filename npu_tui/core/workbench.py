@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from .config.project import Project
 from .config.writer import check_writable, config_diff, read_config_text, render_config, save_config
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, UserError
 from .numbers import worst_first
 from .quant import edits
 from .quant.compiler import Compilation, WeightResult
@@ -183,6 +183,11 @@ class Workbench:
         }
         return self.apply(result.settings)
 
+    def set_switches(self, chosen: dict[str, bool]) -> Compilation:
+        """The switches dialog's answer (compress, conv2d_compress, fuse_bn; a switch it leaves out keeps its value)."""
+        settings = self.settings
+        return self.apply(replace(settings, **{key: chosen.get(key, getattr(settings, key)) for key in SWITCH_FIELDS.values()}))
+
     def toggle_exclude(self, name: str) -> Compilation:
         inventory = self.project.inventory
         if edits.is_excluded(inventory, self.settings, name):
@@ -233,6 +238,35 @@ class Workbench:
         evaluation = self.analysis.evaluate(compilation, settings.fp16_activations, exact=True)
         self.evaluation, self.evaluated_settings = evaluation, settings
         return evaluation
+
+    def retest(
+        self,
+        stop: Callable[[], bool],
+        on_evaluation: Callable[[], None],
+        on_layers: Callable[[], None],
+        on_progress: Callable[[int, int], None],
+    ) -> None:
+        """The re-test after ctrl+r: model numbers, then layer numbers, then the sensitivity sweep, calling
+        back after each so the screen shows them as they come; `stop` is asked after the model numbers
+        and inside the layers and the sweep. Stopped: raises Cancelled (a stopped sweep keeps what it measured). A failure is
+        kept in `evaluation_error` (shown until the next run) and raised."""
+        self.evaluation_error = None
+        try:
+            self.evaluate()
+            on_evaluation()
+            if stop():
+                raise Cancelled()
+            self.analyse_layers(stop)
+            on_layers()
+            self.sweep(stop, on_progress)
+        except Cancelled:
+            raise
+        except UserError as exc:
+            self.evaluation_error = str(exc)
+            raise
+        except Exception as exc:
+            self.evaluation_error = f"evaluation failed: {exc!r}"
+            raise
 
     def analyse_layers(self, stop: Callable[[], bool] | None = None) -> list[Layer] | None:
         """Accumulated and isolated error per layer under the current settings (a few runs)."""

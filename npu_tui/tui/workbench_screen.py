@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, get_current_worker
@@ -185,11 +185,14 @@ class WorkbenchScreen(Screen[None]):
         ),
     ]
 
+    # What the screen shows besides the workbench: the weight in the Weight tab, the run in the summary.
+    # Setting one redraws what shows it (always: the workbench under it may have changed meanwhile).
+    selected: var[str | None] = var(None, init=False, always_update=True)
+    running: var[str | None] = var(None, init=False, always_update=True)
+
     def __init__(self) -> None:
         super().__init__()
-        self.selected: str | None = None
         self.evaluation_worker: Worker[None] | None = None
-        self.running: str | None = None
         self.histograms: dict[tuple[str, bool], Histogram] = {}
 
     @property
@@ -252,6 +255,15 @@ class WorkbenchScreen(Screen[None]):
         )
         self.refresh_selected()
         self.refill_table()
+        self.show_summary()
+
+    def watch_selected(self) -> None:
+        self.refresh_selected()
+
+    def watch_running(self) -> None:
+        self.show_summary()
+
+    def show_summary(self) -> None:
         self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def refresh_selected(self) -> None:
@@ -304,7 +316,6 @@ class WorkbenchScreen(Screen[None]):
     def tree_moved(self, event: Tree.NodeHighlighted) -> None:
         if event.node.data is not None and event.node.data != self.selected:
             self.selected = event.node.data
-            self.refresh_selected()
 
     @on(WeightTable.RowHighlighted, "#table")
     def table_moved(self) -> None:
@@ -316,7 +327,6 @@ class WorkbenchScreen(Screen[None]):
         if name is not None and name != self.selected:
             self.selected = name
             self.query_one(WeightTree).select_weight(name)
-            self.refresh_selected()
 
     @on(WeightTable.RowSelected)
     def table_selected(self, event: WeightTable.RowSelected) -> None:
@@ -325,7 +335,6 @@ class WorkbenchScreen(Screen[None]):
             self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).focus()  # never leave the focus on a hidden table
-        self.refresh_selected()
 
     # -- edits
 
@@ -373,15 +382,7 @@ class WorkbenchScreen(Screen[None]):
         def apply(chosen: dict[str, bool] | None) -> None:
             if chosen:
                 self.histograms.clear()
-                self._edit(
-                    self.workbench.apply,
-                    replace(
-                        self.workbench.settings,
-                        compress=chosen.get("compress", self.workbench.settings.compress),
-                        conv2d_compress=chosen.get("conv2d_compress", self.workbench.settings.conv2d_compress),
-                        fuse_bn=chosen.get("fuse_bn", self.workbench.settings.fuse_bn),
-                    ),
-                )
+                self._edit(self.workbench.set_switches, chosen)
 
         self.app.push_screen(SwitchesScreen(self.workbench.settings), apply)
 
@@ -405,7 +406,6 @@ class WorkbenchScreen(Screen[None]):
             self.notify(why, severity="warning", timeout=10)
             return
         self.running = "evaluating..."
-        self.query_one(ModelSummary).show(self.workbench, self.running)
         self.evaluation_worker = self.evaluate_in_background()  # exclusive: a running one is cancelled
 
     @work(thread=True, exclusive=True, group="evaluate")
@@ -423,28 +423,23 @@ class WorkbenchScreen(Screen[None]):
                 left = (now - started) / done * (total - done) if done else 0.0
                 self.post_message(SweepProgress(worker, done, total, left))
 
-        try:
-            workbench.evaluation_error = None
-            workbench.evaluate()
+        def evaluated() -> None:
             shown = threading.Event()
             self.post_message(EvaluationDone(worker, shown))
             shown.wait(FIRST_NUMBERS_WAIT)  # the layers hold the GIL: let the model numbers reach the screen first
-            if worker.is_cancelled:
-                raise Cancelled()
-            workbench.analyse_layers(stop=lambda: worker.is_cancelled)
+
+        def layers_done() -> None:
+            nonlocal started
             self.post_message(LayersDone(worker))
             started = time.monotonic()
-            workbench.sweep(stop=lambda: worker.is_cancelled, progress=progress)
+
+        try:
+            workbench.retest(lambda: worker.is_cancelled, evaluated, layers_done, progress)
         except Cancelled:
             self.post_message(RunFinished(worker, "sensitivity stopped: weights not measured show no output SQNR", "warning"))
             return
-        except UserError as exc:
-            workbench.evaluation_error = str(exc)
-            self.post_message(RunFinished(worker, str(exc), "error"))
-            return
-        except Exception as exc:  # a bug must not take the workbench down
-            workbench.evaluation_error = f"evaluation failed: {exc!r}"
-            self.post_message(RunFinished(worker, f"evaluation failed: {exc!r}", "error"))
+        except Exception:  # a user's error or a bug: the workbench kept its text; neither takes the screen down
+            self.post_message(RunFinished(worker, workbench.evaluation_error, "error"))
             return
         self.post_message(RunFinished(worker, None, None))
 
@@ -472,7 +467,6 @@ class WorkbenchScreen(Screen[None]):
     def on_sweep_progress(self, message: SweepProgress) -> None:
         if self._current(message):
             self.running = f"sensitivity {message.done}/{message.total}, {message.seconds_left:.0f} s left (Esc stops)"
-            self.query_one(ModelSummary).show(self.workbench, self.running)
 
     def on_run_finished(self, message: RunFinished) -> None:
         if not self._current(message):
@@ -512,7 +506,6 @@ class WorkbenchScreen(Screen[None]):
         if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
             self.evaluation_worker.cancel()
             self.running = "stopping..."
-            self.query_one(ModelSummary).show(self.workbench, self.running)
             return
         box = self.query_one("#filter", Input)
         if box.has_class("shown"):
@@ -545,7 +538,6 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(WeightTree).select_weight(event.weight)
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).focus()
-        self.refresh_selected()
 
     def action_fix(self) -> None:
         def accepted(result: FixResult | None) -> None:
@@ -580,7 +572,6 @@ class WorkbenchScreen(Screen[None]):
         here = names.index(self.selected) if self.selected in names else -1
         self.selected = names[(here + step) % len(names)]
         self.query_one(WeightTree).select_weight(self.selected)
-        self.refresh_selected()
 
     def action_next_match(self) -> None:
         self._step_match(1)
@@ -608,7 +599,6 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(WeightTree).focus()
-        self.refresh_selected()
 
     def action_histogram_log(self) -> None:
         view = self.query_one(HistogramView)
