@@ -216,3 +216,21 @@ def test_the_workbench_summary_numbers_are_exact():
     expected = Evaluator(project.compiler, data, project.config.output_names).evaluate(project.compile(), exact=True)
     assert evaluation is not None and evaluation.simulation == "exact" and evaluation.simulation_note is None
     assert evaluation.worst_output_sqnr_db == expected.worst_output_sqnr_db and evaluation.accuracy_npu == expected.accuracy_npu
+
+
+def test_a_pow_of_a_value_that_can_be_negative_is_a_chip_warning(tmp_path):
+    """A LayerNorm's Pow(x - mean, 2): the chip's exp(ln(x) * 2) is NaN for x < 0 (openwakeword's
+    hey_marvin went from 55.9 dB fast to -23 dB exact this way)."""
+    from modelkit import BASE_CONFIG, make_model, value, write_project
+
+    nodes = [
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.array(2.0, np.float32))),
+        helper.make_node("Pow", ["x", "two"], ["y"], name="square"),
+    ]
+    config = write_project(tmp_path, make_model(nodes, [value("x", ["n", 4])], [value("y", ["n", 4])], []), BASE_CONFIG)
+    compiled = npu_tui("compile", str(config))
+    assert compiled.returncode == 0, compiled.stderr
+    said = [line for line in compiled.stdout.splitlines() if "exp(ln(x) * c)" in line]
+    assert said == [
+        "warning: Pow 'square': the chip computes x^c as exp(ln(x) * c) (c = 2), which is NaN wherever x < 0; for c = 2 write x * x"
+    ]

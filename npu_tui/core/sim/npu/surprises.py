@@ -40,7 +40,7 @@ class Diagnostic:
     """Something the chip computes differently from the float model, named by node."""
 
     node: str
-    kind: str  # "scalar_first", "chain_overflow" or "input_overflow"
+    kind: str  # "scalar_first", "pow_negative_base", "chain_overflow" or "input_overflow"
     message: str
 
 
@@ -85,9 +85,29 @@ def scalar_first(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray] | None
         if node.op_type == "Shape" or (node.op_type in CONSTANT_KEEPING and inputs and all(i in constant for i in inputs)):
             constant.update(node.output)
             continue
+        if node.op_type == "Pow" and len(node.input) == 2 and node.input[0] not in constant:
+            found.append(_pow_diagnostic(node, values, arrays))
         if swaps(node) and len(node.input) == 2 and node.input[0] in values and node.input[1] not in constant:
             name = node.input[0]
             first = np.asarray(arrays[name]) if name in arrays else numpy_helper.to_array(values[name])
             if first.size == 1:
                 found.append(scalar_first_diagnostic(node, float(np.asarray(first, dtype=np.float64).reshape(-1)[0])))
     return found
+
+
+def _pow_diagnostic(node: onnx.NodeProto, values: Mapping[str, onnx.TensorProto], arrays: Mapping[str, np.ndarray]) -> Diagnostic:
+    """The chip's pow is exp(ln(x) * c): NaN wherever x < 0, where the float model's x^c is defined for an
+    integer c (a LayerNorm's Pow(x - mean, 2))."""
+    label = node_label(node)
+    name = node.input[1]
+    exponent = ""
+    if name in arrays or name in values:
+        value = np.asarray(arrays[name]) if name in arrays else numpy_helper.to_array(values[name])
+        if value.size == 1:
+            exponent = f" = {float(np.asarray(value, dtype=np.float64).reshape(-1)[0]):g}"
+    return Diagnostic(
+        label,
+        "pow_negative_base",
+        f"Pow {label!r}: the chip computes x^c as exp(ln(x) * c) (c{exponent}), which is NaN wherever x < 0; "
+        "for c = 2 write x * x",
+    )
