@@ -30,7 +30,8 @@ class Blob:
     length: int
 
 
-def _varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
+    """One varint at `pos` (and where the next field starts); WireError when it runs past `end`."""
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -60,12 +61,12 @@ def _fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, 
     pos = start
     while pos < end:
         field_start = pos
-        key, pos = _varint(buf, pos, end)
+        key, pos = read_varint(buf, pos, end)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise WireError("field number 0")
         if wire_type == 0:
-            _, pos = _varint(buf, pos, end)
+            _, pos = read_varint(buf, pos, end)
             yield number, wire_type, field_start, field_start, pos
             continue
         if wire_type == 1:
@@ -73,7 +74,7 @@ def _fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, 
         elif wire_type == 5:
             value_start, pos = pos, pos + 4
         elif wire_type == LENGTH_DELIMITED:
-            length, value_start = _varint(buf, pos, end)
+            length, value_start = read_varint(buf, pos, end)
             pos = value_start + length
         else:
             raise WireError(f"unsupported wire type {wire_type}")

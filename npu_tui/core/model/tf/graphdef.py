@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from ...errors import ModelError, UserError
 from ...safe_files import require_regular
 from ...text import printable
+from ..wire import WireError, read_varint
 
 MAX_ELEMENTS = 1 << 25  # 32 M elements (128 MB of float32): far beyond any GX8002 tensor, checked before allocating
 MAX_FILE_BYTES = 2 << 30  # protobuf's own limit for one message
@@ -174,36 +175,23 @@ def looks_like_graphdef(data: bytes | memoryview | mmap.mmap) -> bool:
     """True when every top-level field is one GraphDef has, with its wire type. An ONNX ModelProto starts
     with ir_version (field 1 as a varint) and so fails at once; so does text, a zip or an image."""
     pos, end, seen_node = 0, len(data), False
-    while pos < end:
-        key, pos = _varint(data, pos, end)
-        if key is None:
-            return False
-        number, wire = key >> 3, key & 7
-        if _GRAPHDEF_WIRE.get(number) != wire:
-            return False
-        if wire == 0:
-            value, pos = _varint(data, pos, end)
-            if value is None:
+    try:
+        while pos < end:
+            key, pos = read_varint(data, pos, end)
+            number, wire = key >> 3, key & 7
+            if _GRAPHDEF_WIRE.get(number) != wire:
                 return False
-            continue
-        length, pos = _varint(data, pos, end)
-        if length is None or pos + length > end:
-            return False
-        pos += length
-        seen_node = seen_node or number == 1
+            if wire == 0:
+                _, pos = read_varint(data, pos, end)
+                continue
+            length, pos = read_varint(data, pos, end)
+            if pos + length > end:
+                return False
+            pos += length
+            seen_node = seen_node or number == 1
+    except WireError:
+        return False
     return seen_node
-
-
-def _varint(data: bytes | memoryview | mmap.mmap, pos: int, end: int) -> tuple[int | None, int]:
-    value = shift = 0
-    while pos < end and shift <= 63:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    return None, pos
 
 
 def read_graphdef(path: str | Path) -> Any:
