@@ -265,7 +265,7 @@ def _compile(args: argparse.Namespace) -> int:
             sim.save(args.sim)
         except OSError as exc:
             raise UserError(f"--sim {args.sim}: cannot write: {exc.strerror}") from None
-        for warning in check_simulation(Path(args.sim), project.inventory.path):
+        for warning in check_simulation(sim, Path(args.sim), project.inventory.path):
             sys.stderr.write(f"warning: {printable(warning)}\n")
     if args.codes:
         refuse_inputs(Path(args.codes), project.inputs, "--codes")

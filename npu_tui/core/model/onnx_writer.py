@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 from onnx.helper import tensor_dtype_to_np_dtype
 
+from ..errors import InternalError
 from ..safe_files import atomic_write
 from .wire import GRAPH_INITIALIZER, LENGTH_DELIMITED, MODEL_GRAPH, TENSOR_RAW_DATA
 from .wire import encode_varint as varint
@@ -38,7 +39,10 @@ def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str
     for tensor in streamed:
         dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type))
         head = onnx.TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type).SerializeToString()
-        nbytes = arrays[tensor.name].size * dtype.itemsize
+        size = arrays[tensor.name].size
+        if size != int(np.prod(tensor.dims)):  # the file would parse, and hold a tensor whose data does not fit it
+            raise InternalError(f"{tensor.name!r}: {size} values for an initializer of shape {list(tensor.dims)}")
+        nbytes = size * dtype.itemsize
         length = len(head) + len(TENSOR_RAW_DATA_TAG) + len(varint(nbytes)) + nbytes
         entries.append((tensor.name, dtype, head, nbytes, length))
     graph_length = len(graph_bytes) + sum(1 + len(varint(e[4])) + e[4] for e in entries)

@@ -38,6 +38,27 @@ class SimModel:
     def save(self, path: str | Path) -> None:
         write_model(self.model, self.arrays, path)
 
+    def weights_as_inputs(self, min_elements: int) -> onnx.ModelProto:
+        """The graph with every main-graph constant of `min_elements` or more read from a graph input of
+        its type and shape, the smaller ones filled in: what a check of ops, types and shapes needs."""
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        graph = model.graph
+        declared = {i.name for i in graph.input}
+        kept = []
+        for tensor in graph.initializer:
+            values = self.arrays.get(tensor.name)
+            if values is not None and values.size >= min_elements:
+                if tensor.name not in declared:
+                    graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+                continue
+            if values is not None:
+                _fill(tensor, values)
+            kept.append(tensor)
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        return model
+
     def to_proto(self, feeds: frozenset[str] = frozenset()) -> onnx.ModelProto:
         """A self-contained ModelProto in which each constant named in `feeds` (an initializer or a
         Constant node, in the main graph or a subgraph) is read instead from an fp16 graph input
