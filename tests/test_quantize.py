@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from npu_tui.core.quant.gxnpuc import quantize as gxnpuc_quantize
 from npu_tui.core.quant.metrics import error_metrics, tail_ratio
 from npu_tui.core.quant.quantize import QuantParams, auto_range, dequantize, quant_params, quantize, simulate
 
@@ -226,3 +227,21 @@ def test_a_weight_holding_inf_or_nan_has_no_tail_ratio(bad):
     w[:10] = bad  # enough to reach the 99.9th percentile
     with np.errstate(all="raise"):
         assert tail_ratio(w) is None
+
+
+def test_the_quantizers_running_error_sums_give_the_metrics_of_its_output():
+    """The quantizer sums the error while it makes the codes; the figures equal measuring its output afterwards,
+    and a hand computation in float64."""
+    w = np.random.default_rng(7).standard_t(4, (700, 300)).astype(np.float32) * 0.05  # 210,000: several chunks
+    quant = gxnpuc_quantize(w)
+    fused = quant.errors.metrics(w.size, quant.saturated)
+    assert fused == error_metrics(w, quant.dequantized, quant.saturated)
+    err = w.astype(np.float64) - quant.dequantized.astype(np.float64)
+    assert fused.mse == pytest.approx(float(np.mean(err**2)), rel=1e-5)
+    assert fused.sqnr_db == pytest.approx(10 * math.log10(float(np.sum(w.astype(np.float64) ** 2) / np.sum(err**2))), abs=1e-4)
+    assert fused.max_abs_err == float(np.abs(err).max())
+
+
+def test_tail_ratio_from_a_known_extent_equals_the_measured_one():
+    w = np.random.default_rng(8).standard_t(3, 500_000).astype(np.float32)
+    assert tail_ratio(w, (float(w.min()), float(w.max()))) == tail_ratio(w)

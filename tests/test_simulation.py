@@ -129,6 +129,23 @@ def test_streamed_save_equals_the_in_memory_model(tmp_path):
         np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
 
 
+def test_a_weight_larger_than_one_write_is_saved_whole(tmp_path):
+    """The writer converts a chunk at a time: a weight spanning several chunks comes back value for value."""
+    w = np.random.default_rng(6).normal(0, 0.1, (600, 500)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", [1, 600])],
+        [value("y", [1, 500])],
+        [tensor("w", w)],
+    )
+    compiler = Compiler(build_inventory(model))
+    sim = build_simulation(compiler, compiler.compile(ALL_ON))
+    sim.save(tmp_path / "sim.onnx")
+    saved = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "sim.onnx")).graph.initializer}
+    np.testing.assert_array_equal(saved["w"], sim.arrays["w"].astype(np.float32))
+    assert saved["w"].dtype == np.float32
+
+
 def test_nan_in_a_weight_to_quantize_is_an_error_naming_it():
     from npu_tui.core.errors import ModelError
 

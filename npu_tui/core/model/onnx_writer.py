@@ -7,6 +7,7 @@ structural part followed by one initializer field per array: a 1 GB model never 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from .wire import encode_varint as varint
 MODEL_GRAPH_TAG = varint(MODEL_GRAPH << 3 | LENGTH_DELIMITED)
 GRAPH_INITIALIZER_TAG = varint(GRAPH_INITIALIZER << 3 | LENGTH_DELIMITED)
 TENSOR_RAW_DATA_TAG = varint(TENSOR_RAW_DATA << 3 | LENGTH_DELIMITED)
+WRITE_CHUNK = 1 << 18  # elements converted per write
 
 
 def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str | Path) -> None:
@@ -52,5 +54,20 @@ def write_model(model: onnx.ModelProto, arrays: dict[str, np.ndarray], path: str
         handle.write(graph_bytes)
         for name, dtype, head, nbytes, length in entries:
             handle.write(GRAPH_INITIALIZER_TAG + varint(length) + head + TENSOR_RAW_DATA_TAG + varint(nbytes))
-            # as bytes: bfloat16 and the float8 types (ml_dtypes) have no buffer format of their own
-            handle.write(np.ascontiguousarray(arrays[name], dtype=dtype.newbyteorder("<")).view(np.uint8).data)
+            _write_data(handle, arrays[name], dtype.newbyteorder("<"))
+
+
+def _write_data(handle: IO[bytes], values: np.ndarray, dtype: np.dtype) -> None:
+    """The values as raw little-endian `dtype`, converted a chunk at a time into one reused buffer: a
+    whole converted copy per tensor would cost its size in fresh pages again for every tensor.
+    Written as bytes: bfloat16 and the float8 types (ml_dtypes) have no buffer format of their own."""
+    flat = values.reshape(-1)
+    if flat.dtype == dtype and flat.flags.c_contiguous:
+        handle.write(flat.view(np.uint8).data)
+        return
+    buffer = np.empty(min(flat.size, WRITE_CHUNK), dtype)
+    for start in range(0, flat.size, WRITE_CHUNK):
+        part = flat[start : start + WRITE_CHUNK]
+        out = buffer[: part.size]
+        np.copyto(out, part, casting="unsafe")
+        handle.write(out.view(np.uint8).data)

@@ -166,7 +166,7 @@ class Compiler:
             params=params,
             simulated=simulated,
             fused_bias=to_fp16(bias) if bias is not None else None,
-            errors=error_metrics(w, simulated, quant.saturated if quant else 0),
+            errors=quant.errors.metrics(w.size, quant.saturated) if quant else error_metrics(w, simulated),
             tail_ratio=self.tail(weight, plan.fused, w),
             quant=quant,
             bias_held=bias_held,
@@ -220,7 +220,7 @@ class Compiler:
     def tail(self, weight: Weight, fused: bool, w: np.ndarray) -> float | None:
         key = (weight.name, fused)
         if key not in self._tails:
-            self._tails[key] = tail_ratio(w)
+            self._tails[key] = tail_ratio(w, self.extent(weight, fused, w))
         return self._tails[key]
 
     def fp16(self, name: str) -> np.ndarray:

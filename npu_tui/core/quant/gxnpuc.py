@@ -21,13 +21,13 @@ import numpy as np
 from ..errors import ModelError
 from .fp16 import as_fp16, bits_of, cvt, cvt_value, f32, h, round_fp16
 from .layout import padded_size, to_tiles
+from .metrics import CHUNK, ErrorSums
 
 QUANT_MAX = 255
 # For every fp16 t, floor(fp16(t + 0.5)) == floor(t + 0.5 + 2**-12) (t + 0.5 is exact in float32): the
 # rounding can only carry t = 0.5 - 2**-12 up to 1.0 (a tie between 1 - 2**-11 and 1.0, to even), and the
 # 2**-12 does exactly that and nothing else, since elsewhere t + 0.5 is a multiple of t's own fp16 step.
 HALF_UP = np.float32(0.5 + 2.0**-12)
-CHUNK = 1 << 16  # elements per pass of the fp16 emulation: a few arrays of it stay in cache
 CRASH_HINT = "gxnpuc 1.5.8 crashes on this: exclude it or give it a WEIGHT_MIN_MAX range"
 
 
@@ -75,6 +75,7 @@ class GxnpucQuant:
     params: GridParams
     codes: np.ndarray  # uint8, the weight's own shape
     dequantized: np.ndarray  # float16, the weight's own shape
+    errors: ErrorSums  # of dequantized against the weight, summed while the codes were made
     bias_codes: np.ndarray | None  # FUSE_BIASADD: the bias's codes and values, else None
     bias_dequantized: np.ndarray | None
     padding: int  # zero-padding elements of the block
@@ -124,18 +125,32 @@ def block_range(extent: tuple[float, float], padded: bool, weight_range: tuple[f
 
 
 def quantize_values(values: np.ndarray, mn: float, mx: float, params: GridParams) -> np.ndarray:
-    """The uint8 code of every value, elementwise (float32 in, fp16 arithmetic throughout).
+    """The uint8 code of every value, elementwise (float32 in, fp16 arithmetic throughout)."""
+    return _quantize_block(np.asarray(values, dtype=np.float32), mn, mx, params)[0]
 
-    Done in cache-sized chunks: the dozen passes of fp16 emulation then cost little more than one.
+
+def _quantize_block(w32: np.ndarray, mn: float, mx: float, params: GridParams) -> tuple[np.ndarray, np.ndarray, ErrorSums]:
+    """Codes, the fp16 values they stand for, and the error's sums, in the weight's shape.
+
+    Done in cache-sized chunks: the dozen passes of fp16 emulation, the table lookup and the error's
+    sums then cost little more than one pass over the weight.
     """
-    flat = np.asarray(values, dtype=np.float32).reshape(-1)
-    out = np.empty(flat.size, dtype=np.uint8)
+    flat = w32.reshape(-1)
+    codes = np.empty(flat.size, dtype=np.uint8)
+    values = np.empty(flat.size, dtype=np.float16)
+    table = params.table
+    table32 = table.astype(np.float32)
     lo, hi = np.float32(mn), np.float32(mx)
     offset, scale = np.float32(params.offset), np.float32(params.scale)
+    parts = []
     with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
         for start in range(0, flat.size, CHUNK):
-            _codes_chunk(flat[start : start + CHUNK], lo, hi, offset, scale, out[start : start + CHUNK])
-    return out.reshape(np.shape(values))
+            part = slice(start, start + CHUNK)
+            _codes_chunk(flat[part], lo, hi, offset, scale, codes[part])
+            np.take(table, codes[part], out=values[part])
+            parts.append(ErrorSums.of_chunk(flat[part], table32[codes[part]]))
+    shape = w32.shape
+    return codes.reshape(shape), values.reshape(shape), ErrorSums.total(parts)
 
 
 def _codes_chunk(
@@ -178,7 +193,7 @@ def quantize(
         raise ModelError(f"{name} holds NaN or Inf; fix the model or exclude the weight")
     mn, mx = block_range(extent, padding > 0, weight_range)
     params = grid_params(mn, mx, name)
-    codes = quantize_values(w32, mn, mx, params)
+    codes, dequantized, errors = _quantize_block(w32, mn, mx, params)
     bias_codes = None if b32 is None else quantize_values(b32, mn, mx, params)
     padding_code = int(quantize_values(np.zeros(1, np.float32), mn, mx, params)[0])
     zp = np.uint8(params.zero_point)
@@ -191,13 +206,14 @@ def quantize(
         range=(mn, mx),
         params=params,
         codes=codes,
-        dequantized=params.value(codes),
+        dequantized=dequantized,
+        errors=errors,
         bias_codes=bias_codes,
         bias_dequantized=None if bias_codes is None else params.value(bias_codes),
         padding=padding,
         padding_code=padding_code,
         codes_stored=stored,
-        clipped=int(np.count_nonzero(w32 < np.float32(mn)) + np.count_nonzero(w32 > np.float32(mx))),
+        clipped=_outside(w32, mn, mx, extent),
         saturated=_outside(w32, max(mn, lo - half), min(mx, hi + half), extent),
     )
 
