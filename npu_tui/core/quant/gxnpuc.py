@@ -14,6 +14,7 @@ A scale of 0 (mn == mx, an all-zero or constant weight) makes gxnpuc crash with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,31 +127,39 @@ def block_range(extent: tuple[float, float], padded: bool, weight_range: tuple[f
 
 def quantize_values(values: np.ndarray, mn: float, mx: float, params: GridParams) -> np.ndarray:
     """The uint8 code of every value, elementwise (float32 in, fp16 arithmetic throughout)."""
-    return _quantize_block(np.asarray(values, dtype=np.float32), mn, mx, params)[0]
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    codes = np.empty(flat.size, dtype=np.uint8)
+    with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
+        for _ in _coded_chunks(flat, mn, mx, params, codes):
+            pass
+    return codes.reshape(np.shape(values))
 
 
 def _quantize_block(w32: np.ndarray, mn: float, mx: float, params: GridParams) -> tuple[np.ndarray, np.ndarray, ErrorSums]:
-    """Codes, the fp16 values they stand for, and the error's sums, in the weight's shape.
-
-    Done in cache-sized chunks: the dozen passes of fp16 emulation, the table lookup and the error's
-    sums then cost little more than one pass over the weight.
-    """
+    """Codes, the fp16 values they stand for, and the error's sums, in the weight's shape: the table
+    lookup and the sums are done on each chunk while it is in cache, for little more than the codes cost."""
     flat = w32.reshape(-1)
     codes = np.empty(flat.size, dtype=np.uint8)
     values = np.empty(flat.size, dtype=np.float16)
     table = params.table
     table32 = table.astype(np.float32)
-    lo, hi = np.float32(mn), np.float32(mx)
-    offset, scale = np.float32(params.offset), np.float32(params.scale)
     parts = []
-    with np.errstate(over="ignore", invalid="ignore"):  # a subnormal scale sends far codes to inf: clamped to 255
-        for start in range(0, flat.size, CHUNK):
-            part = slice(start, start + CHUNK)
-            _codes_chunk(flat[part], lo, hi, offset, scale, codes[part])
+    with np.errstate(over="ignore", invalid="ignore"):  # as in quantize_values
+        for part in _coded_chunks(flat, mn, mx, params, codes):
             np.take(table, codes[part], out=values[part])
             parts.append(ErrorSums.of_chunk(flat[part], table32[codes[part]]))
-    shape = w32.shape
-    return codes.reshape(shape), values.reshape(shape), ErrorSums.total(parts)
+    return codes.reshape(w32.shape), values.reshape(w32.shape), ErrorSums.total(parts)
+
+
+def _coded_chunks(flat: np.ndarray, mn: float, mx: float, params: GridParams, codes: np.ndarray) -> Iterator[slice]:
+    """Fill `codes` one cache-sized chunk at a time, yielding each chunk once its codes are in: the
+    dozen passes of fp16 emulation then cost little more than one."""
+    lo, hi = np.float32(mn), np.float32(mx)
+    offset, scale = np.float32(params.offset), np.float32(params.scale)
+    for start in range(0, flat.size, CHUNK):
+        part = slice(start, start + CHUNK)
+        _codes_chunk(flat[part], lo, hi, offset, scale, codes[part])
+        yield part
 
 
 def _codes_chunk(
