@@ -113,6 +113,23 @@ def test_the_fast_batchnorm_is_fp16_s_and_t_computed_by_hand():
     assert not np.isfinite(s_old).all()  # what the fast path held before: var 7e4 and 1e6 are 0x7fff (NaN) in fp16
 
 
+def overflow_warnings(gamma: list[float], var: list[float]) -> list[str]:
+    beta, mean = np.zeros(len(gamma), np.float32), np.ones(len(gamma), np.float32)
+    model = bn_alone(np.array(gamma, np.float32), beta, mean, np.array(var, np.float32))
+    warnings = compiler_of(model).compile(Settings()).warnings
+    return [w.message for w in warnings if w.code == "fp16_overflow"]
+
+
+def test_fp16_overflow_is_about_the_multiplier_and_addend_the_chip_stores():
+    assert overflow_warnings([1.0, 2.0], [1e6, 7e4]) == []  # the variances are never stored
+    assert overflow_warnings([1e5, 2.0], [1e6, 1.0]) == []  # s = 100: fine, though gamma is beyond fp16
+    assert overflow_warnings([1.0, 2.0], [1.0, 1e-12]) == []  # s = 2 / sqrt(1e-12 + 1e-3) = 63.2
+    assert overflow_warnings([1.0, 1e5], [1.0, 1.0]) == [
+        "g: the BatchNormalization's multiplier stored in its place reaches 99950, beyond ±65504 (the NPU reads inf or NaN)",
+        "b: the BatchNormalization's addend stored in its place reaches 99950, beyond ±65504 (the NPU reads inf or NaN)",
+    ]  # s = 1e5 / sqrt(1 + 1e-3) is not, nor t = 0 - 1 * s
+
+
 def test_the_simulation_graph_holds_s_and_t_in_the_parameters_places():
     """Names and places stay (SPEC section 6): scale holds s, bias t, mean 0, variance 1, epsilon 0."""
     gamma, beta = np.array([2.0, 0.5], np.float32), np.array([0.25, -1.0], np.float32)
