@@ -8,7 +8,8 @@ sha256, and each model inside against its own. Per model:
      independent finder here), and the simulation loads (npu-tui checks it with onnx.checker and
      onnxruntime before it reports success);
   2. with nothing quantized and fp16 activations off, the --sim model matches the float model with
-     its float constants stored as gxnpuc stores fp16 constants (built here with onnx, run with onnxruntime);
+     its float constants stored as gxnpuc stores fp16 constants, each BatchNormalization as the
+     multiplier and addend gxnpuc stores for it (built here with onnx, run with onnxruntime);
   3. eval --json with everything quantized: valid JSON, finite or null numbers;
   4. eval --sensitivity: the sweep finishes; its wall time and peak memory are in the table.
 A model that npu-tui should refuse (already quantized) passes when refused with exit status 2.
@@ -409,13 +410,55 @@ def expected_weights(onnx_model: onnx.ModelProto) -> set[str]:
     return names
 
 
+def _constant_arrays(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The graph's own float initializers and Constant-node values, by name."""
+    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.data_type in FLOATS}
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
+        if value is not None and value.data_type in FLOATS:
+            found[node.output[0]] = numpy_helper.to_array(value)
+    return found
+
+
+def chip_batchnorms(graph: onnx.GraphProto, outer: dict[str, np.ndarray]) -> None:
+    """Each BatchNormalization with constant parameters as the NPU runs it (NPU_ARITHMETIC.md section 3):
+    it reads new tensors s = gamma / sqrt(var + eps), t = beta - mean * s (float32), mean 0, variance 1,
+    with epsilon 0; the fp16 rounding after this stores s and t as gxnpuc does."""
+    from npu_tui.core.quant.fp16 import compiler_fp16
+
+    constants = {**outer, **_constant_arrays(graph)}
+    for number, node in enumerate(graph.node):
+        params = list(node.input[1:5])
+        if node.op_type != "BatchNormalization" or len(params) != 4 or not all(p in constants for p in params):
+            continue
+        gamma, beta, mean, var = (constants[p].astype(np.float32) for p in params)
+        epsilon = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        s = gamma / np.sqrt(var + np.float32(epsilon))
+        held = {"s": s, "t": beta - mean * s, "zero": np.zeros_like(s), "one": np.ones_like(s)}
+        dtype = constants[params[0]].dtype
+        if dtype == np.float16:  # fp16_constants leaves float16 tensors as they are: store these now
+            held = {k: compiler_fp16(v).astype(dtype) for k, v in held.items()}
+        names = [f"corpus_bn{number}.{key}" for key in held]
+        graph.initializer.extend(numpy_helper.from_array(v.astype(dtype), n) for n, v in zip(names, held.values()))
+        node.input[1:5] = names
+        kept = [a for a in node.attribute if a.name != "epsilon"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, onnx.helper.make_attribute("epsilon", 0.0)])
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                chip_batchnorms(sub, constants)
+
+
 def fp16_constants(onnx_model: onnx.ModelProto) -> onnx.ModelProto:
     """The float model with every float constant stored as gxnpuc stores an fp16 constant (its own
-    converter: ties away from zero, below 2^-15 flushed, 65536 and beyond 0x7fff; types unchanged)."""
+    converter: ties away from zero, below 2^-15 flushed, 65536 and beyond 0x7fff; types unchanged),
+    and every BatchNormalization as the multiplier and addend gxnpuc stores (chip_batchnorms)."""
     from npu_tui.core.quant.fp16 import compiler_fp16
 
     model = onnx.ModelProto()
     model.CopyFrom(onnx_model)
+    chip_batchnorms(model.graph, {})
 
     def round_tensor(tensor: onnx.TensorProto) -> None:
         if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):

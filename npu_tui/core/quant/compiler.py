@@ -13,14 +13,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from npu_tui.core.quant import memory
+from npu_tui.core.quant import batchnorm, memory
 from npu_tui.core.quant.gxnpuc import GxnpucQuant
 from npu_tui.core.quant.gxnpuc import quantize as gxnpuc_quantize
 from npu_tui.core.quant.layout import padded_size
 
 from ..errors import ModelError
 from ..model.inventory import BnSite, Inventory, Weight
-from .fp16 import FP16_MAX, FP16_MIN_NORMAL
+from .fp16 import FP16_MAX, FP16_MIN_NORMAL, compiler_fp16
 from .fusion import fuse_bn
 from .metrics import ErrorMetrics, error_metrics, tail_ratio
 from .plan import WeightPlan, plan_weights
@@ -251,9 +251,10 @@ class Compiler:
     def _constant_warnings(self, weights: set[str]) -> list[CompileWarning]:
         if self._constant_warning_list is not None:
             return self._constant_warning_list
-        warnings = []
+        held = batchnorm.stored_values(self.inventory)
+        warnings = _batchnorm_warnings(held)
         for name in self.inventory.stored:
-            if name in weights:
+            if name in weights or name in held:
                 continue
             values, original = self.fp16(name), self.inventory.arrays[name]
             if not np.isfinite(values).all() and np.isfinite(original).all():
@@ -265,9 +266,26 @@ class Compiler:
         return warnings
 
 
+def _batchnorm_warnings(held: dict[str, list[tuple[str, np.ndarray]]]) -> list[CompileWarning]:
+    """An unfolded BatchNormalization's multiplier or addend that fp16 cannot hold, under the scale's or the
+    bias's name (where gxnpuc stores it); its variance is never stored, so it never overflows."""
+    warnings = []
+    for name, stored in held.items():
+        for what, values in stored:
+            finite = values[np.isfinite(values)]
+            peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+            if not np.isfinite(compiler_fp16(values)).all():
+                shown = f"{peak:.6g}" if finite.size == values.size else "inf or NaN"
+                message = f"{name}: the BatchNormalization's {what} stored in its place reaches {shown}, beyond ±{FP16_MAX:g} (the NPU reads inf or NaN)"
+                warnings.append(CompileWarning("fp16_overflow", name, message))
+            lost = _all_flushed(name, peak)
+            warnings += [lost] if lost else []
+    return warnings
+
+
 def _all_flushed(name: str, peak: float) -> CompileWarning | None:
     """A constant whose every nonzero value fp16 rounds to 0 (an epsilon of 1e-10) is lost on the NPU."""
-    if 0 < peak and np.float16(peak) == 0:
+    if 0 < peak < FP16_MIN_NORMAL and np.float16(peak) == 0:
         return CompileWarning("fp16_underflow", name, f"{name}: its values (at most {peak:.3g}) all become 0 in fp16")
     return None
 

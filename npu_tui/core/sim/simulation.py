@@ -1,5 +1,6 @@
 """The NPU simulation model (SPEC section 6): every weight replaced in place by the value the NPU
-computes with, BatchNorm folded where FUSE_BN says so, and activations rounded to fp16 after each node."""
+computes with, BatchNorm folded where FUSE_BN says so and held as the NPU's multiplier and addend where it
+is not (unfolded_bn.py), and activations rounded to fp16 after each node."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..model.graph import constant_value, iter_graphs, iter_nodes, node_label, s
 from ..model.inventory import FLOAT_TYPES, BnSite, Inventory
 from ..model.onnx_writer import write_model
 from ..quant.compiler import Compilation, Compiler, WeightResult
+from .unfolded_bn import hold_batchnorms
 
 ROUNDED_SUFFIX = "__npu_f32"
 HALF_SUFFIX = "__npu_f16"
@@ -134,6 +136,7 @@ def build_simulation(compiler: Compiler, compilation: Compilation, fp16_activati
             twin_graph[id(producer.graph)].initializer.append(_empty_tensor(name, result.simulated.shape))
             _prune_dead(model.graph, {id(twin_node[id(r.node)]) for r in fold.nodes}, removed)
     _remove_nodes(model.graph, removed)
+    values.update(hold_batchnorms(inventory, model))
     arrays = _place_values(compiler, model, values)
     if fp16_activations:
         _round_activations(model)

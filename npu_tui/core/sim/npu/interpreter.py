@@ -19,11 +19,11 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import ModelError
+from ...quant.batchnorm import multiplier_addend
 from ...quant.fp16 import compiler_fp16
 from ...text import printable
 from . import arith, tables
 from .surprises import SWAPPED_OPS, Diagnostic, scalar_first_diagnostic, swaps
-from .weights import bn_scale_shift
 
 F16 = np.float16
 SELU_ALPHA = 1.6732632423543772
@@ -403,7 +403,7 @@ class _Interpreter:
     def _op_BatchNormalization(self, node: onnx.NodeProto) -> None:
         x = self._tensor(node, 0).data
         gamma, beta, mean, var = (self._const(node, i, "parameter") for i in range(1, 5))
-        scale, shift = bn_scale_shift(gamma, beta, mean, var, float(_attributes(node).get("epsilon", 1e-5)))
+        scale, shift = multiplier_addend(gamma, beta, mean, var, float(_attributes(node).get("epsilon", 1e-5)))
         shape = (1, 1, -1) + (1,) * (x.ndim - 3)
         self._set(node, _Tensor(arith.add(arith.mul(x, scale.reshape(shape)), shift.reshape(shape))))
 
