@@ -29,6 +29,7 @@ from .layer_view import LayerTable, LayerView
 from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, SweepProgress
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
+from .warnings_screen import WarningsScreen
 from .switches_screen import SwitchesScreen
 from .weight_table import WeightTable
 from .weight_tree import WeightTree
@@ -174,6 +175,14 @@ class WorkbenchScreen(Screen[None]):
             show=False,
             id="fix-pin",
             tooltip="pin the selected weight: the fix search never changes it (again: unpin)",
+        ),
+        Binding(
+            "W",
+            "warnings",
+            "Warnings",
+            show=False,
+            id="warnings",
+            tooltip="the model's warnings, whole: what the chip computes otherwise than float, what gxnpuc will refuse",
         ),
         Binding(
             "B",
@@ -599,6 +608,13 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(TabbedContent).active = "tab-weight"
         self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(WeightTree).focus()
+
+    def action_warnings(self) -> None:
+        chip, refused = self.workbench.chip_warnings, self.workbench.project.model_warnings
+        if not chip and not refused:
+            self.notify("no warnings: nothing in this graph the chip computes otherwise than float, nothing gxnpuc refuses", timeout=3)
+            return
+        self.app.push_screen(WarningsScreen(chip, refused))
 
     def action_histogram_log(self) -> None:
         view = self.query_one(HistogramView)
