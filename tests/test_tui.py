@@ -1222,6 +1222,16 @@ async def test_the_filter_keeps_the_tree_cursor_on_the_weight_the_keys_act_on(tm
         assert app.main_screen.selected == cursor_weight(app) == "output"
 
 
+async def test_the_tree_starts_with_its_cursor_on_the_selected_weight_inside_a_group(tmp_path):
+    names = [f"backbone/stage{s}/conv/weight" for s in range(3)]
+    app = make_app(long_named_chain(tmp_path, names), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.main_screen.selected == cursor_weight(app) == names[0]
+        await pilot.press("j")
+        assert app.main_screen.selected == cursor_weight(app) == names[1]
+
+
 async def test_a_tab_opened_with_the_mouse_shows_the_numbers_of_now(tmp_path):
     from npu_tui.tui.weight_table import WeightTable
 
