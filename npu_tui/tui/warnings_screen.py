@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -36,7 +36,10 @@ class WarningsScreen(ModalScreen[None]):
             yield Static(Text("Warnings (Esc closes)", style="bold underline"))
             for title, found in self.sections:
                 yield Static(Text(title, style="bold"))
-                yield Static(Text("\n".join(f"- {printable(w)}" for w in found)))  # plain text: never markup
+                for warning in found:  # a hanging bullet: where one warning ends and the next begins shows without colour
+                    with Horizontal(classes="warning"):
+                        yield Static("-", classes="bullet")
+                        yield Static(Text(printable(warning)), classes="warning-text")  # plain text: never markup
 
     def action_close(self) -> None:
         self.dismiss(None)
