@@ -2,7 +2,7 @@
 
 import numpy as np
 import yaml
-from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
+from modelkit import BASE_CONFIG, chip_warning_model, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
 from textual.widgets import TabbedContent
@@ -1252,28 +1252,6 @@ async def test_a_tab_opened_with_the_mouse_shows_the_numbers_of_now(tmp_path):
             lambda: any(table.get_row_at(i)[0].plain.startswith("q 39.8") for i in range(table.row_count)),
             message=lambda: "the table to show the undone exclude",
         )
-
-
-def chip_warning_model(tmp_path, with_softmax: bool = False):
-    """h = x @ w; y = 1 - h (a scalar-first Sub, named with markup) and h ** 2 (a Pow of a value that can be negative)."""
-    nodes = [
-        helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
-        helper.make_node("Sub", ["one", "h"], ["y"], name="[bold]gate[/bold]"),
-        helper.make_node("Pow", ["h", "two"], ["p"], name="square"),
-    ]
-    if with_softmax:
-        nodes.append(helper.make_node("Softmax", ["y"], ["s"], name="head"))
-    model = make_model(
-        nodes,
-        [value("x", [1, 3])],
-        [value("s" if with_softmax else "y", [1, 2]), value("p", [1, 2])],
-        [
-            tensor("fc.weight", np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)),
-            tensor("one", np.array(1.0, np.float32)),
-            tensor("two", np.array(2.0, np.float32)),
-        ],
-    )
-    return write_project(tmp_path, model, BASE_CONFIG)
 
 
 async def test_chip_warnings_are_in_the_summary_and_w_lists_them_whole(tmp_path):
