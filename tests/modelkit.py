@@ -122,3 +122,25 @@ def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
 
 
 TAIL_LAYERS = 16
+
+
+def chip_warning_model(folder: Path, with_softmax: bool = False) -> Path:
+    """h = x @ w; y = 1 - h (a scalar-first Sub, named with markup) and h ** 2 (a Pow of a value that can be negative)."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+        helper.make_node("Sub", ["one", "h"], ["y"], name="[bold]gate[/bold]"),
+        helper.make_node("Pow", ["h", "two"], ["p"], name="square"),
+    ]
+    if with_softmax:
+        nodes.append(helper.make_node("Softmax", ["y"], ["s"], name="head"))
+    model = make_model(
+        nodes,
+        [value("x", [1, 3])],
+        [value("s" if with_softmax else "y", [1, 2]), value("p", [1, 2])],
+        [
+            tensor("fc.weight", np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)),
+            tensor("one", np.array(1.0, np.float32)),
+            tensor("two", np.array(2.0, np.float32)),
+        ],
+    )
+    return write_project(folder, model, BASE_CONFIG)

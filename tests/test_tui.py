@@ -2,7 +2,7 @@
 
 import numpy as np
 import yaml
-from modelkit import BASE_CONFIG, make_model, named_matmul, tensor, value, write_project
+from modelkit import BASE_CONFIG, chip_warning_model, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
 from textual.widgets import TabbedContent
@@ -1188,3 +1188,133 @@ async def test_an_onnx_softmax_is_a_warning_in_the_messages(tmp_path):
         await pilot.pause()
         said = [m for _, severity, m in app.messages if severity == "warning" and "once it is a TensorFlow graph" in m]
         assert len(said) == 1 and "node 'head' (Softmax): Softmax is not an op GRUS runs" in said[0]
+
+
+def cursor_weight(app) -> str | None:
+    node = app.main(WeightTree).cursor_node
+    return node.data if node is not None else None
+
+
+async def test_the_filter_keeps_the_tree_cursor_on_the_weight_the_keys_act_on(tmp_path):
+    """x acts on the selected weight: whatever the filter shows, it is the one under the tree's cursor."""
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("j", "j", "j")
+        assert app.main_screen.selected == cursor_weight(app) == "output"
+        await pilot.press("slash", "t", "d", "enter")  # "output" is filtered out: the cursor's weight is selected
+        assert set(app.main(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine"}
+        assert app.main_screen.selected == cursor_weight(app) == "tdnn1.affine"
+        await pilot.press("j", "x")
+        assert app.workbench.settings.exclude == ("tdnn2.affine",)
+        assert str(app.main(WeightTree).leaves["tdnn2.affine"].label).startswith("x ")
+        await pilot.press("escape")  # the filter cleared: the cursor stays on the weight
+        await pilot.pause()
+        assert len(app.main(WeightTree).leaves) == 4
+        assert app.main_screen.selected == cursor_weight(app) == "tdnn2.affine"
+        assert str(app.main(WeightTree).leaves["tdnn2.affine"].label).startswith("x ")
+        await pilot.press("slash", "o", "u", "t", "enter", "u")  # undo under a filter relabels what it shows
+        assert app.workbench.settings.exclude == ()
+        assert app.main_screen.selected == cursor_weight(app) == "output"
+        await pilot.press("R")  # a reload clears the filter and keeps the selection on the cursor
+        await pilot.pause()
+        assert len(app.main(WeightTree).leaves) == 4 and app.main("#filter").value == ""
+        assert app.main_screen.selected == cursor_weight(app) == "output"
+
+
+async def test_the_tree_starts_with_its_cursor_on_the_selected_weight_inside_a_group(tmp_path):
+    names = [f"backbone/stage{s}/conv/weight" for s in range(3)]
+    app = make_app(long_named_chain(tmp_path, names), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.main_screen.selected == cursor_weight(app) == names[0]
+        await pilot.press("j")
+        assert app.main_screen.selected == cursor_weight(app) == names[1]
+
+
+async def test_a_tab_opened_with_the_mouse_shows_the_numbers_of_now(tmp_path):
+    from npu_tui.tui.weight_table import WeightTable
+
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("x")  # tdnn1.affine
+        await pilot.click("#--content-tab-tab-table")
+        table = app.main(WeightTable)
+        await until(pilot, lambda: table.row_count == 4, message=lambda: f"the table's rows (now {table.row_count})")
+        marks = {table.get_row_at(i)[4].plain: table.get_row_at(i)[0].plain for i in range(4)}
+        assert marks["tdnn1.affine"].startswith("x ")
+        await pilot.click("#--content-tab-tab-weight")
+        await pilot.press("u")
+        await pilot.click("#--content-tab-tab-table")
+        await until(
+            pilot,
+            lambda: any(table.get_row_at(i)[0].plain.startswith("q 39.8") for i in range(table.row_count)),
+            message=lambda: "the table to show the undone exclude",
+        )
+
+
+async def test_chip_warnings_are_in_the_summary_and_w_lists_them_whole(tmp_path):
+    from npu_tui.tui.warnings_screen import WarningsScreen
+
+    app = make_app(chip_warning_model(tmp_path, with_softmax=True), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        summary = app.main(ModelSummary)
+        assert summary.region.height == 3  # a line of its own: the numbers' two lines stay whole
+        last = shown(summary).splitlines()[-1]
+        assert last.startswith("3 warnings (W): Sub '[bold]gate[/bold]': c - x")  # literal, never markup
+        assert "[bold]gate[/bold]" in app.export_screenshot().replace("&#160;", " ")
+        await pilot.press("x")  # an edit: the warnings line stays (stale numbers never push it off)
+        await pilot.pause()
+        assert shown(summary).splitlines()[-1].startswith("3 warnings (W)")
+        await pilot.press("W")
+        assert isinstance(app.screen, WarningsScreen)
+        await pilot.pause()
+        text = " ".join(shown(s) for s in app.screen.query("Static"))
+        assert "Sub '[bold]gate[/bold]': c - x with the scalar constant c = 1 first; gxnpuc compiles it as x - c" in text
+        assert "Pow 'square': the chip computes x^c as exp(ln(x) * c) (c = 2), which is NaN wherever x < 0" in text
+        assert "node 'head' (Softmax): Softmax is not an op GRUS runs" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, WarningsScreen)
+
+
+async def test_a_model_without_chip_warnings_keeps_a_two_line_summary_and_w_says_so(tmp_path):
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.main(ModelSummary).region.height == 2 and "warning" not in shown(app.main(ModelSummary))
+        await pilot.press("W")
+        await pilot.pause()
+        assert any("no warnings" in m for _, _, m in app.messages)
+
+
+async def test_the_stale_summary_keeps_its_byte_line_at_80_columns(tmp_path):
+    """After an edit the model numbers are stale: the line saying so fits, the sizes the edit changed stay."""
+    app = make_app(copy_sample("kws_tdnn", tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        screen = app.export_screenshot().replace("&#160;", " ")
+        assert "(stale: ctrl+r)" in screen and "NPU 19,850 B of fp16" in screen
+
+
+async def test_the_histogram_says_why_a_one_input_channel_kernel_is_fp16_whole(tmp_path):
+    from npu_tui.tui.labels import why_fp16
+
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "conv.weight"], ["y"], name="conv")],
+        [value("x", ["n", 1, 6, 6])],
+        [value("y", ["n", 4, 4, 4])],
+        [tensor("conv.weight", rng.normal(size=(4, 1, 3, 3)).astype(np.float32))],
+    )
+    app = make_app(write_project(tmp_path, model, BASE_CONFIG), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await drawn(pilot, app)
+        why = why_fp16(app.workbench.result("conv.weight"))
+        assert "one input channel" in why or "1 input channel" in why
+        lines = [line.strip() for line in app.main(HistogramView).render().plain.splitlines()]
+        assert why in lines and not any("…" in line for line in lines)

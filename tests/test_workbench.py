@@ -188,3 +188,17 @@ def test_the_switches_set_only_what_the_dialog_chose(bench):
     bench.set_switches({"fuse_bn": not before.fuse_bn})
     assert bench.settings.fuse_bn != before.fuse_bn and bench.settings.compress == before.compress
     assert bench.undo() and bench.settings == before
+
+
+def test_chip_warnings_come_from_the_graph_then_from_the_last_test(tmp_path):
+    """Without data the graph's (as compile prints them); a test adds only what it found besides, once."""
+    from modelkit import chip_warning_model
+
+    from npu_tui.core.workbench import Evaluation
+
+    bench = Workbench(open_project(chip_warning_model(tmp_path)))
+    graph = bench.chip_warnings
+    assert [w.split(" ", 2)[:2] for w in graph] == [["Sub", "'[bold]gate[/bold]':"], ["Pow", "'square':"]]
+    bench.evaluation = Evaluation(1, None, None, None, [], chip_warnings=[graph[0], "Div 'd': found by the run"])
+    bench.evaluation.fp16_issue = "fp16 overflow on the chip: MatMul 'fc': the fp16 accumulation overflows"
+    assert bench.chip_warnings == [*graph, "Div 'd': found by the run", bench.evaluation.fp16_issue]

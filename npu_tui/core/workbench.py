@@ -22,6 +22,7 @@ from .safe_files import atomic_write
 from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
 from .sim.evaluate import Evaluation, Evaluator, Layer
+from .sim.npu.surprises import scalar_first
 from .sim.sensitivity import Cancelled, Sensitivity
 from .triage.fix import FixResult, Search, Target, Visit
 from .triage.report import ACTION_SHORT, short_metric_text, switch_words
@@ -103,6 +104,8 @@ class Workbench:
         self.fix_forbidden: frozenset[str] = frozenset()  # nor excludes these
         self.layers_settings: Settings | None = None
         self.layer_samples = 0  # the layer numbers come from the first samples that fit their memory budget
+        inventory = project.inventory
+        self.graph_chip_warnings = [d.message for d in scalar_first(inventory.model, inventory.arrays)]  # as compile says them
 
     # -- state
 
@@ -124,6 +127,19 @@ class Workbench:
         if self.stale or ev is None or ev.accuracy_float is None or ev.accuracy_npu is None:
             return True
         return ev.accuracy_npu < ev.accuracy_float
+
+    @property
+    def chip_warnings(self) -> list[str]:
+        """What the chip computes otherwise than the float model, as compile and eval warn of it: from the
+        graph (a scalar-first Sub/Div, a Pow of a value that can be negative), then what the last test
+        found besides (an fp16 overflow on the chip). Plain text; names from the model made printable."""
+        found = list(self.graph_chip_warnings)
+        ev = self.evaluation
+        if ev is not None:
+            found += [w for w in ev.chip_warnings if w not in found]
+            if ev.fp16_issue and ev.fp16_issue not in found:
+                found.append(ev.fp16_issue)
+        return found
 
     def worst_weight(self) -> str | None:
         """The quantized weight that hurts most by the current numbers: the lowest alone SQNR when the sweep

@@ -25,6 +25,7 @@ from .histogram_view import HistogramView
 from .layer_view import LayerChart, LayerTable
 from .messages_screen import MessagesScreen
 from .summary import ModelSummary
+from .warnings_screen import WarningsScreen
 from .weight_table import WeightTable
 from .weight_tree import WeightTree
 from .workbench_screen import WorkbenchScreen
@@ -93,6 +94,7 @@ class NpuTuiApp(App[None]):
                 FixPlot,
                 ModelSummary,
                 MessagesScreen,
+                WarningsScreen,
             )
         ]
         self.push_screen(HelpScreen(keys, panels, NUMBERS))

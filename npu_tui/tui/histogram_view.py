@@ -121,5 +121,13 @@ class HistogramView(PlotextPlot):
         plt.title(shorten_middle(printable(result.weight.name), room) + note)
         why = why_fp16(result)
         if why:  # under the axis: the title has no room for it at 80 columns
-            plt.xlabel(shorten_middle(why, max(self.size.width - TITLE_MARGIN, 8)))
+            plt.xlabel(fit_words(why, max(self.size.width - TITLE_MARGIN, 8)))
         self.refresh()
+
+
+def fit_words(text: str, width: int) -> str:
+    """Our own words (not a name) cut to `width` at a word's end, so what is left reads as words."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0].rstrip(",:;")
+    return cut + "…"

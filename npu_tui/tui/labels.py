@@ -25,8 +25,8 @@ WHY_FP16 = {
     Reason.CONV2D_COMPRESS_OFF: "fp16: CONV2D_COMPRESS is off",
     Reason.EXCLUDED: "fp16: excluded",
     Reason.DEPTHWISE_NEVER_COMPRESSED: "fp16: depthwise, never compressed",
-    Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED: "fp16: one input channel, never compressed",
-}
+    Reason.ONE_INPUT_CHANNEL_NEVER_COMPRESSED: "fp16: 1 input channel, never compressed",
+}  # each fits under the histogram at 80 columns (40 cells): read whole, never cut
 MIN_NAME = 8
 TREE_NAME_WIDTH = 48  # without a known width; the full name is in the details and the tooltip
 LEGEND = "q quantized   c quantized over a WEIGHT_MIN_MAX range   x excluded   - fp16 (its class is off)   n fp16 always (depthwise or one input channel: gxnpuc never compresses it)   * changed by the last fix   a: alone = output SQNR with only this weight quantized (a~ from other settings: ctrl+r)   ! under 20 dB"

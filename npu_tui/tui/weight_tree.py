@@ -140,8 +140,11 @@ class WeightTree(Tree[str]):
         self.tooltip = plain(event.node.data) if event.node.data is not None else None
 
     def select_weight(self, name: str) -> None:
+        """The cursor on the weight at once, also in a tree just built: its lines, and so the node's line,
+        are laid out on first use, which reading `last_line` is (else the cursor lands on the first line)."""
         node = self.leaves.get(name)
-        if node is not None:
+        laid_out = self.last_line >= 0
+        if node is not None and laid_out:
             self.move_cursor(node)
 
     def action_fold(self) -> None:

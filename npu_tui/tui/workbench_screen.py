@@ -30,6 +30,7 @@ from .messages import EvaluationDone, LayersDone, RunFinished, RunMessage, Sweep
 from .min_max_screen import MinMaxScreen
 from .summary import ModelSummary
 from .switches_screen import SwitchesScreen
+from .warnings_screen import WarningsScreen
 from .weight_table import WeightTable
 from .weight_tree import WeightTree
 
@@ -176,6 +177,14 @@ class WorkbenchScreen(Screen[None]):
             tooltip="pin the selected weight: the fix search never changes it (again: unpin)",
         ),
         Binding(
+            "W",
+            "warnings",
+            "Warnings",
+            show=False,
+            id="warnings",
+            tooltip="the model's warnings, whole: what the chip computes otherwise than float, what gxnpuc will refuse",
+        ),
+        Binding(
             "B",
             "fix_forbid",
             "No exclude",
@@ -185,15 +194,20 @@ class WorkbenchScreen(Screen[None]):
         ),
     ]
 
-    # What the screen shows besides the workbench: the weight in the Weight tab, the run in the summary.
-    # Setting one redraws what shows it (always: the workbench under it may have changed meanwhile).
+    # What the screen shows besides the workbench: the weight in the Weight tab, the run in the summary,
+    # the filter's text (the tree holds the weights it matches), and `revision`, the count of the workbench's
+    # changes: every edit, undo, accepted fix, test, reload and save adds one. Setting one redraws what
+    # shows it, once (always: the workbench under it may have changed meanwhile); no path redraws by hand.
     selected: var[str | None] = var(None, init=False, always_update=True)
     running: var[str | None] = var(None, init=False, always_update=True)
+    name_filter: var[str] = var("", init=False, always_update=True)
+    revision: var[int] = var(0, init=False)
 
     def __init__(self) -> None:
         super().__init__()
         self.evaluation_worker: Worker[None] | None = None
         self.histograms: dict[tuple[str, bool], Histogram] = {}
+        self.table_drawn: tuple[str, int, str | None] | None = None  # (tab, revision, selection) the open table shows
 
     @property
     def npu(self) -> NpuTuiApp:
@@ -231,20 +245,42 @@ class WorkbenchScreen(Screen[None]):
             self.call_after_refresh(self.action_evaluate)  # the first screen before onnxruntime loads
 
     def _show_workbench(self) -> None:
-        """The tree built for the app's workbench, the selection on it: at start and after R."""
+        """The tree of every weight for the app's workbench, the selection on it: at start and after R."""
         workbench = self.workbench
         self.app.sub_title = printable(str(workbench.project.config.path))
-        names = [w.name for w in workbench.project.inventory.weights]
-        if self.selected not in names:
-            self.selected = names[0] if names else None
+        if self.selected not in workbench.compilation.results:  # another model since
+            self.selected = None
+        self.name_filter = ""
+        self.query_one(WeightTree).focus()
+        self.revision += 1
+
+    def watch_selected(self) -> None:
+        self.refresh_selected()
+
+    def watch_running(self) -> None:
+        self.show_summary()
+
+    def watch_name_filter(self) -> None:
+        """The tree holds the weights the filter matches, its cursor on the selected one: when the filter
+        hides that, on the first match, which becomes the selection (x, m, r act on what the cursor shows)."""
+        workbench = self.workbench
+        names = workbench.matching(self.name_filter)
         tree = self.query_one(WeightTree)
-        tree.build(workbench.compilation, names, workbench.sensitivity)
+        tree.build(
+            workbench.compilation,
+            names,
+            workbench.sensitivity,
+            frozenset(workbench.fix_notes),
+            workbench.sensitivity_stale,
+            workbench.alarms,
+        )
+        if names and self.selected not in names:
+            self.selected = names[0]
         if self.selected is not None:
             tree.select_weight(self.selected)
-        tree.focus()
-        self.refresh_all()
 
-    def refresh_all(self) -> None:
+    def watch_revision(self) -> None:
+        """The workbench changed: the tree's labels, the selected weight, the open table and the summary."""
         workbench = self.workbench
         self.query_one(WeightTree).relabel(
             workbench.compilation,
@@ -255,12 +291,6 @@ class WorkbenchScreen(Screen[None]):
         )
         self.refresh_selected()
         self.refill_table()
-        self.show_summary()
-
-    def watch_selected(self) -> None:
-        self.refresh_selected()
-
-    def watch_running(self) -> None:
         self.show_summary()
 
     def show_summary(self) -> None:
@@ -292,8 +322,13 @@ class WorkbenchScreen(Screen[None]):
         return "; ".join(notes) or None
 
     def refill_table(self) -> None:
-        """The tables are filled when shown: 2,000 rows need not follow every keystroke."""
+        """The tables are filled when shown: 2,000 rows need not follow every keystroke. A table that
+        shows this revision and selection already is left alone (its cursor where the user put it)."""
         active = self.query_one(TabbedContent).active
+        drawn = (active, self.revision, self.selected)
+        if drawn == self.table_drawn:
+            return
+        self.table_drawn = drawn
         if active == "tab-table":
             workbench = self.workbench
             self.query_one(WeightTable).fill(
@@ -306,9 +341,10 @@ class WorkbenchScreen(Screen[None]):
                 workbench.layers, workbench.layers_stale, workbench.layer_samples, samples, workbench.alarms
             )
 
-    def changed(self) -> None:
-        """After an edit: this weight's numbers now, the model's marked stale until ctrl+r."""
-        self.refresh_all()
+    @on(TabbedContent.TabActivated)
+    def tab_shown(self) -> None:
+        """However a tab came to the front (t, d, Esc, a click), its table shows the numbers of now."""
+        self.refill_table()
 
     # -- selection
 
@@ -344,13 +380,14 @@ class WorkbenchScreen(Screen[None]):
         return self.selected
 
     def _edit(self, change: Callable[..., object], *args: object) -> None:
-        """Apply one workbench change; a change the model cannot take is a notification, not a crash."""
+        """Apply one workbench change (this weight's numbers now, the model's stale until ctrl+r); a change
+        the model cannot take is a notification, not a crash."""
         try:
             change(*args)
         except UserError as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return
-        self.changed()
+        self.revision += 1
 
     def action_toggle_exclude(self) -> None:
         if (name := self._need_weight()) is not None:
@@ -452,7 +489,7 @@ class WorkbenchScreen(Screen[None]):
         """The model-level numbers are in; the sensitivity sweep goes on."""
         if self._current(message):
             self.running = "sensitivity..."
-            self.refresh_all()
+            self.revision += 1
             evaluation = self.workbench.evaluation
             if evaluation is not None and evaluation.simulation_note:  # the summary says "fast"; this says why
                 self.npu.notify(
@@ -462,7 +499,7 @@ class WorkbenchScreen(Screen[None]):
 
     def on_layers_done(self, message: LayersDone) -> None:
         if self._current(message):
-            self.refill_table()
+            self.revision += 1
 
     def on_sweep_progress(self, message: SweepProgress) -> None:
         if self._current(message):
@@ -475,7 +512,7 @@ class WorkbenchScreen(Screen[None]):
         self.evaluation_worker = None
         if message.text:
             self.npu.notify(message.text, severity=message.severity or "information")
-        self.refresh_all()
+        self.revision += 1
 
     # -- filter, tabs, escape
 
@@ -487,16 +524,8 @@ class WorkbenchScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        workbench = self.workbench
-        names = workbench.matching(event.value)
-        self.query_one(WeightTree).build(
-            workbench.compilation,
-            names,
-            workbench.sensitivity,
-            frozenset(workbench.fix_notes),
-            workbench.sensitivity_stale,
-            workbench.alarms,
-        )
+        if event.value != self.name_filter:  # not the echo of a box Esc or R cleared
+            self.name_filter = event.value
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
@@ -512,6 +541,7 @@ class WorkbenchScreen(Screen[None]):
             box.value = ""
             box.remove_class("shown")
             box.disabled = True  # a hidden box must never take keys
+            self.name_filter = ""
             self.query_one(WeightTree).focus()
             return
         tabs = self.query_one(TabbedContent)
@@ -525,7 +555,7 @@ class WorkbenchScreen(Screen[None]):
         view = self.query_one(LayerView)
         if tabs.active != "tab-layers":
             tabs.active = "tab-layers"
-            self.refill_table()
+            self.refill_table()  # now, before the jump to the weight's layer
         if self.workbench.layers is None:
             self.notify("no layer numbers yet: they come with the test (ctrl+r)", timeout=3)
         elif self.selected is not None and not view.show_weight(self.selected):
@@ -555,7 +585,7 @@ class WorkbenchScreen(Screen[None]):
             return
         marked = toggle(name)
         self.notify(f"{name}: {word if marked else 'no longer ' + word} for the fix search", timeout=3)
-        self.refresh_selected()
+        self.revision += 1
 
     def action_fix_pin(self) -> None:
         self._toggle_mark(self.workbench.toggle_pin, "pinned")
@@ -564,7 +594,7 @@ class WorkbenchScreen(Screen[None]):
         self._toggle_mark(self.workbench.toggle_forbid, "never excluded")
 
     def _step_match(self, step: int) -> None:
-        text = self.query_one("#filter", Input).value
+        text = self.name_filter
         names = self.workbench.matching(text)
         if not text or not names:
             self.notify("no filter: / filters the weights by name, then n and N step through them", timeout=3)
@@ -600,6 +630,15 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(WeightTree).select_weight(self.selected)
         self.query_one(WeightTree).focus()
 
+    def action_warnings(self) -> None:
+        chip, refused = self.workbench.chip_warnings, self.workbench.project.model_warnings
+        if not chip and not refused:
+            self.notify(
+                "no warnings: nothing in this graph the chip computes otherwise than float, nothing gxnpuc refuses", timeout=3
+            )
+            return
+        self.app.push_screen(WarningsScreen(chip, refused))
+
     def action_histogram_log(self) -> None:
         view = self.query_one(HistogramView)
         view.action_toggle_log()
@@ -618,7 +657,7 @@ class WorkbenchScreen(Screen[None]):
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-table" if tabs.active == "tab-weight" else "tab-weight"
         if tabs.active == "tab-table":
-            self.refill_table()
+            self.refill_table()  # now, before the keys that follow move its cursor
             self.query_one(WeightTable).focus()
         else:
             self.query_one(WeightTree).focus()
@@ -687,6 +726,6 @@ class WorkbenchScreen(Screen[None]):
                 self.notify(str(exc), severity="error")
                 return
             self.notify(f"saved {self.workbench.project.config.path} (previous kept as {backup.name})")
-            self.refresh_all()
+            self.revision += 1
 
         self.app.push_screen(ConfirmScreen(f"Write these changes to {self.workbench.project.config.path}?", diff), write)
