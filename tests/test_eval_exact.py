@@ -234,3 +234,18 @@ def test_a_pow_of_a_value_that_can_be_negative_is_a_chip_warning(tmp_path):
     assert said == [
         "warning: Pow 'square': the chip computes x^c as exp(ln(x) * c) (c = 2), which is NaN wherever x < 0; for c = 2 write x * x"
     ]
+
+
+def test_eval_says_every_warning_compile_says_in_both_simulations(tmp_path):
+    """The exact run finds a scalar-first Sub itself but not a Pow's negative base: eval still lists both,
+    as compile does, whichever simulation measured."""
+    from modelkit import chip_warning_model
+
+    config = chip_warning_model(tmp_path)
+    compiled = [line for line in npu_tui("compile", str(config)).stdout.splitlines() if line.startswith("warning: ")]
+    assert [w.split(":")[1] for w in compiled] == [" Sub '[bold]gate[/bold]'", " Pow 'square'"]
+    for extra in ((), ("--no-fp16-activations",)):
+        result = npu_tui("eval", str(config), *extra)
+        assert result.returncode == 0, result.stderr
+        assert ("exact" if not extra else "fast") in result.stdout
+        assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == compiled

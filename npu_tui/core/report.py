@@ -10,7 +10,7 @@ import numpy as np
 from .config.project import Project
 from .kinds import WeightKind
 from .quant.compiler import Compilation, WeightResult
-from .sim.npu.surprises import scalar_first
+from .sim.npu.surprises import graph_surprises
 from .text import printable
 
 
@@ -81,7 +81,7 @@ def compilation_json(project: Project, compilation: Compilation) -> dict[str, An
         "warnings": [{"code": w.code, "weight": w.weight, "message": w.message} for w in compilation.warnings]
         + [
             {"code": "scalar_first", "weight": None, "message": d.message}
-            for d in scalar_first(project.inventory.model, project.inventory.arrays)
+            for d in graph_surprises(project.inventory.model, project.inventory.arrays)
         ],
     }
 
@@ -106,7 +106,7 @@ def summary_lines(project: Project, compilation: Compilation) -> list[str]:
     if worst:
         lines.append("lowest SQNR: " + ", ".join(f"{printable(r.weight.name)} {r.errors.sqnr_db:.1f} dB" for r in worst))
     lines.extend(f"warning: {printable(w.message)}" for w in compilation.warnings)
-    lines.extend(f"warning: {printable(d.message)}" for d in scalar_first(project.inventory.model, project.inventory.arrays))
+    lines.extend(f"warning: {printable(d.message)}" for d in graph_surprises(project.inventory.model, project.inventory.arrays))
     return lines
 
 

@@ -22,7 +22,7 @@ from .safe_files import atomic_write
 from .sim.analysis import Analysis
 from .sim.eval_data import EvalData
 from .sim.evaluate import Evaluation, Evaluator, Layer
-from .sim.npu.surprises import scalar_first
+from .sim.npu.surprises import graph_surprises
 from .sim.sensitivity import Cancelled, Sensitivity
 from .triage.fix import FixResult, Search, Target, Visit
 from .triage.report import ACTION_SHORT, short_metric_text, switch_words
@@ -105,7 +105,7 @@ class Workbench:
         self.layers_settings: Settings | None = None
         self.layer_samples = 0  # the layer numbers come from the first samples that fit their memory budget
         inventory = project.inventory
-        self.graph_chip_warnings = [d.message for d in scalar_first(inventory.model, inventory.arrays)]  # as compile says them
+        self.graph_chip_warnings = [d.message for d in graph_surprises(inventory.model, inventory.arrays)]  # as compile says them
 
     # -- state
 

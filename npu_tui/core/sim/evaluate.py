@@ -24,7 +24,7 @@ from ..text import one_line
 from .eval_data import EvalData
 from .npu.chip import ChipOutputs, chip_outputs
 from .npu.cost import exact_seconds
-from .npu.surprises import scalar_first
+from .npu.surprises import graph_surprises
 from .runtime import Batches, BoundSession, SessionFactory
 from .simulation import build_simulation, elem_types, npu_values, reference_model, structure, weight_feeds
 
@@ -183,7 +183,7 @@ class Evaluator:
         self._layer_names: list[tuple[str, str, str]] | None = None
         self._user_model_runs: bool | None = None
         self._exact_refusal: dict[tuple, str | None] = {}
-        self._scalar_first: list[str] | None = None
+        self._graph_warnings: list[str] | None = None
         self.lock = threading.RLock()
 
     # -- sessions and runs
@@ -332,13 +332,11 @@ class Evaluator:
             npu = self.run_npu(compilation, fp16_activations)
         evaluation = self.measure(npu)
         evaluation.simulation, evaluation.simulation_note = (EXACT if chip is not None else FAST), note
-        if chip is not None:
-            evaluation.chip_warnings = [d.message for d in chip.diagnostics if d.kind == "scalar_first"]
-        else:
-            if self._scalar_first is None:  # from the graph alone: once
-                inventory = self.compiler.inventory
-                self._scalar_first = [d.message for d in scalar_first(inventory.model, inventory.arrays)]
-            evaluation.chip_warnings = list(self._scalar_first)
+        if self._graph_warnings is None:  # from the graph alone: once, what compile says too
+            inventory = self.compiler.inventory
+            self._graph_warnings = [d.message for d in graph_surprises(inventory.model, inventory.arrays)]
+        found = [d.message for d in chip.diagnostics if d.kind == "scalar_first"] if chip is not None else []
+        evaluation.chip_warnings = self._graph_warnings + [m for m in dict.fromkeys(found) if m not in self._graph_warnings]
         evaluation.range_trouble = _range_trouble(reference, npu, self.outputs)
         overflow = (
             next((d.message for d in chip.diagnostics if d.kind in ("chain_overflow", "input_overflow")), None) if chip else None

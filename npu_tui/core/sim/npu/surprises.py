@@ -66,9 +66,10 @@ def scalar_first_diagnostic(node: onnx.NodeProto, constant: float) -> Diagnostic
     )
 
 
-def scalar_first(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray] | None = None) -> list[Diagnostic]:
-    """Every main-graph Sub/Div whose first operand is a one-element constant (an initializer or a Constant
-    node) and whose second varies per sample, in graph order. `arrays`: constants' values by name, for a
+def graph_surprises(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray] | None = None) -> list[Diagnostic]:
+    """What the chip computes otherwise, seen in the graph alone: every main-graph Sub/Div whose first operand
+    is a one-element constant (an initializer or a Constant node) and whose second varies per sample, and
+    every Pow of a value that varies, in graph order. `arrays`: constants' values by name, for a
     model skeleton whose tensors hold no data (the inventory's)."""
     arrays = arrays or {}
     graph = model.graph
