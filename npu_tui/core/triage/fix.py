@@ -325,8 +325,13 @@ class Search:
         )
 
     def exact(self, settings: Settings) -> Evaluation:
-        """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one)."""
+        """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one).
+        Where the exact simulation will not run, the fast numbers the search already has, saying why:
+        the same numbers a second fast run would give."""
         compilation = self.project.compile(settings)
+        refusal = self.analysis.evaluator.exact_refusal(compilation) if settings.fp16_activations else None
+        if refusal is not None:
+            return replace(self.evaluate(settings)[0], simulation_note=refusal)
         return self.analysis.evaluate(compilation, settings.fp16_activations, exact=True)
 
     def localize(self, start: Settings) -> list[dict]:
