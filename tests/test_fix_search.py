@@ -207,9 +207,14 @@ def test_where_the_exact_simulation_will_not_run_fix_reports_the_search_s_fast_n
     project, shared = kws
     monkeypatch.setattr(evaluate, "EXACT_SECONDS", 0.0)  # refused by the element-count estimate, not a clock
     analysis = Analysis(Evaluator(project.compiler, shared.evaluator.data, project.config.output_names))
-    runs = []
+    runs: list[int] = []
     run_npu = analysis.evaluator.run_npu
-    monkeypatch.setattr(analysis.evaluator, "run_npu", lambda *args, **kwargs: runs.append(1) or run_npu(*args, **kwargs))
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return run_npu(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.evaluator, "run_npu", counted)
     search = Search(project, analysis, Target(TargetKind.MAX_DROP, 1.0))
     result = search.run(project.config.settings)
     assert result.met and result.simulation == "fast" and "an exact run would take about" in (result.simulation_note or "")
