@@ -85,20 +85,21 @@ def _chains(xs: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndar
     whose fp16 conversion is done in software and made this loop 10-20x slower."""
     chains, length, width = ws.shape
     out = np.empty((xs.shape[0], width), dtype=F32)
-    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))  # [L, M, N]: term k of every chain, contiguous
+    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]  # [L, M, N, 1]: term k of every chain
     chunk = max(1, CHUNK_ELEMENTS // max(chains * width, 1))
     step = _chain_step()
     for first in range(0, xs.shape[0], chunk):
-        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 0, 1))[..., None]  # [L, r, M, 1]
-        p = np.zeros((terms.shape[1], chains, width), dtype=F32)
+        # rows last ([L, M, 1, r], partial sums [M, N, r]): each product is a weight times a long row of inputs
+        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 1, 0))[:, :, None, :]
+        p = np.zeros((chains, width, terms.shape[-1]), dtype=F32)
         if start is not None:
-            p[:, 0, :] = start
+            p[0] = np.broadcast_to(start, (width,))[:, None]
         for k in range(length):
             p = step.run(None, {"p": p, "x": terms[k], "w": weights[k]})[0]  # h(P + h(x * w))
-        acc = np.ascontiguousarray(p[:, 0, :])
+        acc = p[0]
         for m in range(1, chains):
-            acc = step.run(None, {"p": acc, "x": _ONE, "w": np.ascontiguousarray(p[:, m, :])})[0]  # h(P_m + acc)
-        out[first : first + chunk] = acc
+            acc = step.run(None, {"p": acc, "x": _ONE, "w": p[m]})[0]  # h(P_m + acc)
+        out[first : first + chunk] = acc.T
     return out
 
 
