@@ -675,7 +675,9 @@ class Search:
 
     def choose(self, state: Settings, current: Evaluation, order: list[str]) -> Change | None:
         """Among the best-ranked weights' actions (a searched range for the first only: it costs a
-        dozen evaluations), the cheapest that meets the target; else the best gain per extra byte."""
+        dozen evaluations), the cheapest that meets the target; else the best gain per extra byte.
+        The actions are run cheapest first (bytes from the compile): once one meets, a dearer one
+        cannot be chosen and is not run."""
         base_score = self.target.score(current)
         base_bytes = self.evaluate(state)[1]
         options: list[tuple[FixAction, str, Settings, tuple[float, float] | None]] = []
@@ -685,19 +687,22 @@ class Search:
             ]
         meeting: list[tuple[int, list[float], int, Change]] = []
         improving: list[tuple[float, int, int, Change]] = []
-        for action, name, settings, rng in options:
-            npu_bytes = self.cost(settings)
+        priced = sorted((self.cost(option[2]), index) for index, option in enumerate(options))
+        for npu_bytes, index in priced:  # ties keep the rank order, which also breaks equal choices below
+            action, name, settings, rng = options[index]
             if not self.under_ceiling(npu_bytes):
                 continue
+            if meeting and npu_bytes > meeting[0][0]:
+                break
             evaluation, _ = self.evaluate(settings)
             change = self.change(action, name, rng, evaluation, npu_bytes, settings)
             score = self.target.score(evaluation)
             if self.target.met(evaluation):
-                meeting.append((npu_bytes, [-x for x in score], len(meeting), change))
+                meeting.append((npu_bytes, [-x for x in score], index, change))
             if score > base_score:
                 gain = score[0] - base_score[0] if score[0] != base_score[0] else (score[1] - base_score[1]) * 1e-3
                 per_byte = gain / max(npu_bytes - base_bytes, 1)
-                improving.append((-per_byte, npu_bytes, len(improving), change))
+                improving.append((-per_byte, npu_bytes, index, change))
         if meeting:
             return min(meeting)[-1]
         if improving:
