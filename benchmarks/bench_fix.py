@@ -8,10 +8,10 @@ The search must meet the target whenever either baseline does, with no more extr
 better of the two, and take at most 3x one sensitivity sweep: the whole wait of `fix` (its exact
 before/after measurement included, shown apart too) against one sweep, each from a fresh evaluator
 (its sessions and per-cut sessions built anew, as in a new process), sweep and fix taken in turns
-REPEATS times and the median of each compared (a sweep of a small model takes 10-30 ms, where one
-neighbour's burst on a shared machine moves a single measurement 3x); CPU time of this process
-beside it. Data: 4 seeded random samples per corpus model (benchmarks/realmodels.py, whose
-downloads it uses), the sample's own eval.npz. Bytes are `npu_tui.core.triage.fix.weight_memory`,
+REPEATS times (TINY_REPEATS when a sweep takes under TINY_SWEEP) and the median of each compared
+(a sweep of a small model takes 10-30 ms, where one neighbour's burst on a shared machine moves a
+single measurement 3-10x); CPU time of this process beside it. Data: 4 seeded random samples per
+corpus model (benchmarks/realmodels.py, whose downloads it uses), the sample's own eval.npz. Bytes are `npu_tui.core.triage.fix.weight_memory`,
 the figure the search itself pays.
 Usage: python benchmarks/bench_fix.py [--only SUBSTRING] [--repeats N]
 """
@@ -32,6 +32,7 @@ from realmodels import CORPUS, extract, write_config, write_data  # noqa: E402
 
 SAMPLES = 4
 REPEATS = 5
+TINY_SWEEP, TINY_REPEATS = 0.25, 15  # a sweep under 0.25 s: 15 turns
 SAMPLE_MODELS = Path(__file__).resolve().parent.parent / "sample_models"
 # (name, target kind, value); a name from the corpus, or a sample folder
 CASES = [
@@ -147,10 +148,14 @@ def main() -> None:
         b_met, b_bytes, b_count = (
             naive(project, analysis, target, replace(settings, fuse_bn=False)) if has_bn else (a_met, a_bytes, a_count)
         )
-        sweeps, fixes = [], []
-        for _ in range(max(1, args.repeats)):  # in turns: a neighbour's burst hits both alike
+        sweeps: list[tuple[float, float]] = []
+        fixes: list[tuple] = []
+        count = max(1, args.repeats)
+        while len(sweeps) < count:  # in turns: a neighbour's burst hits both alike
             sweeps.append(timed_sweep(project, data, settings))
             fixes.append(timed_fix(project, data, target, settings))
+            if min(s[0] for s in sweeps) < TINY_SWEEP:
+                count = max(count, TINY_REPEATS)
         result = fixes[0][0]
         assert all(f[0].after == result.after and f[0].evaluations == result.evaluations for f in fixes), (
             "fix is not deterministic"
