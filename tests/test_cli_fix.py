@@ -161,3 +161,36 @@ def test_a_metric_that_does_not_exist_is_null_in_json_and_none_in_text(tmp_path)
     text = npu_tui("fix", str(config), "--min-sqnr", "10")
     assert "SQNR none (the NPU output is not finite)" in text.stdout and "-100" not in text.stdout
     assert "why: not even nothing quantized" in text.stdout
+
+
+def test_a_config_the_fast_simulation_passes_and_the_chip_fails_is_not_met_and_says_so(tmp_path):
+    import re
+
+    import numpy as np
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+    from onnx import helper
+
+    # 5 - x @ w: gxnpuc compiles a scalar-first Sub as x @ w - 5 (tensor_scalar), the chip computes that
+    # (output SQNR -6 dB); the fast simulation computes the float model's order in fp16 and meets 20 dB
+    weight = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc"), helper.make_node("Sub", ["five", "y"], ["out"], name="sub")],
+        [value("x", ["n", 3])],
+        [value("out", ["n", 4])],
+        [tensor("w", weight), tensor("five", np.array(5.0, np.float32))],
+    )
+    config = write_project(tmp_path, model, BASE_CONFIG)
+    result = npu_tui("fix", str(config), "--min-sqnr", "20", "--json")
+    assert result.returncode == 3, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["met"] is False and doc["simulation"] == "exact" and doc["changes"] == []
+    assert doc["before"]["metric"] == doc["after"]["metric"] < 0
+    fast, exact = re.fullmatch(
+        r"the fast simulation the search ran meets it \((-?[\d.]+) dB\), the chip's exact arithmetic does not \((-?[\d.]+) dB\)",
+        doc["why"],
+    ).groups()
+    assert float(fast) >= 20 and float(exact) == pytest.approx(doc["after"]["metric"], abs=0.005)
+    text = npu_tui("fix", str(config), "--min-sqnr", "20")
+    assert text.returncode == 3
+    assert "target NOT met" in text.stdout and f"why: {doc['why']}" in text.stdout
+    assert "before and after from the exact simulation" in text.stdout

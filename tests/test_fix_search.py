@@ -193,3 +193,32 @@ def test_a_keep_bn_start_does_not_shadow_its_fuse_bn_false_row(tmp_path, monkeyp
     labels = [(item.label, item.ranked_at.key()) for item in search.starts(start, localization)]
     row = next(index for index, (label, _) in enumerate(labels) if label == "C1 C2D1 BN0")
     assert labels[row + 1] == ("keep BN of 1 conv(s)", unfolded.key())
+
+
+def test_where_the_exact_simulation_will_not_run_fix_reports_the_search_s_fast_numbers_without_running_them_again(
+    kws, monkeypatch
+):
+    """The before/after of a model the exact simulation refuses (here: as if too large) are the fast
+    evaluations the search already made, saying why they are not exact; no NPU run is repeated."""
+    from npu_tui.core.sim import evaluate
+    from npu_tui.core.sim.analysis import Analysis
+    from npu_tui.core.sim.evaluate import Evaluator
+
+    project, shared = kws
+    monkeypatch.setattr(evaluate, "EXACT_SECONDS", 0.0)  # refused by the element-count estimate, not a clock
+    analysis = Analysis(Evaluator(project.compiler, shared.evaluator.data, project.config.output_names))
+    runs: list[int] = []
+    run_npu = analysis.evaluator.run_npu
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return run_npu(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.evaluator, "run_npu", counted)
+    search = Search(project, analysis, Target(TargetKind.MAX_DROP, 1.0))
+    result = search.run(project.config.settings)
+    assert result.met and result.simulation == "fast" and "an exact run would take about" in (result.simulation_note or "")
+    assert len(runs) == result.evaluations
+    start = search.evaluate(project.config.settings)[0]
+    final = search.evaluate(result.settings)[0]
+    assert result.before[0] == search.target.measure(start) and result.after[0] == search.target.measure(final)

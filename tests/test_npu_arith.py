@@ -328,3 +328,23 @@ def test_a_dilated_conv_reads_its_taps_spread_out():
     )
     out = simulate_exact(m, {"x": x}, ["y"])["y"]
     assert out.ravel().tolist() == [0 + 20 + 400]  # taps at 0, 2, 4
+
+
+def test_a_chain_step_rounds_every_product_and_sum_of_fp16_values_as_ieee_binary16():
+    """The matmul/conv chains run each step in onnxruntime; every fp16 value (subnormals, ±0, inf,
+    NaN) times a few multipliers, and added to a few partial sums, gives numpy's IEEE binary16 result
+    bit for bit: ties to even, subnormals kept, overflow to inf at 65520."""
+    every = np.arange(1 << 16, dtype=np.uint16).view(F16).astype(np.float32)
+    xs = np.repeat(every, 8).reshape(-1, 8, 1)  # [R, L=8, 1]: one chain per row, eight terms
+    ws = np.array([1.0, -0.5, 3.0, 2.0**-10, -1.0, 0.75, 2049.0, -0.0], F16).astype(np.float32).reshape(1, 8, 1)
+    got = arith._chains(xs.transpose(0, 2, 1).reshape(-1, 1, 8), ws, None)[:, 0].astype(F16)
+    p = np.zeros(xs.shape[0], np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(8):
+            product = (xs[:, k, 0] * ws[0, k, 0]).astype(F16).astype(np.float32)
+            p = (p + product).astype(F16).astype(np.float32)
+    want = p.astype(F16)
+    same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
+    assert same.all(), f"{int((~same).sum())} of {same.size} chains differ, first at input {np.flatnonzero(~same)[0]}"
+    assert arith._chains(np.full((1, 1, 2), 65504, np.float32), np.full((1, 2, 1), 0.5, np.float32), None)[0, 0] == 65504
+    assert np.isinf(arith._chains(np.array([[[65504, 16]]], np.float32), np.ones((1, 2, 1), np.float32), None)[0, 0])

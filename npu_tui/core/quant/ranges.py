@@ -24,10 +24,15 @@ def bulk_range(w: np.ndarray) -> tuple[float, float]:
 def clip_range(w: np.ndarray, share: float) -> tuple[float, float]:
     """The range leaving `share` of the values outside, half at each end, with 0 kept inside (a range
     without 0 would be shifted by the nudge)."""
+    return clip_ranges(w, (share,))[0]
+
+
+def clip_ranges(w: np.ndarray, shares: tuple[float, ...]) -> list[tuple[float, float]]:
+    """`clip_range` for several shares from one partition of the values (each the same numbers)."""
     flat = w.reshape(-1)
     sample = flat[:: max(1, flat.size // QUANTILE_SAMPLE)]
-    lo, hi = np.quantile(sample, [share / 2, 1 - share / 2])
-    return min(float(lo), 0.0), max(float(hi), 0.0)
+    ends = np.quantile(sample, [q for share in shares for q in (share / 2, 1 - share / 2)])
+    return [(min(float(lo), 0.0), max(float(hi), 0.0)) for lo, hi in zip(ends[::2], ends[1::2])]
 
 
 def mse_optimal_range(w: np.ndarray) -> tuple[float, float]:

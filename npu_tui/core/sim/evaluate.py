@@ -345,13 +345,18 @@ class Evaluator:
             evaluation.fp16_issue = f"fp16 overflow on the chip: {overflow}"
         return evaluation
 
-    def run_exact(self, compilation: Compilation) -> tuple[ChipOutputs | None, str | None]:
-        """What the chip returns for every sample (core/sim/npu), or None and why not: an op or a form
-        the exact interpreter does not run, or a run estimated beyond EXACT_SECONDS."""
+    def exact_refusal(self, compilation: Compilation) -> str | None:
+        """Why the exact simulation will not run this compilation's graph (an op or a form the
+        interpreter does not run, or a run estimated beyond EXACT_SECONDS), or None; estimated once per
+        graph structure. Asked before an exact evaluation, it lets a caller holding the fast numbers
+        of the same compilation use them instead of running the fast simulation again."""
         key = structure(compilation)
-        if self._exact_refusal.get(key) is not None:  # known before anything is built
-            return None, self._exact_refusal[key]
-        model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()  # its constants: this compile's
+        if key not in self._exact_refusal:
+            model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()
+            self._estimate(key, model)
+        return self._exact_refusal[key]
+
+    def _estimate(self, key: tuple, model: onnx.ModelProto) -> None:
         with self.lock:
             if key not in self._exact_refusal:
                 seconds = exact_seconds(model, self.data.inputs)
@@ -360,7 +365,16 @@ class Evaluator:
                     if seconds > EXACT_SECONDS
                     else None
                 )
-            refusal = self._exact_refusal[key]
+
+    def run_exact(self, compilation: Compilation) -> tuple[ChipOutputs | None, str | None]:
+        """What the chip returns for every sample (core/sim/npu), or None and why not: an op or a form
+        the exact interpreter does not run, or a run estimated beyond EXACT_SECONDS."""
+        key = structure(compilation)
+        if self._exact_refusal.get(key) is not None:  # known before anything is built
+            return None, self._exact_refusal[key]
+        model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()  # its constants: this compile's
+        self._estimate(key, model)
+        refusal = self._exact_refusal[key]
         if refusal is not None:
             return None, refusal
         config = {"FUSE_BIASADD": compilation.settings.fuse_biasadd, "FP16_OUT_OPS": list(self.fp16_outputs)}

@@ -42,7 +42,7 @@ from ..model.inventory import Inventory
 from ..numbers import EXACT_DB, db_clamped
 from ..quant import edits
 from ..quant.compiler import Compilation
-from ..quant.ranges import clip_range, mse_optimal_range
+from ..quant.ranges import clip_range, clip_ranges, mse_optimal_range
 from ..quant.settings import Settings, range_problem
 from ..sim.analysis import Analysis
 from ..sim.evaluate import Evaluation
@@ -204,6 +204,7 @@ class Search:
         self.sweeps = 0
         self.visits: list[Visit] = []
         self._seen: dict[tuple, tuple[Evaluation, int]] = {}
+        self._compiled: dict[tuple, Compilation] = {}
         self._ranges: dict[tuple[str, bool], tuple[float, float] | None] = {}
         self.ceiling: int | None = None
         self.label = ""
@@ -232,7 +233,7 @@ class Search:
                 raise Cancelled()
             if self.limited and self.spent() >= min(self.allowance, self.path_allowance):
                 raise _Spent()
-            compilation = self.project.compile(settings)
+            compilation = self.compiled(settings)
             evaluation = self.analysis.evaluate(compilation, settings.fp16_activations)
             self.evaluations += 1
             self._seen[key] = (evaluation, weight_memory(compilation))
@@ -244,9 +245,18 @@ class Search:
                 self.on_visit(visit)
         return self._seen[key]
 
+    def compiled(self, settings: Settings) -> Compilation:
+        """A state's compile, made once: the search asks for a state's bytes, plans and results many
+        times (its cost before it is run, its evaluation, its change's saturation, the prune's checks)."""
+        key = settings.key()
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = self.project.compile(settings)
+        return found
+
     def cost(self, settings: Settings) -> int:
         """Bytes from a compile alone (no model run): what is too dear is never evaluated."""
-        return weight_memory(self.project.compile(settings))
+        return weight_memory(self.compiled(settings))
 
     def affordable(self, npu_bytes: int) -> bool:
         return self.budget is None or npu_bytes <= self.budget
@@ -278,7 +288,7 @@ class Search:
         """The search; stopped (`stop`, Ctrl-C, or the ranking sweep's Cancelled) it returns the
         best result found so far, whichever stage it was in."""
         began = time.perf_counter()
-        quantized = sum(p.quantized for p in self.project.compile(start).plans.values())
+        quantized = sum(p.quantized for p in self.compiled(start).plans.values())
         self.sweep_units = SWEEP_UNITS_PER_WEIGHT * max(quantized, 1) + SWEEP_UNITS_BASE
         self.allowance = self.path_allowance = ALLOWANCE_SWEEPS * self.sweep_units
         self.path_min = min(PATH_UNITS_MIN, quantized + 1)
@@ -325,8 +335,13 @@ class Search:
         )
 
     def exact(self, settings: Settings) -> Evaluation:
-        """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one)."""
-        compilation = self.project.compile(settings)
+        """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one).
+        Where the exact simulation will not run, the fast numbers the search already has, saying why:
+        the same numbers a second fast run would give."""
+        compilation = self.compiled(settings)
+        refusal = self.analysis.evaluator.exact_refusal(compilation) if settings.fp16_activations else None
+        if refusal is not None:
+            return replace(self.evaluate(settings)[0], simulation_note=refusal)
         return self.analysis.evaluate(compilation, settings.fp16_activations, exact=True)
 
     def localize(self, start: Settings) -> list[dict]:
@@ -404,7 +419,7 @@ class Search:
         hurts most (the loudest error at the BN's output first): the fewest that come within
         KEEP_BN_TOLERANCE_DB of what FUSE_BN false (`unfolded`) reaches, found by bisection."""
         fused = replace(start, fuse_bn=True)
-        plans = self.project.compile(fused).plans
+        plans = self.compiled(fused).plans
         order = [
             w.name
             for w in self.inventory.weights
@@ -457,8 +472,8 @@ class Search:
         the compile alone. Cached per weight."""
         if name not in self._fold_loss:
             weight = self.inventory.by_name[name]
-            fused = self.project.compile(fused_state).results[name]
-            unfused = self.project.compile(edits.keep_bn(self.inventory, fused_state, name)).results[name]
+            fused = self.compiled(fused_state).results[name]
+            unfused = self.compiled(edits.keep_bn(self.inventory, fused_state, name)).results[name]
             bn = weight.bn
             assert bn is not None  # only fused weights are asked about
             arrays = self.inventory.arrays
@@ -581,7 +596,7 @@ class Search:
         label, report = self.label, self.on_sweep
         progress = None if report is None else (lambda done, total: report(label, done, total))
         found = self.analysis.sensitivity(start, progress=progress, stop=self.stop, gains_only=True)
-        plans = self.project.compile(start).plans
+        plans = self.compiled(start).plans
         gains = {s.weight: (s.exclude_gain_db if s.exclude_gain_db is not None else EXACT_DB) for s in found}
         names = [w.name for w in self.inventory.weights if plans[w.name].quantized and w.name not in self.pinned]
         return sorted(names, key=lambda n: -gains.get(n, 0.0))
@@ -593,7 +608,7 @@ class Search:
         found: list[tuple[FixAction, Settings, tuple[float, float] | None]] = []
         if name not in self.forbidden:
             found.append((FixAction.EXCLUDE, edits.exclude(self.inventory, state, name), None))
-        fused = self.project.compile(state).plans[name].fused
+        fused = self.compiled(state).plans[name].fused
         if fused:
             found.append((FixAction.KEEP_BN, edits.keep_bn(self.inventory, state, name), None))
         key = (name, fused)  # a range is for the weight as it is quantized: folded or not
@@ -611,7 +626,7 @@ class Search:
         too. The first range that meets the target ends it. Only ranges the config accepts are tried
         (range_problem: finite, min < max, within fp16)."""
         weight = self.inventory.by_name[name]
-        w, _ = self.project.compiler.reference(weight, self.project.compile(state).plans[name].fused)
+        w, _ = self.project.compiler.reference(weight, self.compiled(state).plans[name].fused)
 
         def scored(rng: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
             if range_problem(*rng) is not None:  # the config would refuse it (gxnpuc crashes on min == max)
@@ -620,8 +635,8 @@ class Search:
 
         base = self.target.score(self.evaluate(state)[0])
         coarse: dict[float, tuple[tuple[float, float], tuple[float, float]]] = {}
-        for share in COARSE_SHARES:  # least clipping first: the first range that meets is the answer
-            coarse[share] = scored(clip_range(w, share))
+        for share, rng in zip(COARSE_SHARES, clip_ranges(w, COARSE_SHARES)):  # least clipping first: the first that meets wins
+            coarse[share] = scored(rng)
             if self.meets_range(state, name, coarse[share][1]):
                 return coarse[share][1]
         if not refine or max(coarse.values(), key=lambda item: item[0])[0] <= base:
@@ -630,8 +645,8 @@ class Search:
             best_coarse = max(coarse.values(), key=lambda item: item[0])
             return best_coarse[1] if math.isfinite(best_coarse[0][0]) else None
         grid = []
-        for share in SHARES:
-            grid.append(coarse[share] if share in coarse else scored(clip_range(w, share)))
+        for share, rng in zip(SHARES, clip_ranges(w, SHARES)):
+            grid.append(coarse[share] if share in coarse else scored(rng))
             if self.meets_range(state, name, grid[-1][1]):
                 return grid[-1][1]
         best_index = max(range(len(grid)), key=lambda i: grid[i][0])
@@ -660,7 +675,9 @@ class Search:
 
     def choose(self, state: Settings, current: Evaluation, order: list[str]) -> Change | None:
         """Among the best-ranked weights' actions (a searched range for the first only: it costs a
-        dozen evaluations), the cheapest that meets the target; else the best gain per extra byte."""
+        dozen evaluations), the cheapest that meets the target; else the best gain per extra byte.
+        The actions are run cheapest first (bytes from the compile): once one meets, a dearer one
+        cannot be chosen and is not run."""
         base_score = self.target.score(current)
         base_bytes = self.evaluate(state)[1]
         options: list[tuple[FixAction, str, Settings, tuple[float, float] | None]] = []
@@ -670,19 +687,22 @@ class Search:
             ]
         meeting: list[tuple[int, list[float], int, Change]] = []
         improving: list[tuple[float, int, int, Change]] = []
-        for action, name, settings, rng in options:
-            npu_bytes = self.cost(settings)
+        priced = sorted((self.cost(option[2]), index) for index, option in enumerate(options))
+        for npu_bytes, index in priced:  # ties keep the rank order, which also breaks equal choices below
+            action, name, settings, rng = options[index]
             if not self.under_ceiling(npu_bytes):
                 continue
+            if meeting and npu_bytes > meeting[0][0]:
+                break
             evaluation, _ = self.evaluate(settings)
             change = self.change(action, name, rng, evaluation, npu_bytes, settings)
             score = self.target.score(evaluation)
             if self.target.met(evaluation):
-                meeting.append((npu_bytes, [-x for x in score], len(meeting), change))
+                meeting.append((npu_bytes, [-x for x in score], index, change))
             if score > base_score:
                 gain = score[0] - base_score[0] if score[0] != base_score[0] else (score[1] - base_score[1]) * 1e-3
                 per_byte = gain / max(npu_bytes - base_bytes, 1)
-                improving.append((-per_byte, npu_bytes, len(improving), change))
+                improving.append((-per_byte, npu_bytes, index, change))
         if meeting:
             return min(meeting)[-1]
         if improving:
@@ -709,7 +729,7 @@ class Search:
     ) -> Change:
         saturated = None
         if rng is not None:
-            saturated = self.project.compile(settings).results[name].errors.clipped_fraction
+            saturated = self.compiled(settings).results[name].errors.clipped_fraction
         return Change(action, name, rng, self.target.measure(evaluation), npu_bytes, settings, saturated)
 
     # -- the final state
@@ -731,7 +751,7 @@ class Search:
         fused = replace(state, fuse_bn=True)
         base = replace(switch[0].settings if switch else start, fuse_bn=True)
         new = [] if base.key() == start.key() else [_switches(base, None, self.cost(base))]
-        plans = self.project.compile(fused).plans
+        plans = self.compiled(fused).plans
         spelled = fused
         for w in self.inventory.weights:
             if plans[w.name].fused:
@@ -739,7 +759,7 @@ class Search:
                 new.append(Change(FixAction.KEEP_BN, w.name, None, None, 0, spelled))
         new += others
         rebuilt = self.rebuild(start, new)
-        if self.project.compile(rebuilt).plans != self.project.compile(state).plans:
+        if self.compiled(rebuilt).plans != self.compiled(state).plans:
             return changes, state  # not the same config after all: keep FUSE_BN false
         return new, rebuilt
 
@@ -796,13 +816,13 @@ class Search:
         """Back to FUSE_BN false when every BN stayed unfolded: one switch, not a list of names."""
         keep_bn = [c for c in changes if c.action == FixAction.KEEP_BN]
         state = self.rebuild(start, changes)
-        if not keep_bn or any(p.fused for p in self.project.compile(state).plans.values()):
+        if not keep_bn or any(p.fused for p in self.compiled(state).plans.values()):
             return changes
         others = [c for c in changes if c.action not in (FixAction.KEEP_BN, FixAction.SWITCHES)]
         switched = self.rebuild(start, [c for c in changes if c.action == FixAction.SWITCHES])
         unfolded = replace(switched, fuse_bn=False)
         trial = ([] if unfolded.key() == start.key() else [_switches(unfolded, None, self.cost(unfolded))]) + others
-        if self.project.compile(self.rebuild(start, trial)).plans != self.project.compile(state).plans:
+        if self.compiled(self.rebuild(start, trial)).plans != self.compiled(state).plans:
             return changes
         return trial
 

@@ -5,15 +5,20 @@ rounded; dot products are chains of such roundings with no wider accumulator."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import onnx
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 F16 = np.float16
 F32 = np.float32
 BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
-CHUNK_ELEMENTS = 1 << 21  # partial sums held at once (8 MB of float32 per array)
+CHUNK_ELEMENTS = 1 << 17  # partial sums held at once (512 KB of float32 per array: they stay in the cache)
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 
@@ -75,28 +80,65 @@ def _chains(xs: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndar
     """xs[R, M, L] and ws[M, L, N] (float32 copies of fp16 values) as M independent mc_matmul chains,
     P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0), then
     summed in order: acc = P_0, acc = h(P_m + acc). Rows are taken in chunks to bound the memory;
-    padding terms are x = +0, w = -0, whose product -0 leaves any P as it is."""
+    padding terms are x = +0, w = -0, whose product -0 leaves any P as it is. Each step runs as one
+    onnxruntime call (`_chain_step`): the same IEEE float32 operations and binary16 roundings as numpy's,
+    whose fp16 conversion is done in software and made this loop 10-20x slower."""
     chains, length, width = ws.shape
     out = np.empty((xs.shape[0], width), dtype=F32)
-    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))  # [L, M, N]: term k of every chain, contiguous
+    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]  # [L, M, N, 1]: term k of every chain
     chunk = max(1, CHUNK_ELEMENTS // max(chains * width, 1))
+    step = _chain_step()
     for first in range(0, xs.shape[0], chunk):
-        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 0, 1))[..., None]  # [L, r, M, 1]
-        p = np.zeros((terms.shape[1], chains, width), dtype=F32)
+        # rows last ([L, M, 1, r], partial sums [M, N, r]): each product is a weight times a long row of inputs
+        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 1, 0))[:, :, None, :]
+        p = np.zeros((chains, width, terms.shape[-1]), dtype=F32)
         if start is not None:
-            p[:, 0, :] = start
-        wide, half = np.empty_like(p), np.empty(p.shape, dtype=F16)
+            p[0] = np.broadcast_to(start, (width,))[:, None]
         for k in range(length):
-            np.multiply(terms[k], weights[k], out=wide)
-            np.copyto(half, wide, casting="unsafe")  # h(x * w)
-            np.add(p, half, out=p)
-            np.copyto(half, p, casting="unsafe")  # h(P + h(x * w))
-            np.copyto(p, half)
-        acc = p[:, 0, :]
+            p = step.run(None, {"p": p, "x": terms[k], "w": weights[k]})[0]  # h(P + h(x * w))
+        acc = p[0]
         for m in range(1, chains):
-            acc = np.add(p[:, m, :], acc, dtype=F32).astype(F16).astype(F32)
-        out[first : first + chunk] = acc
+            acc = step.run(None, {"p": acc, "x": _ONE, "w": p[m]})[0]  # h(P_m + acc)
+        out[first : first + chunk] = acc.T
     return out
+
+
+_ONE = np.ones((1, 1), dtype=F32)  # x * P_m = P_m and h(P_m) = P_m: the step then adds two fp16 values
+_STEP: list[InferenceSession] = []
+_STEP_LOCK = threading.Lock()
+
+
+def _chain_step() -> InferenceSession:
+    """One session, built once per process: p' = h(p + h(x * w)), float32 in and out, h a Cast to float16
+    and back. Graph optimizations are off so that onnxruntime keeps every operation and rounding as
+    written (no fused multiply-add, no Cast pair removed); its Cast is IEEE round-to-nearest-even with
+    subnormals, as numpy's astype. One thread: a step is a few cache-sized passes, less work than handing
+    it to a pool on a shared machine."""
+    with _STEP_LOCK:
+        if not _STEP:
+            import onnxruntime as ort
+
+            helper, tensor = onnx.helper, onnx.TensorProto
+            nodes = [
+                helper.make_node("Mul", ["x", "w"], ["xw"]),
+                helper.make_node("Cast", ["xw"], ["xw16"], to=tensor.FLOAT16),
+                helper.make_node("Cast", ["xw16"], ["hxw"], to=tensor.FLOAT),
+                helper.make_node("Add", ["p", "hxw"], ["sum"]),
+                helper.make_node("Cast", ["sum"], ["sum16"], to=tensor.FLOAT16),
+                helper.make_node("Cast", ["sum16"], ["out"], to=tensor.FLOAT),
+            ]
+            inputs = [helper.make_tensor_value_info(n, tensor.FLOAT, None) for n in ("p", "x", "w")]
+            graph = helper.make_graph(
+                nodes, "fp16_chain_step", inputs, [helper.make_tensor_value_info("out", tensor.FLOAT, None)]
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            model.ir_version = 8
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.log_severity_level = 3
+            options.intra_op_num_threads = 1
+            _STEP.append(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+        return _STEP[0]
 
 
 def _split(x: np.ndarray, axis_length: int, chains: int, step: int, fill: float) -> np.ndarray:
