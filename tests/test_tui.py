@@ -5,8 +5,8 @@ import yaml
 from modelkit import BASE_CONFIG, chip_warning_model, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
-from textual.widgets import TabbedContent
-from tui_kit import DEADLINE, Gate, copy_sample, make_app, settle, until
+from textual.widgets import Input, TabbedContent
+from tui_kit import DEADLINE, Gate, burst, copy_sample, make_app, settle, until
 
 from npu_tui.core.config.reader import load_config
 from npu_tui.tui.details import WeightDetails
@@ -171,6 +171,50 @@ async def test_filter_and_escape(tmp_path):
         assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine"}
         await pilot.press("escape")
         assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine", "prefinal-l", "output"}
+
+
+async def test_letters_sent_with_the_slash_in_one_burst_are_the_filters_text(tmp_path):
+    """A paste, or an SSH link that bundles keystrokes, hands over "/td" at once: "td" is the filter's
+    text, not t (Table) and d (Layers) for the tree; Enter then goes back to the tree, Esc clears."""
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        box, tabs, tree = app.main("#filter", Input), app.main(TabbedContent), app.main(WeightTree)
+        burst(pilot, "/td")
+        await until(
+            pilot,
+            lambda: box.value == "td" or tabs.active != "tab-weight",
+            message=lambda: f"the burst to land (filter {box.value!r}, tab {tabs.active})",
+        )
+        assert (box.value, tabs.active, app.focused) == ("td", "tab-weight", box)
+        await until(pilot, lambda: set(tree.leaves) == {"tdnn1.affine", "tdnn2.affine"}, message=lambda: str(set(tree.leaves)))
+        await pilot.press("enter", "j", "x")  # back in the tree: j and x act on the matches
+        assert app.focused is tree and app.workbench.settings.exclude == ("tdnn2.affine",)
+        burst(pilot, "/1")  # / again selects the old text: what follows replaces it
+        await until(pilot, lambda: box.value.endswith("1") or tabs.active != "tab-weight", message=lambda: repr(box.value))
+        assert app.focused is box and box.value == "1"
+        await until(pilot, lambda: set(tree.leaves) == {"tdnn1.affine"}, message=lambda: str(set(tree.leaves)))
+        await pilot.press("escape", "j")  # the filter closed and cleared, the keys are the tree's again
+        assert app.focused is tree and box.value == "" and len(tree.leaves) == 4
+        assert app.main_screen.selected == "tdnn2.affine" and tabs.active == "tab-weight"
+        burst(pilot, "/td\r")  # Enter in the burst: back in the tree, x includes tdnn2.affine again
+        await until(
+            pilot, lambda: box.value == "td" and app.focused is tree, message=lambda: f"{box.value!r}, focus on {app.focused}"
+        )
+        await pilot.press("x")
+        assert box.value == "td" and app.workbench.settings.exclude == ()
+
+
+async def test_a_slash_typed_in_the_filter_is_text(tmp_path):
+    """TensorFlow names are scopes joined by /: in the box, / is a letter of the name, not the filter key."""
+    app = make_app(copy_sample("kws_tdnn_pb", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        box, tree = app.main("#filter", Input), app.main(WeightTree)
+        burst(pilot, "/affine/c")  # tdnn1.affine/conv1d/... and tdnn2.affine/conv1d/...
+        await until(pilot, lambda: box.value.endswith("c"), message=lambda: f"the last key in the box ({box.value!r})")
+        assert box.value == "affine/c"
+        await until(pilot, lambda: len(tree.leaves) == 2, message=lambda: str(set(tree.leaves)))
 
 
 async def test_hostile_names_are_shown_literally(tmp_path):

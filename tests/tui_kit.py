@@ -43,6 +43,19 @@ async def until(pilot, condition: Callable[[], object], limit: float = DEADLINE,
     assert condition(), f"still waiting after {limit:g} s: {message() or 'the condition'}"
 
 
+BURST_KEYS = {"/": "slash", "\r": "enter", "\x1b": "escape"}
+
+
+def burst(pilot, text: str) -> None:
+    """Every key of `text` queued at once, as a terminal hands the app a paste or an SSH packet of
+    keystrokes: no key waits for the one before to be handled (Pilot.press waits for idle after each)."""
+    from textual import events
+
+    for char in text:
+        key = BURST_KEYS.get(char, char)
+        pilot.app.post_message(events.Key(key, char if char.isprintable() else None))
+
+
 def _first_test_done(app) -> bool:
     workbench = app.workbench
     started = workbench.evaluator is None or workbench.evaluation is not None or workbench.evaluation_error is not None
