@@ -6,7 +6,7 @@ from modelkit import BASE_CONFIG, chip_warning_model, make_model, named_matmul, 
 from onnx import helper
 from rich.text import Text
 from textual.widgets import Input, TabbedContent
-from tui_kit import DEADLINE, Gate, burst, copy_sample, make_app, settle, until
+from tui_kit import DEADLINE, TDNN1, TDNN2, Gate, burst, copy_sample, make_app, settle, until, warned_tf_sample
 
 from npu_tui.core.config.reader import load_config
 from npu_tui.tui.details import WeightDetails
@@ -215,6 +215,48 @@ async def test_a_slash_typed_in_the_filter_is_text(tmp_path):
         await until(pilot, lambda: box.value.endswith("c"), message=lambda: f"the last key in the box ({box.value!r})")
         assert box.value == "affine/c"
         await until(pilot, lambda: len(tree.leaves) == 2, message=lambda: str(set(tree.leaves)))
+
+
+async def test_the_details_show_what_compile_warns_of_for_the_selected_weight(tmp_path):
+    """A range without 0 (values stuck, saturation) and a node name gxnpuc ignores, in compile's words, in
+    the details of the weight each is about, near the top (seen at 80x24 without scrolling)."""
+    from textual.containers import VerticalScroll
+    from textual.geometry import Region
+
+    app = make_app(warned_tf_sample(tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        details, panel = app.main(WeightDetails), app.main("#details-panel", VerticalScroll)
+
+        def warnings() -> list[str]:
+            """Each warning whole: its first line under the label, the rest indented under that line."""
+            found: list[str] = []
+            for line in shown(details).splitlines():
+                if line.startswith("   warning "):
+                    found.append(line[11:])
+                elif found and line.startswith(" " * 11) and not found[-1].endswith("\n"):
+                    found[-1] += line[11:]  # the wrap keeps the space it breaks at
+                elif found:
+                    found[-1] += "\n"
+            return [w.rstrip("\n") for w in found]
+
+        def on_screen(label: str, nth: int = 0) -> int:
+            """The row the label's nth line is drawn on, as wrapped at the panel's width."""
+            drawn = [strip.text for strip in details.render_lines(Region(0, 0, details.size.width, details.size.height))]
+            return [i for i, line in enumerate(drawn) if line.split() and line.split()[0] == label][nth]
+
+        assert app.main_screen.selected == TDNN1
+        ignored = f"EXCLUDE_COMPRESS_OPS: gxnpuc 1.5.8 ignores 'tdnn1.affine/conv1d' silently (it matches only -w names): write {TDNN1!r}"
+        assert warnings() == [ignored]
+        await pilot.press("j")
+        await until(pilot, lambda: app.main_screen.selected == TDNN2)
+        stuck, saturated = warnings()  # the weight's name, at the top of the details, is not repeated
+        assert stuck.startswith("WEIGHT_MIN_MAX [0.1, 0.5] does not contain 0; the nudge shifts the grid to [0, 0.399902]")
+        assert saturated.endswith("values (70.83%) lie outside [0, 0.399902] and saturate")
+        assert on_screen("warning") + 4 < panel.size.height  # in view at 80x24, its lines clear of the labels
+        assert on_screen("warning", 1) < panel.virtual_size.height  # the second: Tab, then the arrows scroll to it
+        await pilot.press("r")  # its automatic range holds 0: nothing to warn of
+        assert warnings() == []
 
 
 async def test_hostile_names_are_shown_literally(tmp_path):

@@ -1,7 +1,7 @@
 """The workbench state without a screen: edits, undo/redo, staleness, range suggestions, saving."""
 
 import pytest
-from tui_kit import copy_sample
+from tui_kit import TDNN1, TDNN2, copy_sample, warned_tf_sample
 
 from npu_tui.core.config.project import open_project
 from npu_tui.core.errors import ModelError
@@ -202,17 +202,6 @@ def test_chip_warnings_come_from_the_graph_then_from_the_last_test(tmp_path):
     bench.evaluation = Evaluation(1, None, None, None, [], chip_warnings=[graph[0], "Div 'd': found by the run"])
     bench.evaluation.fp16_issue = "fp16 overflow on the chip: MatMul 'fc': the fp16 accumulation overflows"
     assert bench.chip_warnings == [*graph, "Div 'd': found by the run", bench.evaluation.fp16_issue]
-
-
-TDNN1, TDNN2 = "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5", "tdnn2.affine/conv1d/ExpandDims_1/_7__cf__7"
-WARNED_CONFIG = f"EXCLUDE_COMPRESS_OPS: [tdnn1.affine/conv1d]\nWEIGHT_MIN_MAX:\n  {TDNN2}: [0.1, 0.5]\n"
-
-
-def warned_tf_sample(folder):
-    """The TF sample with a range that excludes 0 on tdnn2 and, for tdnn1, a node name gxnpuc ignores."""
-    config = copy_sample("kws_tdnn_pb", folder)
-    config.write_text(config.read_text() + WARNED_CONFIG)
-    return config
 
 
 def test_a_weights_warnings_are_the_lines_compile_prints_for_it(tmp_path):

@@ -34,6 +34,18 @@ def make_app(config: Path, with_data: bool = True):
     return NpuTuiApp(Workbench(project, data))
 
 
+TDNN1, TDNN2 = "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5", "tdnn2.affine/conv1d/ExpandDims_1/_7__cf__7"
+WARNED_CONFIG = f"EXCLUDE_COMPRESS_OPS: [tdnn1.affine/conv1d]\nWEIGHT_MIN_MAX:\n  {TDNN2}: [0.1, 0.5]\n"
+
+
+def warned_tf_sample(folder: Path) -> Path:
+    """The TF sample with a range that excludes 0 on tdnn2 (values stuck, saturation) and, meant for
+    tdnn1, a node name gxnpuc ignores: a warning of each kind, each about one weight."""
+    config = copy_sample("kws_tdnn_pb", folder)
+    config.write_text(config.read_text() + WARNED_CONFIG)
+    return config
+
+
 async def until(pilot, condition: Callable[[], object], limit: float = DEADLINE, message: Callable[[], str] = lambda: "") -> None:
     """Until `condition` holds, letting the app run; past `limit` seconds the test fails saying so.
     The limit is a deadline against hangs, not a speed requirement."""

@@ -315,6 +315,7 @@ class WorkbenchScreen(Screen[None]):
             self._fix_note(self.selected),
             self.workbench.alarms,
             self.workbench.project.compiler.fp16_cost_bytes(result.weight, result.plan),
+            tuple(self.workbench.weight_warnings(self.selected)),
         )
 
     def _fix_note(self, name: str) -> str | None:
