@@ -5,8 +5,8 @@ import yaml
 from modelkit import BASE_CONFIG, chip_warning_model, make_model, named_matmul, tensor, value, write_project
 from onnx import helper
 from rich.text import Text
-from textual.widgets import TabbedContent
-from tui_kit import DEADLINE, Gate, copy_sample, make_app, settle, until
+from textual.widgets import Input, TabbedContent
+from tui_kit import DEADLINE, TDNN1, TDNN2, Gate, burst, copy_sample, make_app, settle, until, warned_tf_sample
 
 from npu_tui.core.config.reader import load_config
 from npu_tui.tui.details import WeightDetails
@@ -171,6 +171,92 @@ async def test_filter_and_escape(tmp_path):
         assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine"}
         await pilot.press("escape")
         assert set(app.query_one(WeightTree).leaves) == {"tdnn1.affine", "tdnn2.affine", "prefinal-l", "output"}
+
+
+async def test_letters_sent_with_the_slash_in_one_burst_are_the_filters_text(tmp_path):
+    """A paste, or an SSH link that bundles keystrokes, hands over "/td" at once: "td" is the filter's
+    text, not t (Table) and d (Layers) for the tree; Enter then goes back to the tree, Esc clears."""
+    app = make_app(copy_sample("kws_tdnn", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        box, tabs, tree = app.main("#filter", Input), app.main(TabbedContent), app.main(WeightTree)
+        burst(pilot, "/td")
+        await until(
+            pilot,
+            lambda: box.value == "td" or tabs.active != "tab-weight",
+            message=lambda: f"the burst to land (filter {box.value!r}, tab {tabs.active})",
+        )
+        assert (box.value, tabs.active, app.focused) == ("td", "tab-weight", box)
+        await until(pilot, lambda: set(tree.leaves) == {"tdnn1.affine", "tdnn2.affine"}, message=lambda: str(set(tree.leaves)))
+        await pilot.press("enter", "j", "x")  # back in the tree: j and x act on the matches
+        assert app.focused is tree and app.workbench.settings.exclude == ("tdnn2.affine",)
+        burst(pilot, "/1")  # / again selects the old text: what follows replaces it
+        await until(pilot, lambda: box.value.endswith("1") or tabs.active != "tab-weight", message=lambda: repr(box.value))
+        assert app.focused is box and box.value == "1"
+        await until(pilot, lambda: set(tree.leaves) == {"tdnn1.affine"}, message=lambda: str(set(tree.leaves)))
+        await pilot.press("escape", "j")  # the filter closed and cleared, the keys are the tree's again
+        assert app.focused is tree and box.value == "" and len(tree.leaves) == 4
+        assert app.main_screen.selected == "tdnn2.affine" and tabs.active == "tab-weight"
+        burst(pilot, "/td\r")  # Enter in the burst: back in the tree, x includes tdnn2.affine again
+        await until(
+            pilot, lambda: box.value == "td" and app.focused is tree, message=lambda: f"{box.value!r}, focus on {app.focused}"
+        )
+        await pilot.press("x")
+        assert box.value == "td" and app.workbench.settings.exclude == ()
+
+
+async def test_a_slash_typed_in_the_filter_is_text(tmp_path):
+    """TensorFlow names are scopes joined by /: in the box, / is a letter of the name, not the filter key."""
+    app = make_app(copy_sample("kws_tdnn_pb", tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        box, tree = app.main("#filter", Input), app.main(WeightTree)
+        burst(pilot, "/affine/c")  # tdnn1.affine/conv1d/... and tdnn2.affine/conv1d/...
+        await until(pilot, lambda: box.value.endswith("c"), message=lambda: f"the last key in the box ({box.value!r})")
+        assert box.value == "affine/c"
+        await until(pilot, lambda: len(tree.leaves) == 2, message=lambda: str(set(tree.leaves)))
+
+
+async def test_the_details_show_what_compile_warns_of_for_the_selected_weight(tmp_path):
+    """A range without 0 (values stuck, saturation) and a node name gxnpuc ignores, in compile's words, in
+    the details of the weight each is about, near the top (seen at 80x24 without scrolling)."""
+    from textual.containers import VerticalScroll
+    from textual.geometry import Region
+
+    app = make_app(warned_tf_sample(tmp_path), with_data=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        details, panel = app.main(WeightDetails), app.main("#details-panel", VerticalScroll)
+
+        def warnings() -> list[str]:
+            """Each warning whole: its first line under the label, the rest indented under that line."""
+            found: list[str] = []
+            for line in shown(details).splitlines():
+                if line.startswith("   warning "):
+                    found.append(line[11:])
+                elif found and line.startswith(" " * 11) and not found[-1].endswith("\n"):
+                    found[-1] += line[11:]  # the wrap keeps the space it breaks at
+                elif found:
+                    found[-1] += "\n"
+            return [w.rstrip("\n") for w in found]
+
+        def on_screen(label: str, nth: int = 0) -> int:
+            """The row the label's nth line is drawn on, as wrapped at the panel's width."""
+            drawn = [strip.text for strip in details.render_lines(Region(0, 0, details.size.width, details.size.height))]
+            return [i for i, line in enumerate(drawn) if line.split() and line.split()[0] == label][nth]
+
+        assert app.main_screen.selected == TDNN1
+        ignored = f"EXCLUDE_COMPRESS_OPS: gxnpuc 1.5.8 ignores 'tdnn1.affine/conv1d' silently (it matches only -w names): write {TDNN1!r}"
+        assert warnings() == [ignored]
+        await pilot.press("j")
+        await until(pilot, lambda: app.main_screen.selected == TDNN2)
+        stuck, saturated = warnings()  # the weight's name, at the top of the details, is not repeated
+        assert stuck.startswith("WEIGHT_MIN_MAX [0.1, 0.5] does not contain 0; the nudge shifts the grid to [0, 0.399902]")
+        assert saturated.endswith("values (70.83%) lie outside [0, 0.399902] and saturate")
+        assert on_screen("warning") + 4 < panel.size.height  # in view at 80x24, its lines clear of the labels
+        assert on_screen("warning", 1) < panel.virtual_size.height  # the second: Tab, then the arrows scroll to it
+        await pilot.press("r")  # its automatic range holds 0: nothing to warn of
+        assert warnings() == []
 
 
 async def test_hostile_names_are_shown_literally(tmp_path):

@@ -1,7 +1,7 @@
 """The workbench state without a screen: edits, undo/redo, staleness, range suggestions, saving."""
 
 import pytest
-from tui_kit import copy_sample
+from tui_kit import TDNN1, TDNN2, copy_sample, warned_tf_sample
 
 from npu_tui.core.config.project import open_project
 from npu_tui.core.errors import ModelError
@@ -202,3 +202,28 @@ def test_chip_warnings_come_from_the_graph_then_from_the_last_test(tmp_path):
     bench.evaluation = Evaluation(1, None, None, None, [], chip_warnings=[graph[0], "Div 'd': found by the run"])
     bench.evaluation.fp16_issue = "fp16 overflow on the chip: MatMul 'fc': the fp16 accumulation overflows"
     assert bench.chip_warnings == [*graph, "Div 'd': found by the run", bench.evaluation.fp16_issue]
+
+
+def test_a_weights_warnings_are_the_lines_compile_prints_for_it(tmp_path):
+    """What `npu-tui compile` warns of, weight by weight, under the settings of now."""
+    from clirun import npu_tui
+
+    config = warned_tf_sample(tmp_path)
+    printed = [line.removeprefix("warning: ") for line in npu_tui("compile", str(config)).stderr.splitlines()]
+    printed += [line.removeprefix("warning: ") for line in npu_tui("compile", str(config)).stdout.splitlines()]
+    bench = Workbench(open_project(config))
+    tdnn2 = bench.weight_warnings(TDNN2)
+    assert [w.split(": ", 1)[0] for w in tdnn2] == [TDNN2, TDNN2]
+    assert "does not contain 0; the nudge shifts the grid to [0, 0.399902]" in tdnn2[0] and "saturate" in tdnn2[1]
+    assert all(w in printed for w in tdnn2)
+    (ignored,) = bench.weight_warnings(TDNN1)
+    assert (
+        ignored
+        == f"EXCLUDE_COMPRESS_OPS: gxnpuc 1.5.8 ignores 'tdnn1.affine/conv1d' silently (it matches only -w names): write {TDNN1!r}"
+    )
+    assert any(line.endswith(ignored) for line in printed)  # compile says where: "config.yaml:13: " first
+    assert bench.weight_warnings("prefinal-l/kernel/read/_3__cf__3") == []
+    bench.reset_weight(TDNN2)  # its automatic range holds 0: nothing stuck, nothing saturates
+    assert bench.weight_warnings(TDNN2) == [] and bench.weight_warnings(TDNN1) == [ignored]
+    bench.undo()
+    assert bench.weight_warnings(TDNN2) == tdnn2

@@ -34,6 +34,18 @@ def make_app(config: Path, with_data: bool = True):
     return NpuTuiApp(Workbench(project, data))
 
 
+TDNN1, TDNN2 = "tdnn1.affine/conv1d/ExpandDims_1/_5__cf__5", "tdnn2.affine/conv1d/ExpandDims_1/_7__cf__7"
+WARNED_CONFIG = f"EXCLUDE_COMPRESS_OPS: [tdnn1.affine/conv1d]\nWEIGHT_MIN_MAX:\n  {TDNN2}: [0.1, 0.5]\n"
+
+
+def warned_tf_sample(folder: Path) -> Path:
+    """The TF sample with a range that excludes 0 on tdnn2 (values stuck, saturation) and, meant for
+    tdnn1, a node name gxnpuc ignores: a warning of each kind, each about one weight."""
+    config = copy_sample("kws_tdnn_pb", folder)
+    config.write_text(config.read_text() + WARNED_CONFIG)
+    return config
+
+
 async def until(pilot, condition: Callable[[], object], limit: float = DEADLINE, message: Callable[[], str] = lambda: "") -> None:
     """Until `condition` holds, letting the app run; past `limit` seconds the test fails saying so.
     The limit is a deadline against hangs, not a speed requirement."""
@@ -41,6 +53,19 @@ async def until(pilot, condition: Callable[[], object], limit: float = DEADLINE,
     while not condition() and time.monotonic() < end:
         await asyncio.sleep(0.02)
     assert condition(), f"still waiting after {limit:g} s: {message() or 'the condition'}"
+
+
+BURST_KEYS = {"/": "slash", "\r": "enter", "\x1b": "escape"}
+
+
+def burst(pilot, text: str) -> None:
+    """Every key of `text` queued at once, as a terminal hands the app a paste or an SSH packet of
+    keystrokes: no key waits for the one before to be handled (Pilot.press waits for idle after each)."""
+    from textual import events
+
+    for char in text:
+        key = BURST_KEYS.get(char, char)
+        pilot.app.post_message(events.Key(key, char if char.isprintable() else None))
 
 
 def _first_test_done(app) -> bool:

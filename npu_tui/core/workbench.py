@@ -16,6 +16,7 @@ from .numbers import worst_first
 from .quant import edits
 from .quant.compiler import Compilation, WeightResult
 from .quant.histogram import Histogram, histogram
+from .quant.plan import NameWarning, check_names
 from .quant.ranges import bulk_range, clip_range, mse_optimal_range
 from .quant.settings import RANGES_KEY, SWITCH_FIELDS, Settings, range_problem
 from .safe_files import atomic_write
@@ -104,6 +105,7 @@ class Workbench:
         self.fix_forbidden: frozenset[str] = frozenset()  # nor excludes these
         self.layers_settings: Settings | None = None
         self.layer_samples = 0  # the layer numbers come from the first samples that fit their memory budget
+        self.ignored_names: tuple[Settings, list[NameWarning]] | None = None  # the settings' names gxnpuc ignores
         inventory = project.inventory
         self.graph_chip_warnings = [d.message for d in graph_surprises(inventory.model, inventory.arrays)]  # as compile says them
 
@@ -140,6 +142,15 @@ class Workbench:
             if ev.fp16_issue and ev.fp16_issue not in found:
                 found.append(ev.fp16_issue)
         return found
+
+    def weight_warnings(self, name: str) -> list[str]:
+        """What compile warns of for this one weight under the current settings, in its words: its values
+        (fp16 overflow or underflow, NaN, a nudge shift with stuck values, saturation, a scale fp16 cannot
+        hold), then a config name gxnpuc ignores that was meant for it. Plain text, model names unescaped."""
+        found = [w.message for w in self.compilation.warnings if w.weight == name]
+        if self.ignored_names is None or self.ignored_names[0] != self.settings:
+            self.ignored_names = (self.settings, check_names(self.project.inventory, self.settings))
+        return found + [w.message for w in self.ignored_names[1] if w.weight == name]
 
     def worst_weight(self) -> str | None:
         """The quantized weight that hurts most by the current numbers: the lowest alone SQNR when the sweep

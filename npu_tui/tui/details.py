@@ -24,6 +24,9 @@ NUMBERS = [
     ("drop", "layers: how far below its inputs' SQNR a layer falls; v marks the largest"),
 ]
 
+LABEL_CELLS = 11  # a row's label, right-aligned, and the space after it
+MIN_HANGING = 20  # narrower than this, a warning wraps as the other rows do
+
 
 def _g(value: float | None) -> str:
     return optional_text(value, ".6g")
@@ -34,7 +37,8 @@ class WeightDetails(Widget):
 
     PANEL = "Weight tab: details"  # as the help names it: what the screen shows, not the class
     HELP = (
-        "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost. "
+        "Shape, nodes, range, scale and error metrics of the selected weight, its sensitivity and its fp16 cost; "
+        "under its SQNR what compile warns of for it (fp16 overflow, a range without 0, saturation, an ignored name). "
         "Tab focuses the panel; arrows and PgUp/PgDn scroll it when it is longer than the screen."
     )
 
@@ -47,13 +51,14 @@ class WeightDetails(Widget):
         fix_note: str | None = None,
         alarms: bool = True,
         fp16_cost: int = 0,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         """`swept` is False while a sweep has not measured every weight (running, or stopped); `alarms`
         whether under 20 dB gets `!` (Workbench.alarms; stale alone numbers never do); `fp16_cost` is what
-        keeping the weight fp16 costs over compressing it, in weight-memory bytes."""
+        keeping the weight fp16 costs over compressing it, in weight-memory bytes; `warnings` what compile
+        warns of for this weight (Workbench.weight_warnings), shown under its SQNR, its name not repeated."""
         weight, plan, params, errors = result.weight, result.plan, result.params, result.errors
         state = status(result)
-        text = Text()
         rows: list[tuple[str, str | Text]] = [
             ("name", plain(weight.name)),
             (
@@ -64,6 +69,7 @@ class WeightDetails(Widget):
                 ),
             ),
             ("sqnr_db", rated(db(errors.sqnr_db), errors.sqnr_db, alarms)),
+            *[("warning", plain(w.removeprefix(f"{weight.name}: "))) for w in warnings],
         ]
         if fix_note:
             rows.append(("changed", fix_note))
@@ -95,12 +101,17 @@ class WeightDetails(Widget):
             ),
             ("fused BN", "yes" if plan.fused else ("possible" if weight.bn is not None else "no")),
         ]
-        for label, value in rows:
-            text.append(f"{label:>10} ", style="bold")
-            text.append_text(value if isinstance(value, Text) else Text(value))
-            text.append("\n")
-        self._text = text
+        self._rows = [(label, value if isinstance(value, Text) else Text(value)) for label, value in rows]
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        return getattr(self, "_text", Text())
+        """The rows under their labels; a warning's lines wrap under its first, clear of the labels."""
+        width = self.size.width - LABEL_CELLS
+        text = Text()
+        for label, value in getattr(self, "_rows", []):
+            text.append(f"{label:>{LABEL_CELLS - 1}} ", style="bold")
+            if label == "warning" and width >= MIN_HANGING:
+                value = Text("\n" + " " * LABEL_CELLS).join(value.wrap(self.app.console, width))
+            text.append_text(value)
+            text.append("\n")
+        return text

@@ -102,7 +102,9 @@ class WorkbenchScreen(Screen[None]):
             id="fix",
             tooltip="find the cheapest config that meets a target (accuracy drop, agreement or SQNR), live; accept as one undoable step",
         ),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter", tooltip="filter the weights by name"),
+        # a priority binding runs as the app reads the key, before it routes the keys that came with it (a
+        # paste, an SSH packet): the focus is in the box by then, so "/td" sent at once is the filter's "td"
+        Binding("slash", "filter", "Filter", key_display="/", id="filter", priority=True, tooltip="filter the weights by name"),
         Binding("q", "app.quit", "Quit", id="workbench-quit", tooltip="quit (asks first when there are unsaved changes)"),
         Binding(
             "w",
@@ -313,6 +315,7 @@ class WorkbenchScreen(Screen[None]):
             self._fix_note(self.selected),
             self.workbench.alarms,
             self.workbench.project.compiler.fp16_cost_bytes(result.weight, result.plan),
+            tuple(self.workbench.weight_warnings(self.selected)),
         )
 
     def _fix_note(self, name: str) -> str | None:
@@ -516,11 +519,18 @@ class WorkbenchScreen(Screen[None]):
 
     # -- filter, tabs, escape
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """In the filter box / is a letter of a name (TF scopes), not the filter key: the priority binding
+        steps aside there (and leaves the footer)."""
+        return not (action == "filter" and self.focused is not None and self.focused.id == "filter")
+
     def action_filter(self) -> None:
+        """The box shown and focused now, not after a refresh (`focus` waits for one): the app forwards
+        the next key to whatever is focused when it reads it."""
         box = self.query_one("#filter", Input)
         box.disabled = False
         box.add_class("shown")
-        box.focus()
+        self.set_focus(box)
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:

@@ -60,7 +60,8 @@ def open_project(config_path: str | Path) -> Project:
     if isinstance(output, str) and output:
         inputs["OUTPUT_FILE, which belongs to gxnpuc"] = config.path.parent / output
     inventory = build_inventory(model)
-    config.warnings.extend(w for w in check_names(inventory, config.settings, config) if w not in config.warnings)
+    ignored = [w.message for w in check_names(inventory, config.settings, config)]
+    config.warnings.extend(w for w in ignored if w not in config.warnings)
     return Project(config, inventory, Compiler(inventory), inputs, list(model.warnings))
 
 

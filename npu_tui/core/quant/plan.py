@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import ConfigError, closest
 from ..kinds import Reason, WeightKind
@@ -21,6 +21,13 @@ class WeightPlan:
     range: tuple[float, float] | None
     fused: bool
     fuse_bias: bool = False  # FUSE_BIASADD: when quantized, the weight's bias joins its block
+
+
+class NameWarning(NamedTuple):
+    """A config name gxnpuc ignores; `weight` is the weight it was meant for, when there is one."""
+
+    weight: str | None
+    message: str
 
 
 class Locator(Protocol):
@@ -82,9 +89,10 @@ def _tf_weight_of(inventory: Inventory, name: str) -> str | None:
     return next((w.name for w in inventory.weights if name in w.nodes), None)
 
 
-def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> list[str]:
+def check_names(inventory: Inventory, settings: Settings, config: Locator | None = None) -> list[NameWarning]:
     """Refuse a name that matches no weight or node, pointing at the closest real ones; return one warning
-    per name that is another spelling of a TensorFlow weight (its Const, /read, ExpandDims or consuming op).
+    per name that is another spelling of a TensorFlow weight (its Const, /read, ExpandDims or consuming op),
+    with the weight it means.
 
     gxnpuc 1.5.8 matches only the `-w` names and ignores any other silently (the fixture's
     compress_exclude_conv2d: `conv/Conv2D` leaves the kernel compressed), so such a name stays in the
@@ -102,21 +110,22 @@ def check_names(inventory: Inventory, settings: Settings, config: Locator | None
     }
     groups = [(key, getattr(settings, attr), *allowed[key]) for key, attr in NAME_LIST_FIELDS.items()]
     groups.append((RANGES_KEY, tuple(settings.weight_min_max), all_names, "weight or node"))
-    warnings = []
+    warnings: list[NameWarning] = []
     for key, names, known, what in groups:
         for name in names:
             if name in known:
                 continue
-            where = config.where(key, name) if config is not None else key
             label = f"{key}[{name!r}]" if key == RANGES_KEY else key
+            where = f"{config.where(key, name)}: {label}" if config is not None else label  # file:line first when known
             gxnpuc_name = _tf_weight_of(inventory, name)
             if gxnpuc_name is not None:
                 instead = f": write {gxnpuc_name!r}"
             elif _is_tf_node(inventory, name):
                 instead = ", and no weight it compresses is read through this node"
             else:
-                raise ConfigError(f"{where}: {label}: no {what} named {name!r} in the model{closest(name, known)}")
-            warnings.append(f"{where}: {label}: gxnpuc 1.5.8 ignores {name!r} silently (it matches only -w names){instead}")
+                raise ConfigError(f"{where}: no {what} named {name!r} in the model{closest(name, known)}")
+            message = f"{where}: gxnpuc 1.5.8 ignores {name!r} silently (it matches only -w names){instead}"
+            warnings.append(NameWarning(gxnpuc_name, message))
     return warnings
 
 
