@@ -438,7 +438,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from .core.safe_files import atomic_write, refuse_inputs
     from .core.sim.evaluate import Evaluator
     from .core.sim.npu.chip import chip_outputs
-    from .core.sim.simulation import build_simulation, npu_values
+    from .core.sim.simulation import build_simulation, held_constants
 
     args.no_fp16_activations = False
     project, settings = _open(args)
@@ -452,7 +452,8 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         compilation = project.compile(settings)
         sim = build_simulation(project.compiler, compilation, fp16_activations=False)
-        chip = chip_outputs(sim.to_proto(), npu_values(compilation), data.inputs, names, project.config.data, args.vendor_inputs)
+        held = held_constants(sim, compilation)
+        chip = chip_outputs(sim.to_proto(), held, data.inputs, names, project.config.data, args.vendor_inputs)
         for diagnostic in chip.diagnostics:
             sys.stderr.write(f"warning: {printable(diagnostic.message)}\n")
         arrays = chip.arrays

@@ -249,3 +249,35 @@ def test_eval_says_every_warning_compile_says_in_both_simulations(tmp_path):
         assert result.returncode == 0, result.stderr
         assert ("exact" if not extra else "fast") in result.stdout
         assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == compiled
+
+
+def test_a_constant_in_the_converters_odd_band_reaches_the_exact_run_as_the_chip_holds_it(tmp_path):
+    """gxnpuc stores 4e-5 (in [2**-15, 2**-14)) with exponent field 0: the chip reads 318 * 2**-24. The
+    exact run takes the simulation's fp16 values bit for bit; converting them again would flush it to 0.
+    (Times 1024, so that the fp32 output, which flushes subnormals, shows it.)"""
+    from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+
+    from npu_tui.core.quant.fp16 import as_fp16, cvt
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+        helper.make_node("Add", ["h", "tiny"], ["a"], name="add"),
+        helper.make_node("Mul", ["a", "k"], ["y"], name="scale"),
+    ]
+    inits = [
+        tensor("fc.weight", np.eye(4, dtype=np.float32)),
+        tensor("tiny", np.full(4, 4e-5, np.float32)),
+        tensor("k", np.array(1024.0, np.float32)),
+    ]
+    config = write_project(tmp_path, make_model(nodes, [value("x", [1, 4])], [value("y", [1, 4])], inits), BASE_CONFIG)
+    np.savez(tmp_path / "data.npz", x=np.zeros((2, 1, 4), np.float32))
+    project = open_project(config)
+    evaluator = Evaluator(project.compiler, project_data(project, DataChoice(tmp_path / "data.npz", None, 0)), ["y"])
+    chip, why = evaluator.run_exact(project.compile())
+    assert chip is not None, why
+    held = as_fp16(cvt(np.float32(4e-5)))
+    assert held == np.float16(318 * 2.0**-24)
+    assert chip.arrays["y"].reshape(-1).tolist() == [318 * 2.0**-14] * 8
+    result = npu_tui("simulate", str(config), "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "out.npz"))
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "out.npz")["y"].reshape(-1).tolist() == [318 * 2.0**-14] * 8  # npu-tui simulate: the same

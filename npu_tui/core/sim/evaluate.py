@@ -26,7 +26,7 @@ from .npu.chip import ChipOutputs, chip_outputs
 from .npu.cost import exact_seconds
 from .npu.surprises import graph_surprises
 from .runtime import Batches, BoundSession, SessionFactory
-from .simulation import build_simulation, elem_types, npu_values, reference_model, structure, weight_feeds
+from .simulation import build_simulation, elem_types, held_constants, npu_values, reference_model, structure, weight_feeds
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -372,14 +372,15 @@ class Evaluator:
         key = structure(compilation)
         if self._exact_refusal.get(key) is not None:  # known before anything is built
             return None, self._exact_refusal[key]
-        model = build_simulation(self.compiler, compilation, fp16_activations=False).to_proto()  # its constants: this compile's
+        sim = build_simulation(self.compiler, compilation, fp16_activations=False)
+        model = sim.to_proto()  # its constants: this compile's
         self._estimate(key, model)
         refusal = self._exact_refusal[key]
         if refusal is not None:
             return None, refusal
         config = {"FUSE_BIASADD": compilation.settings.fuse_biasadd, "FP16_OUT_OPS": list(self.fp16_outputs)}
         try:
-            chip = chip_outputs(model, npu_values(compilation), self.data.inputs, self.outputs, config)
+            chip = chip_outputs(model, held_constants(sim, compilation), self.data.inputs, self.outputs, config)
         except ModelError as exc:
             with self.lock:
                 self._exact_refusal[key] = f"the exact simulation cannot run this model: {one_line(str(exc))}"

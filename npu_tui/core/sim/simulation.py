@@ -171,6 +171,13 @@ def npu_values(compilation: Compilation) -> dict[str, np.ndarray]:
     return values
 
 
+def held_constants(sim: SimModel, compilation: Compilation) -> dict[str, np.ndarray]:
+    """Every constant the chip holds, as its fp16, by name: what the exact run takes bit for bit. Its
+    graph's float32 copies, converted again, would lose a value in the converter's odd band
+    [2**-15, 2**-14) (flushed to 0)."""
+    return {**npu_values(compilation), **sim.arrays}
+
+
 def structure(compilation: Compilation) -> tuple[frozenset[str], frozenset[str]]:
     """What shapes the simulation graph beyond the values: the weights whose BatchNorm is folded, and
     those whose bias FUSE_BIASADD holds (each a fed tensor)."""
