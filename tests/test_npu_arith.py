@@ -253,6 +253,18 @@ def test_an_op_the_npu_does_not_run_is_a_model_error_naming_the_node():
         simulate_exact(m, {"x": np.zeros((1, 1, 4), np.float32)}, ["y"])
 
 
+def test_an_op_the_npu_does_not_run_is_refused_before_anything_runs():
+    """Refused up front, not at its turn after seconds of arithmetic: here the data is missing too, and
+    the unknown op, two nodes on, is what the refusal names."""
+    m = graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="first"), helper.make_node("Softmax", ["r"], ["y"], name="head/softmax")],
+        [("x", [1, 4])],
+        ["y"],
+    )
+    with pytest.raises(ModelError, match="head/softmax.*Softmax is not an op the GRUS NPU runs"):
+        simulate_exact(m, {}, ["y"])
+
+
 def _ulp_classes(got: np.ndarray, exact: np.ndarray) -> tuple[int, int, int, int]:
     """(0 ulp, 1 ulp, more, max ulp) of fp32 outputs against the correctly rounded fp16 value with the
     same output rule, over finite outputs (NPU_ARITHMETIC.md section 5)."""

@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 
 LINEAR = ("MatMul", "Gemm", "Conv")
-# Seconds per unit of work, from the exact runs of benchmarks/bench_sim.py's models (kws_tdnn 7.6 ns,
-# cnn_bn 8.6 ns, the 50-weight model 16 ns per unit, its many small ops costing more per element, on
-# the 2 shared cores they were measured on); rounded up, to err on the slow side.
-SECONDS_PER_UNIT = 20e-9
+# Seconds per unit of work, from the exact runs of benchmarks/bench_sim.py's models since the chains run
+# as onnxruntime calls (kws_tdnn 1.8 ns, cnn_bn 1.3 ns, the 50-weight model 1.6 ns per unit, on the 2
+# shared cores they were measured on, load 2-4); rounded up 2-3x, to err on the slow side.
+SECONDS_PER_UNIT = 4e-9
 
 
 def exact_work(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]], samples: int) -> int:

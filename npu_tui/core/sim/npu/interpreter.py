@@ -108,6 +108,7 @@ class _Interpreter:
         self.overflow_seen = False
 
     def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str], vendor_inputs: bool) -> ExactRun:
+        self._refuse_unknown_ops()
         for spec in self.graph.input:
             if spec.name in self.values:
                 continue
@@ -178,6 +179,13 @@ class _Interpreter:
     def _label(self, node: onnx.NodeProto) -> str:
         return printable(node.name or (node.output[0] if node.output else node.op_type))
 
+    def _refuse_unknown_ops(self) -> None:
+        """An op the NPU does not run is refused before anything runs: found at its turn, it would come
+        after seconds of fp16 arithmetic on every node before it."""
+        for node in self.graph.node:
+            if node.op_type != "Constant" and node.op_type not in MOVEMENT and not hasattr(self, "_op_" + node.op_type):
+                raise ModelError(f"node {self._label(node)!r}: {printable(node.op_type)} is not an op the GRUS NPU runs")
+
     def _node(self, node: onnx.NodeProto) -> None:
         if node.op_type == "Constant":
             self._set(node, numpy_helper.to_array(node.attribute[0].t))
@@ -187,10 +195,7 @@ class _Interpreter:
             lead = int(any(isinstance(v, _Tensor) for v in inputs))
             self._set(node, *_movement(node, inputs, lead))
             return
-        handler = getattr(self, "_op_" + node.op_type, None)
-        if handler is None:
-            raise ModelError(f"node {self._label(node)!r}: {printable(node.op_type)} is not an op the GRUS NPU runs")
-        handler(node)
+        getattr(self, "_op_" + node.op_type)(node)  # every op has its handler: _refuse_unknown_ops
 
     # --- linear layers --------------------------------------------------------------------------
     def _bias_after(self, node: onnx.NodeProto) -> tuple[onnx.NodeProto, np.ndarray] | None:
