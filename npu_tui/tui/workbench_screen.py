@@ -23,6 +23,7 @@ from ..core.text import printable
 from ..core.workbench import Cancelled, Histogram, Workbench, histogram
 from .confirm_screens import ConfirmScreen, ConflictScreen
 from .details import WeightDetails
+from .filter_box import FilterBox
 from .fix_screen import FixScreen
 from .histogram_view import BINS, HistogramView
 from .layer_view import LayerTable, LayerView
@@ -225,7 +226,7 @@ class WorkbenchScreen(Screen[None]):
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Input(placeholder="filter weights (Esc clears)", id="filter", disabled=True)
+                yield FilterBox(self.filter_done, self.action_escape, placeholder="filter weights (Esc clears)", id="filter")
                 yield WeightTree(id="weights")
             with TabbedContent(id="right"):
                 with TabPane("Weight", id="tab-weight"):
@@ -537,9 +538,9 @@ class WorkbenchScreen(Screen[None]):
         if event.value != self.name_filter:  # not the echo of a box Esc or R cleared
             self.name_filter = event.value
 
-    @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
-        self.query_one(WeightTree).focus()
+        """Enter in the box: the tree has the focus now, for the keys sent with the Enter (FilterBox)."""
+        self.set_focus(self.query_one(WeightTree))
 
     def action_escape(self) -> None:
         if self.evaluation_worker is not None and not self.evaluation_worker.is_cancelled:
@@ -552,7 +553,7 @@ class WorkbenchScreen(Screen[None]):
             box.remove_class("shown")
             box.disabled = True  # a hidden box must never take keys
             self.name_filter = ""
-            self.query_one(WeightTree).focus()
+            self.set_focus(self.query_one(WeightTree))  # now: Esc in the box comes as a priority key (FilterBox)
             return
         tabs = self.query_one(TabbedContent)
         if tabs.active != "tab-weight":  # back from the Table or the Layers, to the selected weight
