@@ -384,7 +384,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .core.sim.analysis import Analysis
     from .core.sim.evaluate import Evaluator
     from .core.sim.sensitivity import Cancelled
-    from .core.triage.report import metric_text, target_text
+    from .core.triage.report import target_text
 
     project, settings = _open(args)
     data = _data(args, project)
@@ -425,7 +425,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if target is not None:
             lines.append("")
             lines.append(
-                f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({metric_text(target, target.measure(evaluation))})"
+                f"target {target_text(target)}: {'met' if target.met(evaluation) else 'MISSED'} ({target.text(target.measure(evaluation))})"
             )
         _report(lines)
     return status

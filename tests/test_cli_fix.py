@@ -186,7 +186,7 @@ def test_a_config_the_fast_simulation_passes_and_the_chip_fails_is_not_met_and_s
     assert doc["met"] is False and doc["simulation"] == "exact" and doc["changes"] == []
     assert doc["before"]["metric"] == doc["after"]["metric"] < 0
     fast, exact = re.fullmatch(
-        r"the fast simulation the search ran meets it \((-?[\d.]+) dB\), the chip's exact arithmetic does not \((-?[\d.]+) dB\)",
+        r"the fast simulation the search ran meets it \(SQNR (-?[\d.]+) dB\), the chip's exact arithmetic does not \(SQNR (-?[\d.]+) dB\)",
         doc["why"],
     ).groups()
     assert float(fast) >= 20 and float(exact) == pytest.approx(doc["after"]["metric"], abs=0.005)

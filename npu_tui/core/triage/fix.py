@@ -89,6 +89,18 @@ class Target:
         sqnr = evaluation.worst_output_sqnr_db
         return math.inf if sqnr is None else sqnr
 
+    def text(self, value: float | None) -> str:
+        """A number of the target's as eval says it: an exact output is "exact", a diverged one "none"."""
+        if value is None:
+            return "-"
+        if self.kind == TargetKind.MIN_SQNR and value in (math.inf, -math.inf):
+            return "SQNR exact" if value > 0 else "SQNR none (the NPU output is not finite)"
+        return {
+            TargetKind.MAX_DROP: f"drop {value:.2f} points",
+            TargetKind.MIN_AGREEMENT: f"agreement {value:.2f}%",
+            TargetKind.MIN_SQNR: f"SQNR {value:.2f} dB",
+        }[self.kind]
+
     def met(self, evaluation: Evaluation) -> bool:
         value = self.measure(evaluation)
         if value is None or math.isnan(value):
@@ -314,8 +326,8 @@ class Search:
             why = self.why_not(localization, final, stopped)
             if self.target.met(fast_final):
                 why = (
-                    f"the fast simulation the search ran meets it ({_metric_words(self.target, self.target.measure(fast_final))}), "
-                    f"the chip's exact arithmetic does not ({_metric_words(self.target, self.target.measure(final))})"
+                    f"the fast simulation the search ran meets it ({self.target.text(self.target.measure(fast_final))}), "
+                    f"the chip's exact arithmetic does not ({self.target.text(self.target.measure(final))})"
                 )
         return FixResult(
             met=met,
@@ -868,7 +880,7 @@ class Search:
             cause = f" ({final.fp16_issue})" if final.fp16_issue else ""
             return (
                 f"not even nothing quantized (COMPRESS and CONV2D_COMPRESS false) meets it: "
-                f"the fp16 arithmetic alone is at {_metric_words(self.target, least['metric'])}{cause}"
+                f"the fp16 arithmetic alone is at {self.target.text(least['metric'])}{cause}"
             )
         dearer = [npu_bytes for evaluation, npu_bytes in self._seen.values() if self.target.met(evaluation)]
         if self.budget is not None and dearer:
@@ -897,16 +909,6 @@ def _switches(settings: Settings, metric: float | None, npu_bytes: int) -> Chang
 def switch_words(settings: Settings) -> str:
     """COMPRESS, CONV2D_COMPRESS and FUSE_BN in a localization row's label (C1 C2D1 BN1)."""
     return f"C{int(settings.compress)} C2D{int(settings.conv2d_compress)} BN{int(settings.fuse_bn)}"
-
-
-def _metric_words(target: Target, value: float | None) -> str:
-    if value is None:
-        return "no value"
-    if target.kind == TargetKind.MIN_SQNR:
-        return (
-            "exact" if value == math.inf else "none (the NPU output is not finite)" if value == -math.inf else f"{value:.2f} dB"
-        )
-    return f"{value:.2f} points of drop" if target.kind == TargetKind.MAX_DROP else f"{value:.2f}% agreement"
 
 
 def _replay(inventory: Inventory, state: Settings, change: Change) -> Settings:

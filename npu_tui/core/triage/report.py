@@ -17,7 +17,6 @@ __all__ = [
     "ACTION_TEXT",
     "fix_json",
     "fix_lines",
-    "metric_text",
     "short_metric_text",
     "switch_words",
     "target_text",
@@ -45,21 +44,8 @@ def target_text(target: Target) -> str:
     }[target.kind]
 
 
-def metric_text(target: Target, value: float | None) -> str:
-    """A target's number as eval says it: an exact output is "exact", a diverged one "none"."""
-    if value is None:
-        return "-"
-    if target.kind == TargetKind.MIN_SQNR and value in (math.inf, -math.inf):
-        return "SQNR exact" if value > 0 else "SQNR none (the NPU output is not finite)"
-    return {
-        TargetKind.MAX_DROP: f"drop {value:.2f} points",
-        TargetKind.MIN_AGREEMENT: f"agreement {value:.2f}%",
-        TargetKind.MIN_SQNR: f"SQNR {value:.2f} dB",
-    }[target.kind]
-
-
 def short_metric_text(target: Target, value: float | None) -> str:
-    """`metric_text` for a screen line: the unit only where the number alone would not say it."""
+    """`Target.text` for a screen line: the unit only where the number alone would not say it."""
     if value is None:
         return "-"
     if target.kind == TargetKind.MIN_SQNR and not math.isfinite(value):
@@ -106,7 +92,7 @@ def fix_lines(result: FixResult, diff: str, written: tuple[Path, Path] | None) -
     for row in result.localization:
         lines.append(
             f"  {str(row['COMPRESS']).lower():9} {str(row['CONV2D_COMPRESS']).lower():7} {str(row['FUSE_BN']).lower():8} "
-            f"{metric_text(target, row['metric']) if row['measured'] else 'not run':>22} {row['npu_bytes']:>10,}"
+            f"{target.text(row['metric']) if row['measured'] else 'not run':>22} {row['npu_bytes']:>10,}"
             f"{'  meets the target' if row['met'] else '' if row['measured'] else '  (dearer than a row that meets)'}"
         )
     lines.append("")
@@ -118,14 +104,14 @@ def fix_lines(result: FixResult, diff: str, written: tuple[Path, Path] | None) -
     (before, before_bytes), (after, after_bytes) = result.before, result.after
     lines.append("")
     lines.append(f"before and after from the {result.simulation} simulation{note}; the search itself ranks with the fast one")
-    lines.append(f"before: {metric_text(target, before)}, {before_bytes:,} B on the NPU")
-    lines.append(f"after:  {metric_text(target, after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
+    lines.append(f"before: {target.text(before)}, {before_bytes:,} B on the NPU")
+    lines.append(f"after:  {target.text(after)}, {after_bytes:,} B on the NPU ({after_bytes - before_bytes:+,} B)")
     if result.paths:
         lines.append("paths (per-weight changes from each start):")
         for path in result.paths:
             lines.append(
-                f"  from {printable(path.start)}: {metric_text(target, path.start_metric)}, {path.start_bytes:,} B -> "
-                f"{metric_text(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}"
+                f"  from {printable(path.start)}: {target.text(path.start_metric)}, {path.start_bytes:,} B -> "
+                f"{target.text(path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}"
             )
     lines.append(f"target {'met' if result.met else 'NOT met'}; {result.evaluations} evaluations in {result.seconds:.1f} s")
     if result.why:
@@ -150,4 +136,6 @@ def _change_line(number: int, change: Change, target: Target) -> str:
         )
     )
     saturated = f" ({change.saturated:.2%} saturate)" if change.saturated else ""
-    return f"  {number}. {ACTION_TEXT[change.action]:20} {weight}{rng}{saturated}: {metric_text(target, change.metric)}, {change.bytes:,} B"
+    return (
+        f"  {number}. {ACTION_TEXT[change.action]:20} {weight}{rng}{saturated}: {target.text(change.metric)}, {change.bytes:,} B"
+    )
