@@ -349,7 +349,7 @@ def test_a_chain_step_rounds_every_product_and_sum_of_fp16_values_as_ieee_binary
     every = np.arange(1 << 16, dtype=np.uint16).view(F16).astype(np.float32)
     xs = np.repeat(every, 8).reshape(-1, 8, 1)  # [R, L=8, 1]: one chain per row, eight terms
     ws = np.array([1.0, -0.5, 3.0, 2.0**-10, -1.0, 0.75, 2049.0, -0.0], F16).astype(np.float32).reshape(1, 8, 1)
-    got = arith._chains(xs.transpose(0, 2, 1).reshape(-1, 1, 8), ws, None)[:, 0].astype(F16)
+    got = arith._chains(xs.transpose(1, 2, 0), ws, None)[0].astype(F16)  # terms [L, M, R] -> [N, R]
     p = np.zeros(xs.shape[0], np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(8):
@@ -358,5 +358,63 @@ def test_a_chain_step_rounds_every_product_and_sum_of_fp16_values_as_ieee_binary
     want = p.astype(F16)
     same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
     assert same.all(), f"{int((~same).sum())} of {same.size} chains differ, first at input {np.flatnonzero(~same)[0]}"
-    assert arith._chains(np.full((1, 1, 2), 65504, np.float32), np.full((1, 2, 1), 0.5, np.float32), None)[0, 0] == 65504
-    assert np.isinf(arith._chains(np.array([[[65504, 16]]], np.float32), np.ones((1, 2, 1), np.float32), None)[0, 0])
+    assert arith._chains(np.full((2, 1, 1), 65504, np.float32), np.full((1, 2, 1), 0.5, np.float32), None)[0, 0] == 65504
+    assert np.isinf(arith._chains(np.array([65504, 16], np.float32).reshape(2, 1, 1), np.ones((1, 2, 1), np.float32), None)[0, 0])
+
+
+EVERY_FP16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(F16)
+
+
+def same_bits(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Bit for bit, a NaN matching any NaN of the same sign (payloads are the hardware's)."""
+    got16, want16 = got.view(np.uint16), want.view(np.uint16)
+    nan = np.isnan(got) & np.isnan(want) & ((got16 >> 15) == (want16 >> 15))
+    return (got16 == want16) | nan
+
+
+@pytest.mark.parametrize("name, op", [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("div", np.divide)])
+def test_every_fp16_value_combined_with_a_few_others_rounds_as_ieee_binary16(name, op):
+    """add/sub/mul/div (onnxruntime kernels) against numpy's float32 operation rounded by numpy: every
+    fp16 value (subnormals, ±0, ±inf, NaN) against operands broadcast along the last axis."""
+    others = np.array([1.0, -0.5, 3.0, 2.0**-14, -(2.0**-24), 65504, -0.0, np.inf, 2049, 0.0], F16)
+    a = EVERY_FP16.reshape(-1, 1)
+    got = getattr(arith, name)(a, others)
+    with np.errstate(all="ignore"):
+        want = op(a.astype(np.float32), others.astype(np.float32)).astype(F16)
+    assert got.dtype == F16 and got.shape == want.shape
+    same = same_bits(got, want)
+    assert same.all(), f"{int((~same).sum())} differ, e.g. {a[~same.any(axis=1)][:3].ravel()}"
+
+
+def test_rounding_to_fp16_keeps_subnormals_ties_to_even_and_overflows_at_65520():
+    wide = np.array([65519.996, 65520, -65520, 2.0**-25, 3 * 2.0**-25, 2.0**-24 * 1.5, 1 + 2.0**-11, -np.inf], np.float32)
+    assert arith.h(wide).view(np.uint16).tolist() == [0x7BFF, 0x7C00, 0xFC00, 0x0000, 0x0002, 0x0002, 0x3C00, 0xFC00]
+    assert np.isnan(arith.h(np.array([np.nan], np.float32))).all()
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(200_000) * 10.0 ** rng.uniform(-8, 5, 200_000)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        want = values.astype(F16)
+    assert same_bits(arith.h(values), want).all()
+
+
+def test_relu_and_relu6_read_from_the_bits_give_the_rule_for_every_fp16_value():
+    x = EVERY_FP16.reshape(1, 1, -1)
+    wide = x.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        plain = np.where(wide > 0, wide, 0).astype(F16)
+        capped = np.where(wide > 0, np.where(wide > 6, 6, wide), 0).astype(F16)
+    for op, want in (("Relu", plain), ("Clip", capped)):
+        extra = [("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))] if op == "Clip" else []
+        node = helper.make_node(op, ["x", *(n for n, _ in extra)], ["y"])
+        got = run_exact(graph([node], [("x", [1, 1 << 16])], ["y"], extra), {"x": x}, ["y"]).values["y"]
+        assert got.view(np.uint16).tolist() == want.view(np.uint16).tolist(), op  # NaN and -0 give +0
+
+
+def test_several_chains_are_added_in_order_after_each_runs_its_terms():
+    """Three 2-term chains per row, then acc = P0, acc = h(P1 + acc), acc = h(P2 + acc): the order shows
+    where a sum stagnates (2048 + 1 + 1 stays 2048; 1 + 1 + 2048 is 2050)."""
+    terms = np.array([[2048, 1, 1], [0, 0, 0]], np.float32)[:, :, None]  # [L=2, M=3, R=1]: x_k of chain m
+    ws = np.ones((3, 2, 1), np.float32)
+    assert arith._chains(terms, ws, None)[0, 0] == 2048
+    assert arith._chains(terms[:, ::-1].copy(), ws, None)[0, 0] == 2050
+    assert arith._chains(terms, ws, np.array([2.0], np.float32))[0, 0] == 2052  # the start begins chain 0

@@ -4,60 +4,35 @@ rounded; dot products are chains of such roundings with no wider accumulator."""
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
 import numpy as np
-import onnx
 
-if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+from .kernels import binary, narrow, session, widen
 
 F16 = np.float16
 F32 = np.float32
 BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
 CHUNK_ELEMENTS = 1 << 17  # partial sums held at once (512 KB of float32 per array: they stay in the cache)
 
-Function = TypeVar("Function", bound=Callable[..., Any])
 
-
-def quiet(function: Function) -> Function:
-    """Overflow to inf and inf - inf = NaN are what the NPU computes, not warnings."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            return function(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@quiet
 def h(values: np.ndarray) -> np.ndarray:
     """Round float32 values to fp16 (RNE, subnormals kept): the NPU's float2half."""
-    return np.asarray(values, dtype=F32).astype(F16)
+    return narrow(values)
 
 
-@quiet
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return h(np.add(a, b, dtype=F32))
+    return binary("Add", a, b)
 
 
-@quiet
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return h(np.subtract(a, b, dtype=F32))
+    return binary("Sub", a, b)
 
 
-@quiet
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return h(np.multiply(a, b, dtype=F32))
+    return binary("Mul", a, b)
 
 
-@quiet
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return h(np.divide(a, b, dtype=F32))
+    return binary("Div", a, b)
 
 
 def maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,83 +51,40 @@ def _blocked(length: int) -> tuple[int, int]:
     return -(-length // step), step
 
 
-def _chains(xs: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndarray:
-    """xs[R, M, L] and ws[M, L, N] (float32 copies of fp16 values) as M independent mc_matmul chains,
-    P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0), then
-    summed in order: acc = P_0, acc = h(P_m + acc). Rows are taken in chunks to bound the memory;
-    padding terms are x = +0, w = -0, whose product -0 leaves any P as it is. Each step runs as one
-    onnxruntime call (`_chain_step`): the same IEEE float32 operations and binary16 roundings as numpy's,
-    whose fp16 conversion is done in software and made this loop 10-20x slower."""
-    chains, length, width = ws.shape
-    out = np.empty((xs.shape[0], width), dtype=F32)
+def _chains(terms: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """terms[L, M, R] and ws[M, L, N] (float32 copies of fp16 values) as M independent mc_matmul chains
+    per row, P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0),
+    then summed in order: acc = P_0, acc = h(P_m + acc). Gives acc as [N, R]. Rows are taken in chunks
+    to bound the memory; padding terms are x = +0, w = -0, whose product -0 leaves any P as it is. Each
+    chunk is one onnxruntime call (kernel "chains L M"), rows last: each product is a weight times a long
+    row of inputs."""
+    length, chains, rows = terms.shape
+    width = ws.shape[2]
+    out = np.empty((width, rows), dtype=F32)
     weights = np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]  # [L, M, N, 1]: term k of every chain
     chunk = max(1, CHUNK_ELEMENTS // max(chains * width, 1))
-    step = _chain_step()
-    for first in range(0, xs.shape[0], chunk):
-        # rows last ([L, M, 1, r], partial sums [M, N, r]): each product is a weight times a long row of inputs
-        terms = np.ascontiguousarray(xs[first : first + chunk].transpose(2, 1, 0))[:, :, None, :]
-        p = np.zeros((chains, width, terms.shape[-1]), dtype=F32)
+    run = session(f"chains {length} {chains}").run
+    for first in range(0, rows, chunk):
+        part = np.ascontiguousarray(terms[:, :, None, first : first + chunk])  # [L, M, 1, r]
+        p = np.zeros((1, chains, width, part.shape[-1]), dtype=F32)
         if start is not None:
-            p[0] = np.broadcast_to(start, (width,))[:, None]
-        for k in range(length):
-            p = step.run(None, {"p": p, "x": terms[k], "w": weights[k]})[0]  # h(P + h(x * w))
-        acc = p[0]
-        for m in range(1, chains):
-            acc = step.run(None, {"p": acc, "x": _ONE, "w": p[m]})[0]  # h(P_m + acc)
-        out[first : first + chunk] = acc.T
+            p[0, 0] = np.broadcast_to(start, (width,))[:, None]
+        out[:, first : first + chunk] = run(None, {"x": part, "w": weights, "p": p})[0][0, 0]
     return out
-
-
-_ONE = np.ones((1, 1), dtype=F32)  # x * P_m = P_m and h(P_m) = P_m: the step then adds two fp16 values
-_STEP: list[InferenceSession] = []
-_STEP_LOCK = threading.Lock()
-
-
-def _chain_step() -> InferenceSession:
-    """One session, built once per process: p' = h(p + h(x * w)), float32 in and out, h a Cast to float16
-    and back. Graph optimizations are off so that onnxruntime keeps every operation and rounding as
-    written (no fused multiply-add, no Cast pair removed); its Cast is IEEE round-to-nearest-even with
-    subnormals, as numpy's astype. One thread: a step is a few cache-sized passes, less work than handing
-    it to a pool on a shared machine."""
-    with _STEP_LOCK:
-        if not _STEP:
-            import onnxruntime as ort
-
-            helper, tensor = onnx.helper, onnx.TensorProto
-            nodes = [
-                helper.make_node("Mul", ["x", "w"], ["xw"]),
-                helper.make_node("Cast", ["xw"], ["xw16"], to=tensor.FLOAT16),
-                helper.make_node("Cast", ["xw16"], ["hxw"], to=tensor.FLOAT),
-                helper.make_node("Add", ["p", "hxw"], ["sum"]),
-                helper.make_node("Cast", ["sum"], ["sum16"], to=tensor.FLOAT16),
-                helper.make_node("Cast", ["sum16"], ["out"], to=tensor.FLOAT),
-            ]
-            inputs = [helper.make_tensor_value_info(n, tensor.FLOAT, None) for n in ("p", "x", "w")]
-            graph = helper.make_graph(
-                nodes, "fp16_chain_step", inputs, [helper.make_tensor_value_info("out", tensor.FLOAT, None)]
-            )
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-            model.ir_version = 8
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            options.log_severity_level = 3
-            options.intra_op_num_threads = 1
-            _STEP.append(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))
-        return _STEP[0]
 
 
 def _split(x: np.ndarray, axis_length: int, chains: int, step: int, fill: float) -> np.ndarray:
     """The last axis (axis_length) padded with `fill` to chains * step and cut into [chains, step]."""
     pad = chains * step - axis_length
-    widths = [(0, 0)] * (x.ndim - 1) + [(0, pad)]
-    return np.pad(x, widths, constant_values=fill).reshape(*x.shape[:-1], chains, step)
+    if pad:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)], constant_values=fill)
+    return x.reshape(*x.shape[:-1], chains, step)
 
 
 def _start(bias_first: np.ndarray | None) -> np.ndarray | None:
-    return None if bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
+    return None if bias_first is None else widen(bias_first)
 
 
-@quiet
 def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -> np.ndarray:
     """x[..., K] @ w[K, N] as the NPU computes it: a chain per 32-row block of w (k ascending), the block
     partials added in order, acc = h(P_b + acc); `bias_first` (FUSE_BIASADD) starts block 0's chain."""
@@ -161,9 +93,9 @@ def matmul(x: np.ndarray, w: np.ndarray, bias_first: np.ndarray | None = None) -
         raise ValueError("matmul with K = 0")
     chains, step = _blocked(k)
     lead = x.shape[:-1]
-    xs = _split(np.asarray(x, dtype=F16).astype(F32).reshape(-1, k), k, chains, step, 0.0)
-    ws = _split(np.asarray(w, dtype=F16).astype(F32).T, k, chains, step, -0.0).transpose(1, 2, 0)
-    return _chains(xs, ws, _start(bias_first)).astype(F16).reshape(*lead, n)
+    xs = _split(widen(x).reshape(-1, k), k, chains, step, 0.0)  # [R, M, L]
+    ws = _split(widen(w).T, k, chains, step, -0.0).transpose(1, 2, 0)
+    return narrow(_chains(xs.transpose(2, 1, 0), ws, _start(bias_first)).T).reshape(*lead, n)
 
 
 Pair = tuple[int, int]
@@ -175,7 +107,7 @@ def taps(
     """What each kernel tap (row-major) reads of x[S, H, W, C] zero-padded by (top, left, bottom, right):
     one strided view [S, out_h, out_w, C] per tap."""
     top, left, bottom, right = pads
-    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))) if any(pads) else x
     (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
     out_h = (padded.shape[1] - dh * (kh - 1) - 1) // sh + 1
     out_w = (padded.shape[2] - dw * (kw - 1) - 1) // sw + 1
@@ -186,7 +118,6 @@ def taps(
     ]
 
 
-@quiet
 def conv2d(
     x: np.ndarray,
     w: np.ndarray,
@@ -202,16 +133,20 @@ def conv2d(
     bottom, right. A dilated conv (gxnpuc's SpaceToBatchND form) reads its taps spread out, in the same
     order (not checked against the C model: no case has one)."""
     kh, kw, cin, cout = w.shape
-    views = taps(np.asarray(x, dtype=F16).astype(F32), (kh, kw), strides, pads, dilations)
     chains, step = _blocked(cin)
-    xs = _split(np.stack(views, axis=3), cin, chains, step, 0.0).reshape(-1, kh * kw * chains, step)
-    ws = _split(np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
+    wide = _split(widen(x), cin, chains, step, 0.0).reshape(*x.shape[:3], chains * step)
+    views = taps(wide, (kh, kw), strides, pads, dilations)
+    samples, out_h, out_w = views[0].shape[:3]
+    terms = np.empty((step, kh * kw * chains, samples * out_h * out_w), dtype=F32)  # [L, M, R]: term k of chain m
+    for tap, view in enumerate(views):
+        block = terms[:, tap * chains : (tap + 1) * chains].reshape(step, chains, samples, out_h, out_w)
+        block[...] = view.reshape(samples, out_h, out_w, chains, step).transpose(4, 3, 0, 1, 2)
+    ws = _split(widen(w).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
     ws = ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout)
-    out = _chains(xs, ws, _start(bias_first))
-    return out.astype(F16).reshape(*views[0].shape[:3], cout)
+    out = _chains(terms, ws, _start(bias_first))  # [Cout, R]
+    return narrow(out.T).reshape(samples, out_h, out_w, cout)
 
 
-@quiet
 def depthwise2d(
     x: np.ndarray,
     w: np.ndarray,
@@ -223,53 +158,54 @@ def depthwise2d(
     """NHWC depthwise convolution, w[kh, kw, C]: one chain per output over the taps row-major,
     acc = bias (when given) or 0, then acc = h(acc + h(x*w)) (mc_conv2d per channel)."""
     kh, kw, channels = w.shape
-    views = taps(np.asarray(x, dtype=F16).astype(F32), (kh, kw), strides, pads, dilations)
-    ws = np.asarray(w, dtype=F16).astype(F32).reshape(kh * kw, channels)
-    start = 0.0 if bias_first is None else np.asarray(bias_first, dtype=F16).astype(F32)
-    acc = np.broadcast_to(np.asarray(start, dtype=F32), views[0].shape).copy()
+    views = taps(widen(x), (kh, kw), strides, pads, dilations)
+    ws = widen(w).reshape(kh * kw, channels)
+    start = np.zeros(channels, dtype=F32) if bias_first is None else np.broadcast_to(widen(bias_first), (channels,))
+    acc = np.broadcast_to(start, views[0].shape).copy()
+    step = session("step")
     for view, weight in zip(views, ws):
-        acc = np.add(acc, np.multiply(view, weight, dtype=F32).astype(F16), dtype=F32).astype(F16).astype(F32)
-    return acc.astype(F16)
+        acc = step.run(None, {"p": acc, "x": view, "w": weight})[0]
+    return narrow(acc)
 
 
-@quiet
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """op_reduce's chain: s = 0; s = h(s + x) over the reduced elements in row-major index order. The
     reduced axes keep size 1."""
     kept = [a for a in range(x.ndim) if a not in axes]
-    moved = np.transpose(np.asarray(x, dtype=F16), kept + list(axes))
     count = int(np.prod([x.shape[a] for a in axes]))
-    flat = moved.reshape(*moved.shape[: len(kept)], count).astype(F32)
-    s = np.zeros(moved.shape[: len(kept)], dtype=F32)
+    moved = np.transpose(widen(x), list(axes) + kept)  # the reduced elements first, in row-major order
+    terms = moved.reshape(count, *moved.shape[len(axes) :])
+    s = np.zeros(terms.shape[1:], dtype=F32)
+    total = session("sum")
     for k in range(count):
-        s = np.add(s, flat[..., k], dtype=F32).astype(F16).astype(F32)
+        s = total.run(None, {"a": s, "b": terms[k]})[0]
     shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
-    return s.astype(F16).reshape(shape)
+    return narrow(s).reshape(shape)
 
 
-@quiet
 def reduce_mean(x: np.ndarray, axes: tuple[int, ...], count: np.ndarray) -> np.ndarray:
     """The reduce chain divided by the element count: a real division, y = h(s / h(count))."""
     return div(reduce_sum(x, axes), count)
 
 
 def max_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
-    """op_pool max on NHWC: m = -inf; m = max(x, m) over the window row-major."""
-    views = taps(np.asarray(x, dtype=F16), kernel, strides)
-    m = np.full_like(views[0], -np.inf)
+    """op_pool max on NHWC: m = -inf; m = max(x, m) over the window row-major (compared as float32
+    copies: numpy compares fp16 through a software conversion)."""
+    views = taps(widen(x), kernel, strides)
+    m = np.full(views[0].shape, -np.inf, dtype=F32)
     for value in views:
         m = maximum(value, m)
-    return m
+    return narrow(m)
 
 
-@quiet
 def avg_pool(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], count: np.ndarray) -> np.ndarray:
     """op_pool avg on NHWC: s = h(s + x) over the window row-major, then y = h(s / h(kh*kw))."""
-    views = taps(np.asarray(x, dtype=F16), kernel, strides)
-    s = np.zeros_like(views[0])
+    views = taps(widen(x), kernel, strides)
+    s = np.zeros(views[0].shape, dtype=F32)
+    total = session("sum")
     for value in views:
-        s = add(s, value)
-    return div(s, count)
+        s = total.run(None, {"a": s, "b": value})[0]
+    return div(narrow(s), count)
 
 
 def fp32_output(values: np.ndarray) -> np.ndarray:

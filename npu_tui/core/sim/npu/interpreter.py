@@ -29,6 +29,7 @@ F16 = np.float16
 SELU_ALPHA = 1.6732632423543772
 SELU_GAMMA = 1.0507009873554805
 LINEAR_OPS = ("MatMul", "Gemm", "Conv")
+INF_BITS = 0x7C00  # +inf in fp16; above it, NaN
 
 
 @dataclass
@@ -230,10 +231,12 @@ class _Interpreter:
         return own_bias, always_first or self.fuse_biasadd, None
 
     def _check_overflow(self, node: onnx.NodeProto, x: np.ndarray, result: np.ndarray) -> None:
-        if self.overflow_seen or not np.isfinite(x).all() or np.isfinite(result).all():
+        if self.overflow_seen or not _finite(x).all():
+            return
+        bad = int(result.size - np.count_nonzero(_finite(result)))
+        if not bad:
             return
         self.overflow_seen = True
-        bad = int(result.size - np.count_nonzero(np.isfinite(result)))
         self.diagnostics.append(
             Diagnostic(
                 self._label(node),
@@ -470,9 +473,16 @@ class _Interpreter:
 
 # --- the nonlinearities, as op_active and op_tensor_scalar build them from the tables ---------------
 def _relu(x: np.ndarray, cap: np.floating | None = None) -> np.ndarray:
-    """x > 0 ? (cap ? min(x, cap) : x) : +0, so NaN -> 0."""
-    kept = x if cap is None else arith.minimum(x, np.asarray(cap, F16))
-    return np.where(x > 0, kept, F16(0)).astype(F16)
+    """x > 0 ? (cap ? min(x, cap) : x) : +0, so NaN -> 0. Read from the fp16 bits, where a positive
+    number's order is its bits' order (numpy compares fp16 through a software conversion)."""
+    bits = np.asarray(x, dtype=F16).view(np.int16)
+    kept = bits if cap is None else np.minimum(bits, np.asarray(cap, F16).view(np.int16))
+    return np.where((bits > 0) & (bits <= INF_BITS), kept, 0).astype(np.int16).view(F16)
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """Which fp16 values are finite: exponent field below 31."""
+    return (np.asarray(x, dtype=F16).view(np.uint16) & INF_BITS) != INF_BITS
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
