@@ -418,3 +418,36 @@ def test_several_chains_are_added_in_order_after_each_runs_its_terms():
     assert arith._chains(terms, ws, None)[0, 0] == 2048
     assert arith._chains(terms[:, ::-1].copy(), ws, None)[0, 0] == 2050
     assert arith._chains(terms, ws, np.array([2.0], np.float32))[0, 0] == 2052  # the start begins chain 0
+
+
+def conv_by_hand(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """dec_conv2d's order with numpy's own rounding: taps row-major, 32-channel blocks, each a chain."""
+    h = lambda v: v.astype(F16).astype(np.float32)  # noqa: E731
+    xp = np.pad(x.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    kh, kw, cin, _ = w.shape
+    out_h, out_w = (xp.shape[1] - kh) // stride + 1, (xp.shape[2] - kw) // stride + 1
+    acc = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(kh):
+            for j in range(kw):
+                view = xp[:, i : i + stride * (out_h - 1) + 1 : stride, j : j + stride * (out_w - 1) + 1 : stride]
+                for b in range(0, cin, 32):
+                    p = np.zeros((*view.shape[:3], w.shape[3]), np.float32)
+                    for c in range(b, min(b + 32, cin)):
+                        p = h(p + h(view[..., c, None] * w[i, j, c].astype(np.float32)))
+                    acc = p if acc is None else h(p + acc)
+    return acc.astype(F16)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_conv_gives_the_same_words_however_its_rows_are_cut_into_calls(stride, monkeypatch):
+    """40 input channels (a full and a partial block), padding, a stride: the chains by hand, and the
+    same words with calls of whole samples (the default) or of a few output rows of one sample."""
+    rng = np.random.default_rng(stride)
+    x = (rng.standard_normal((3, 7, 6, 40)) * 4).astype(F16)
+    w = rng.standard_normal((3, 3, 40, 5)).astype(F16)
+    want = conv_by_hand(x, w, stride, 1)
+    whole = arith.conv2d(x, w, (stride, stride), (1, 1, 1, 1))
+    monkeypatch.setattr(arith, "CHUNK_ELEMENTS", 3 * 18 * 5)  # 3 rows per call: less than one output row
+    cut = arith.conv2d(x, w, (stride, stride), (1, 1, 1, 1))
+    assert whole.view(np.uint16).tolist() == want.view(np.uint16).tolist() == cut.view(np.uint16).tolist()

@@ -54,23 +54,49 @@ def _blocked(length: int) -> tuple[int, int]:
 def _chains(terms: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.ndarray:
     """terms[L, M, R] and ws[M, L, N] (float32 copies of fp16 values) as M independent mc_matmul chains
     per row, P_m = h(P_m + h(x * w)) over their L terms in order (P_0 starts at `start`, the others at 0),
-    then summed in order: acc = P_0, acc = h(P_m + acc). Gives acc as [N, R]. Rows are taken in chunks
-    to bound the memory; padding terms are x = +0, w = -0, whose product -0 leaves any P as it is. Each
-    chunk is one onnxruntime call (kernel "chains L M"), rows last: each product is a weight times a long
-    row of inputs."""
+    then summed in order: acc = P_0, acc = h(P_m + acc). Gives acc as [N, R], rows taken in chunks
+    that bound the memory; padding terms are x = +0, w = -0, whose product -0 leaves any P as it is."""
     length, chains, rows = terms.shape
-    width = ws.shape[2]
-    out = np.empty((width, rows), dtype=F32)
-    weights = np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]  # [L, M, N, 1]: term k of every chain
-    chunk = max(1, CHUNK_ELEMENTS // max(chains * width, 1))
-    run = session(f"chains {length} {chains}").run
+    weights = _term_weights(ws)
+    out = np.empty((ws.shape[2], rows), dtype=F32)
+    chunk = _chunk_rows(chains, ws.shape[2])
     for first in range(0, rows, chunk):
-        part = np.ascontiguousarray(terms[:, :, None, first : first + chunk])  # [L, M, 1, r]
-        p = np.zeros((1, chains, width, part.shape[-1]), dtype=F32)
-        if start is not None:
-            p[0, 0] = np.broadcast_to(start, (width,))[:, None]
-        out[:, first : first + chunk] = run(None, {"x": part, "w": weights, "p": p})[0][0, 0]
+        out[:, first : first + chunk] = _run_chains(terms[:, :, None, first : first + chunk], weights, start)
     return out
+
+
+def _term_weights(ws: np.ndarray) -> np.ndarray:
+    """ws[M, L, N] as [L, M, N, 1]: term k of every chain."""
+    return np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]
+
+
+def _chunk_rows(chains: int, width: int) -> int:
+    """Rows per call: partial sums [M, N, rows] of about CHUNK_ELEMENTS."""
+    return max(1, CHUNK_ELEMENTS // max(chains * width, 1))
+
+
+def _run_chains(part: np.ndarray, weights: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """One chunk, part[L, M, 1, r], as one onnxruntime call (kernel "chains L M"), rows last: each
+    product is a weight times a long row of inputs. Gives [N, r]."""
+    length, chains, _, rows = part.shape
+    p = np.zeros((1, chains, weights.shape[2], rows), dtype=F32)
+    if start is not None:
+        p[0, 0] = np.broadcast_to(start, (weights.shape[2],))[:, None]
+    return session(f"chains {length} {chains}").run(None, {"x": np.ascontiguousarray(part), "w": weights, "p": p})[0][0, 0]
+
+
+def _row_blocks(samples: int, out_h: int, out_w: int, chunk: int) -> list[tuple[slice, slice]]:
+    """A conv's output rows (sample, output row, output column, flattened in that order) in blocks of
+    at most `chunk` (or one output row): whole samples while one fits, else output rows of one sample.
+    Each block is a contiguous range of the flattened rows and one strided view of each tap."""
+    per_sample = out_h * out_w
+    if not samples or not per_sample:
+        return []
+    if per_sample <= chunk:
+        step = chunk // per_sample
+        return [(slice(s, min(s + step, samples)), slice(0, out_h)) for s in range(0, samples, step)]
+    step = max(1, chunk // max(out_w, 1))
+    return [(slice(s, s + 1), slice(o, min(o + step, out_h))) for s in range(samples) for o in range(0, out_h, step)]
 
 
 def _split(x: np.ndarray, axis_length: int, chains: int, step: int, fill: float) -> np.ndarray:
@@ -137,13 +163,19 @@ def conv2d(
     wide = _split(widen(x), cin, chains, step, 0.0).reshape(*x.shape[:3], chains * step)
     views = taps(wide, (kh, kw), strides, pads, dilations)
     samples, out_h, out_w = views[0].shape[:3]
-    terms = np.empty((step, kh * kw * chains, samples * out_h * out_w), dtype=F32)  # [L, M, R]: term k of chain m
-    for tap, view in enumerate(views):
-        block = terms[:, tap * chains : (tap + 1) * chains].reshape(step, chains, samples, out_h, out_w)
-        block[...] = view.reshape(samples, out_h, out_w, chains, step).transpose(4, 3, 0, 1, 2)
     ws = _split(widen(w).reshape(kh * kw, cin, cout).transpose(0, 2, 1), cin, chains, step, -0.0)
-    ws = ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout)
-    out = _chains(terms, ws, _start(bias_first))  # [Cout, R]
+    weights = _term_weights(ws.transpose(0, 2, 3, 1).reshape(kh * kw * chains, step, cout))
+    begin = _start(bias_first)
+    out = np.empty((cout, samples * out_h * out_w), dtype=F32)
+    first = 0
+    for rows, lines in _row_blocks(samples, out_h, out_w, _chunk_rows(kh * kw * chains, cout)):
+        count = (rows.stop - rows.start) * (lines.stop - lines.start)
+        block = np.empty((step, kh * kw * chains, count * out_w), dtype=F32)  # [L, M, r]: term k of chain m
+        for tap, view in enumerate(views):
+            target = block[:, tap * chains : (tap + 1) * chains].reshape(step, chains, -1, lines.stop - lines.start, out_w)
+            target[...] = view[rows, lines].reshape(-1, lines.stop - lines.start, out_w, chains, step).transpose(4, 3, 0, 1, 2)
+        out[:, first : first + count * out_w] = _run_chains(block[:, :, None, :], weights, begin)
+        first += count * out_w
     return narrow(out.T).reshape(samples, out_h, out_w, cout)
 
 
