@@ -226,3 +226,19 @@ def test_an_evaluation_started_during_a_sweep_runs_between_two_of_its_runs(kws):
     during = analysis.sensitivity(settings, progress=first_run_measured)
     assert found == [expected]
     assert during == alone  # neither run disturbed the other's bound weights
+
+
+def test_sessions_stop_spinning_soon_after_a_run():
+    """A sweep holds many sessions, each with idle workers: they must not spin on the cores the next one needs."""
+    from npu_tui.core.sim.runtime import SessionFactory
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [1])],
+        [helper.make_tensor_value_info("y", 1, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = SessionFactory().build(model).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "200"

@@ -240,3 +240,71 @@ def test_starts_nearly_as_near_the_target_run_cheapest_first():
     assert [s.label for s in _by_promise([compress_off, kept, unfolded])] == ["BN0", "C0 BN0", "keep"]
     far_better = start("C0 BN0", 12.0, 1_920_632)
     assert [s.label for s in _by_promise([unfolded, far_better, kept])] == ["C0 BN0", "BN0", "keep"]
+
+
+def fresh_analysis(project, shared):
+    from npu_tui.core.sim.analysis import Analysis
+    from npu_tui.core.sim.evaluate import Evaluator
+
+    return Analysis(Evaluator(project.compiler, shared.evaluator.data, project.config.output_names))
+
+
+def test_a_failure_of_the_start_s_exact_run_beside_the_search_reaches_the_caller(kws, monkeypatch):
+    """The start's exact run goes on beside the answer's, on a thread of its own: what it raises is
+    raised by the search, as when it ran first."""
+    import pytest
+
+    from npu_tui.core.errors import InternalError
+
+    project, shared = kws
+    analysis = fresh_analysis(project, shared)
+    start = project.config.settings
+    run_exact = analysis.evaluator.run_exact
+
+    def failing(compilation):
+        if compilation.settings.key() == start.key():
+            raise InternalError("the start's exact run failed")
+        return run_exact(compilation)
+
+    monkeypatch.setattr(analysis.evaluator, "run_exact", failing)
+    with pytest.raises(InternalError, match="the start's exact run failed"):
+        Search(project, analysis, Target(TargetKind.MAX_DROP, 1.0)).run(start)
+
+
+def test_a_start_that_already_meets_is_measured_exactly_once(kws, monkeypatch):
+    project, shared = kws
+    analysis = fresh_analysis(project, shared)
+    start = project.config.settings
+    runs: list[tuple] = []
+    run_exact = analysis.evaluator.run_exact
+
+    def counted(compilation):
+        runs.append(compilation.settings.key())
+        return run_exact(compilation)
+
+    monkeypatch.setattr(analysis.evaluator, "run_exact", counted)
+    result = Search(project, analysis, Target(TargetKind.MAX_DROP, 100.0)).run(start)
+    assert result.met and result.settings.key() == start.key() and not result.changes
+    assert runs == [start.key()] and result.simulation == "exact"
+    assert result.before == result.after
+
+
+def test_the_start_and_the_answer_are_measured_exactly_side_by_side(kws, monkeypatch):
+    """Two exact runs with nothing between them: the start's on a thread of its own, the answer's
+    in the caller's, so a second core halves the wait."""
+    import threading
+
+    project, shared = kws
+    analysis = fresh_analysis(project, shared)
+    start = project.config.settings
+    threads: dict[tuple, str] = {}
+    run_exact = analysis.evaluator.run_exact
+
+    def recorded(compilation):
+        threads[compilation.settings.key()] = threading.current_thread().name
+        return run_exact(compilation)
+
+    monkeypatch.setattr(analysis.evaluator, "run_exact", recorded)
+    result = Search(project, analysis, Target(TargetKind.MAX_DROP, 0.0)).run(start)
+    assert result.changes and result.simulation == "exact"
+    assert threads[start.key()] == "npu-tui fix exact" and threads[result.settings.key()] == threading.current_thread().name

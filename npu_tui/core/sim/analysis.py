@@ -36,8 +36,9 @@ class Analysis:
 
     def layer_analysis(self) -> LayerAnalysis:
         """Per-layer error, its float values computed the first time they are asked for."""
-        if self._layers is None:
-            self._layers = LayerAnalysis(self.evaluator)
+        with self.evaluator.lock:  # a fix search measures its start exactly on a thread of its own
+            if self._layers is None:
+                self._layers = LayerAnalysis(self.evaluator)
         return self._layers
 
     def cut_sessions(self, graph: NpuGraph) -> CutSessions:

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
 BATCH_SAMPLES = 32
+# How long a session's idle intra-op workers spin for the next job before they sleep. A sweep holds a
+# session per cut and each has its own workers: with onnxruntime's default, the workers of the last
+# few sessions spun on the cores the next one needed (bench_sweep's second sweep 2.3-2.7 s, now 1.4 s;
+# fix's exact runs slowed by a third). Consecutive runs of one session follow within this time.
+SPIN_MICROSECONDS = 200
 
 
 class SessionFactory:
@@ -28,13 +33,15 @@ class SessionFactory:
         self.built = 0
 
     def build(self, model: onnx.ModelProto | str, lean: bool = False) -> InferenceSession:
-        """A CPU session. `lean` sessions give their working memory back after each run: a sweep holds
-        one per cut and must not keep an arena for each."""
+        """A CPU session whose idle workers spin only briefly (SPIN_MICROSECONDS). `lean` sessions give
+        their working memory back after each run: a sweep holds one per cut and must not keep an arena
+        for each."""
         import onnxruntime as ort
 
         ort.set_default_logger_severity(3)  # errors reach the user as our one-line messages, not ORT's log
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_MICROSECONDS))
         if lean:
             options.enable_cpu_mem_arena = False
             options.enable_mem_pattern = False

@@ -28,10 +28,11 @@ sweep's Cancelled) the search returns the best it has found so far.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -184,6 +185,33 @@ class _Spent(Exception):
     """The per-weight paths have spent the search's allowance of evaluations."""
 
 
+Value = TypeVar("Value")
+
+
+class _Beside(Generic[Value]):
+    """A call run on a thread of its own while the caller goes on (onnxruntime and numpy release the
+    GIL, so on a second core it costs no wall-clock time); `result()` waits for it and raises what it
+    raised. A daemon thread: a search that fails or is interrupted does not keep the process alive."""
+
+    def __init__(self, call: Callable[[], Value]) -> None:
+        self._value: Value | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call,), name="npu-tui fix exact", daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[], Value]) -> None:
+        try:
+            self._value = call()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> Value:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
 @dataclass
 class _Start:
     label: str
@@ -319,7 +347,7 @@ class Search:
         self.stop = None  # the final numbers below: the states found, measured again exactly
         changes, state = self.best if self.best is not None else ([], start)
         fast_final, final_bytes = self.evaluate(state)
-        before, final = self.exact(start), self.exact(state)
+        before, final = self.measured_exactly(start, state)
         met = self.target.met(final)
         why = None
         if not met:
@@ -346,6 +374,26 @@ class Search:
             simulation=final.simulation,
             simulation_note=final.simulation_note,
         )
+
+    def measured_exactly(self, start: Settings, state: Settings) -> tuple[Evaluation, Evaluation]:
+        """The exact numbers of the start and of the final state: when both run the chip's arithmetic,
+        side by side, one per core (the start's does not depend on the search); the start once when
+        it is the final state (nothing found, or met as configured)."""
+        if state.key() == start.key():
+            before = self.exact(start)
+            return before, before
+        if not (self.runs_chip(start) and self.runs_chip(state)):
+            return self.exact(start), self.exact(state)
+        beside = _Beside(lambda: self.exact(start))
+        try:
+            final = self.exact(state)
+        finally:  # a failure of the start's run surfaces first, as when it ran first
+            before = beside.result()
+        return before, final
+
+    def runs_chip(self, settings: Settings) -> bool:
+        """Whether `exact` runs the chip's arithmetic for this state (not the fast numbers, saying why not)."""
+        return settings.fp16_activations and self.analysis.evaluator.exact_refusal(self.compiled(settings)) is None
 
     def exact(self, settings: Settings) -> Evaluation:
         """The numbers fix reports for a state: the exact simulation's (the search ranks with the fast one).
