@@ -4,7 +4,7 @@ Per model, 64 samples: `exact` = simulate_exact on the compiled model (fp16 chai
 rounding); `fast` = today's simulation graph (float32 ops, fp16 after each node) in onnxruntime;
 `bare` = the float model in onnxruntime. Models: the kws_tdnn and cnn_bn samples, the SDK's mnist
 (784x10 MatMul, from ../shared/gxnpuc when present) and a synthetic model of 50 weights (25 conv1d,
-25 fully-connected). Median of --repeat runs of each.
+25 fully-connected). Median of --repeat runs of each, after one untimed run.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def fifty_weights(folder: Path) -> Path:
 
 
 def median_ms(run: Callable[[], object], repeat: int) -> float:
+    """After one untimed run: the exact run builds its onnxruntime kernels once per process (a few ms
+    per chain shape), a session its arena."""
+    run()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
