@@ -451,3 +451,22 @@ def test_a_conv_gives_the_same_words_however_its_rows_are_cut_into_calls(stride,
     monkeypatch.setattr(arith, "CHUNK_ELEMENTS", 3 * 18 * 5)  # 3 rows per call: less than one output row
     cut = arith.conv2d(x, w, (stride, stride), (1, 1, 1, 1))
     assert whole.view(np.uint16).tolist() == want.view(np.uint16).tolist() == cut.view(np.uint16).tolist()
+
+
+@pytest.mark.parametrize("per_call", [256, 3, 1])
+def test_a_long_dot_product_continues_its_running_sum_across_calls(per_call, monkeypatch):
+    """K = 300: ten 32-row blocks (the last of 12), their partials added in order, by hand; the same
+    words when a call runs only 3 or 1 of the chains and the next continues the sum."""
+    monkeypatch.setattr(arith, "CALL_CHAINS", per_call)
+    rng = np.random.default_rng(per_call)
+    x = (rng.standard_normal((4, 300)) * 8).astype(F16)
+    w = rng.standard_normal((300, 3)).astype(F16)
+    h = lambda v: v.astype(F16).astype(np.float32)  # noqa: E731
+    acc = None
+    with np.errstate(over="ignore"):
+        for b in range(0, 300, 32):
+            p = np.zeros((4, 3), np.float32)
+            for k in range(b, min(b + 32, 300)):
+                p = h(p + h(x[:, k, None].astype(np.float32) * w[k].astype(np.float32)))
+            acc = p if acc is None else h(p + acc)
+    assert arith.matmul(x, w).view(np.uint16).tolist() == acc.astype(F16).view(np.uint16).tolist()

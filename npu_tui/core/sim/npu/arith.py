@@ -12,6 +12,7 @@ F16 = np.float16
 F32 = np.float32
 BLOCK = 32  # rows of one mc_matmul tile: the length of one fp16 accumulation chain
 CHUNK_ELEMENTS = 1 << 17  # partial sums held at once (512 KB of float32 per array: they stay in the cache)
+CALL_CHAINS = 256  # chains one onnxruntime call runs and adds: its graph grows with them (30 ms to build 288)
 
 
 def h(values: np.ndarray) -> np.ndarray:
@@ -65,9 +66,10 @@ def _chains(terms: np.ndarray, ws: np.ndarray, start: np.ndarray | None) -> np.n
     return out
 
 
-def _term_weights(ws: np.ndarray) -> np.ndarray:
-    """ws[M, L, N] as [L, M, N, 1]: term k of every chain."""
-    return np.ascontiguousarray(ws.transpose(1, 0, 2))[..., None]
+def _term_weights(ws: np.ndarray) -> list[np.ndarray]:
+    """ws[M, L, N] as [L, m, N, 1] (term k of every chain) for each CALL_CHAINS chains."""
+    terms = ws.transpose(1, 0, 2)[..., None]
+    return [np.ascontiguousarray(terms[:, first : first + CALL_CHAINS]) for first in range(0, ws.shape[0], CALL_CHAINS)]
 
 
 def _chunk_rows(chains: int, width: int) -> int:
@@ -75,14 +77,25 @@ def _chunk_rows(chains: int, width: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(chains * width, 1))
 
 
-def _run_chains(part: np.ndarray, weights: np.ndarray, start: np.ndarray | None) -> np.ndarray:
-    """One chunk, part[L, M, 1, r], as one onnxruntime call (kernel "chains L M"), rows last: each
-    product is a weight times a long row of inputs. Gives [N, r]."""
-    length, chains, _, rows = part.shape
-    p = np.zeros((1, chains, weights.shape[2], rows), dtype=F32)
-    if start is not None:
-        p[0, 0] = np.broadcast_to(start, (weights.shape[2],))[:, None]
-    return session(f"chains {length} {chains}").run(None, {"x": np.ascontiguousarray(part), "w": weights, "p": p})[0][0, 0]
+def _run_chains(part: np.ndarray, weights: list[np.ndarray], start: np.ndarray | None) -> np.ndarray:
+    """One chunk, part[L, M, 1, r], as one onnxruntime call per group of chains (`weights`, from
+    `_term_weights`): kernel "chains L m" for the first, "chains L m after" continuing the running sum
+    for the others; rows last, so each product is a weight times a long row of inputs. Gives [N, r]."""
+    length, _, _, rows = part.shape
+    acc = np.empty(0, dtype=F32)
+    first = 0
+    for group in weights:
+        count, width = group.shape[1], group.shape[2]
+        p = np.zeros((1, count, width, rows), dtype=F32)
+        if start is not None and first == 0:
+            p[0, 0] = np.broadcast_to(start, (width,))[:, None]
+        feeds = {"x": np.ascontiguousarray(part[:, first : first + count]), "w": group, "p": p}
+        if first:
+            acc = session(f"chains {length} {count} after").run(None, {**feeds, "acc": acc})[0]
+        else:
+            acc = session(f"chains {length} {count}").run(None, feeds)[0]
+        first += count
+    return acc[0, 0]
 
 
 def _row_blocks(samples: int, out_h: int, out_w: int, chunk: int) -> list[tuple[slice, slice]]:

@@ -42,7 +42,8 @@ def _graph(name: str) -> tuple[list[onnx.NodeProto], list[tuple[str, str]], str]
     if name == "sum":  # y = h(a + b) on float32 copies of fp16 values
         return _rounded_add("a", "b", "y"), [("a", FLOAT), ("b", FLOAT)], FLOAT
     if name.startswith("chains "):
-        return _chains_graph(*(int(n) for n in name.split()[1:]))
+        words = name.split()
+        return _chains_graph(int(words[1]), int(words[2]), after=words[3:] == ["after"])
     op = name.removesuffix("16")  # "Add16": y = h(a op b) on fp16 operands, broadcast as numpy does
     nodes = [
         _cast("a", "a32", FLOAT),
@@ -76,10 +77,11 @@ def _parts(source: str, count: int, axis: int, prefix: str) -> tuple[list[onnx.N
     return [onnx.helper.make_node("Split", [source], names, axis=axis)], names
 
 
-def _chains_graph(length: int, chains: int) -> tuple[list[onnx.NodeProto], list[tuple[str, str]], str]:
+def _chains_graph(length: int, chains: int, after: bool) -> tuple[list[onnx.NodeProto], list[tuple[str, str]], str]:
     """A chunk of M = `chains` dot-product chains of L = `length` terms in one call: x[L, M, 1, r],
     w[L, M, N, 1] and the partial sums' start p[1, M, N, r]; P = h(P + h(x_k * w_k)) for k in order,
-    then y = the chains added in order, acc = P_0, acc = h(P_m + acc), as [1, 1, N, r]. One call
+    then y = the chains added in order, acc = P_0, acc = h(P_m + acc), as [1, 1, N, r]; `after`: the
+    chains continue a running sum, input acc[1, 1, N, r], and acc = h(P_0 + acc) comes first. One call
     instead of L + M - 1: a small layer's steps cost less than the calls that ran them."""
     terms, x = _parts("x", length, 0, "x")
     weights, w = _parts("w", length, 0, "w")
@@ -90,17 +92,18 @@ def _chains_graph(length: int, chains: int) -> tuple[list[onnx.NodeProto], list[
         p = f"p{k}"
     split, partial = _parts(p, chains, 1, "c")
     nodes += split
-    acc = partial[0]
-    for m in range(1, chains):
+    acc = "acc" if after else partial[0]
+    for m in range(0 if after else 1, chains):
         nodes += _rounded_add(partial[m], acc, f"acc{m}")
         acc = f"acc{m}"
     nodes.append(onnx.helper.make_node("Identity", [acc], ["y"]))
-    return nodes, [("x", FLOAT), ("w", FLOAT), ("p", FLOAT)], FLOAT
+    inputs = [("x", FLOAT), ("w", FLOAT), ("p", FLOAT)] + ([("acc", FLOAT)] if after else [])
+    return nodes, inputs, FLOAT
 
 
 def session(name: str) -> InferenceSession:
     """The session of a kernel: "narrow", "widen", "step", "sum", "Add16"/"Sub16"/"Mul16"/"Div16", or
-    "chains L M" (one per chain shape a model has)."""
+    "chains L M" / "chains L M after" (one per chain shape a model has)."""
     with _LOCK:
         session = _BUILT.get(name)
         if session is None:
