@@ -166,8 +166,12 @@ def test_sensitivity_cut_with_a_skip_connection():
     analysis = Analysis(Evaluator(compiler, data))
     settings = Settings(compress=True)
     expected = _brute_force(compiler, analysis, settings)
+    built = analysis.evaluator.sessions.built
     for s in analysis.sensitivity(settings):
         assert s.alone_sqnr_db == pytest.approx(expected[s.weight].worst_output_sqnr_db, abs=0.05)
+    # the run to the cut before fc2 and the run from it; fc1 reads the input alone, so its what-if runs
+    # go through the graph's own session, not a second copy of the whole graph
+    assert analysis.evaluator.sessions.built == built + 2
 
 
 def test_sensitivity_of_a_weight_held_in_a_constant_node():
