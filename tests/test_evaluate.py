@@ -122,6 +122,27 @@ def test_dynamic_dimension_without_shape_is_a_clear_error():
     assert random_data(fixed, 4, 0).inputs["x"].shape == (4, 1, 5, 2)
 
 
+def test_a_lean_session_without_weights_hands_back_onnxruntime_buffers_and_an_arena_session_copies():
+    """The float layers' lean session gives its outputs as they are (a copy held every layer twice
+    at once); an arena session's are copied, since its own buffers would keep the whole arena alive
+    for as long as the reference is kept."""
+    from npu_tui.core.sim.runtime import BoundSession, SessionFactory
+
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
+        [tensor("w", W)],
+    )
+    x = np.array([[1.0, 2.0]], np.float32)
+    factory = SessionFactory()
+    lean = BoundSession(factory.build(model, lean=True), ["y"], {}).run({"x": x})[0]
+    arena = BoundSession(factory.build(model), ["y"], {}).run({"x": x})[0]
+    assert not lean.flags.owndata and arena.flags.owndata
+    np.testing.assert_array_equal(lean, x @ W)
+    np.testing.assert_array_equal(arena, x @ W)
+
+
 def _brute_force(compiler, analysis, settings):
     """'Only this weight quantized', one full run each."""
     from npu_tui.core.kinds import Reason
@@ -166,8 +187,12 @@ def test_sensitivity_cut_with_a_skip_connection():
     analysis = Analysis(Evaluator(compiler, data))
     settings = Settings(compress=True)
     expected = _brute_force(compiler, analysis, settings)
+    built = analysis.evaluator.sessions.built
     for s in analysis.sensitivity(settings):
         assert s.alone_sqnr_db == pytest.approx(expected[s.weight].worst_output_sqnr_db, abs=0.05)
+    # the run to the cut before fc2 and the run from it; fc1 reads the input alone, so its what-if runs
+    # go through the graph's own session, not a second copy of the whole graph
+    assert analysis.evaluator.sessions.built == built + 2
 
 
 def test_sensitivity_of_a_weight_held_in_a_constant_node():

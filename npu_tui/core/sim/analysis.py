@@ -87,7 +87,6 @@ class Analysis:
         ±65504 (inf on the NPU; an infinity the float model makes itself, such as a Pad's -inf, is
         no overflow), values all below 2^-24 (flushed to 0), or values fp16 flushes to 0 where a Log,
         Div, Pow, Sqrt or Reciprocal reads them (log(0) = -inf: an epsilon lost in fp16)."""
-        parts = self.layer_analysis().float_parts()
         model = self.evaluator.compiler.inventory.model
         readers = _zero_sensitive_readers(model.graph)
         types = elem_types(model)
@@ -98,24 +97,40 @@ class Analysis:
             for out in node.output
             if out and types.get(out) == onnx.TensorProto.FLOAT
         ]  # the model's outputs too: a last node can overflow
+        peaks, tinies = self._float_extremes({out for _, _, out in produced}, set(readers))
         for node, op, out in produced:
-            values = [p[out] for p in parts if out in p and p[out].size]
-            if not values:
+            if out not in peaks:
                 continue
-            peak = max(_finite_peak(v) for v in values)
+            peak = peaks[out]
             if peak > FP16_MAX:
                 return f"fp16 overflow: node {node!r} ({op}) reaches {peak:.4g}, beyond ±{FP16_MAX:g}, on this data"
             if 0 < peak < FP16_SMALLEST_SUBNORMAL:
                 return f"fp16 underflow: node {node!r} ({op}) output is at most {peak:.3g}, which fp16 flushes to 0"
             reader = readers.get(out)
             if reader is not None:
-                tiny = min(_smallest_flushed(v) for v in values)
+                tiny = tinies[out]
                 if math.isfinite(tiny):
                     return (
                         f"fp16 underflow: node {node!r} ({op}) makes values down to {tiny:.3g}, which fp16 flushes to 0, "
                         f"and node {reader[0]!r} ({reader[1]}) reads them"
                     )
         return None
+
+    def _float_extremes(self, names: set[str], read: set[str]) -> tuple[dict[str, float], dict[str, float]]:
+        """Over the layer samples, run by run and none kept: each named tensor's largest finite
+        magnitude, and for those in `read` the smallest nonzero magnitude fp16 flushes to 0 (inf:
+        none); a tensor with no value in any run (empty, or not computed) is in neither."""
+        peaks: dict[str, float] = {}
+        tinies: dict[str, float] = {}
+        for part in self.layer_analysis().each_float_part():
+            for name in names:
+                values = part.get(name)
+                if values is None or not values.size:
+                    continue
+                peaks[name] = max(peaks.get(name, 0.0), _finite_peak(values))
+                if name in read:
+                    tinies[name] = min(tinies.get(name, math.inf), _smallest_flushed(values))
+        return peaks, tinies
 
 
 def _zero_sensitive_readers(graph: onnx.GraphProto) -> dict[str, tuple[str, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -229,9 +229,19 @@ class Evaluator:
         batches: Batches | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """Every sample (of `batches`, else all) through `bound`, run by run, each run's outputs
-        kept apart; `states` are per-run tensors fed besides the data (activations at a cut). The lock
-        is held per run (a binding is one run's state), so a sweep lets other evaluations in between."""
-        found = []
+        kept apart; `states` are per-run tensors fed besides the data (activations at a cut)."""
+        return list(self.each_part(bound, swaps, states, batches))
+
+    def each_part(
+        self,
+        bound: BoundSession,
+        swaps: dict[str, np.ndarray] | None = None,
+        states: list[dict[str, np.ndarray]] | None = None,
+        batches: Batches | None = None,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """`run_parts` one run at a time: a caller that reduces each run's outputs holds one run's.
+        The lock is held per run (a binding is one run's state), so a sweep lets other evaluations in
+        between."""
         for index, part in enumerate((batches or self.batches).slices()):
             feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
             if states is not None:
@@ -241,8 +251,7 @@ class Evaluator:
                     values = bound.run(feeds, swaps)
             except Exception as exc:  # onnxruntime's own classes
                 raise self._run_failure(exc) from None
-            found.append(dict(zip(bound.outputs, values)))
-        return found
+            yield dict(zip(bound.outputs, values))
 
     def _run_failure(self, exc: Exception) -> Exception:
         message = one_line(str(exc))

@@ -19,7 +19,7 @@ values per sample, so a few samples settle its SQNR.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -81,29 +81,51 @@ class LayerAnalysis:
     def float_parts(self) -> list[dict[str, np.ndarray]]:
         """Every main-graph node's outputs in the float model, run by run (shapes and ids included:
         the isolated copies are fed whatever their node reads), for the first samples that fit in
-        LAYER_BYTES: one sample is run to learn what a sample costs."""
+        LAYER_BYTES, kept."""
         if self._float_parts is None:
-            evaluator = self.evaluator
-            evaluator.reference()  # settles how samples are batched
-            model = reference_model(evaluator.compiler.inventory)
-            types = elem_types(model)
-            known = {o.name for o in model.graph.output}
-            exposed = [
-                out
-                for node in model.graph.node
-                if node.op_type != "Constant"
-                for out in node.output
-                if out and out not in known and types.get(out)
-            ]
-            model.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in exposed)
-            names = [o.name for o in model.graph.output]
-            bound = BoundSession(evaluator.session(model), names, {})
-            probe = evaluator.run_parts(bound, batches=evaluator.batches.first(1))
-            per_sample = max(sum(v.nbytes for v in probe[0].values()), 1)
-            floor = LAYER_MIN_SAMPLES if per_sample * LAYER_MIN_SAMPLES <= 4 * LAYER_BYTES else 1
-            self.batches = evaluator.batches.first(max(LAYER_BYTES // per_sample, floor))
-            self._float_parts = probe if self.batches.samples == 1 else evaluator.run_parts(bound, batches=self.batches)
+            self._float_parts = list(self._float_runs())
         return self._float_parts
+
+    def each_float_part(self) -> Iterator[dict[str, np.ndarray]]:
+        """`float_parts` one run at a time: the kept values when they are there, else each run made
+        and let go, so that a diagnosis reading each value once (Analysis.fp16_culprit) keeps none
+        (every layer of one PP-OCRv4 det sample, 1x3x320x320, is 165 MB)."""
+        if self._float_parts is not None:
+            return iter(self._float_parts)
+        return self._float_runs()
+
+    def _float_runs(self) -> Iterator[dict[str, np.ndarray]]:
+        """The float model's runs over the layer samples: one sample is run first to learn what a
+        sample costs, which sets `batches`."""
+        evaluator = self.evaluator
+        bound = self._float_session()
+        probe = evaluator.run_parts(bound, batches=evaluator.batches.first(1))
+        per_sample = max(sum(v.nbytes for v in probe[0].values()), 1)
+        floor = LAYER_MIN_SAMPLES if per_sample * LAYER_MIN_SAMPLES <= 4 * LAYER_BYTES else 1
+        self.batches = evaluator.batches.first(max(LAYER_BYTES // per_sample, floor))
+        if self.batches.samples == 1:
+            yield probe[0]
+            return
+        del probe  # its sample runs again with the others
+        yield from evaluator.each_part(bound, batches=self.batches)
+
+    def _float_session(self) -> BoundSession:
+        """The float model with every node's outputs exposed, in a session without an arena: each
+        value is freed with the array that holds it."""
+        evaluator = self.evaluator
+        evaluator.reference()  # settles how samples are batched
+        model = reference_model(evaluator.compiler.inventory)
+        types = elem_types(model)
+        known = {o.name for o in model.graph.output}
+        exposed = [
+            out
+            for node in model.graph.node
+            if node.op_type != "Constant"
+            for out in node.output
+            if out and out not in known and types.get(out)
+        ]
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in exposed)
+        return BoundSession(evaluator.session(model, lean=True), [o.name for o in model.graph.output], {})
 
     def float_value(self, name: str) -> np.ndarray:
         if name not in self._float:

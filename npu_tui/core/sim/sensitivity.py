@@ -81,7 +81,7 @@ def plan_cuts(model: onnx.ModelProto, feeds: frozenset[str], limit: int = MAX_CU
     cuts = []
     for at in chosen:
         alive = frozenset(index.live_at(at) - feeds - fed - static)
-        if all(types.get(t) for t in alive):
+        if alive and all(types.get(t) for t in alive):  # none alive: the graph's own session runs from the inputs
             cuts.append((at, alive))
     cut_of = {name: max((k for k, (at, _) in enumerate(cuts) if at <= start), default=None) for name, start in starts.items()}
     return CutPlan(cuts, cut_of, types)
