@@ -17,8 +17,9 @@ searched across the vendor's switches and the per-weight changes together.
    them; the cheapest action that meets the target wins a round, else the best gain per byte, else
    the next exclusion in rank order. Nothing costing as much as the cheapest result met so far is run.
 3. On the cheapest result that meets (a path's end or a row), the prune, what saves most first: each
-   exclusion dropped or else swapped for a free range, the BNs folded back in halving groups (FUSE_BN
-   false is spelled as every BN unfolded for this), then the ranges and switches it can do without.
+   exclusion dropped or else swapped for free ranges (on it or on any other weight, the cheapest
+   first), the BNs folded back in halving groups (FUSE_BN false is spelled as every BN unfolded for
+   this), then the ranges and switches it can do without.
 The starts and paths spend at most three sweeps' worth of evaluations, the prune a quarter of it
 (counted, not timed: the same inputs give the same result). Every byte figure is `weight_memory`;
 every evaluation goes through the evaluator's no-rebuild path. Stopped (Esc, Ctrl-C, the ranking
@@ -828,7 +829,7 @@ class Search:
     def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
         """Drop what the target can do without and swap exclusions for ranges, what saves most first,
         while the allowance lasts (each step leaves a config that meets): each exclusion, dearest
-        first, dropped or else swapped for a range; the BNs folded back, the least hurt first, as
+        first, dropped or else swapped for free ranges (`swap`); the BNs folded back, the least hurt first, as
         many at once as still meet (bisection), then the rest in halving groups; then the ranges
         and switches one by one."""
         kept = list(changes)
@@ -935,7 +936,7 @@ class Search:
         cheapest first: what the swap tries in place of an exclusion."""
         plans = self.compiled(state).plans
         base = self.cost(state)
-        found = []
+        found: list[tuple[int, int, str, tuple[float, float]]] = []
         for weight in self.inventory.weights:
             plan = plans[weight.name]
             if not plan.quantized or weight.name in self.pinned or weight.name in state.weight_min_max:
