@@ -53,6 +53,7 @@ from ..sim.sensitivity import Cancelled
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
 COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first
 FILL_SHARE = COARSE_SHARES[0]  # the swap's one try a weight: the least clipping of the coarse shares
+SWAP_PATIENCE = 5  # the swap gives up after this many tries in a row that do not raise the metric
 GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
 SWEPT_STARTS = 2  # rankings, a ranking sweep each (half a sweep's runs)
@@ -908,7 +909,8 @@ class Search:
         worth its bytes only if no range does the job, on that weight or on any other. One try a
         weight at the least coarse clip share, the cheapest ranges first (bytes from the compile),
         each kept when it raises the score, until the target holds; none costing what the exclusion
-        saves."""
+        saves, and none after SWAP_PATIENCE tries in a row that raised nothing (the prune's allowance
+        is for the other exclusions too)."""
         change = changes[index]
         if change.weight is None or change.weight in self.pinned:
             return changes
@@ -917,14 +919,19 @@ class Search:
         ceiling = self.cost(self.rebuild(start, changes))
         score = self.target.score(self.evaluate(state)[0])
         added: list[Change] = []
+        idle = 0  # tries in a row that raised nothing: after SWAP_PATIENCE of them no range is doing the job
         for name, rng in self.free_ranges(state):
             trial = edits.set_range(self.inventory, state, name, *rng)
             npu_bytes = self.cost(trial)
             if npu_bytes >= ceiling or not self.affordable(npu_bytes):
                 continue
+            if idle == SWAP_PATIENCE:
+                break
             evaluation = self.evaluate(trial)[0]
             if self.target.score(evaluation) <= score:
+                idle += 1
                 continue
+            idle = 0
             state, score = trial, self.target.score(evaluation)
             added.append(self.change(FixAction.RANGE, name, rng, evaluation, npu_bytes, trial))
             if self.target.met(evaluation):
