@@ -100,6 +100,17 @@ def compare(reference: np.ndarray, actual: np.ndarray) -> Comparison:
     return compare_many([(reference, actual)])[0]
 
 
+@dataclass(frozen=True)
+class RowSums:
+    """What a comparison is made of, per (tensor, row): see `_row_sums`."""
+
+    ee: np.ndarray
+    ff: np.ndarray
+    nn: np.ndarray
+    fn: np.ndarray
+    peaks: np.ndarray  # per tensor
+
+
 def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]:
     """`compare` for many tensors at once. Small tensors of one shape are stacked and measured in
     float64 together (500 small layers cost a few numpy calls); a large tensor is measured on its own
@@ -119,38 +130,105 @@ def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]
     for members in groups.values():
         shape = pairs[members[0]][0].shape
         rows = shape[0] if shape else 1
-        large = len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR
-        dtype = np.float32 if large else np.float64
-        if large:  # a view, no copy
-            f = pairs[members[0]][0].reshape(1, rows, -1).astype(dtype, copy=False)
-            n = pairs[members[0]][1].reshape(1, rows, -1).astype(dtype, copy=False)
+        if len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR:
+            sums = _large_sums(pairs[members[0]][0], pairs[members[0]][1], rows)
         else:
-            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
-            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            err = f - n
-            ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
-            ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
-            nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
-            fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
-            norms = np.sqrt(ff) * np.sqrt(nn)
-            cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
-            cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
-            flat = err.reshape(len(members), -1)
-            peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(members))
-            noise, signal = ee.sum(axis=1), ff.sum(axis=1)
-            ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
-            sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
-        for k, index in enumerate(members):
-            if noise[k] == 0.0:
-                value: float | None = None
-            elif not math.isfinite(noise[k]) or ratio[k] == 0:
-                value = -math.inf
-            else:
-                value = float(sqnr[k])
-            peak = float(peaks[k])
-            found[index] = Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf)
+            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
+            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
+            sums = _row_sums(f, n)
+        for index, comparison in zip(members, _comparisons(sums)):
+            found[index] = comparison
     return [c for c in found if c is not None]
+
+
+def _large_sums(reference: np.ndarray, actual: np.ndarray, rows: int) -> RowSums:
+    """A large tensor's row sums in float32, its arrays viewed, not copied."""
+    f = reference.reshape(1, rows, -1).astype(np.float32, copy=False)
+    n = actual.reshape(1, rows, -1).astype(np.float32, copy=False)
+    return _row_sums(f, n)
+
+
+def _row_sums(f: np.ndarray, n: np.ndarray) -> RowSums:
+    """Per (tensor, row) of two (tensors, rows, values) stacks: the sums of err², f², n² and f·n (in
+    float64, each summed in the stacks' dtype), and per tensor the largest absolute error. A row's
+    sums depend on that row alone, so a tensor's rows summed run by run are its rows summed at once."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = f - n
+        ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
+        ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
+        nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
+        fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
+        flat = err.reshape(len(err), -1)
+        peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(err))
+    return RowSums(ee, ff, nn, fn, peaks)
+
+
+def _comparisons(sums: RowSums) -> list[Comparison]:
+    """One Comparison per tensor of the row sums: SQNR over all rows, mean row cosine, largest error."""
+    ee, ff, nn, fn = sums.ee, sums.ff, sums.nn, sums.fn
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        norms = np.sqrt(ff) * np.sqrt(nn)
+        cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
+        cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
+        noise, signal = ee.sum(axis=1), ff.sum(axis=1)
+        ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
+        sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
+    found = []
+    for k in range(len(ee)):
+        if noise[k] == 0.0:
+            value: float | None = None
+        elif not math.isfinite(noise[k]) or ratio[k] == 0:
+            value = -math.inf
+        else:
+            value = float(sqnr[k])
+        peak = float(sums.peaks[k])
+        found.append(Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf))
+    return found
+
+
+class RunByRun:
+    """`compare_many` for tensors whose values arrive run by run (Batches' runs), the same numbers
+    without holding the runs: a large tensor's runs are reduced to their row sums as they come
+    (LARGE_TENSOR is judged on the size so far, and the runs held until then are reduced when it is
+    reached); a small one's runs are kept (under LARGE_TENSOR values each) and compared at the end."""
+
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+        self._held: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._sums: dict[str, list[RowSums]] = {}
+        self._sizes: dict[str, int] = {}
+
+    def add(self, name: str, reference: np.ndarray, actual: np.ndarray) -> None:
+        """One run's values of the tensor `name`, float and compared."""
+        self._sizes[name] = self._sizes.get(name, 0) + reference.size
+        if name not in self._sums:
+            held = self._held.setdefault(name, ([], []))
+            held[0].append(reference)
+            held[1].append(actual)
+            if self._sizes[name] < LARGE_TENSOR:
+                return
+            del self._held[name]
+            self._sums[name] = []
+            for f, n in zip(*held):
+                self._reduce(name, f, n)
+            return
+        self._reduce(name, reference, actual)
+
+    def _reduce(self, name: str, reference: np.ndarray, actual: np.ndarray) -> None:
+        if reference.size:  # an empty run adds no row (a joined tensor would not have it)
+            self._sums[name].append(_large_sums(reference, actual, self.batches.rows(reference)))
+
+    def comparisons(self, names: list[str]) -> list[Comparison]:
+        """The comparison of each named tensor over every run added."""
+        small = [n for n in names if n in self._held]
+        join = self.batches.join
+        found = dict(zip(small, compare_many([(join(self._held[n][0]), join(self._held[n][1])) for n in small])))
+        for name in names:
+            if name in self._sums:
+                sums = self._sums[name]
+                ee, ff, nn, fn = (np.concatenate([getattr(s, f) for s in sums], axis=1) for f in ("ee", "ff", "nn", "fn"))
+                found[name] = _comparisons(RowSums(ee, ff, nn, fn, np.maximum.reduce([s.peaks for s in sums])))[0]
+        return [found[n] for n in names]
 
 
 @dataclass
@@ -243,15 +321,25 @@ class Evaluator:
         The lock is held per run (a binding is one run's state), so a sweep lets other evaluations in
         between."""
         for index, part in enumerate((batches or self.batches).slices()):
-            feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
-            if states is not None:
-                feeds.update(states[index])
-            try:
-                with self.lock:
-                    values = bound.run(feeds, swaps)
-            except Exception as exc:  # onnxruntime's own classes
-                raise self._run_failure(exc) from None
-            yield dict(zip(bound.outputs, values))
+            yield self.run_slice(bound, part, states[index] if states is not None else None, swaps)
+
+    def run_slice(
+        self,
+        bound: BoundSession,
+        part: slice,
+        state: dict[str, np.ndarray] | None = None,
+        swaps: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One run: the samples of `part` (one of Batches.slices) through `bound`, `state` fed besides."""
+        feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
+        if state is not None:
+            feeds.update(state)
+        try:
+            with self.lock:
+                values = bound.run(feeds, swaps)
+        except Exception as exc:  # onnxruntime's own classes
+            raise self._run_failure(exc) from None
+        return dict(zip(bound.outputs, values))
 
     def _run_failure(self, exc: Exception) -> Exception:
         message = one_line(str(exc))
@@ -311,7 +399,8 @@ class Evaluator:
                 names = list(self.outputs)
                 if layers:
                     names += self._expose(model, [out for _, _, out in self.layer_names()])
-                bound = BoundSession(self.session(model), names, weight_feeds(compilation))
+                # with every layer exposed: lean and unbound, so a run's layers are held once and let go
+                bound = BoundSession(self.session(model, lean=layers), names, weight_feeds(compilation), bind=not layers)
                 entry = NpuGraph(bound, frozenset(values), names, model)
                 self._graphs[key] = entry
         return entry
