@@ -230,3 +230,62 @@ def test_the_fp16_diagnosis_reads_every_layer_sample_and_keeps_none():
     built = analysis.evaluator.sessions.built
     assert analysis.fp16_culprit() == result.fp16_issue
     assert analysis.evaluator.sessions.built == built
+
+
+def two_convs(samples: int):
+    """x[1,1,128,128] -> Conv(4, 3x3) -> Relu -> Conv(4, 3x3): each layer 65,536 values a sample."""
+    rng = np.random.default_rng(3)
+    model = make_model(
+        [
+            helper.make_node("Conv", ["x", "k1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Conv", ["r1", "k2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
+        ],
+        [value("x", [1, 1, 128, 128])],
+        [value("y", [1, 4, 128, 128])],
+        [
+            tensor("k1", rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32)),
+            tensor("k2", rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)),
+        ],
+    )
+    compiler = Compiler(build_inventory(model))
+    x = rng.normal(size=(samples, 1, 1, 128, 128)).astype(np.float32)
+    return compiler, Analysis(Evaluator(compiler, EvalData({"x": x}, None, samples, "random")))
+
+
+def test_no_run_of_layer_values_outlives_its_run(monkeypatch):
+    """The layer analysis holds one run's layers at a time, not every sample's: when a run starts,
+    no float or NPU layer of an earlier run is alive (here six runs of one sample), and after the
+    analysis none is, while the numbers are those of all six samples."""
+    import gc
+    import weakref
+
+    from npu_tui.core.sim.evaluate import LARGE_TENSOR
+
+    compiler, analysis = two_convs(6)
+    compilation = compiler.compile(Settings(compress=True))
+    analysis.evaluate(compilation)
+    made: list[tuple[int, weakref.ref]] = []  # (run, a layer array it returned)
+    leftovers: list[int] = []
+    original = Evaluator.run_slice
+
+    def watched(self, bound, part, state=None, swaps=None):
+        gc.collect()
+        leftovers.extend(run for run, ref in made if run != part.start and ref() is not None)
+        values = original(self, bound, part, state, swaps)
+        made.extend((part.start, weakref.ref(v)) for v in values.values() if v.size >= LARGE_TENSOR)
+        return values
+
+    monkeypatch.setattr(Evaluator, "run_slice", watched)
+    layers = analysis.layer_analysis().layers(compilation, True)
+    gc.collect()
+    assert len({run for run, _ in made}) == 6 and len(made) >= 6 * 3
+    assert leftovers == []
+    assert [run for run, ref in made if ref() is not None] == []
+    monkeypatch.undo()
+    assert analysis.layer_analysis().samples == 6 and [layer.node for layer in layers] == ["conv1", "relu1", "conv2"]
+    evaluator = analysis.evaluator
+    reference, npu = evaluator.reference()["y"], evaluator.run_npu(compilation)["y"]
+    whole, first = compare(reference, npu), compare(reference[:1], npu[:1])  # all six samples at once; the first
+    assert layers[-1].accumulated.sqnr_db == pytest.approx(whole.sqnr_db, abs=1e-3)
+    assert abs(first.sqnr_db - whole.sqnr_db) > 0.01

@@ -26,7 +26,16 @@ from .npu.chip import ChipOutputs, chip_outputs
 from .npu.cost import exact_seconds
 from .npu.surprises import graph_surprises
 from .runtime import Batches, BoundSession, SessionFactory
-from .simulation import build_simulation, elem_types, held_constants, npu_values, reference_model, structure, weight_feeds
+from .simulation import (
+    HALF_SUFFIX,
+    build_simulation,
+    elem_types,
+    held_constants,
+    npu_values,
+    reference_model,
+    structure,
+    weight_feeds,
+)
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -239,6 +248,7 @@ class NpuGraph:
     feeds: frozenset[str]
     names: list[str]
     model: onnx.ModelProto
+    layers: dict[str, str] = field(default_factory=dict)  # with every layer exposed: layer -> the output holding it
 
 
 class Evaluator:
@@ -362,10 +372,20 @@ class Evaluator:
             ]
         return self._layer_names
 
-    def _expose(self, model: onnx.ModelProto, names: list[str]) -> list[str]:
+    @staticmethod
+    def _expose(model: onnx.ModelProto, names: list[str]) -> dict[str, str]:
+        """Each named tensor the model makes as an output: its fp16 value where activations are
+        rounded through fp16 (the same numbers in half the bytes: a run holds every layer), else
+        itself; layer -> output name."""
         present = {o for n in model.graph.node for o in n.output}
-        exposed = [name for name in names if name in present]
-        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in exposed)
+        exposed = {}
+        for name in names:
+            if name + HALF_SUFFIX in present:
+                exposed[name] = name + HALF_SUFFIX
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name + HALF_SUFFIX, onnx.TensorProto.FLOAT16, None))
+            elif name in present:
+                exposed[name] = name
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
         return exposed
 
     def reference(self) -> dict[str, np.ndarray]:
@@ -397,11 +417,12 @@ class Evaluator:
                 values = npu_values(compilation)
                 model = sim.to_proto(frozenset(values))
                 names = list(self.outputs)
-                if layers:
-                    names += self._expose(model, [out for _, _, out in self.layer_names()])
+                exposed = self._expose(model, [out for _, _, out in self.layer_names()]) if layers else {}
+                names += exposed.values()
                 # with every layer exposed: lean and unbound, so a run's layers are held once and let go
                 bound = BoundSession(self.session(model, lean=layers), names, weight_feeds(compilation), bind=not layers)
-                entry = NpuGraph(bound, frozenset(values), names, model)
+                layer_outputs = {n: n for n in self.outputs} | exposed if layers else {}
+                entry = NpuGraph(bound, frozenset(values), names, model, layer_outputs)
                 self._graphs[key] = entry
         return entry
 

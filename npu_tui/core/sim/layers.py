@@ -65,7 +65,7 @@ class _Pass:
     again) and the stale chunks' isolated copies."""
 
     npu: BoundSession
-    outputs: list[str]
+    outputs: dict[str, str]  # layer -> the NPU output holding it (fp16 where activations are)
     accumulated: RunByRun
     stale: list[_Chunk]
     isolations: list[RunByRun]
@@ -154,7 +154,7 @@ class LayerAnalysis:
             graph = evaluator.npu_graph(compilation, fp16_activations, layers=True)
             check()
             chunks = self._chunks(graph, compilation, fp16_activations)
-            rows, positions = self._rows(compilation, set(graph.names))
+            rows, positions = self._rows(compilation, set(graph.layers))
             key = (structure(compilation), fp16_activations)
             held, kept, redo = self._redo(compilation, key, rows, positions)
             stale = self._stale(chunks, compilation)
@@ -269,7 +269,9 @@ class LayerAnalysis:
         float_runs = self.each_float_part()
         for part in self.batches.slices():
             check()
-            measured = _Pass(graph.bound, outputs, accumulated, stale, isolations, compilation, check)
+            measured = _Pass(
+                graph.bound, {n: graph.layers[n] for n in outputs}, accumulated, stale, isolations, compilation, check
+            )
             self._measure_run(part, next(float_runs), measured)  # the run's float layers held by the call alone
         return accumulated, isolations
 
@@ -277,8 +279,8 @@ class LayerAnalysis:
         """One run of `_measure`: its NPU layers are let go before the isolated copies run."""
         evaluator = self.evaluator
         npu = evaluator.run_slice(measured.npu, part)
-        for name in measured.outputs:
-            measured.accumulated.add(name, floats[name], npu[name])
+        for name, output in measured.outputs.items():
+            measured.accumulated.add(name, floats[name], npu[output])
         del npu
         for chunk, isolated in zip(measured.stale, measured.isolations):
             measured.check()
