@@ -419,8 +419,8 @@ class Evaluator:
                 names = list(self.outputs)
                 exposed = self._expose(model, [out for _, _, out in self.layer_names()]) if layers else {}
                 names += exposed.values()
-                # with every layer exposed: lean and unbound, so a run's layers are held once and let go
-                bound = BoundSession(self.session(model, lean=layers), names, weight_feeds(compilation), bind=not layers)
+                # with every layer exposed: unbound, so a run's layers are held once (no copies), in the arena
+                bound = BoundSession(self.session(model), names, weight_feeds(compilation), bind=not layers)
                 layer_outputs = {n: n for n in self.outputs} | exposed if layers else {}
                 entry = NpuGraph(bound, frozenset(values), names, model, layer_outputs)
                 self._graphs[key] = entry

@@ -7,14 +7,21 @@ For each main-graph node with a float output, in graph order:
 A layer that creates error has a low isolated SQNR and a large drop from its inputs; one that only
 passes error on has neither.
 
-Cost: one float run with every layer exposed (kept), one NPU run with every layer exposed, and one
-run of a small graph holding a copy of every weight-reading node, all through the evaluator's
-sessions: a settings change rebinds weights and reruns the two NPU runs, nothing is rebuilt.
+Cost: one float run with every layer exposed, one NPU run with every layer exposed, and one run of
+a small graph holding a copy of every weight-reading node, all through sessions built once: a
+settings change rebinds weights and reruns the float and NPU runs (and the copies of the weights it
+changed), nothing is rebuilt.
 
-Memory: the float values of every layer are kept, so the analysis runs on as many of the first
-samples as fit in LAYER_BYTES, and on at least LAYER_MIN_SAMPLES while they fit in four times that:
-500 samples of a 224x224 CNN would otherwise keep tens of GB. Each layer tensor holds thousands of
-values per sample, so a few samples settle its SQNR.
+Memory: the analysis goes run by run (Batches' runs): each run's float layers, its NPU layers (their
+fp16 values, where activations are rounded through fp16) and its isolated copies are compared as they
+come (evaluate.RunByRun: a large layer reduced to its row sums, the same numbers as the joined runs)
+and let go, so one run's layers are held, not every sample's, and none outlive the analysis; the
+sessions have no arena and hand back onnxruntime's own buffers, no copies. One run's layers can still
+be large (every layer of one 1x3x800x608 CDLA layout sample: 993 MB in float, 497 MB in fp16).
+The samples measured are as many of the first as fit in LAYER_BYTES, and at least LAYER_MIN_SAMPLES
+while they fit in four times that: the cap from when every layer's float values were kept, kept so
+that the numbers (and the time an analysis takes) stay those of the same samples. Each layer tensor
+holds thousands of values per sample, so a few samples settle its SQNR.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ MARKED_DROPS = 3
 LAYER_BYTES = 128 << 20
 LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
 ISOLATION_CHUNKS = 16  # a one-weight change reruns about 1/16 of the isolated copies
+KEPT_BYTES = LAYER_BYTES  # the float layers are kept between analyses while all the samples' fit
 
 
 @dataclass
@@ -81,6 +89,8 @@ class LayerAnalysis:
         self.evaluator = evaluator
         self._float_bound: BoundSession | None = None
         self._probe: list[dict[str, np.ndarray]] = []  # the first sample's float layers, when they are all, until read
+        self._keep = False  # whether the float layers of all the samples fit KEPT_BYTES
+        self._kept: list[dict[str, np.ndarray]] | None = None  # then: every run's, once all are made
         self._isolations: dict[tuple, list[_Chunk]] = {}
         self.batches: Batches | None = None  # the samples measured, set by the first float run
         self._compared: dict[tuple, tuple[dict, dict[str, Comparison]]] = {}  # the last accumulated numbers per graph
@@ -95,27 +105,40 @@ class LayerAnalysis:
         """The layer samples, set once: the first sample's float layers are run to learn what a sample's
         layers cost, and as many of the first samples as fit in LAYER_BYTES are measured (the cap from
         when every layer's values were kept; it keeps the numbers those of the same samples). When that
-        one sample is all, its run is kept for the first analysis."""
+        one sample is all, its run is kept for the first analysis (for all of them within KEPT_BYTES)."""
         if self.batches is None:
             evaluator = self.evaluator
             probe = evaluator.run_slice(self._float_session(), slice(0, 1))
             per_sample = max(sum(v.nbytes for v in probe.values()), 1)
             floor = LAYER_MIN_SAMPLES if per_sample * LAYER_MIN_SAMPLES <= 4 * LAYER_BYTES else 1
             self.batches = evaluator.batches.first(max(LAYER_BYTES // per_sample, floor))
+            self._keep = per_sample * self.batches.samples <= KEPT_BYTES
             if self.batches.samples == 1:
-                self._probe.append(probe)
+                if self._keep:
+                    self._kept = [probe]
+                else:
+                    self._probe.append(probe)
         return self.batches
 
     def each_float_part(self) -> Iterator[dict[str, np.ndarray]]:
         """Every main-graph node's outputs in the float model (shapes and ids included: the isolated
-        copies are fed whatever their node reads), run by run over the layer samples, each run made
-        and let go (every layer of one PP-OCRv4 det sample, 1x3x320x320, is 165 MB; of one CDLA layout
-        sample, 1x3x800x608, 993 MB)."""
+        copies are fed whatever their node reads), run by run over the layer samples. They are kept
+        between analyses while all of them fit in KEPT_BYTES (a settings change then runs only the NPU
+        side again); beyond it each run is made and let go (every layer of one PP-OCRv4 det sample,
+        1x3x320x320, is 165 MB; of one CDLA layout sample, 1x3x800x608, 993 MB)."""
         batches = self._plan()
-        if self._probe:
+        if self._kept is not None:
+            yield from self._kept
+        elif self._probe:
             yield self._probe.pop()  # not held by this frame while the caller uses it
-            return
-        yield from self.evaluator.each_part(self._float_session(), batches=batches)
+        elif not self._keep:
+            yield from self.evaluator.each_part(self._float_session(), batches=batches)
+        else:
+            made = []
+            for part in self.evaluator.each_part(self._float_session(), batches=batches):
+                made.append(part)
+                yield part
+            self._kept = made
 
     def _float_session(self) -> BoundSession:
         """The float model with every node's outputs exposed, in a session without an arena: each
@@ -266,13 +289,14 @@ class LayerAnalysis:
             chunk.bound.update_fixed({n: feeds[n] for n in chunk.bound.fixed})
         accumulated = RunByRun(evaluator.batches)
         isolations = [RunByRun(evaluator.batches) for _ in stale]
-        float_runs = self.each_float_part()
-        for part in self.batches.slices():
+        measured = _Pass(graph.bound, {n: graph.layers[n] for n in outputs}, accumulated, stale, isolations, compilation, check)
+        slices = self.batches.slices()
+        index = 0
+        for floats in self.each_float_part():  # neither enumerate nor zip: their tuples hold the last run
             check()
-            measured = _Pass(
-                graph.bound, {n: graph.layers[n] for n in outputs}, accumulated, stale, isolations, compilation, check
-            )
-            self._measure_run(part, next(float_runs), measured)  # the run's float layers held by the call alone
+            self._measure_run(slices[index], floats, measured)
+            index += 1
+            del floats  # not held while the next run is made
         return accumulated, isolations
 
     def _measure_run(self, part: slice, floats: dict[str, np.ndarray], measured: _Pass) -> None:
