@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -109,6 +109,9 @@ def compare(reference: np.ndarray, actual: np.ndarray) -> Comparison:
     return compare_many([(reference, actual)])[0]
 
 
+_FIELDS = ("ee", "ff", "nn", "fn", "peaks")
+
+
 @dataclass(frozen=True)
 class RowSums:
     """What a comparison is made of, per (tensor, row): see `_row_sums`."""
@@ -126,6 +129,18 @@ def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]
     in float32, the dB it reports off by well under 0.001 dB, at a quarter of the memory traffic: a
     sweep compares a large output once per what-if run, the layer view every layer."""
     found: list[Comparison | None] = [None] * len(pairs)
+    for members, sums in _grouped_sums(pairs, lambda reference: reference.shape[0] if reference.shape else 1):
+        for index, comparison in zip(members, _comparisons(sums)):
+            found[index] = comparison
+    return [c for c in found if c is not None]
+
+
+def _grouped_sums(
+    pairs: list[tuple[np.ndarray, np.ndarray]], rows_of: Callable[[np.ndarray], int]
+) -> Iterator[tuple[list[int], RowSums]]:
+    """The row sums of `pairs` (`rows_of` a tensor's rows), by group: a tensor of LARGE_TENSOR values
+    or more alone in float32, smaller ones of one shape stacked in float64 (the copies within
+    STACKED_BYTES); with the indices of each group's pairs."""
     groups: dict[tuple, list[int]] = {}
     for index, (reference, _) in enumerate(pairs):
         if reference.size >= LARGE_TENSOR:
@@ -137,17 +152,13 @@ def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]
             group.clear()
         group.append(index)
     for members in groups.values():
-        shape = pairs[members[0]][0].shape
-        rows = shape[0] if shape else 1
+        rows = rows_of(pairs[members[0]][0])
         if len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR:
-            sums = _large_sums(pairs[members[0]][0], pairs[members[0]][1], rows)
+            yield members, _large_sums(pairs[members[0]][0], pairs[members[0]][1], rows)
         else:
             f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
             n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
-            sums = _row_sums(f, n)
-        for index, comparison in zip(members, _comparisons(sums)):
-            found[index] = comparison
-    return [c for c in found if c is not None]
+            yield members, _row_sums(f, n)
 
 
 def _large_sums(reference: np.ndarray, actual: np.ndarray, rows: int) -> RowSums:
@@ -228,16 +239,46 @@ class RunByRun:
             self._sums[name].append(_large_sums(reference, actual, self.batches.rows(reference)))
 
     def comparisons(self, names: list[str]) -> list[Comparison]:
-        """The comparison of each named tensor over every run added."""
-        small = [n for n in names if n in self._held]
-        join = self.batches.join
-        found = dict(zip(small, compare_many([(join(self._held[n][0]), join(self._held[n][1])) for n in small])))
-        for name in names:
-            if name in self._sums:
-                sums = self._sums[name]
-                ee, ff, nn, fn = (np.concatenate([getattr(s, f) for s in sums], axis=1) for f in ("ee", "ff", "nn", "fn"))
-                found[name] = _comparisons(RowSums(ee, ff, nn, fn, np.maximum.reduce([s.peaks for s in sums])))[0]
+        """The comparison of each named tensor over every run added: one _comparisons call for all
+        the tensors of as many rows (each row's numbers are its own, whatever it is stacked with)."""
+        groups = [([n], _joined(self._sums[n])) for n in names if n in self._sums]
+        groups += self._small_groups([n for n in names if n in self._held])
+        by_rows: dict[int, list[tuple[list[str], RowSums]]] = {}
+        for group in groups:
+            by_rows.setdefault(group[1].ee.shape[1], []).append(group)
+        found: dict[str, Comparison] = {}
+        for same in by_rows.values():
+            stacked = RowSums(*(np.concatenate([getattr(sums, f) for _, sums in same]) for f in _FIELDS))
+            found.update(zip([n for members, _ in same for n in members], _comparisons(stacked)))
         return [found[n] for n in names]
+
+    def _small_groups(self, small: list[str]) -> list[tuple[list[str], RowSums]]:
+        """The held tensors' row sums, run by run in compare_many's stacks: where every run stacks
+        them alike (the usual case) each stack's runs are joined, else each tensor's."""
+        if not small:
+            return []
+        held = self._held
+        runs = [
+            list(_grouped_sums([(held[n][0][r], held[n][1][r]) for n in small], self.batches.rows))
+            for r in range(len(held[small[0]][0]))
+        ]
+        layout = [members for members, _ in runs[0]]
+        if all([members for members, _ in run] == layout for run in runs):
+            return [([small[i] for i in members], _joined([run[g][1] for run in runs])) for g, members in enumerate(layout)]
+        each: dict[int, list[RowSums]] = {}
+        for run in runs:
+            for members, sums in run:
+                for k, index in enumerate(members):
+                    each.setdefault(index, []).append(RowSums(*(getattr(sums, f)[k : k + 1] for f in _FIELDS)))
+        return [([name], _joined(each[i])) for i, name in enumerate(small)]
+
+
+def _joined(runs: list[RowSums]) -> RowSums:
+    """Row sums over runs (of the same tensors), as if measured at once: rows are summed on their own."""
+    if len(runs) == 1:
+        return runs[0]
+    ee, ff, nn, fn = (np.concatenate([getattr(r, f) for r in runs], axis=1) for f in ("ee", "ff", "nn", "fn"))
+    return RowSums(ee, ff, nn, fn, np.maximum.reduce([r.peaks for r in runs]))
 
 
 @dataclass
@@ -373,14 +414,14 @@ class Evaluator:
         return self._layer_names
 
     @staticmethod
-    def _expose(model: onnx.ModelProto, names: list[str]) -> dict[str, str]:
-        """Each named tensor the model makes as an output: its fp16 value where activations are
-        rounded through fp16 (the same numbers in half the bytes: a run holds every layer), else
-        itself; layer -> output name."""
+    def _expose(model: onnx.ModelProto, names: list[str], half: bool) -> dict[str, str]:
+        """Each named tensor the model makes as an output; with `half`, its fp16 value where
+        activations are rounded through fp16 (the same numbers in half the bytes, read back at
+        numpy's fp16 conversion speed, about 1.4 ns a value); layer -> output name."""
         present = {o for n in model.graph.node for o in n.output}
         exposed = {}
         for name in names:
-            if name + HALF_SUFFIX in present:
+            if half and name + HALF_SUFFIX in present:
                 exposed[name] = name + HALF_SUFFIX
                 model.graph.output.append(onnx.helper.make_tensor_value_info(name + HALF_SUFFIX, onnx.TensorProto.FLOAT16, None))
             elif name in present:
@@ -406,9 +447,10 @@ class Evaluator:
         """Whether every output kept one row per sample when samples ran together."""
         return all(v.ndim >= 1 and v.shape[0] == self.data.samples for v in values.values())
 
-    def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False) -> NpuGraph:
-        """The bound NPU session for the compilation's graph structure, built the first time."""
-        key = (structure(compilation), fp16_activations, layers)
+    def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False, half: bool = False) -> NpuGraph:
+        """The bound NPU session for the compilation's graph structure, built the first time; with
+        `layers`, every layer exposed (as its fp16 values with `half`, see `_expose`)."""
+        key = (structure(compilation), fp16_activations, layers, half)
         self.reference()  # the float model first: it decides the batching, and whose fault a failure is
         with self.lock:
             entry = self._graphs.get(key)
@@ -417,7 +459,7 @@ class Evaluator:
                 values = npu_values(compilation)
                 model = sim.to_proto(frozenset(values))
                 names = list(self.outputs)
-                exposed = self._expose(model, [out for _, _, out in self.layer_names()]) if layers else {}
+                exposed = self._expose(model, [out for _, _, out in self.layer_names()], half) if layers else {}
                 names += exposed.values()
                 # with every layer exposed: unbound, so a run's layers are held once (no copies), in the arena
                 bound = BoundSession(self.session(model), names, weight_feeds(compilation), bind=not layers)
@@ -426,13 +468,11 @@ class Evaluator:
                 self._graphs[key] = entry
         return entry
 
-    def run_npu(
-        self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
-    ) -> dict[str, np.ndarray]:
-        graph = self.npu_graph(compilation, fp16_activations, layers)
+    def run_npu(self, compilation: Compilation, fp16_activations: bool = True) -> dict[str, np.ndarray]:
+        graph = self.npu_graph(compilation, fp16_activations)
         with self.lock:
             graph.bound.update_fixed(weight_feeds(compilation))
-            return self.run(graph.bound, batches=batches)
+            return self.run(graph.bound)
 
     # -- metrics
 

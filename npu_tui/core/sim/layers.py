@@ -51,7 +51,7 @@ MARKED_DROPS = 3
 LAYER_BYTES = 128 << 20
 LAYER_MIN_SAMPLES = 4  # fewer only when four samples' layers would pass 4x LAYER_BYTES
 ISOLATION_CHUNKS = 16  # a one-weight change reruns about 1/16 of the isolated copies
-KEPT_BYTES = LAYER_BYTES  # the float layers are kept between analyses while all the samples' fit
+KEPT_BYTES = LAYER_BYTES  # the float layers are kept between analyses while all the samples' fit; beyond, the NPU's are fp16
 
 
 @dataclass
@@ -174,7 +174,7 @@ class LayerAnalysis:
             check()
             self._plan()
             check()
-            graph = evaluator.npu_graph(compilation, fp16_activations, layers=True)
+            graph = evaluator.npu_graph(compilation, fp16_activations, layers=True, half=not self._keep)
             check()
             chunks = self._chunks(graph, compilation, fp16_activations)
             rows, positions = self._rows(compilation, set(graph.layers))
