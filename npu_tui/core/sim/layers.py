@@ -9,15 +9,17 @@ passes error on has neither.
 
 Cost: one float run with every layer exposed, one NPU run with every layer exposed, and one run of
 a small graph holding a copy of every weight-reading node, all through sessions built once: a
-settings change rebinds weights and reruns the float and NPU runs (and the copies of the weights it
-changed), nothing is rebuilt.
+settings change rebinds weights and reruns the NPU run (the float one too beyond KEPT_BYTES, below)
+and the copies of the weights it changed; nothing is rebuilt.
 
-Memory: the analysis goes run by run (Batches' runs): each run's float layers, its NPU layers (their
-fp16 values, where activations are rounded through fp16) and its isolated copies are compared as they
-come (evaluate.RunByRun: a large layer reduced to its row sums, the same numbers as the joined runs)
-and let go, so one run's layers are held, not every sample's, and none outlive the analysis; the
-sessions have no arena and hand back onnxruntime's own buffers, no copies. One run's layers can still
-be large (every layer of one 1x3x800x608 CDLA layout sample: 993 MB in float, 497 MB in fp16).
+Memory: the analysis goes run by run (Batches' runs): each run's float layers, its NPU layers and its
+isolated copies are compared as they come (evaluate.RunByRun: a large layer reduced to its row sums,
+the same numbers as the joined runs) and let go, so one run's layers are held, not every sample's;
+the sessions hand back onnxruntime's own buffers, no copies. The float layers are kept between
+analyses while all the samples' fit in KEPT_BYTES (the workbench's next settings change runs only
+the NPU side); beyond it none outlive the analysis, and the NPU layers come as their fp16 values
+(where activations are rounded through fp16): half the bytes, for numpy's slow fp16 conversion. One
+run's layers can still be large (every layer of one 1x3x800x608 CDLA layout sample: 993 MB in float).
 The samples measured are as many of the first as fit in LAYER_BYTES, and at least LAYER_MIN_SAMPLES
 while they fit in four times that: the cap from when every layer's float values were kept, kept so
 that the numbers (and the time an analysis takes) stay those of the same samples. Each layer tensor
