@@ -84,8 +84,8 @@ class _Pass:
 
 
 class LayerAnalysis:
-    """The per-layer numbers of one evaluator, measured run by run: no layer's values outlive the run
-    that made them (only the comparisons and the sessions are kept)."""
+    """The per-layer numbers of one evaluator, measured run by run: one run's layers are held at a time;
+    between analyses only the comparisons, the sessions and (within KEPT_BYTES) the float layers."""
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
@@ -117,7 +117,7 @@ class LayerAnalysis:
             self._keep = per_sample * self.batches.samples <= KEPT_BYTES
             if self.batches.samples == 1:
                 if self._keep:
-                    self._kept = [probe]
+                    self._kept, self._float_bound = [probe], None
                 else:
                     self._probe.append(probe)
         return self.batches
@@ -140,11 +140,11 @@ class LayerAnalysis:
             for part in self.evaluator.each_part(self._float_session(), batches=batches):
                 made.append(part)
                 yield part
-            self._kept = made
+            self._kept, self._float_bound = made, None  # its session is not needed again
 
     def _float_session(self) -> BoundSession:
         """The float model with every node's outputs exposed, in a session without an arena: each
-        value is freed with the array that holds it. Built once."""
+        value is freed with the array that holds it. Built once, let go once the float layers are kept."""
         if self._float_bound is not None:
             return self._float_bound
         evaluator = self.evaluator
