@@ -281,7 +281,7 @@ def test_tensors_compared_run_by_run_get_the_numbers_of_their_joined_runs_to_the
     batches = Batches(samples=70, batched=True, size=32)
     per_sample = {"small": (3, 5), "large": (3000,), "late": (1000,), "half": (40, 50), "four": (4,), "fixed": None}
     assert 64 * 1000 < LARGE_TENSOR <= 70 * 1000 and 32 * 3000 >= LARGE_TENSOR
-    runs = {name: [] for name in per_sample}
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in per_sample}
     measured = RunByRun(batches)
     for part in batches.slices():
         for name, shape in per_sample.items():
