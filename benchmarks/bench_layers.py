@@ -4,7 +4,8 @@ evaluation, side by side in one run, and how long the view takes to open once th
 Model: 250 blocks of MatMul (64x64 weight) + Relu, 500 nodes, 64 samples.
 - plain evaluation: `Evaluator.evaluate` after a settings change (sessions built, weights rebound);
 - layer numbers: `LayerAnalysis.layers` after the same change (the NPU run with every layer exposed
-  plus the run of the isolated copies; the float layers are computed once and kept). Target 2x.
+  plus the run of the isolated copies; the float layers are computed once and kept while all of them
+  fit in KEPT_BYTES, else run again). Target 2x.
 - view: key `d` to the first frame rendered with the 500 layers in the table. Target 100 ms.
 """
 

@@ -2,8 +2,9 @@
 
 Speed: the sweep on PP-OCRv4 rec (weights in Constant nodes, 1x3x48x320, 4 samples) against a bare
 script that makes L+1 float forward passes over the same samples (L = number of weights). Target 1.5x.
-Memory: peak RSS of `npu-tui eval --sensitivity` on PP-OCRv4 det (1x3x320x320, 4 samples) against a
-bare script running the float model over the same samples. Target 4x.
+Memory: peak RSS of `npu-tui eval --sensitivity` on PP-OCRv4 det (1x3x320x320, 4 samples), and of
+`npu-tui eval --layers` on PP-OCRv4 rec (1x3x48x320, 4 samples), each against a bare script running
+the float model over the same samples. Target 4x.
 
 Needs the corpus of benchmarks/realmodels.py (downloaded on first use).
 """
@@ -96,24 +97,34 @@ def speed() -> None:
     )
 
 
+def bare_kb(config: Path, data: Path) -> int:
+    """Peak RSS of the bare float run of the config's model over the data."""
+    model_path = config.parent / "model.onnx"
+    found = subprocess.run(
+        [sys.executable, "-c", BARE_FLOAT, str(model_path), str(data)], capture_output=True, text=True, check=True
+    )
+    return int(found.stdout)
+
+
+def ours_kb(*args: str) -> int:
+    """Peak RSS of an npu-tui command."""
+    result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], capture_output=True, text=True, check=True)
+    return next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_KB"))
+
+
 def memory() -> None:
     config, data = prepare("ocr_det_v4")
-    model_path = config.parent / "model.onnx"
-    bare = int(
-        subprocess.run(
-            [sys.executable, "-c", BARE_FLOAT, str(model_path), str(data)], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", PEAK_WRAPPER, "eval", str(config), "--data", str(data), "--sensitivity", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    ours = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_KB"))
+    bare = bare_kb(config, data)
+    ours = ours_kb("eval", str(config), "--data", str(data), "--sensitivity", "--json")
     print(f"sweep memory, PP-OCRv4 det 1x3x320x320, {SAMPLES} samples")
     print(f"  bare onnxruntime float run     : {bare / 1024:7.0f} MB peak RSS")
     print(f"  npu-tui eval --sensitivity     : {ours / 1024:7.0f} MB peak RSS  ({ours / bare:.2f}x, target <= 4x)")
+    config, data = prepare("ocr_rec_v4")
+    bare = bare_kb(config, data)
+    ours = ours_kb("eval", str(config), "--data", str(data), "--layers", "--json")
+    print(f"layer memory, PP-OCRv4 rec 1x3x48x320, {SAMPLES} samples (layers on the first: 192 MB of float layers)")
+    print(f"  bare onnxruntime float run     : {bare / 1024:7.0f} MB peak RSS")
+    print(f"  npu-tui eval --layers          : {ours / 1024:7.0f} MB peak RSS  ({ours / bare:.2f}x, target <= 4x)")
 
 
 if __name__ == "__main__":

@@ -267,3 +267,29 @@ def test_sessions_stop_spinning_soon_after_a_run():
     model.ir_version = 8
     options = SessionFactory().build(model).get_session_options()
     assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "200"
+
+
+def test_tensors_compared_run_by_run_get_the_numbers_of_their_joined_runs_to_the_bit():
+    """The layer analysis compares each run's layers and lets them go: the numbers are those of the
+    joined arrays exactly. Runs of 32, 32 and 6 samples; a small tensor, a large one, one that becomes
+    large (LARGE_TENSOR) only in its third run, one the NPU's fp16 holds (fp16 values), and one of
+    32 rows in every run, stacked with the 4-value one in the first two runs, not in the last."""
+    from npu_tui.core.sim.evaluate import LARGE_TENSOR, RunByRun, compare_many
+    from npu_tui.core.sim.runtime import Batches
+
+    rng = np.random.default_rng(5)
+    batches = Batches(samples=70, batched=True, size=32)
+    per_sample = {"small": (3, 5), "large": (3000,), "late": (1000,), "half": (40, 50), "four": (4,), "fixed": None}
+    assert 64 * 1000 < LARGE_TENSOR <= 70 * 1000 and 32 * 3000 >= LARGE_TENSOR
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in per_sample}
+    measured = RunByRun(batches)
+    for part in batches.slices():
+        for name, shape in per_sample.items():
+            f = rng.normal(size=(32, 4) if shape is None else (part.stop - part.start, *shape)).astype(np.float32)
+            n = (f + rng.normal(0, 0.01, f.shape)).astype(np.float16 if name == "half" else np.float32)
+            runs[name].append((f, n))
+            measured.add(name, f, n)
+    names = list(per_sample)
+    joined = [(batches.join([f for f, _ in runs[n]]), batches.join([x for _, x in runs[n]])) for n in names]
+    assert measured.comparisons(names) == compare_many(joined)
+    assert len({c.sqnr_db for c in compare_many(joined)}) == len(names)

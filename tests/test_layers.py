@@ -67,8 +67,8 @@ def test_three_layers_against_numpy():
 
 
 def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
-    """Every layer's float values are kept: on big data only the first samples that fit the budget
-    are measured, and the numbers are those of exactly these samples."""
+    """On big data only the first samples that fit the layer budget are measured, and the numbers are
+    those of exactly these samples."""
     from npu_tui.core.eval_report import evaluation_json, evaluation_lines
     from npu_tui.core.sim import layers as layers_module
 
@@ -84,7 +84,7 @@ def test_large_data_is_measured_on_the_first_samples_that_fit(monkeypatch):
     assert evaluation.layers[1].accumulated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, acc).sqnr_db, abs=1e-3)
     assert evaluation.layers[1].isolated.sqnr_db == pytest.approx(compare(x @ W1 @ W2, f16(x @ W1 @ npu["w2"])).sqnr_db, abs=1e-3)
     assert evaluation_json(evaluation, None)["layer_samples"] == 7
-    assert "layers measured on the first 7 of 32 samples (their float values are kept)" in evaluation_lines(
+    assert "layers measured on the first 7 of 32 samples (as many as fit the layer budget)" in evaluation_lines(
         evaluation, None, "random"
     )
 
@@ -112,13 +112,14 @@ def test_a_settings_change_recomputes_only_what_it_changes(monkeypatch):
     from npu_tui.core.sim.layers import LayerAnalysis
 
     runs: list[list[str]] = []
-    original = LayerAnalysis._run_chunk
+    original = LayerAnalysis._stale
 
-    def counted(self, chunk, compilation, feeds):
-        runs.append(sorted(w for _, w in chunk.entries.values()))
-        return original(self, chunk, compilation, feeds)
+    def counted(chunks, compilation):
+        stale = original(chunks, compilation)
+        runs.extend(sorted(w for _, w in chunk.entries.values()) for chunk in stale)
+        return stale
 
-    monkeypatch.setattr(LayerAnalysis, "_run_chunk", counted)
+    monkeypatch.setattr(LayerAnalysis, "_stale", staticmethod(counted))
     compiler, analysis = three_layers()
     first = analysis.evaluate(compiler.compile(Settings(compress=True)), layers=True).layers
     assert sorted(w for run in runs for w in run) == ["w1", "w2", "w3"]
@@ -167,7 +168,7 @@ def test_the_layer_analysis_stops_when_asked():
 
     def stop() -> bool:
         steps.append(1)
-        return len(steps) > 2  # after the float run and the NPU run, before the isolated copies
+        return len(steps) > 2  # after the first float run and the NPU graph's build, before any run is measured
 
     with pytest.raises(Cancelled):
         analysis.layer_analysis().layers(compiler.compile(Settings(compress=True)), True, stop)
@@ -216,8 +217,8 @@ def amplified(x: np.ndarray):
 def test_the_fp16_diagnosis_reads_every_layer_sample_and_keeps_none():
     """eval names the node that overflows from the float layers run by run, keeping none of them
     (PP-OCRv4 det's are 165 MB a sample): here only the last of three samples, run one by one,
-    overflows. The layer view then runs the float model itself; once it holds the values, a
-    diagnosis reads those and builds nothing."""
+    overflows. Its session is kept, the values are not: a second diagnosis runs it again and builds
+    nothing."""
     x = np.full((3, 1, 2), 0.5, np.float32)
     x[2] = 1.0  # 2 x 60000 = 1.2e5 in the third sample alone
     compiler, analysis = amplified(x)
@@ -227,7 +228,95 @@ def test_the_fp16_diagnosis_reads_every_layer_sample_and_keeps_none():
         "fp16 overflow: node 'amplify' (MatMul) reaches 1.2e+05"
     )
     built = analysis.evaluator.sessions.built
-    analysis.layer_analysis().float_parts()
-    assert analysis.evaluator.sessions.built == built + 1  # the diagnosis kept no layer values
     assert analysis.fp16_culprit() == result.fp16_issue
-    assert analysis.evaluator.sessions.built == built + 1
+    assert analysis.evaluator.sessions.built == built
+
+
+def two_convs(samples: int):
+    """x[1,1,128,128] -> Conv(4, 3x3) -> Relu -> Conv(4, 3x3): each layer 65,536 values a sample."""
+    rng = np.random.default_rng(3)
+    model = make_model(
+        [
+            helper.make_node("Conv", ["x", "k1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Conv", ["r1", "k2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
+        ],
+        [value("x", [1, 1, 128, 128])],
+        [value("y", [1, 4, 128, 128])],
+        [
+            tensor("k1", rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32)),
+            tensor("k2", rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)),
+        ],
+    )
+    compiler = Compiler(build_inventory(model))
+    x = rng.normal(size=(samples, 1, 1, 128, 128)).astype(np.float32)
+    return compiler, Analysis(Evaluator(compiler, EvalData({"x": x}, None, samples, "random")))
+
+
+def test_no_run_of_layer_values_outlives_its_run(monkeypatch):
+    """On data whose float layers pass KEPT_BYTES the layer analysis holds one run's layers at a time,
+    not every sample's: when a run starts, no float or NPU layer of an earlier run is alive (here six
+    runs of one sample), and after the analysis none is, while the numbers are those of all six."""
+    import gc
+    import weakref
+
+    from npu_tui.core.sim import layers as layers_module
+    from npu_tui.core.sim.evaluate import LARGE_TENSOR
+
+    monkeypatch.setattr(layers_module, "KEPT_BYTES", 0)  # the float layers of big data (small ones are kept)
+    compiler, analysis = two_convs(6)
+    compilation = compiler.compile(Settings(compress=True, conv2d_compress=True))
+    analysis.evaluate(compilation)
+    made: list[tuple[int, weakref.ref]] = []  # (run, a layer array it returned)
+    leftovers: list[int] = []
+    original = Evaluator.run_slice
+
+    def watched(self, bound, part, state=None, swaps=None):
+        gc.collect()
+        leftovers.extend(run for run, ref in made if run != part.start and ref() is not None)
+        values = original(self, bound, part, state, swaps)
+        made.extend((part.start, weakref.ref(v)) for v in values.values() if v.size >= LARGE_TENSOR)
+        return values
+
+    monkeypatch.setattr(Evaluator, "run_slice", watched)
+    layers = analysis.layer_analysis().layers(compilation, True)
+    gc.collect()
+    assert len({run for run, _ in made}) == 6 and len(made) >= 6 * 3
+    assert leftovers == []
+    assert [run for run, ref in made if ref() is not None] == []
+    monkeypatch.undo()
+    assert analysis.layer_analysis().samples == 6 and [layer.node for layer in layers] == ["conv1", "relu1", "conv2"]
+    assert layers[-1].isolated is not None  # the isolated copies ran too
+    evaluator = analysis.evaluator
+    reference, npu = evaluator.reference()["y"], evaluator.run_npu(compilation)["y"]
+    whole, first = compare(reference, npu), compare(reference[:1], npu[:1])  # all six samples at once; the first
+    assert layers[-1].accumulated.sqnr_db == pytest.approx(whole.sqnr_db, abs=1e-3)
+    assert first.sqnr_db is not None and whole.sqnr_db is not None and abs(first.sqnr_db - whole.sqnr_db) > 0.01
+
+
+@pytest.mark.parametrize(("kept_bytes", "second"), [(None, 0), (0, 6)])
+def test_the_float_layers_are_kept_between_analyses_while_they_fit(monkeypatch, kept_bytes, second):
+    """Six samples' float layers (4.7 MB) fit KEPT_BYTES: a settings change runs only the NPU side
+    again. Beyond it the float model runs again, run by run (six runs of one sample)."""
+    from npu_tui.core.sim import layers as layers_module
+
+    if kept_bytes is not None:
+        monkeypatch.setattr(layers_module, "KEPT_BYTES", kept_bytes)
+    compiler, analysis = two_convs(6)
+    layer_analysis = analysis.layer_analysis()
+    float_runs: list[int] = []
+    original = Evaluator.run_slice
+
+    def counted(self, bound, part, state=None, swaps=None):
+        if bound is layer_analysis._float_bound:
+            float_runs.append(part.start)
+        return original(self, bound, part, state, swaps)
+
+    monkeypatch.setattr(Evaluator, "run_slice", counted)
+    first = layer_analysis.layers(compiler.compile(Settings(compress=True, conv2d_compress=True)), True)
+    assert float_runs == [0, 0, 1, 2, 3, 4, 5]  # the first sample alone, to learn its cost; then the six
+    float_runs.clear()
+    changed = layer_analysis.layers(compiler.compile(Settings(compress=True, conv2d_compress=True, exclude=("k2",))), True)
+    assert len(float_runs) == second
+    assert changed[0].accumulated == first[0].accumulated and changed[-1].accumulated != first[-1].accumulated
+    assert first[-1].isolated is not None and changed[-1].isolated is None

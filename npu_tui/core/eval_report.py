@@ -128,7 +128,7 @@ def evaluation_lines(evaluation: Evaluation, sensitivity: list[Sensitivity] | No
         lines.append("")
         if evaluation.layer_samples is not None and evaluation.layer_samples < evaluation.samples:
             lines.append(
-                f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (their float values are kept)"
+                f"layers measured on the first {evaluation.layer_samples} of {evaluation.samples} samples (as many as fit the layer budget)"
             )
         lines.append(
             "layers (fast simulation) in graph order: accumulated = the NPU up to here; isolated = this layer alone, float inputs in;"

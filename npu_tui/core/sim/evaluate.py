@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,16 @@ from .npu.chip import ChipOutputs, chip_outputs
 from .npu.cost import exact_seconds
 from .npu.surprises import graph_surprises
 from .runtime import Batches, BoundSession, SessionFactory
-from .simulation import build_simulation, elem_types, held_constants, npu_values, reference_model, structure, weight_feeds
+from .simulation import (
+    HALF_SUFFIX,
+    build_simulation,
+    elem_types,
+    held_constants,
+    npu_values,
+    reference_model,
+    structure,
+    weight_feeds,
+)
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -100,12 +109,38 @@ def compare(reference: np.ndarray, actual: np.ndarray) -> Comparison:
     return compare_many([(reference, actual)])[0]
 
 
+_FIELDS = ("ee", "ff", "nn", "fn", "peaks")
+
+
+@dataclass(frozen=True)
+class RowSums:
+    """What a comparison is made of, per (tensor, row): see `_row_sums`."""
+
+    ee: np.ndarray
+    ff: np.ndarray
+    nn: np.ndarray
+    fn: np.ndarray
+    peaks: np.ndarray  # per tensor
+
+
 def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]:
     """`compare` for many tensors at once. Small tensors of one shape are stacked and measured in
     float64 together (500 small layers cost a few numpy calls); a large tensor is measured on its own
     in float32, the dB it reports off by well under 0.001 dB, at a quarter of the memory traffic: a
     sweep compares a large output once per what-if run, the layer view every layer."""
     found: list[Comparison | None] = [None] * len(pairs)
+    for members, sums in _grouped_sums(pairs, lambda reference: reference.shape[0] if reference.shape else 1):
+        for index, comparison in zip(members, _comparisons(sums)):
+            found[index] = comparison
+    return [c for c in found if c is not None]
+
+
+def _grouped_sums(
+    pairs: list[tuple[np.ndarray, np.ndarray]], rows_of: Callable[[np.ndarray], int]
+) -> Iterator[tuple[list[int], RowSums]]:
+    """The row sums of `pairs` (`rows_of` a tensor's rows), by group: a tensor of LARGE_TENSOR values
+    or more alone in float32, smaller ones of one shape stacked in float64 (the copies within
+    STACKED_BYTES); with the indices of each group's pairs."""
     groups: dict[tuple, list[int]] = {}
     for index, (reference, _) in enumerate(pairs):
         if reference.size >= LARGE_TENSOR:
@@ -117,40 +152,133 @@ def compare_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[Comparison]
             group.clear()
         group.append(index)
     for members in groups.values():
-        shape = pairs[members[0]][0].shape
-        rows = shape[0] if shape else 1
-        large = len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR
-        dtype = np.float32 if large else np.float64
-        if large:  # a view, no copy
-            f = pairs[members[0]][0].reshape(1, rows, -1).astype(dtype, copy=False)
-            n = pairs[members[0]][1].reshape(1, rows, -1).astype(dtype, copy=False)
+        rows = rows_of(pairs[members[0]][0])
+        if len(members) == 1 and pairs[members[0]][0].size >= LARGE_TENSOR:
+            yield members, _large_sums(pairs[members[0]][0], pairs[members[0]][1], rows)
         else:
-            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
-            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(dtype, copy=False)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            err = f - n
-            ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
-            ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
-            nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
-            fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
-            norms = np.sqrt(ff) * np.sqrt(nn)
-            cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
-            cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
-            flat = err.reshape(len(members), -1)
-            peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(members))
-            noise, signal = ee.sum(axis=1), ff.sum(axis=1)
-            ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
-            sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
-        for k, index in enumerate(members):
-            if noise[k] == 0.0:
-                value: float | None = None
-            elif not math.isfinite(noise[k]) or ratio[k] == 0:
-                value = -math.inf
-            else:
-                value = float(sqnr[k])
-            peak = float(peaks[k])
-            found[index] = Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf)
-    return [c for c in found if c is not None]
+            f = np.stack([pairs[i][0].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
+            n = np.stack([pairs[i][1].reshape(rows, -1) for i in members]).astype(np.float64, copy=False)
+            yield members, _row_sums(f, n)
+
+
+def _large_sums(reference: np.ndarray, actual: np.ndarray, rows: int) -> RowSums:
+    """A large tensor's row sums in float32, its arrays viewed, not copied."""
+    f = reference.reshape(1, rows, -1).astype(np.float32, copy=False)
+    n = actual.reshape(1, rows, -1).astype(np.float32, copy=False)
+    return _row_sums(f, n)
+
+
+def _row_sums(f: np.ndarray, n: np.ndarray) -> RowSums:
+    """Per (tensor, row) of two (tensors, rows, values) stacks: the sums of err², f², n² and f·n (in
+    float64, each summed in the stacks' dtype), and per tensor the largest absolute error. A row's
+    sums depend on that row alone, so a tensor's rows summed run by run are its rows summed at once."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = f - n
+        ee = np.einsum("lij,lij->li", err, err).astype(np.float64)
+        ff = np.einsum("lij,lij->li", f, f).astype(np.float64)
+        nn = np.einsum("lij,lij->li", n, n).astype(np.float64)
+        fn = np.einsum("lij,lij->li", f, n).astype(np.float64)
+        flat = err.reshape(len(err), -1)
+        peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1)) if err.size else np.zeros(len(err))
+    return RowSums(ee, ff, nn, fn, peaks)
+
+
+def _comparisons(sums: RowSums) -> list[Comparison]:
+    """One Comparison per tensor of the row sums: SQNR over all rows, mean row cosine, largest error."""
+    ee, ff, nn, fn = sums.ee, sums.ff, sums.nn, sums.fn
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        norms = np.sqrt(ff) * np.sqrt(nn)
+        cos = np.where((ff == 0) & (nn == 0), 1.0, np.where(norms > 0, fn / np.where(norms > 0, norms, 1), 0.0))
+        cosines = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0).mean(axis=1)
+        noise, signal = ee.sum(axis=1), ff.sum(axis=1)
+        ratio = np.where(noise > 0, signal / np.where(noise > 0, noise, 1), 1.0)
+        sqnr = np.where(signal > 0, 10.0 * np.log10(np.where(ratio > 0, ratio, 1)), -np.inf)
+    found = []
+    for k in range(len(ee)):
+        if noise[k] == 0.0:
+            value: float | None = None
+        elif not math.isfinite(noise[k]) or ratio[k] == 0:
+            value = -math.inf
+        else:
+            value = float(sqnr[k])
+        peak = float(sums.peaks[k])
+        found.append(Comparison(value, float(cosines[k]), peak if math.isfinite(peak) else math.inf))
+    return found
+
+
+class RunByRun:
+    """`compare_many` for tensors whose values arrive run by run (Batches' runs), the same numbers
+    without holding the runs: a large tensor's runs are reduced to their row sums as they come
+    (LARGE_TENSOR is judged on the size so far, and the runs held until then are reduced when it is
+    reached); a small one's runs are kept (under LARGE_TENSOR values each) and compared at the end."""
+
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+        self._held: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._sums: dict[str, list[RowSums]] = {}
+        self._sizes: dict[str, int] = {}
+
+    def add(self, name: str, reference: np.ndarray, actual: np.ndarray) -> None:
+        """One run's values of the tensor `name`, float and compared."""
+        self._sizes[name] = self._sizes.get(name, 0) + reference.size
+        if name not in self._sums:
+            held = self._held.setdefault(name, ([], []))
+            held[0].append(reference)
+            held[1].append(actual)
+            if self._sizes[name] < LARGE_TENSOR:
+                return
+            del self._held[name]
+            self._sums[name] = []
+            for f, n in zip(*held):
+                self._reduce(name, f, n)
+            return
+        self._reduce(name, reference, actual)
+
+    def _reduce(self, name: str, reference: np.ndarray, actual: np.ndarray) -> None:
+        if reference.size:  # an empty run adds no row (a joined tensor would not have it)
+            self._sums[name].append(_large_sums(reference, actual, self.batches.rows(reference)))
+
+    def comparisons(self, names: list[str]) -> list[Comparison]:
+        """The comparison of each named tensor over every run added: one _comparisons call for all
+        the tensors of as many rows (each row's numbers are its own, whatever it is stacked with)."""
+        groups = [([n], _joined(self._sums[n])) for n in names if n in self._sums]
+        groups += self._small_groups([n for n in names if n in self._held])
+        by_rows: dict[int, list[tuple[list[str], RowSums]]] = {}
+        for group in groups:
+            by_rows.setdefault(group[1].ee.shape[1], []).append(group)
+        found: dict[str, Comparison] = {}
+        for same in by_rows.values():
+            stacked = RowSums(*(np.concatenate([getattr(sums, f) for _, sums in same]) for f in _FIELDS))
+            found.update(zip([n for members, _ in same for n in members], _comparisons(stacked)))
+        return [found[n] for n in names]
+
+    def _small_groups(self, small: list[str]) -> list[tuple[list[str], RowSums]]:
+        """The held tensors' row sums, run by run in compare_many's stacks: where every run stacks
+        them alike (the usual case) each stack's runs are joined, else each tensor's."""
+        if not small:
+            return []
+        held = self._held
+        runs = [
+            list(_grouped_sums([(held[n][0][r], held[n][1][r]) for n in small], self.batches.rows))
+            for r in range(len(held[small[0]][0]))
+        ]
+        layout = [members for members, _ in runs[0]]
+        if all([members for members, _ in run] == layout for run in runs):
+            return [([small[i] for i in members], _joined([run[g][1] for run in runs])) for g, members in enumerate(layout)]
+        each: dict[int, list[RowSums]] = {}
+        for run in runs:
+            for members, sums in run:
+                for k, index in enumerate(members):
+                    each.setdefault(index, []).append(RowSums(*(getattr(sums, f)[k : k + 1] for f in _FIELDS)))
+        return [([name], _joined(each[i])) for i, name in enumerate(small)]
+
+
+def _joined(runs: list[RowSums]) -> RowSums:
+    """Row sums over runs (of the same tensors), as if measured at once: rows are summed on their own."""
+    if len(runs) == 1:
+        return runs[0]
+    ee, ff, nn, fn = (np.concatenate([getattr(r, f) for r in runs], axis=1) for f in ("ee", "ff", "nn", "fn"))
+    return RowSums(ee, ff, nn, fn, np.maximum.reduce([r.peaks for r in runs]))
 
 
 @dataclass
@@ -161,6 +289,7 @@ class NpuGraph:
     feeds: frozenset[str]
     names: list[str]
     model: onnx.ModelProto
+    layers: dict[str, str] = field(default_factory=dict)  # with every layer exposed: layer -> the output holding it
 
 
 class Evaluator:
@@ -243,15 +372,25 @@ class Evaluator:
         The lock is held per run (a binding is one run's state), so a sweep lets other evaluations in
         between."""
         for index, part in enumerate((batches or self.batches).slices()):
-            feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
-            if states is not None:
-                feeds.update(states[index])
-            try:
-                with self.lock:
-                    values = bound.run(feeds, swaps)
-            except Exception as exc:  # onnxruntime's own classes
-                raise self._run_failure(exc) from None
-            yield dict(zip(bound.outputs, values))
+            yield self.run_slice(bound, part, states[index] if states is not None else None, swaps)
+
+    def run_slice(
+        self,
+        bound: BoundSession,
+        part: slice,
+        state: dict[str, np.ndarray] | None = None,
+        swaps: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One run: the samples of `part` (one of Batches.slices) through `bound`, `state` fed besides."""
+        feeds = {name: self.batches.feed(array, part) for name, array in self.data.inputs.items()}
+        if state is not None:
+            feeds.update(state)
+        try:
+            with self.lock:
+                values = bound.run(feeds, swaps)
+        except Exception as exc:  # onnxruntime's own classes
+            raise self._run_failure(exc) from None
+        return dict(zip(bound.outputs, values))
 
     def _run_failure(self, exc: Exception) -> Exception:
         message = one_line(str(exc))
@@ -274,10 +413,20 @@ class Evaluator:
             ]
         return self._layer_names
 
-    def _expose(self, model: onnx.ModelProto, names: list[str]) -> list[str]:
+    @staticmethod
+    def _expose(model: onnx.ModelProto, names: list[str], half: bool) -> dict[str, str]:
+        """Each named tensor the model makes as an output; with `half`, its fp16 value where
+        activations are rounded through fp16 (the same numbers in half the bytes, read back at
+        numpy's fp16 conversion speed, about 1.4 ns a value); layer -> output name."""
         present = {o for n in model.graph.node for o in n.output}
-        exposed = [name for name in names if name in present]
-        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in exposed)
+        exposed = {}
+        for name in names:
+            if half and name + HALF_SUFFIX in present:
+                exposed[name] = name + HALF_SUFFIX
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name + HALF_SUFFIX, onnx.TensorProto.FLOAT16, None))
+            elif name in present:
+                exposed[name] = name
+                model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
         return exposed
 
     def reference(self) -> dict[str, np.ndarray]:
@@ -298,9 +447,10 @@ class Evaluator:
         """Whether every output kept one row per sample when samples ran together."""
         return all(v.ndim >= 1 and v.shape[0] == self.data.samples for v in values.values())
 
-    def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False) -> NpuGraph:
-        """The bound NPU session for the compilation's graph structure, built the first time."""
-        key = (structure(compilation), fp16_activations, layers)
+    def npu_graph(self, compilation: Compilation, fp16_activations: bool, layers: bool = False, half: bool = False) -> NpuGraph:
+        """The bound NPU session for the compilation's graph structure, built the first time; with
+        `layers`, every layer exposed (as its fp16 values with `half`, see `_expose`)."""
+        key = (structure(compilation), fp16_activations, layers, half)
         self.reference()  # the float model first: it decides the batching, and whose fault a failure is
         with self.lock:
             entry = self._graphs.get(key)
@@ -309,20 +459,20 @@ class Evaluator:
                 values = npu_values(compilation)
                 model = sim.to_proto(frozenset(values))
                 names = list(self.outputs)
-                if layers:
-                    names += self._expose(model, [out for _, _, out in self.layer_names()])
-                bound = BoundSession(self.session(model), names, weight_feeds(compilation))
-                entry = NpuGraph(bound, frozenset(values), names, model)
+                exposed = self._expose(model, [out for _, _, out in self.layer_names()], half) if layers else {}
+                names += exposed.values()
+                # with every layer exposed: unbound, so a run's layers are held once (no copies), in the arena
+                bound = BoundSession(self.session(model), names, weight_feeds(compilation), bind=not layers)
+                layer_outputs = {n: n for n in self.outputs} | exposed if layers else {}
+                entry = NpuGraph(bound, frozenset(values), names, model, layer_outputs)
                 self._graphs[key] = entry
         return entry
 
-    def run_npu(
-        self, compilation: Compilation, fp16_activations: bool = True, layers: bool = False, batches: Batches | None = None
-    ) -> dict[str, np.ndarray]:
-        graph = self.npu_graph(compilation, fp16_activations, layers)
+    def run_npu(self, compilation: Compilation, fp16_activations: bool = True) -> dict[str, np.ndarray]:
+        graph = self.npu_graph(compilation, fp16_activations)
         with self.lock:
             graph.bound.update_fixed(weight_feeds(compilation))
-            return self.run(graph.bound, batches=batches)
+            return self.run(graph.bound)
 
     # -- metrics
 

@@ -83,6 +83,12 @@ class Batches:
             return array[part].reshape(-1, *array.shape[2:])
         return array[part.start : part.start + 1].reshape(array.shape[1:])  # 0-d stays an array
 
+    def rows(self, part: np.ndarray) -> int:
+        """How many rows (along the samples axis) of the joined (N, ...) array one run's output makes."""
+        if self.batched:
+            return part.shape[0] if part.ndim else 1
+        return 1
+
     def join(self, parts: list[np.ndarray]) -> np.ndarray:
         """Outputs of every run as (N, ...): a per-run batch axis of 1 becomes the samples axis."""
         if self.batched:
@@ -94,14 +100,16 @@ class Batches:
 
 class BoundSession:
     """A session with an IOBinding: `fixed` inputs (weights) are bound once; each run binds its
-    per-run inputs and, for a what-if, the swapped weights, which are bound back afterwards."""
+    per-run inputs and, for a what-if, the swapped weights, which are bound back afterwards. A session
+    made with `bind=False` feeds its fixed inputs to each run instead (see `run`)."""
 
-    def __init__(self, session: InferenceSession, outputs: list[str], fixed: dict[str, np.ndarray]) -> None:
+    def __init__(self, session: InferenceSession, outputs: list[str], fixed: dict[str, np.ndarray], bind: bool = True) -> None:
         self.session = session
         self.outputs = outputs
         self.input_names = [i.name for i in session.get_inputs()]
         self.binding = session.io_binding()
         self.lean = not session.get_session_options().enable_cpu_mem_arena
+        self.bind = bind  # False: fixed inputs fed to each run, outputs not copied (see `run`)
         self.fixed = {n: _contiguous(fixed[n]) for n in self.input_names if n in fixed}
         for name, value in self.fixed.items():
             self.binding.bind_cpu_input(name, value)
@@ -116,13 +124,17 @@ class BoundSession:
                 self.binding.bind_cpu_input(name, self.fixed[name])
 
     def run(self, feeds: dict[str, np.ndarray], swaps: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
-        """The outputs of one run. A lean session with no fixed inputs (the float model's layers) runs
-        without the binding: its outputs are onnxruntime's own buffers, where the binding's are copies,
-        which held every layer twice at once (330 MB for one sample of PP-OCRv4 det, 1x3x320x320). An
-        arena session's outputs are copied: its own would keep its whole arena alive."""
+        """The outputs of one run. A lean session with no fixed inputs (the float model's layers), or a
+        session made with `bind=False` (the NPU model's layers and the isolated copies), runs without
+        the binding, its fixed inputs fed with the run: its outputs are onnxruntime's own buffers,
+        where the binding's are copies, which held every layer twice at once (330 MB for one sample of
+        PP-OCRv4 det, 1x3x320x320). Otherwise an arena session's outputs are copied: its own would keep
+        its arena's blocks taken while a caller holds them (the layer analysis lets each run's go
+        before the next run)."""
         wanted = set(self.input_names)
-        if not self.fixed and self.lean:
-            return self.session.run(self.outputs, {n: _contiguous(v) for n, v in feeds.items() if n in wanted})
+        if (self.lean and not self.fixed) or not self.bind:
+            given = {**self.fixed, **{n: v for n, v in (swaps or {}).items() if n in self.fixed}, **feeds}
+            return self.session.run(self.outputs, {n: _contiguous(v) for n, v in given.items() if n in wanted})
         held = [_contiguous(v) for v in feeds.values()]  # alive until the run is over
         for name, value in zip(feeds, held):
             if name in wanted:
