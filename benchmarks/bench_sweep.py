@@ -112,19 +112,21 @@ def ours_kb(*args: str) -> int:
     return next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_KB"))
 
 
+MEMORY_CASES = [  # (corpus model, eval's flag, what the line says)
+    ("ocr_det_v4", "--sensitivity", "sweep memory, PP-OCRv4 det 1x3x320x320"),
+    ("ocr_rec_v4", "--layers", "layer memory, PP-OCRv4 rec 1x3x48x320"),
+]
+
+
 def memory() -> None:
-    config, data = prepare("ocr_det_v4")
-    bare = bare_kb(config, data)
-    ours = ours_kb("eval", str(config), "--data", str(data), "--sensitivity", "--json")
-    print(f"sweep memory, PP-OCRv4 det 1x3x320x320, {SAMPLES} samples")
-    print(f"  bare onnxruntime float run     : {bare / 1024:7.0f} MB peak RSS")
-    print(f"  npu-tui eval --sensitivity     : {ours / 1024:7.0f} MB peak RSS  ({ours / bare:.2f}x, target <= 4x)")
-    config, data = prepare("ocr_rec_v4")
-    bare = bare_kb(config, data)
-    ours = ours_kb("eval", str(config), "--data", str(data), "--layers", "--json")
-    print(f"layer memory, PP-OCRv4 rec 1x3x48x320, {SAMPLES} samples (layers on the first: 192 MB of float layers)")
-    print(f"  bare onnxruntime float run     : {bare / 1024:7.0f} MB peak RSS")
-    print(f"  npu-tui eval --layers          : {ours / 1024:7.0f} MB peak RSS  ({ours / bare:.2f}x, target <= 4x)")
+    for name, flag, title in MEMORY_CASES:
+        config, data = prepare(name)
+        bare = bare_kb(config, data)
+        ours = ours_kb("eval", str(config), "--data", str(data), flag, "--json")
+        note = " (layers on the first: 192 MB of float layers)" if flag == "--layers" else ""
+        print(f"{title}, {SAMPLES} samples{note}")
+        print(f"  bare onnxruntime float run     : {bare / 1024:7.0f} MB peak RSS")
+        print(f"  npu-tui eval {flag:17} : {ours / 1024:7.0f} MB peak RSS  ({ours / bare:.2f}x, target <= 4x)")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,20 @@ def named_matmul(weight: str, node: str) -> onnx.ModelProto:
     )
 
 
+def amplifying_matmul() -> onnx.ModelProto:
+    """x[n, 2] @ 60000s then * 1e-3: the fp16 MatMul overflows wherever a row sums past 1.09
+    (65504 / 60000) while the float model's output stays small."""
+    return make_model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["big"], name="amplify"),
+            helper.make_node("Mul", ["big", "tiny"], ["y"], name="shrink"),
+        ],
+        [value("x", ["n", 2])],
+        [value("y", ["n", 2])],
+        [tensor("w", np.full((2, 2), 60000.0, np.float32)), tensor("tiny", np.array(1e-3, np.float32))],
+    )
+
+
 def write_project(folder: Path, model: onnx.ModelProto | None, config: str, model_name: str = "model.onnx") -> Path:
     """Save the model and a config.yaml beside it; the config text is used as given."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from modelkit import make_model, tensor, value
+from modelkit import amplifying_matmul, make_model, tensor, value
 from onnx import helper
 
 from npu_tui.core.model.inventory import build_inventory
@@ -201,15 +201,7 @@ def test_a_transposed_weight_is_compared_again_when_the_weight_changes():
 
 def amplified(x: np.ndarray):
     """x @ 60000s: an fp16 overflow wherever a sample's row sums past 1.09 (65504 / 60000)."""
-    model = make_model(
-        [
-            helper.make_node("MatMul", ["x", "w"], ["big"], name="amplify"),
-            helper.make_node("Mul", ["big", "tiny"], ["y"], name="shrink"),
-        ],
-        [value("x", ["n", 2])],
-        [value("y", ["n", 2])],
-        [tensor("w", np.full((2, 2), 60000.0, np.float32)), tensor("tiny", np.array(1e-3, np.float32))],
-    )
+    model = amplifying_matmul()
     compiler = Compiler(build_inventory(model))
     return compiler, Analysis(Evaluator(compiler, EvalData({"x": x}, None, len(x), "random")))
 

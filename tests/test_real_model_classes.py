@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from clirun import npu_tui
-from modelkit import BASE_CONFIG, make_model, tensor, value, write_project
+from modelkit import BASE_CONFIG, amplifying_matmul, make_model, tensor, value, write_project
 from onnx import TensorProto, helper
 
 from npu_tui.core.errors import InternalError, UserError
@@ -231,15 +231,7 @@ def test_the_worst_output_is_named_and_maps_get_no_top1():
 
 
 def test_fp16_overflow_names_the_first_node():
-    model = make_model(
-        [
-            helper.make_node("MatMul", ["x", "w"], ["big"], name="amplify"),
-            helper.make_node("Mul", ["big", "tiny"], ["y"], name="shrink"),
-        ],
-        [value("x", ["n", 2])],
-        [value("y", ["n", 2])],
-        [tensor("w", np.full((2, 2), 60000.0, np.float32)), tensor("tiny", np.array(1e-3, np.float32))],
-    )
+    model = amplifying_matmul()
     compiler = Compiler(build_inventory(model))
     data = EvalData({"x": np.ones((3, 1, 2), np.float32)}, None, 3, "ones")
     result = Analysis(Evaluator(compiler, data)).evaluate(compiler.compile(Settings()))
