@@ -26,7 +26,7 @@ from .sim.evaluate import Evaluation, Evaluator, Layer
 from .sim.npu.surprises import graph_surprises
 from .sim.sensitivity import Cancelled, Sensitivity
 from .triage.fix import FixResult, Search, Target, Visit
-from .triage.report import ACTION_SHORT, short_metric_text, switch_words
+from .triage.report import ACTION_SHORT, switch_words
 from .triage.targets import target_problem
 
 # The core's public face: what the TUI may use besides the vocabulary of the bottom floor (errors, text,
@@ -50,7 +50,6 @@ __all__ = [
     "Workbench",
     "histogram",
     "range_problem",
-    "short_metric_text",
     "switch_words",
     "target_problem",
 ]

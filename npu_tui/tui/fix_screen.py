@@ -26,7 +26,6 @@ from ..core.workbench import (
     Target,
     Visit,
     Workbench,
-    short_metric_text,
     switch_words,
     target_problem,
 )
@@ -222,23 +221,23 @@ class FixScreen(Screen[FixResult | None]):
         target = result.target
         for row in result.localization:
             switches = f"C{int(row['COMPRESS'])} C2D{int(row['CONV2D_COMPRESS'])} BN{int(row['FUSE_BN'])}"
-            metric = short_metric_text(target, row["metric"]) if row["measured"] else "not run"
+            metric = target.text(row["metric"], short=True) if row["measured"] else "not run"
             text.append(f"{switches}: {metric}, {row['npu_bytes']:,} B{' meets' if row['met'] else ''}\n", style="dim")
         for path in result.paths:
             text.append(
-                f"path from {shorten_middle(printable(path.start), 24)}: {short_metric_text(target, path.start_metric)} -> "
-                f"{short_metric_text(target, path.end_metric)}, {path.end_bytes:,} B{' meets' if path.met else ''}\n",
+                f"path from {shorten_middle(printable(path.start), 24)}: {target.text(path.start_metric, short=True)} -> "
+                f"{target.text(path.end_metric, short=True)}, {path.end_bytes:,} B{' meets' if path.met else ''}\n",
                 style="dim",
             )
         for change in result.changes:
             weight = shorten_middle(printable(change.weight or switch_words(change.settings)), 30)
             rng = f" [{change.range[0]:.4g}, {change.range[1]:.4g}]" if change.range else ""
             text.append(
-                f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {short_metric_text(target, change.metric)}, {change.bytes:,} B\n"
+                f"+ {ACTION_SHORT[change.action]} {weight}{rng}: {target.text(change.metric, short=True)}, {change.bytes:,} B\n"
             )
         (before, before_bytes), (after, after_bytes) = result.before, result.after
         text.append(
-            f"{short_metric_text(target, before)} -> {short_metric_text(target, after)} ({result.simulation}), "
+            f"{target.text(before, short=True)} -> {target.text(after, short=True)} ({result.simulation}), "
             f"{before_bytes:,} -> {after_bytes:,} B; "
             f"{result.evaluations} evaluations, {result.seconds:.1f} s"
         )

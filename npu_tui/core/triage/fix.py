@@ -93,17 +93,21 @@ class Target:
         sqnr = evaluation.worst_output_sqnr_db
         return math.inf if sqnr is None else sqnr
 
-    def text(self, value: float | None) -> str:
-        """A number of the target's as eval says it: an exact output is "exact", a diverged one "none"."""
+    def text(self, value: float | None, short: bool = False) -> str:
+        """A number of the target's as eval says it: an exact output is "exact", a diverged one "none".
+        `short`, for a screen line: the unit only where the number alone would not say it."""
         if value is None:
             return "-"
+        if self.kind == TargetKind.MIN_SQNR and short and not math.isfinite(value):
+            return "exact" if value > 0 else "none"
         if self.kind == TargetKind.MIN_SQNR and value in (math.inf, -math.inf):
             return "SQNR exact" if value > 0 else "SQNR none (the NPU output is not finite)"
-        return {
-            TargetKind.MAX_DROP: f"drop {value:.2f} points",
-            TargetKind.MIN_AGREEMENT: f"agreement {value:.2f}%",
-            TargetKind.MIN_SQNR: f"SQNR {value:.2f} dB",
+        long, brief = {
+            TargetKind.MAX_DROP: (f"drop {value:.2f} points", f"drop {value:.2f}"),
+            TargetKind.MIN_AGREEMENT: (f"agreement {value:.2f}%", f"agree {value:.2f}%"),
+            TargetKind.MIN_SQNR: (f"SQNR {value:.2f} dB", f"{value:.1f} dB"),
         }[self.kind]
+        return brief if short else long
 
     def met(self, evaluation: Evaluation) -> bool:
         value = self.measure(evaluation)

@@ -4,7 +4,6 @@ the same way because both take them from here."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ __all__ = [
     "ACTION_TEXT",
     "fix_json",
     "fix_lines",
-    "short_metric_text",
     "switch_words",
     "target_text",
 ]
@@ -41,19 +39,6 @@ def target_text(target: Target) -> str:
         TargetKind.MAX_DROP: f"accuracy at most {target.value:g} points below float",
         TargetKind.MIN_AGREEMENT: f"top-1 agreement at least {target.value:g}%",
         TargetKind.MIN_SQNR: f"worst output SQNR at least {target.value:g} dB",
-    }[target.kind]
-
-
-def short_metric_text(target: Target, value: float | None) -> str:
-    """`Target.text` for a screen line: the unit only where the number alone would not say it."""
-    if value is None:
-        return "-"
-    if target.kind == TargetKind.MIN_SQNR and not math.isfinite(value):
-        return "exact" if value > 0 else "none"
-    return {
-        TargetKind.MAX_DROP: f"drop {value:.2f}",
-        TargetKind.MIN_AGREEMENT: f"agree {value:.2f}%",
-        TargetKind.MIN_SQNR: f"{value:.1f} dB",
     }[target.kind]
 
 
